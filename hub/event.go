@@ -1,0 +1,69 @@
+package hub
+
+import (
+	"github.com/redcast/redcast/protocol"
+)
+
+// Format is a wire format a subscriber reads.
+type Format uint8
+
+const (
+	// FormatProtocol is one JSON push line of the full protocol.
+	FormatProtocol Format = iota
+	// FormatPlain is the text of plain mode: a publication's "text", or its
+	// data as JSON. Join and leave have no plain form.
+	FormatPlain
+	numFormats
+)
+
+// Kind says what an Event carries.
+type Kind uint8
+
+const (
+	KindPublication Kind = iota
+	KindJoin
+	KindLeave
+)
+
+// Event is one thing that happened in a channel, handed to every local
+// subscriber. Subscribers must treat it as read-only and may keep Pub and
+// Client (they are never modified), but not the Event itself.
+type Event struct {
+	Channel string
+	Kind    Kind
+	Pub     *protocol.Publication   // KindPublication
+	Pos     protocol.StreamPosition // KindPublication: the position after Pub
+	Client  *protocol.ClientInfo    // KindJoin, KindLeave
+
+	encoded [numFormats][]byte
+	done    [numFormats]bool
+}
+
+// Bytes returns the event encoded in format f, encoding it on first use so
+// that a broadcast encodes once however many subscribers read it. It returns
+// nil when the event has no form in f. Bytes is not safe for concurrent use;
+// the hub calls subscribers one at a time.
+func (ev *Event) Bytes(f Format) []byte {
+	if ev.done[f] {
+		return ev.encoded[f]
+	}
+	ev.done[f] = true
+	switch f {
+	case FormatProtocol:
+		p := protocol.Push{Channel: ev.Channel}
+		switch ev.Kind {
+		case KindPublication:
+			p.Type, p.Pub = protocol.PushPublication, ev.Pub
+		case KindJoin:
+			p.Type, p.Client = protocol.PushJoin, ev.Client
+		case KindLeave:
+			p.Type, p.Client = protocol.PushLeave, ev.Client
+		}
+		ev.encoded[f], _ = protocol.AppendPush(nil, &p) // plain structs and valid JSON: cannot fail
+	case FormatPlain:
+		if ev.Kind == KindPublication {
+			ev.encoded[f] = protocol.PlainText(ev.Pub.Data)
+		}
+	}
+	return ev.encoded[f]
+}

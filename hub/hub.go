@@ -1,0 +1,146 @@
+// Package hub holds a node's local fan-out: which local subscribers listen to
+// which channel, and the broadcast that hands one event to all of them.
+//
+// The hub encodes an event at most once per wire format, however many
+// subscribers receive it, and never blocks on a subscriber: Subscriber.Deliver
+// must only queue.
+package hub
+
+import (
+	"hash/maphash"
+	"sync"
+)
+
+// Subscriber is one local subscription of one channel. Deliver is called with
+// the events of the channel in order, from one goroutine at a time per
+// channel, while the hub holds a read lock: it must not block and must not
+// call back into the hub.
+type Subscriber interface {
+	Deliver(ev *Event)
+}
+
+const numShards = 64
+
+// Hub maps channels to their local subscribers. The zero value is not usable;
+// call New. All methods are safe for concurrent use.
+type Hub struct {
+	seed   maphash.Seed
+	shards [numShards]shard
+}
+
+type shard struct {
+	mu       sync.RWMutex
+	channels map[string]*subscribers
+}
+
+// subscribers is a slice for fast iteration plus an index for O(1) removal.
+type subscribers struct {
+	list  []Subscriber
+	index map[Subscriber]int
+}
+
+// New returns an empty hub.
+func New() *Hub {
+	h := &Hub{seed: maphash.MakeSeed()}
+	for i := range h.shards {
+		h.shards[i].channels = make(map[string]*subscribers)
+	}
+	return h
+}
+
+func (h *Hub) shard(ch string) *shard {
+	return &h.shards[maphash.String(h.seed, ch)%numShards]
+}
+
+// Add subscribes s to ch. It reports whether s is the channel's first local
+// subscriber (the node then subscribes to the channel in the broker), and
+// false without change when s is already subscribed.
+func (h *Hub) Add(ch string, s Subscriber) (first, added bool) {
+	sh := h.shard(ch)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	subs := sh.channels[ch]
+	if subs == nil {
+		subs = &subscribers{index: make(map[Subscriber]int)}
+		sh.channels[ch] = subs
+	}
+	if _, ok := subs.index[s]; ok {
+		return false, false
+	}
+	subs.index[s] = len(subs.list)
+	subs.list = append(subs.list, s)
+	return len(subs.list) == 1, true
+}
+
+// Remove unsubscribes s from ch. It reports whether the channel has no local
+// subscriber left (the node then unsubscribes in the broker), and false when s
+// was not subscribed. When Remove returns, no Deliver to s for ch is running
+// or will start.
+func (h *Hub) Remove(ch string, s Subscriber) (last, removed bool) {
+	sh := h.shard(ch)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	subs := sh.channels[ch]
+	if subs == nil {
+		return false, false
+	}
+	i, ok := subs.index[s]
+	if !ok {
+		return false, false
+	}
+	end := len(subs.list) - 1
+	if i != end {
+		moved := subs.list[end]
+		subs.list[i] = moved
+		subs.index[moved] = i
+	}
+	subs.list[end] = nil
+	subs.list = subs.list[:end]
+	delete(subs.index, s)
+	if end == 0 {
+		delete(sh.channels, ch)
+		return true, true
+	}
+	return false, true
+}
+
+// Broadcast delivers ev to every local subscriber of ev.Channel and returns
+// how many there were.
+func (h *Hub) Broadcast(ev *Event) int {
+	sh := h.shard(ev.Channel)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	subs := sh.channels[ev.Channel]
+	if subs == nil {
+		return 0
+	}
+	for _, s := range subs.list {
+		s.Deliver(ev)
+	}
+	return len(subs.list)
+}
+
+// NumSubscribers returns how many local subscribers ch has.
+func (h *Hub) NumSubscribers(ch string) int {
+	sh := h.shard(ch)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	if subs := sh.channels[ch]; subs != nil {
+		return len(subs.list)
+	}
+	return 0
+}
+
+// Channels returns every channel with at least one local subscriber.
+func (h *Hub) Channels() []string {
+	var out []string
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for ch := range sh.channels {
+			out = append(out, ch)
+		}
+		sh.mu.RUnlock()
+	}
+	return out
+}

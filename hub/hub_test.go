@@ -1,0 +1,108 @@
+package hub
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/redcast/redcast/protocol"
+)
+
+type recorder struct {
+	format Format
+	mu     sync.Mutex
+	got    [][]byte
+}
+
+func (r *recorder) Deliver(ev *Event) {
+	r.mu.Lock()
+	r.got = append(r.got, ev.Bytes(r.format))
+	r.mu.Unlock()
+}
+
+func TestAddRemove(t *testing.T) {
+	h := New()
+	a, b := &recorder{}, &recorder{}
+	if first, added := h.Add("c", a); !first || !added {
+		t.Fatalf("first Add = %v, %v", first, added)
+	}
+	if first, added := h.Add("c", b); first || !added {
+		t.Fatalf("second Add = %v, %v", first, added)
+	}
+	if _, added := h.Add("c", b); added {
+		t.Fatal("Add of a subscriber twice succeeded")
+	}
+	if n := h.NumSubscribers("c"); n != 2 {
+		t.Fatalf("NumSubscribers = %d", n)
+	}
+	if last, removed := h.Remove("c", a); last || !removed {
+		t.Fatalf("Remove(a) = %v, %v", last, removed)
+	}
+	if _, removed := h.Remove("c", a); removed {
+		t.Fatal("Remove of a removed subscriber succeeded")
+	}
+	if last, removed := h.Remove("c", b); !last || !removed {
+		t.Fatalf("Remove(b) = %v, %v", last, removed)
+	}
+	if chs := h.Channels(); len(chs) != 0 {
+		t.Fatalf("Channels after removing all = %v", chs)
+	}
+}
+
+func TestBroadcastEncodesOncePerFormat(t *testing.T) {
+	h := New()
+	full1, full2, plain := &recorder{}, &recorder{}, &recorder{format: FormatPlain}
+	other := &recorder{}
+	h.Add("c", full1)
+	h.Add("c", full2)
+	h.Add("c", plain)
+	h.Add("d", other)
+	pub := &protocol.Publication{Offset: 1, Data: []byte(`{"text":"hi"}`)}
+	if n := h.Broadcast(&Event{Channel: "c", Kind: KindPublication, Pub: pub}); n != 3 {
+		t.Fatalf("Broadcast reached %d subscribers, want 3", n)
+	}
+	want := `{"push":"publication","channel":"c","pub":{"offset":1,"data":{"text":"hi"}}}`
+	if string(full1.got[0]) != want {
+		t.Fatalf("full protocol bytes = %s, want %s", full1.got[0], want)
+	}
+	if &full1.got[0][0] != &full2.got[0][0] {
+		t.Error("two subscribers of one format got separately encoded bytes")
+	}
+	if string(plain.got[0]) != "hi" {
+		t.Errorf("plain bytes = %q, want hi", plain.got[0])
+	}
+	if len(other.got) != 0 {
+		t.Error("a subscriber of another channel received the broadcast")
+	}
+	h.Broadcast(&Event{Channel: "c", Kind: KindJoin, Client: &protocol.ClientInfo{Client: "x"}})
+	if plain.got[1] != nil {
+		t.Errorf("plain form of a join = %q, want none", plain.got[1])
+	}
+	if string(full1.got[1]) != `{"push":"join","channel":"c","client":{"client":"x"}}` {
+		t.Errorf("join = %s", full1.got[1])
+	}
+}
+
+type discard struct{ format Format }
+
+func (d *discard) Deliver(ev *Event) { _ = ev.Bytes(d.format) }
+
+// BenchmarkBroadcast measures the hub's share of fan-out: per-delivery cost
+// with the encoding amortised over all subscribers.
+func BenchmarkBroadcast(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
+			h := New()
+			for range n {
+				h.Add("c", &discard{})
+			}
+			pub := &protocol.Publication{Offset: 1, Data: []byte(`{"text":"0123456789012345678901234567890123456789012345678901"}`)}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				h.Broadcast(&Event{Channel: "c", Kind: KindPublication, Pub: pub})
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
+		})
+	}
+}

@@ -1,0 +1,164 @@
+package protocol
+
+import "encoding/json"
+
+// Methods a client may call. See docs/protocol.md for each one's params and result.
+const (
+	MethodConnect     = "connect"
+	MethodSubscribe   = "subscribe"
+	MethodUnsubscribe = "unsubscribe"
+	MethodPublish     = "publish"
+	MethodHistory     = "history"
+	MethodPresence    = "presence"
+	MethodPing        = "ping"
+)
+
+// Push types the server sends without a command.
+const (
+	PushPublication = "publication"
+	PushJoin        = "join"
+	PushLeave       = "leave"
+	PushDisconnect  = "disconnect"
+)
+
+// Command is one client request. ID is chosen by the client, must be at least
+// 1, and is echoed in the reply so that replies can be matched to commands.
+type Command struct {
+	ID     uint32          `json:"id"`
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params,omitempty"`
+}
+
+// Reply answers the command with the same ID. Exactly one of Result and Error
+// is set. ID is 0 only when the command was too malformed to read its id.
+type Reply struct {
+	ID     uint32          `json:"id"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  *Error          `json:"error,omitempty"`
+}
+
+// Push is a message the server sends on its own. Type says which of the other
+// fields are set: publication (Channel, Pub), join and leave (Channel,
+// Client), disconnect (Code, Reason, Reconnect).
+type Push struct {
+	Type      string       `json:"push"`
+	Channel   string       `json:"channel,omitempty"`
+	Pub       *Publication `json:"pub,omitempty"`
+	Client    *ClientInfo  `json:"client,omitempty"`
+	Code      uint16       `json:"code,omitempty"`
+	Reason    string       `json:"reason,omitempty"`
+	Reconnect bool         `json:"reconnect,omitempty"`
+}
+
+// ServerMessage is any one line the server sends: a Reply when Push.Type is
+// empty, a Push otherwise. Clients decode into it.
+type ServerMessage struct {
+	Reply
+	Push
+}
+
+// IsPush reports whether m is a push rather than a reply.
+func (m *ServerMessage) IsPush() bool { return m.Push.Type != "" }
+
+// Publication is one message in a channel, as delivered live and as kept in
+// history. Offset is assigned by the broker and grows by one per publication
+// within a channel's epoch. Time is the broker's clock in Unix milliseconds.
+type Publication struct {
+	Offset uint64          `json:"offset"`
+	Time   int64           `json:"time,omitempty"`
+	Data   json.RawMessage `json:"data"`
+	From   *ClientInfo     `json:"from,omitempty"`
+}
+
+// ClientInfo describes a connection to other clients: in presence, in
+// join/leave pushes and as the publisher of a publication. User is empty for
+// anonymous clients. Info is a JSON object (for anonymous clients
+// {"name": ...} from the connect command).
+type ClientInfo struct {
+	Client string          `json:"client"`
+	User   string          `json:"user,omitempty"`
+	Info   json.RawMessage `json:"info,omitempty"`
+}
+
+// StreamPosition names a place in a channel's stream: the offset of the last
+// publication and the epoch of the stream's current lifetime. Positions from
+// different epochs cannot be compared.
+type StreamPosition struct {
+	Offset uint64 `json:"offset"`
+	Epoch  string `json:"epoch"`
+}
+
+// ConnectParams are the params of connect.
+type ConnectParams struct {
+	// Token is a connection token; ignored until authentication is configured.
+	Token string `json:"token,omitempty"`
+	// Name is a display name for anonymous clients (at most MaxNameLength bytes).
+	Name string `json:"name,omitempty"`
+}
+
+// ConnectResult is the result of connect.
+type ConnectResult struct {
+	Client  string `json:"client"`
+	Version string `json:"version"`
+	// Ping is the interval in seconds at which the server sends WebSocket
+	// pings; a client that hears nothing for longer than Ping plus a margin
+	// may consider the connection dead.
+	Ping int `json:"ping"`
+}
+
+// SubscribeParams are the params of subscribe.
+type SubscribeParams struct {
+	Channel string `json:"channel"`
+	// Since asks to recover: the reply carries every publication after
+	// this position, or says Recovered false when history cannot cover it.
+	Since *StreamPosition `json:"since,omitempty"`
+	// History asks for the last History publications when not recovering,
+	// or when recovery is not possible.
+	History int `json:"history,omitempty"`
+}
+
+// SubscribeResult is the result of subscribe. Publications (oldest first)
+// are those recovered or asked for with History; live publications that
+// follow never repeat or skip an offset after them.
+type SubscribeResult struct {
+	Offset       uint64        `json:"offset"`
+	Epoch        string        `json:"epoch"`
+	Recoverable  bool          `json:"recoverable"`
+	Recovered    bool          `json:"recovered,omitempty"`
+	Publications []Publication `json:"publications,omitempty"`
+}
+
+// ChannelParams are the params of unsubscribe and presence.
+type ChannelParams struct {
+	Channel string `json:"channel"`
+}
+
+// PublishParams are the params of publish. Data is any JSON value.
+type PublishParams struct {
+	Channel string          `json:"channel"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// PublishResult acknowledges a publication once the broker stored it.
+type PublishResult = StreamPosition
+
+// HistoryParams are the params of history: the last Limit publications, or
+// with Since the publications after that position (at most Limit of them).
+type HistoryParams struct {
+	Channel string          `json:"channel"`
+	Limit   int             `json:"limit,omitempty"`
+	Since   *StreamPosition `json:"since,omitempty"`
+}
+
+// HistoryResult is the result of history, oldest first, with the position of
+// the channel's latest publication.
+type HistoryResult struct {
+	Publications []Publication `json:"publications"`
+	Offset       uint64        `json:"offset"`
+	Epoch        string        `json:"epoch"`
+}
+
+// PresenceResult is the result of presence.
+type PresenceResult struct {
+	Clients []ClientInfo `json:"clients"`
+}
