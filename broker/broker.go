@@ -27,9 +27,11 @@ var (
 // EventHandler receives what a broker delivers to this node. The node
 // implements it; the broker never sees client connections.
 //
-// For any one channel, the broker calls HandlePublication from one goroutine
-// at a time, in offset order. Handlers must not block: they hand the
-// publication to local subscribers' bounded queues and return.
+// For any one channel, the broker calls the handler from one goroutine at a
+// time, publications in offset order. Handlers must not block and must not
+// call back into the broker: they hand events to local subscribers' bounded
+// queues and return. Delivered publications are shared and must not be
+// modified.
 type EventHandler interface {
 	// HandlePublication delivers a publication of a channel this node is
 	// subscribed to. pos is the channel's position after pub (pos.Offset ==
@@ -42,8 +44,9 @@ type EventHandler interface {
 
 // PublishOptions control how one publication is kept.
 type PublishOptions struct {
-	// HistorySize is how many publications the channel's history keeps;
-	// 0 keeps none (offsets still advance).
+	// HistorySize is how many publications the channel's history keeps
+	// (the newest ones); 0 keeps none and clears what was kept (offsets
+	// still advance).
 	HistorySize int
 	// HistoryTTL is how long a publication stays in history; 0 with a
 	// HistorySize means the broker's default.
@@ -71,7 +74,8 @@ type HistoryResult struct {
 }
 
 // Broker carries publications to every subscribed node and keeps each
-// channel's history. All methods are safe for concurrent use.
+// channel's history. All methods are safe for concurrent use, and return
+// ctx's error when ctx is already done.
 type Broker interface {
 	// Start begins delivering to h. It is called once, before any other
 	// method, and returns when the broker is ready.
@@ -90,10 +94,16 @@ type Broker interface {
 	Subscribe(ctx context.Context, channel string) error
 	// Unsubscribe stops delivery of the channel to this node.
 	Unsubscribe(ctx context.Context, channel string) error
-	// History returns publications of a channel and its current position.
-	// A channel never published to has position {0, some epoch}.
+	// History returns publications of a channel and its current position,
+	// both from one consistent snapshot (no publication after Position is
+	// included, none before it that matches is missing). A channel never
+	// published to has position {0, E}, where E is the epoch its first
+	// publication will get. Publications returned are shared and must not
+	// be modified. Data comes back byte for byte as published.
 	History(ctx context.Context, channel string, opts HistoryOptions) (HistoryResult, error)
-	// Close stops delivery and releases resources.
+	// Close stops delivery and releases resources. It may be called more
+	// than once. Afterwards the handler is not called and methods return
+	// errors wrapping ErrClosed.
 	Close() error
 }
 

@@ -1,0 +1,360 @@
+package redcast
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/redcast/redcast/broker"
+	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/protocol"
+)
+
+// Transport is the connection under a Client. Implementations must be safe
+// for concurrent use and must never block the caller on the network.
+type Transport interface {
+	// Send queues one encoded message (a JSON line in FormatProtocol, a text
+	// frame in FormatPlain). It returns false when the connection is closed
+	// or its queue is full; the Client then disconnects it as a slow consumer.
+	Send(msg []byte) bool
+	// Close closes the connection, telling the peer d (as a disconnect push
+	// where the format has one, and as the close code). It returns at once;
+	// the transport later calls Client.Closed from its read loop.
+	Close(d protocol.Disconnect)
+}
+
+// Client is the protocol session of one connection. The transport calls
+// HandleFrame (full protocol) or the plain-mode methods from its read
+// goroutine, one at a time, and Closed exactly once when the connection is
+// gone. Other methods are safe for concurrent use.
+type Client struct {
+	node   *Node
+	t      Transport
+	format hub.Format
+	info   *protocol.ClientInfo
+	// ctx is cancelled when the client closes, stopping broker calls made
+	// on its behalf.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// echo (plain mode) delivers the client's own publications back to it.
+	echo bool
+
+	mu          sync.Mutex
+	connected   bool
+	closed      bool
+	subs        map[string]*subscription
+	connectTime *time.Timer
+
+	out []byte // reply buffer, used by the read goroutine only
+}
+
+// NewClient registers a connection with the node. format is the wire format
+// the transport writes. It returns ErrDraining after Shutdown began.
+func (n *Node) NewClient(t Transport, format hub.Format) (*Client, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		node:   n,
+		t:      t,
+		format: format,
+		info:   &protocol.ClientInfo{Client: newClientID()},
+		ctx:    ctx,
+		cancel: cancel,
+		subs:   make(map[string]*subscription),
+	}
+	if err := n.register(c); err != nil {
+		cancel()
+		return nil, err
+	}
+	if format == hub.FormatProtocol {
+		c.connectTime = time.AfterFunc(n.cfg.ConnectTimeout, func() {
+			c.mu.Lock()
+			late := !c.connected
+			c.mu.Unlock()
+			if late {
+				c.Disconnect(protocol.DisconnectNoConnect)
+			}
+		})
+	}
+	return c, nil
+}
+
+// ID returns the connection's id.
+func (c *Client) ID() string { return c.info.Client }
+
+// Disconnect closes the connection with d. It never blocks.
+func (c *Client) Disconnect(d protocol.Disconnect) {
+	c.node.log.Debug("disconnecting client", "client", c.ID(), "code", d.Code, "reason", d.Reason)
+	c.t.Close(d)
+}
+
+// send queues msg, disconnecting the client as a slow consumer when its
+// queue is full.
+func (c *Client) send(msg []byte) {
+	if !c.t.Send(msg) {
+		c.Disconnect(protocol.DisconnectSlowConsumer)
+	}
+}
+
+// Closed releases everything the client holds: its subscriptions (with leave
+// pushes) and its registration. The transport calls it once, after the
+// connection is gone.
+func (c *Client) Closed() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	if c.connectTime != nil {
+		c.connectTime.Stop()
+	}
+	subs := make([]*subscription, 0, len(c.subs))
+	for _, s := range c.subs {
+		subs = append(subs, s)
+	}
+	clear(c.subs)
+	c.mu.Unlock()
+	c.cancel()
+	for _, s := range subs {
+		c.unsubscribeFrom(s)
+	}
+	c.node.unregister(c)
+	c.node.log.Debug("client closed", "client", c.ID())
+}
+
+// HandleFrame handles one text frame of the full protocol: every command in
+// it, in order. Replies are queued on the transport.
+func (c *Client) HandleFrame(frame []byte) {
+	protocol.Lines(frame, func(line []byte) bool {
+		cmd, err := protocol.DecodeCommand(line)
+		if err != nil {
+			c.replyError(cmd.ID, err)
+			return true
+		}
+		c.handleCommand(cmd)
+		return !c.isClosed()
+	})
+}
+
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+func (c *Client) handleCommand(cmd protocol.Command) {
+	if cmd.Method != protocol.MethodConnect && !c.isConnected() {
+		c.replyError(cmd.ID, protocol.ErrNotConnected)
+		return
+	}
+	var (
+		result any
+		err    error
+	)
+	switch cmd.Method {
+	case protocol.MethodConnect:
+		var p protocol.ConnectParams
+		if err = protocol.DecodeParams(cmd, &p); err == nil {
+			result, err = c.Connect(p)
+		}
+	case protocol.MethodSubscribe:
+		var p protocol.SubscribeParams
+		if err = protocol.DecodeParams(cmd, &p); err == nil {
+			// The reply is queued by Subscribe itself, so that it goes out
+			// before the live publications that follow it.
+			err = c.Subscribe(p, func(res *protocol.SubscribeResult) { c.reply(cmd.ID, res) })
+			if err == nil {
+				return
+			}
+		}
+	case protocol.MethodUnsubscribe:
+		var p protocol.ChannelParams
+		if err = protocol.DecodeParams(cmd, &p); err == nil {
+			c.Unsubscribe(p.Channel)
+			result = struct{}{}
+		}
+	case protocol.MethodPublish:
+		var p protocol.PublishParams
+		if err = protocol.DecodeParams(cmd, &p); err == nil {
+			result, err = c.Publish(p)
+		}
+	case protocol.MethodHistory:
+		var p protocol.HistoryParams
+		if err = protocol.DecodeParams(cmd, &p); err == nil {
+			result, err = c.history(p)
+		}
+	case protocol.MethodPresence:
+		var p protocol.ChannelParams
+		if err = protocol.DecodeParams(cmd, &p); err == nil {
+			result, err = c.presence(p)
+		}
+	case protocol.MethodPing:
+		result = struct{}{}
+	default:
+		err = protocol.ErrUnknownMethod.WithMessage("unknown method %q", cmd.Method)
+	}
+	if err != nil {
+		c.replyError(cmd.ID, err)
+		return
+	}
+	c.reply(cmd.ID, result)
+}
+
+func (c *Client) isConnected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.connected
+}
+
+func (c *Client) reply(id uint32, result any) {
+	out, err := protocol.AppendReply(c.out[:0], id, result)
+	if err != nil {
+		c.replyError(id, protocol.ErrInternal)
+		return
+	}
+	c.sendCopy(out)
+}
+
+// replyError answers a command with err: a *protocol.Error as it is, a
+// broker outage as ErrBrokerUnavailable, anything else as ErrInternal (and
+// logged, since the client learns nothing of it).
+func (c *Client) replyError(id uint32, err error) {
+	var perr *protocol.Error
+	switch {
+	case errors.As(err, &perr):
+	case errors.Is(err, broker.ErrUnavailable):
+		perr = protocol.ErrBrokerUnavailable
+	default:
+		c.node.log.Error("command failed", "client", c.ID(), "id", id, "err", err)
+		perr = protocol.ErrInternal
+	}
+	c.sendCopy(protocol.AppendError(c.out[:0], id, perr))
+}
+
+// sendCopy sends a copy of b, which is the client's reusable reply buffer.
+func (c *Client) sendCopy(b []byte) {
+	c.out = b
+	c.send(append([]byte(nil), b...))
+}
+
+// Connect authenticates the client (anonymous until auth is configured) and
+// records its display name.
+func (c *Client) Connect(p protocol.ConnectParams) (*protocol.ConnectResult, error) {
+	if len(p.Name) > protocol.MaxNameLength {
+		return nil, protocol.ErrBadRequest.WithMessage("name longer than %d bytes", protocol.MaxNameLength)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.connected {
+		return nil, protocol.ErrAlreadyConnected
+	}
+	if p.Name != "" {
+		info, err := json.Marshal(map[string]string{"name": p.Name})
+		if err != nil {
+			return nil, protocol.ErrBadRequest.WithMessage("bad name: %v", err)
+		}
+		c.info.Info = info
+	}
+	c.connected = true
+	if c.connectTime != nil {
+		c.connectTime.Stop()
+	}
+	return &protocol.ConnectResult{
+		Client:  c.ID(),
+		Version: Version,
+		Ping:    int(c.node.cfg.PingInterval / time.Second),
+	}, nil
+}
+
+// Publish validates and publishes data to a channel, returning the position
+// the broker assigned once it stored the publication.
+func (c *Client) Publish(p protocol.PublishParams) (protocol.StreamPosition, error) {
+	opts, err := c.node.cfg.channelOptions(p.Channel)
+	if err != nil {
+		return protocol.StreamPosition{}, err
+	}
+	if len(p.Data) == 0 {
+		return protocol.StreamPosition{}, protocol.ErrBadRequest.WithMessage("publish needs data")
+	}
+	if len(p.Data) > c.node.cfg.MaxDataSize {
+		return protocol.StreamPosition{}, protocol.ErrDataTooLarge.WithMessage("data is %d bytes, the limit is %d", len(p.Data), c.node.cfg.MaxDataSize)
+	}
+	if !json.Valid(p.Data) {
+		return protocol.StreamPosition{}, protocol.ErrBadRequest.WithMessage("data is not valid JSON")
+	}
+	return c.publish(p.Channel, p.Data, opts)
+}
+
+func (c *Client) publish(ch string, data []byte, opts ChannelOptions) (protocol.StreamPosition, error) {
+	return c.node.broker.Publish(c.ctx, ch, data, broker.PublishOptions{
+		HistorySize: opts.HistorySize,
+		HistoryTTL:  opts.HistoryTTL,
+		From:        c.info,
+	})
+}
+
+func (c *Client) history(p protocol.HistoryParams) (*protocol.HistoryResult, error) {
+	opts, err := c.node.cfg.channelOptions(p.Channel)
+	if err != nil {
+		return nil, err
+	}
+	if opts.HistorySize == 0 {
+		return nil, protocol.ErrNotAvailable.WithMessage("history is off for channel %q", p.Channel)
+	}
+	limit := p.Limit
+	if limit <= 0 || limit > MaxHistoryLimit {
+		limit = MaxHistoryLimit
+	}
+	res, err := c.node.broker.History(c.ctx, p.Channel, broker.HistoryOptions{Since: p.Since, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	if p.Since != nil && !continues(*p.Since, res) {
+		return nil, protocol.ErrPositionExpired
+	}
+	return &protocol.HistoryResult{
+		Publications: values(res.Publications),
+		Offset:       res.Position.Offset,
+		Epoch:        res.Position.Epoch,
+	}, nil
+}
+
+// continues reports whether res (read with Since: since) continues since
+// without a gap: same epoch, and the first publication follows since
+// directly (or there is none because nothing was published after it).
+func continues(since protocol.StreamPosition, res broker.HistoryResult) bool {
+	if since.Epoch != res.Position.Epoch || since.Offset > res.Position.Offset {
+		return false
+	}
+	if len(res.Publications) == 0 {
+		return since.Offset == res.Position.Offset
+	}
+	return res.Publications[0].Offset == since.Offset+1
+}
+
+// values copies what ps points to into a slice of values, the shape replies carry.
+func values[T any](ps []*T) []T {
+	out := make([]T, len(ps))
+	for i, p := range ps {
+		out[i] = *p
+	}
+	return out
+}
+
+func (c *Client) presence(p protocol.ChannelParams) (*protocol.PresenceResult, error) {
+	opts, err := c.node.cfg.channelOptions(p.Channel)
+	if err != nil {
+		return nil, err
+	}
+	if !opts.Presence {
+		return nil, protocol.ErrNotAvailable.WithMessage("presence is off for channel %q", p.Channel)
+	}
+	infos, err := c.node.presence.Presence(c.ctx, p.Channel)
+	if err != nil {
+		return nil, err
+	}
+	return &protocol.PresenceResult{Clients: values(infos)}, nil
+}

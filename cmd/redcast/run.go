@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/server"
+)
+
+// run parses args (flags, each also settable from the environment as
+// REDCAST_FLAG_NAME) and serves until ctx ends.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "serve":
+			args = args[1:]
+		case "version":
+			fmt.Fprintln(stdout, "redcast", redcast.Version)
+			return nil
+		default:
+			return fmt.Errorf("unknown command %q (commands: serve, version)", args[0])
+		}
+	}
+	fs := flag.NewFlagSet("redcast", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		addr            = fs.String("addr", ":8080", "address to listen on")
+		logLevel        = fs.String("log-level", "info", "log level: debug, info, warn, error")
+		logFormat       = fs.String("log-format", "text", "log format: text or json")
+		shutdownTimeout = fs.Duration("shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+		historySize     = fs.Int("history-size", 100, "publications kept per channel of the chat and default namespaces")
+		historyTTL      = fs.Duration("history-ttl", 24*time.Hour, "how long a publication stays in history")
+		cfg             redcast.Config
+	)
+	fs.IntVar(&cfg.MaxFrameSize, "max-frame-size", 64<<10, "largest WebSocket frame a client may send, in bytes")
+	fs.IntVar(&cfg.MaxDataSize, "max-data-size", 16<<10, "largest publication data a client may send, in bytes")
+	fs.IntVar(&cfg.MaxChannels, "max-channels", 128, "channels one connection may subscribe to")
+	fs.IntVar(&cfg.QueueMaxMessages, "queue-max-messages", 1024, "messages queued per connection before it is disconnected as slow")
+	fs.IntVar(&cfg.QueueMaxBytes, "queue-max-bytes", 1<<20, "bytes queued per connection before it is disconnected as slow")
+	fs.DurationVar(&cfg.PingInterval, "ping-interval", 25*time.Second, "interval of server pings")
+	fs.DurationVar(&cfg.PongTimeout, "pong-timeout", 10*time.Second, "silence past the ping interval after which a connection is closed")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: redcast [serve|version] [flags]\n\nEvery flag can also be set with an environment variable: --max-frame-size as REDCAST_MAX_FRAME_SIZE.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parseWithEnv(fs, args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	ns := redcast.ChannelOptions{HistorySize: *historySize, HistoryTTL: *historyTTL, Presence: true}
+	cfg.Namespaces = map[string]redcast.ChannelOptions{"chat": ns, "": ns}
+
+	srv, err := server.New(server.Config{Node: cfg, Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		_ = srv.Shutdown(ctx)
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info("redcast serving", "addr", ln.Addr().String(), "version", redcast.Version, "broker", "memory")
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		_ = srv.Shutdown(context.Background())
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", *shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if serr := <-served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// parseWithEnv parses args, then sets every flag not given on the command
+// line from its REDCAST_ environment variable.
+func parseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		key := "REDCAST_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(key); v != "" {
+			if serr := f.Value.Set(v); serr != nil {
+				err = fmt.Errorf("environment %s=%q: %w", key, v, serr)
+			}
+		}
+	})
+	return err
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: want text or json, got %q", format)
+}

@@ -1,0 +1,104 @@
+package redcast
+
+import (
+	"time"
+
+	"github.com/redcast/redcast/protocol"
+)
+
+// Config configures a Node. The zero value of every field means the
+// documented default, so Config{} is a working single-node setup.
+type Config struct {
+	// MaxFrameSize is the largest WebSocket frame a client may send, in
+	// bytes. Default 64 KiB.
+	MaxFrameSize int
+	// MaxDataSize is the largest publication data a client may send, in
+	// bytes. Default 16 KiB.
+	MaxDataSize int
+	// MaxChannels is how many channels one connection may subscribe to.
+	// Default 128.
+	MaxChannels int
+	// QueueMaxMessages and QueueMaxBytes bound each connection's send
+	// queue; a connection whose queue overflows is disconnected as a slow
+	// consumer. Defaults 1024 messages and 1 MiB.
+	QueueMaxMessages int
+	QueueMaxBytes    int
+	// PingInterval is how often the server pings an idle connection.
+	// Default 25s.
+	PingInterval time.Duration
+	// PongTimeout is how long past PingInterval the server waits to hear
+	// from a client before closing it. Default 10s.
+	PongTimeout time.Duration
+	// ConnectTimeout is how long a new connection has to send connect.
+	// Default 10s.
+	ConnectTimeout time.Duration
+	// WriteTimeout bounds one socket write. Default 10s.
+	WriteTimeout time.Duration
+	// Namespaces maps a namespace ("" for channels without one) to its
+	// options. Nil means DefaultNamespaces(). A channel whose namespace is
+	// not in the map is refused with error 106.
+	Namespaces map[string]ChannelOptions
+}
+
+// ChannelOptions are the options of the channels of one namespace.
+type ChannelOptions struct {
+	// HistorySize is how many publications the channel keeps (0: none;
+	// recovery and history are then unavailable).
+	HistorySize int
+	// HistoryTTL is how long a publication stays in history (0: the
+	// broker's default, 24h for the memory broker).
+	HistoryTTL time.Duration
+	// Presence turns on the presence command and join/leave pushes.
+	Presence bool
+}
+
+// MaxHistoryLimit caps how many publications one history or subscribe reply
+// carries.
+const MaxHistoryLimit = 1000
+
+// DefaultNamespaces returns the namespaces served without configuration:
+// "chat" (the chat page and plain rooms) and the default namespace, both
+// with the last 100 publications for 24h and presence.
+func DefaultNamespaces() map[string]ChannelOptions {
+	opts := ChannelOptions{HistorySize: 100, HistoryTTL: 24 * time.Hour, Presence: true}
+	return map[string]ChannelOptions{"chat": opts, "": opts}
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxFrameSize, 64<<10)
+	def(&c.MaxDataSize, 16<<10)
+	def(&c.MaxChannels, 128)
+	def(&c.QueueMaxMessages, 1024)
+	def(&c.QueueMaxBytes, 1<<20)
+	defDur(&c.PingInterval, 25*time.Second)
+	defDur(&c.PongTimeout, 10*time.Second)
+	defDur(&c.ConnectTimeout, 10*time.Second)
+	defDur(&c.WriteTimeout, 10*time.Second)
+	if c.Namespaces == nil {
+		c.Namespaces = DefaultNamespaces()
+	}
+	return c
+}
+
+// channelOptions resolves the options of a channel, validating its name.
+func (c *Config) channelOptions(ch string) (ChannelOptions, error) {
+	if err := protocol.ValidateChannel(ch); err != nil {
+		return ChannelOptions{}, err
+	}
+	ns := protocol.Namespace(ch)
+	opts, ok := c.Namespaces[ns]
+	if !ok {
+		return ChannelOptions{}, protocol.ErrUnknownNamespace.WithMessage("unknown channel namespace %q", ns)
+	}
+	return opts, nil
+}

@@ -1,0 +1,204 @@
+package redcast
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/redcast/redcast/broker"
+	"github.com/redcast/redcast/broker/memory"
+	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/protocol"
+)
+
+// Version is the server version reported to clients in the connect reply.
+const Version = "0.1.0"
+
+// Node is one redcast server process: it owns the hub, the broker and
+// presence manager it was given, and the registry of connected clients.
+type Node struct {
+	cfg      Config
+	broker   broker.Broker
+	presence broker.PresenceManager
+	hub      *hub.Hub
+	log      *slog.Logger
+
+	// chanLocks serialise, per channel, the local subscribe/unsubscribe that
+	// decide whether the node subscribes in the broker.
+	lockSeed  maphash.Seed
+	chanLocks [64]sync.Mutex
+
+	mu       sync.Mutex
+	clients  map[*Client]struct{}
+	draining bool
+	gone     chan struct{} // signalled when a client unregisters during drain
+}
+
+// Deps are the parts a Node is built from. Nil fields mean the embedded
+// defaults: the memory broker and memory presence, and a logger that
+// discards.
+type Deps struct {
+	Broker   broker.Broker
+	Presence broker.PresenceManager
+	Logger   *slog.Logger
+}
+
+// NewNode returns a node with cfg (zero values mean defaults) and deps.
+// Call Start before serving clients.
+func NewNode(cfg Config, deps Deps) *Node {
+	n := &Node{
+		cfg:      cfg.withDefaults(),
+		broker:   deps.Broker,
+		presence: deps.Presence,
+		log:      deps.Logger,
+		hub:      hub.New(),
+		lockSeed: maphash.MakeSeed(),
+		clients:  make(map[*Client]struct{}),
+		gone:     make(chan struct{}, 1),
+	}
+	if n.broker == nil {
+		n.broker = memory.New(memory.Config{})
+	}
+	if n.presence == nil {
+		n.presence = memory.NewPresence()
+	}
+	if n.log == nil {
+		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return n
+}
+
+// Config returns the node's configuration with defaults filled in.
+func (n *Node) Config() Config { return n.cfg }
+
+// Start starts the broker's delivery to this node.
+func (n *Node) Start(ctx context.Context) error {
+	if err := n.broker.Start(ctx, n); err != nil {
+		return fmt.Errorf("redcast: start broker: %w", err)
+	}
+	return nil
+}
+
+// Shutdown disconnects every client with code 3001 (reconnect advised),
+// waits until they are gone or ctx ends, then closes the broker. New
+// connections are refused from the moment it is called.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.mu.Lock()
+	n.draining = true
+	clients := make([]*Client, 0, len(n.clients))
+	for c := range n.clients {
+		clients = append(clients, c)
+	}
+	n.mu.Unlock()
+	for _, c := range clients {
+		c.Disconnect(protocol.DisconnectShutdown)
+	}
+	var err error
+	for err == nil && n.NumClients() > 0 {
+		select {
+		case <-n.gone:
+		case <-ctx.Done():
+			err = fmt.Errorf("redcast: shutdown: %d clients still connected: %w", n.NumClients(), ctx.Err())
+		}
+	}
+	if cerr := n.broker.Close(); cerr != nil && !errors.Is(cerr, broker.ErrClosed) {
+		err = errors.Join(err, fmt.Errorf("redcast: close broker: %w", cerr))
+	}
+	return err
+}
+
+// NumClients returns how many clients are registered.
+func (n *Node) NumClients() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.clients)
+}
+
+// ErrDraining is returned by NewClient once Shutdown has begun.
+var ErrDraining = errors.New("redcast: node is shutting down")
+
+func (n *Node) register(c *Client) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.draining {
+		return ErrDraining
+	}
+	n.clients[c] = struct{}{}
+	return nil
+}
+
+func (n *Node) unregister(c *Client) {
+	n.mu.Lock()
+	delete(n.clients, c)
+	draining := n.draining
+	n.mu.Unlock()
+	if draining {
+		select {
+		case n.gone <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (n *Node) chanLock(ch string) *sync.Mutex {
+	return &n.chanLocks[maphash.String(n.lockSeed, ch)%uint64(len(n.chanLocks))]
+}
+
+// addSubscriber puts s in the hub and, for the channel's first local
+// subscriber, subscribes the node in the broker.
+func (n *Node) addSubscriber(ctx context.Context, ch string, s hub.Subscriber) error {
+	lk := n.chanLock(ch)
+	lk.Lock()
+	defer lk.Unlock()
+	first, added := n.hub.Add(ch, s)
+	if !added {
+		return protocol.ErrAlreadySubscribed
+	}
+	if first {
+		if err := n.broker.Subscribe(ctx, ch); err != nil {
+			n.hub.Remove(ch, s)
+			return fmt.Errorf("redcast: subscribe %q in broker: %w", ch, err)
+		}
+	}
+	return nil
+}
+
+// removeSubscriber takes s out of the hub and, when it was the channel's
+// last local subscriber, unsubscribes the node in the broker.
+func (n *Node) removeSubscriber(ch string, s hub.Subscriber) {
+	lk := n.chanLock(ch)
+	lk.Lock()
+	defer lk.Unlock()
+	last, removed := n.hub.Remove(ch, s)
+	if removed && last {
+		// A failed unsubscribe only costs deliveries the hub drops.
+		if err := n.broker.Unsubscribe(context.Background(), ch); err != nil {
+			n.log.Warn("unsubscribe in broker failed", "channel", ch, "err", err)
+		}
+	}
+}
+
+// HandlePublication implements broker.EventHandler.
+func (n *Node) HandlePublication(ch string, pub *protocol.Publication, pos protocol.StreamPosition) {
+	n.hub.Broadcast(&hub.Event{Channel: ch, Kind: hub.KindPublication, Pub: pub, Pos: pos})
+}
+
+// HandleJoin implements broker.EventHandler.
+func (n *Node) HandleJoin(ch string, info *protocol.ClientInfo) {
+	n.hub.Broadcast(&hub.Event{Channel: ch, Kind: hub.KindJoin, Client: info})
+}
+
+// HandleLeave implements broker.EventHandler.
+func (n *Node) HandleLeave(ch string, info *protocol.ClientInfo) {
+	n.hub.Broadcast(&hub.Event{Channel: ch, Kind: hub.KindLeave, Client: info})
+}
+
+var _ broker.EventHandler = (*Node)(nil)
+
+// newClientID returns a random, URL-safe connection id.
+func newClientID() string { return rand.Text() }

@@ -1,0 +1,26 @@
+package redcast
+
+import (
+	"github.com/redcast/redcast/protocol"
+)
+
+// JoinRoom connects a plain-mode client as an anonymous user called name and
+// subscribes it to ch. With echo the client receives its own publications.
+func (c *Client) JoinRoom(ch, name string, echo bool) error {
+	if _, err := c.Connect(protocol.ConnectParams{Name: name}); err != nil {
+		return err
+	}
+	c.echo = echo
+	return c.Subscribe(protocol.SubscribeParams{Channel: ch}, nil)
+}
+
+// PublishText publishes a plain-mode text frame to ch as {"text": text}.
+// The transport bounds the text by MaxDataSize; its JSON form may be longer.
+func (c *Client) PublishText(ch string, text []byte) error {
+	opts, err := c.node.cfg.channelOptions(ch)
+	if err != nil {
+		return err
+	}
+	_, err = c.publish(ch, protocol.PlainData(text), opts)
+	return err
+}

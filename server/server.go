@@ -1,0 +1,100 @@
+// Package server assembles a redcast node into an HTTP server: the chat page,
+// the WebSocket endpoints and the health check, with ordered, graceful
+// shutdown.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/broker"
+	"github.com/redcast/redcast/transport/websocket"
+	"github.com/redcast/redcast/web"
+)
+
+// Config configures a Server. The zero value serves the defaults on the
+// embedded memory broker.
+type Config struct {
+	// Node holds the limits and channel namespaces; see redcast.Config.
+	Node redcast.Config
+	// Broker and Presence are the engine; nil means the memory broker.
+	Broker   broker.Broker
+	Presence broker.PresenceManager
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Server is a redcast HTTP server.
+type Server struct {
+	node    *redcast.Node
+	log     *slog.Logger
+	handler http.Handler
+	http    *http.Server
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// New builds a server and starts its node (and so its broker).
+func New(cfg Config) (*Server, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	node := redcast.NewNode(cfg.Node, redcast.Deps{Broker: cfg.Broker, Presence: cfg.Presence, Logger: log})
+	if err := node.Start(context.Background()); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s := &Server{node: node, log: log}
+	ws := websocket.NewHandler(node, log)
+	mux := http.NewServeMux()
+	mux.Handle("GET /connection/websocket", ws.Protocol())
+	mux.Handle("GET /rooms/{room}", ws.Plain())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("/", web.Handler())
+	s.handler = mux
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// Node returns the server's node.
+func (s *Server) Node() *redcast.Node { return s.node }
+
+// Handler returns the server's HTTP handler, for mounting elsewhere.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve accepts connections on ln until Shutdown; it then returns
+// http.ErrServerClosed.
+func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+
+// Shutdown stops accepting connections, tells every client to reconnect
+// elsewhere (disconnect 3001), waits for them to close until ctx ends, and
+// closes the broker. It is safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() {
+		// http.Server.Shutdown closes listeners and idle HTTP connections
+		// but does not know about hijacked WebSockets: the node closes those.
+		herr := s.http.Shutdown(ctx)
+		nerr := s.node.Shutdown(ctx)
+		if errors.Is(herr, http.ErrServerClosed) {
+			herr = nil
+		}
+		s.shutdownErr = errors.Join(herr, nerr)
+	})
+	return s.shutdownErr
+}

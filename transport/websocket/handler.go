@@ -1,0 +1,146 @@
+package websocket
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/gobwas/ws"
+
+	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/protocol"
+)
+
+// PlainNamespace is the namespace of plain-mode rooms: /rooms/R is channel
+// "chat:R", the same channel the chat page shows as room R.
+const PlainNamespace = "chat"
+
+// Handler serves WebSocket connections of one node.
+type Handler struct {
+	node *redcast.Node
+	log  *slog.Logger
+}
+
+// NewHandler returns a Handler for node. log may be nil.
+func NewHandler(node *redcast.Node, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{node: node, log: log}
+}
+
+// Protocol serves the full protocol (mount it at /connection/websocket).
+func (h *Handler) Protocol() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.serve(w, r, hub.FormatProtocol, nil)
+	})
+}
+
+// Plain serves plain mode (mount it at /rooms/{room}): the room is taken
+// from the request's path value "room".
+func (h *Handler) Plain() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		room := r.PathValue("room")
+		ch := PlainNamespace + string(protocol.NamespaceSeparator) + room
+		if strings.ContainsRune(room, protocol.NamespaceSeparator) || protocol.ValidateChannel(ch) != nil {
+			http.Error(w, "invalid room name: use 1 to 250 of A-Z a-z 0-9 _ - . @ / = , # ~", http.StatusBadRequest)
+			return
+		}
+		q := r.URL.Query()
+		name := q.Get("name")
+		if len(name) > protocol.MaxNameLength {
+			http.Error(w, "name longer than 64 bytes", http.StatusBadRequest)
+			return
+		}
+		h.serve(w, r, hub.FormatPlain, &plainRoom{channel: ch, name: name, echo: q.Get("echo") == "1"})
+	})
+}
+
+type plainRoom struct {
+	channel string
+	name    string
+	echo    bool
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, format hub.Format, room *plainRoom) {
+	cfg := h.node.Config()
+	nc, rw, _, err := ws.UpgradeHTTP(r, w)
+	if err != nil {
+		if nc != nil {
+			_ = nc.Close()
+		}
+		h.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	c := newConn(nc, format, limits{
+		maxMessages:  cfg.QueueMaxMessages,
+		maxBytes:     cfg.QueueMaxBytes,
+		writeTimeout: cfg.WriteTimeout,
+		pingInterval: cfg.PingInterval,
+	})
+	rd := &reader{
+		c:        c,
+		br:       rw.Reader,
+		maxSize:  cfg.MaxFrameSize,
+		idle:     cfg.PingInterval + cfg.PongTimeout,
+		tooLarge: protocol.DisconnectFrameTooLarge,
+		binary:   protocol.DisconnectBadFrame,
+	}
+	if room != nil {
+		rd.maxSize = cfg.MaxDataSize
+		rd.tooLarge, rd.binary = protocol.DisconnectPlainTooLarge, protocol.DisconnectPlainBinary
+	}
+	go c.writeLoop()
+	client, err := h.node.NewClient(c, format)
+	if err != nil {
+		// Only a draining node refuses clients.
+		c.Close(protocol.DisconnectShutdown)
+		rd.drain()
+		_ = nc.Close()
+		return
+	}
+	h.log.Debug("client connected", "client", client.ID(), "remote", r.RemoteAddr, "plain", room != nil)
+	h.readLoop(client, c, rd, room)
+	// The socket is closed before the client is released, so that a node
+	// that saw all its clients go has no connection left behind.
+	rd.drain()
+	_ = nc.Close()
+	client.Closed()
+}
+
+// readLoop hands the client's messages to its session until the connection
+// closes, and makes sure it is closing when it returns.
+func (h *Handler) readLoop(client *redcast.Client, c *conn, rd *reader, room *plainRoom) {
+	if room != nil {
+		if err := client.JoinRoom(room.channel, room.name, room.echo); err != nil {
+			h.log.Warn("plain client could not join", "channel", room.channel, "err", err)
+			c.Close(protocol.DisconnectPlainInternal)
+			return
+		}
+	}
+	for {
+		msg, err := rd.next()
+		if err != nil {
+			switch {
+			case errors.Is(err, errClosedByPeer):
+				c.Close(peerClosed)
+			case !errors.Is(err, errViolation):
+				// The socket failed or the peer went quiet past the ping timeout.
+				c.Close(protocol.DisconnectNoPong)
+			}
+			return
+		}
+		if c.isClosing() {
+			return
+		}
+		if room == nil {
+			client.HandleFrame(msg)
+		} else if err := client.PublishText(room.channel, msg); err != nil {
+			h.log.Warn("plain publish failed", "channel", room.channel, "client", client.ID(), "err", err)
+			c.Close(protocol.DisconnectPlainInternal)
+			return
+		}
+	}
+}

@@ -1,0 +1,335 @@
+// app.js: the redcast chat page. Room ROOM is the channel chat:ROOM, the same
+// channel plain WebSocket clients reach at /rooms/ROOM. Every piece of user
+// text is put on the page with textContent, never parsed as HTML.
+
+import { Client, ErrorCode } from './redcast.js';
+
+const HISTORY = 50;
+const NICK_KEY = 'redcast.nick';
+const DEFAULT_ROOM = 'general';
+// The room makes the channel chat:ROOM; like plain mode (/rooms/ROOM) it has no
+// ":" of its own.
+const ROOM_RE = /^[A-Za-z0-9_.@/=,#~-]{1,250}$/;
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  joinForm: $('join-form'), nick: $('nick'), room: $('room'),
+  roomName: $('room-name'), status: $('status'),
+  notice: $('notice'), noticeText: $('notice-text'), noticeClose: $('notice-close'),
+  messages: $('messages'), empty: $('empty'),
+  presence: $('presence'), onlineCount: $('online-count'),
+  sendForm: $('send-form'), message: $('message'), send: $('send'), sendError: $('send-error'),
+};
+
+let client = null; // the Client of the current nickname
+let nick = '';
+let everConnected = false;
+const myIds = new Set(); // every client id this page has had: its own messages
+let sub = null; // the Subscription of the current room
+let members = new Map(); // client id -> client info, for the current room
+let presenceRace = null; // joins/leaves seen while a presence call is out
+const shown = new Set(); // offsets of the messages on screen
+
+// Tests reach the client through window.chat (see docs/client-js.md).
+window.chat = {
+  get client() { return client; },
+  get subscription() { return sub; },
+};
+
+// ---- rooms and the URL hash ----
+
+function roomFromHash() {
+  let r = '';
+  try {
+    r = decodeURIComponent(location.hash.slice(1));
+  } catch {
+    // a malformed %-escape: fall back to the default room
+  }
+  return r || DEFAULT_ROOM;
+}
+
+function setHash(room) {
+  const h = `#${encodeURIComponent(room)}`;
+  if (location.hash !== h) location.hash = h;
+}
+
+// ---- connection ----
+
+function startClient(name) {
+  if (client) client.disconnect();
+  everConnected = false;
+  const c = new Client('/connection/websocket', { name });
+  client = c;
+  c.on('connecting', () => {
+    if (c === client) setStatus('connecting', everConnected ? 'reconnecting…' : 'connecting…');
+  });
+  c.on('connected', () => {
+    if (c !== client) return;
+    everConnected = true;
+    myIds.add(c.clientId);
+    setStatus('connected', 'connected');
+    hideSendError();
+  });
+  c.on('disconnected', (ctx) => {
+    if (c === client) setStatus('disconnected', `disconnected: ${ctx.reason}`);
+  });
+  c.connect().catch(() => {}); // the 'disconnected' handler shows why
+}
+
+function setStatus(state, text) {
+  el.status.dataset.state = state;
+  el.status.textContent = text;
+  document.body.dataset.state = state;
+}
+
+// ---- joining ----
+
+function join(name, room) {
+  if (!ROOM_RE.test(room)) {
+    showNotice(`"${room}" is not a valid room name: use letters, digits and _ - . @ / = , # ~`);
+    return;
+  }
+  try {
+    localStorage.setItem(NICK_KEY, name);
+  } catch {
+    // storage may be disabled; the nickname is then not remembered
+  }
+  if (!client || name !== nick) {
+    nick = name;
+    sub = null; // it belonged to the old client
+    startClient(name);
+  }
+  document.body.classList.add('joined');
+  el.message.disabled = false;
+  el.send.disabled = false;
+  enterRoom(room);
+  setHash(room);
+}
+
+function enterRoom(room) {
+  if (sub && sub.channel === `chat:${room}`) return;
+  if (sub) sub.unsubscribe();
+  el.room.value = room;
+  el.roomName.textContent = room;
+  document.title = `#${room} · redcast`;
+  clearMessages();
+  hideNotice();
+  members = new Map();
+  presenceRace = null;
+  renderPresence();
+  const s = client.subscribe(`chat:${room}`, {
+    history: HISTORY,
+    onSubscribed(ctx) {
+      if (s !== sub) return;
+      // Unless the stream continues where we left it, start the view over:
+      // the publications that follow are the room's recent history.
+      if (!ctx.recovered) clearMessages();
+      if (ctx.recovering && !ctx.recovered) {
+        showNotice('Some messages could not be recovered; showing recent history.');
+      }
+      refreshPresence(s);
+    },
+    onPublication(pub) {
+      if (s === sub) renderMessage(pub);
+    },
+    onJoin(info) {
+      if (s !== sub) return;
+      members.set(info.client, info);
+      presenceRace?.set(info.client, info);
+      renderPresence();
+    },
+    onLeave(info) {
+      if (s !== sub) return;
+      members.delete(info.client);
+      presenceRace?.set(info.client, null);
+      renderPresence();
+    },
+    onError(err) {
+      if (s === sub) showNotice(`Cannot join #${room}: ${err.message}`);
+    },
+  });
+  sub = s;
+}
+
+// refreshPresence asks who is online. Joins and leaves that arrive while the
+// call is out are newer than (or as new as) its answer, so they win over it.
+function refreshPresence(s) {
+  const race = new Map();
+  presenceRace = race;
+  s.presence().then((res) => {
+    if (s !== sub || presenceRace !== race) return;
+    presenceRace = null;
+    const next = new Map();
+    for (const info of res.clients) next.set(info.client, info);
+    for (const [id, info] of race) {
+      if (info) next.set(id, info);
+      else next.delete(id);
+    }
+    members = next;
+    renderPresence();
+  }, (err) => {
+    if (s !== sub || presenceRace !== race) return;
+    presenceRace = null;
+    // Disconnected: the next subscribe asks again. Otherwise keep what the
+    // join and leave pushes told us.
+    if (err.code !== ErrorCode.DISCONNECTED) console.warn('redcast: presence:', err.message);
+  });
+}
+
+// ---- rendering ----
+
+function senderName(from) {
+  const name = from?.info?.name;
+  if (typeof name === 'string' && name !== '') return name;
+  if (from?.client) return `guest-${from.client.slice(0, 4)}`;
+  return 'server';
+}
+
+function renderMessage(pub) {
+  if (shown.has(pub.offset)) return;
+  shown.add(pub.offset);
+
+  const li = document.createElement('li');
+  li.className = 'msg';
+  li.dataset.offset = String(pub.offset);
+  if (pub.from && myIds.has(pub.from.client)) li.classList.add('own');
+
+  const meta = document.createElement('div');
+  meta.className = 'meta';
+  const from = document.createElement('span');
+  from.className = 'from';
+  from.textContent = senderName(pub.from);
+  meta.append(from);
+  if (pub.time) {
+    const d = new Date(pub.time);
+    const time = document.createElement('time');
+    time.className = 'time';
+    time.dateTime = d.toISOString();
+    time.title = d.toLocaleString();
+    time.textContent = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    meta.append(time);
+  }
+
+  const text = document.createElement('div');
+  text.className = 'text';
+  const data = pub.data;
+  if (data !== null && typeof data === 'object' && typeof data.text === 'string') {
+    text.textContent = data.text;
+  } else {
+    text.textContent = JSON.stringify(data);
+    li.classList.add('raw');
+  }
+
+  li.append(meta, text);
+  const list = el.messages;
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 48;
+  list.append(li);
+  el.empty.hidden = true;
+  if (atBottom || li.classList.contains('own')) li.scrollIntoView({ block: 'end' });
+}
+
+function clearMessages() {
+  shown.clear();
+  el.messages.replaceChildren();
+  el.empty.hidden = false;
+  el.empty.textContent = sub ? 'No messages yet. Say hello!' : 'Pick a nickname and a room, then say hello.';
+}
+
+function renderPresence() {
+  const items = [...members.values()]
+    .map((info) => ({ id: info.client, name: senderName(info) }))
+    .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+  const lis = items.map(({ id, name }) => {
+    const li = document.createElement('li');
+    li.className = 'member';
+    li.dataset.client = id;
+    const n = document.createElement('span');
+    n.className = 'name';
+    n.textContent = name;
+    li.append(n);
+    if (client && id === client.clientId) {
+      li.classList.add('me');
+      const you = document.createElement('span');
+      you.className = 'you';
+      you.textContent = '(you)';
+      li.append(you);
+    }
+    return li;
+  });
+  el.presence.replaceChildren(...lis);
+  el.onlineCount.textContent = String(items.length);
+}
+
+function showNotice(text) {
+  el.noticeText.textContent = text;
+  el.notice.hidden = false;
+}
+
+function hideNotice() {
+  el.notice.hidden = true;
+  el.noticeText.textContent = '';
+}
+
+function showSendError(text) {
+  el.sendError.textContent = text;
+}
+
+function hideSendError() {
+  el.sendError.textContent = '';
+}
+
+// ---- wiring ----
+
+el.joinForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const name = el.nick.value.trim();
+  if (!name) {
+    el.nick.focus();
+    return;
+  }
+  join(name, el.room.value.trim() || DEFAULT_ROOM);
+  el.message.focus();
+});
+
+el.sendForm.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const text = el.message.value.trim();
+  if (!text || !sub) return;
+  el.send.disabled = true;
+  try {
+    await sub.publish({ text });
+    el.message.value = '';
+    hideSendError();
+  } catch (err) {
+    showSendError(err.code === ErrorCode.DISCONNECTED
+      ? 'Not connected: the message was not sent.'
+      : `Not sent: ${err.message}`);
+  } finally {
+    el.send.disabled = false;
+    el.message.focus();
+  }
+});
+
+el.noticeClose.addEventListener('click', hideNotice);
+
+window.addEventListener('hashchange', () => {
+  const room = roomFromHash();
+  el.room.value = room;
+  if (client && nick && ROOM_RE.test(room)) enterRoom(room);
+});
+
+// Start: the room comes from the URL; a remembered nickname joins at once.
+el.room.value = roomFromHash();
+el.roomName.textContent = el.room.value;
+let saved = '';
+try {
+  saved = localStorage.getItem(NICK_KEY) || '';
+} catch {
+  // storage disabled
+}
+if (saved) {
+  el.nick.value = saved;
+  join(saved, el.room.value);
+} else {
+  el.nick.focus();
+}

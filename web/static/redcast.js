@@ -1,0 +1,671 @@
+// redcast.js: the browser client of the redcast WebSocket protocol.
+//
+// One Client holds one WebSocket to /connection/websocket. It sends
+// commands with ids and settles a Promise per reply, reconnects with
+// exponential backoff and full jitter when the connection is lost, and
+// resubscribes every channel from the last position it saw, so that an
+// application receives every publication exactly once and in order, or is
+// told explicitly (recovered: false) that it cannot.
+//
+// The wire protocol is in docs/protocol.md; usage is in docs/client-js.md.
+// Everything here runs on the page's single thread: callbacks are called
+// synchronously, in the order in which the server's lines arrive.
+
+/** Error codes the client produces itself. Server error codes are 100 and up. */
+export const ErrorCode = Object.freeze({
+  /** No reply within the command timeout. */
+  TIMEOUT: 1,
+  /** The client is not connected, or the connection closed before the reply. */
+  DISCONNECTED: 2,
+  /** disconnect() was called while the command was waiting. */
+  CLIENT_CLOSED: 3,
+});
+
+/** RedcastError is how every command rejects: a server error {code, message} or one of ErrorCode. */
+export class RedcastError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = 'RedcastError';
+    this.code = code;
+  }
+}
+
+const defaults = Object.freeze({
+  name: '',
+  token: '',
+  minReconnectDelay: 500,
+  maxReconnectDelay: 20000,
+  pingInterval: 25000,
+  pingTimeout: 10000,
+  commandTimeout: 10000,
+  WebSocket: globalThis.WebSocket,
+});
+
+// Lines of one outgoing frame are kept well under the server's 64 KiB frame
+// limit, counting the worst case of 3 UTF-8 bytes per UTF-16 code unit.
+const maxFrameChars = 16 * 1024;
+
+// Server errors after which a command may succeed if tried again later.
+const transientCodes = new Set([100, 112]);
+
+/**
+ * Client is a connection to a redcast server that survives network drops.
+ *
+ * States: 'disconnected' (initial, and after disconnect() or a disconnect the
+ * server says not to retry), 'connecting' (opening, or waiting to reconnect),
+ * 'connected' (the connect command succeeded).
+ */
+export class Client {
+  /**
+   * @param {string} [url] ws:// or wss:// URL, or a path on the page's host;
+   *   default '/connection/websocket'.
+   * @param {object} [options] name, token, minReconnectDelay, maxReconnectDelay,
+   *   pingInterval, pingTimeout, commandTimeout (milliseconds), WebSocket.
+   */
+  constructor(url = '/connection/websocket', options = {}) {
+    this.url = resolveURL(url);
+    this.options = { ...defaults, ...options };
+    /** 'disconnected' | 'connecting' | 'connected' */
+    this.state = 'disconnected';
+    /** The id the server gave the current connection ('' before connect). */
+    this.clientId = '';
+    this._connectResult = null;
+    this._ws = null;
+    this._lastId = 0;
+    this._pending = new Map(); // id -> {cb, timer}
+    this._outbox = [];
+    this._flushQueued = false;
+    this._subs = new Map(); // channel -> Subscription
+    this._listeners = new Map(); // event -> Set<fn>
+    this._attempt = 0;
+    this._reconnectTimer = 0;
+    this._pingTimer = 0;
+    this._disconnectPush = null;
+    this._hold = false;
+    this._onOnline = () => {
+      if (this.state === 'connecting' && !this._ws && !this._hold) {
+        this._attempt = 0;
+        this._open();
+      }
+    };
+  }
+
+  // ---- events ----
+
+  /**
+   * on registers fn for an event and returns a function that removes it.
+   * Events: 'connecting' {code, reason, delay}, 'connected' {client, version,
+   * ping}, 'disconnected' {code, reason}, 'error' {error}.
+   */
+  on(event, fn) {
+    let set = this._listeners.get(event);
+    if (!set) this._listeners.set(event, (set = new Set()));
+    set.add(fn);
+    return () => this.off(event, fn);
+  }
+
+  /** off removes fn registered with on. */
+  off(event, fn) {
+    this._listeners.get(event)?.delete(fn);
+  }
+
+  _emit(event, ctx) {
+    const set = this._listeners.get(event);
+    if (!set) return;
+    for (const fn of [...set]) {
+      try {
+        fn(ctx);
+      } catch (err) {
+        console.error('redcast: %s listener threw', event, err);
+      }
+    }
+  }
+
+  _setState(state, ctx) {
+    this.state = state;
+    this._emit(state, ctx);
+  }
+
+  // ---- connection ----
+
+  /**
+   * connect starts connecting (a no-op when already connecting or connected)
+   * and returns a Promise that resolves with the connect result once
+   * connected, or rejects if the client ends up disconnected first.
+   */
+  connect() {
+    if (this.state === 'disconnected') {
+      this._attempt = 0;
+      this._hold = false;
+      globalThis.addEventListener?.('online', this._onOnline);
+      this._setState('connecting', { code: 0, reason: 'connect called', delay: 0 });
+      this._open();
+    }
+    return this.ready();
+  }
+
+  /** ready resolves once connected (at once if already connected). */
+  ready() {
+    if (this.state === 'connected') return Promise.resolve(this._connectResult);
+    if (this.state === 'disconnected') {
+      return Promise.reject(new RedcastError(ErrorCode.DISCONNECTED, 'not connected'));
+    }
+    return new Promise((resolve, reject) => {
+      const offs = [
+        this.on('connected', (ctx) => { offs.forEach((off) => off()); resolve(ctx); }),
+        this.on('disconnected', (ctx) => {
+          offs.forEach((off) => off());
+          reject(new RedcastError(ctx.code || ErrorCode.CLIENT_CLOSED, ctx.reason));
+        }),
+      ];
+    });
+  }
+
+  /**
+   * disconnect closes the connection and stops reconnecting. Subscriptions
+   * stay registered, with their positions: a later connect() resubscribes and
+   * recovers them. Waiting commands reject with ErrorCode.CLIENT_CLOSED.
+   */
+  disconnect() {
+    if (this.state === 'disconnected') return;
+    globalThis.removeEventListener?.('online', this._onOnline);
+    this._closeTransport(ErrorCode.CLIENT_CLOSED, 'client disconnected');
+    this._setState('disconnected', { code: 0, reason: 'disconnect called' });
+  }
+
+  /**
+   * reconnect drops the current connection, as a network failure would, and
+   * connects again at once; subscriptions recover. Use it when the app knows
+   * the network is back.
+   */
+  reconnect() {
+    if (this.state === 'disconnected') return;
+    this._hold = false;
+    this._attempt = 0;
+    this._closeTransport(ErrorCode.DISCONNECTED, 'reconnect called');
+    this._setState('connecting', { code: 0, reason: 'reconnect called', delay: 0 });
+    this._open();
+  }
+
+  /**
+   * _drop is a test hook: it drops the connection like a network failure.
+   * With {hold: true} the client then waits, in state 'connecting', until
+   * _resume() is called, so that a test can act while it is offline.
+   */
+  _drop({ hold = false } = {}) {
+    if (this.state === 'disconnected') return;
+    this._hold = hold;
+    this._lost(0, 'connection dropped (test)', true);
+  }
+
+  /** _resume ends a hold started by _drop and reconnects at once. */
+  _resume() {
+    this._hold = false;
+    if (this.state === 'connecting' && !this._ws) {
+      clearTimeout(this._reconnectTimer);
+      this._open();
+    }
+  }
+
+  _open() {
+    clearTimeout(this._reconnectTimer);
+    this._reconnectTimer = 0;
+    let ws;
+    try {
+      ws = new this.options.WebSocket(this.url);
+    } catch (err) {
+      this._emit('error', { error: err });
+      this._lost(0, `cannot open WebSocket: ${err.message}`, true);
+      return;
+    }
+    this._ws = ws;
+    this._disconnectPush = null;
+    ws.onopen = () => {
+      if (ws === this._ws) this._sendConnect(ws);
+    };
+    ws.onmessage = (e) => {
+      if (ws === this._ws) this._onFrame(ws, e.data);
+    };
+    ws.onclose = (e) => {
+      if (ws === this._ws) this._onClose(e);
+    };
+    ws.onerror = () => {}; // a close event follows and says more
+  }
+
+  _sendConnect(ws) {
+    const params = {};
+    if (this.options.name) params.name = this.options.name;
+    if (this.options.token) params.token = this.options.token;
+    this._send('connect', params, (err, res) => {
+      if (ws !== this._ws) return;
+      if (err) {
+        if (err.code === ErrorCode.DISCONNECTED) return; // the close handler decides
+        // A timeout or a transient server error is worth another try;
+        // anything else (bad name, refused token) would fail the same way.
+        const retry = err.code === ErrorCode.TIMEOUT || transientCodes.has(err.code);
+        this._lost(err.code, `connect failed: ${err.message}`, retry);
+        return;
+      }
+      this.clientId = res.client;
+      this._connectResult = res;
+      this._attempt = 0;
+      this.state = 'connected';
+      for (const sub of this._subs.values()) this._subscribe(sub);
+      this._schedulePing(ws);
+      this._setState('connected', res);
+    }, { early: true });
+  }
+
+  _schedulePing(ws) {
+    clearTimeout(this._pingTimer);
+    if (!(this.options.pingInterval > 0)) return;
+    this._pingTimer = setTimeout(() => {
+      if (ws !== this._ws || this.state !== 'connected') return;
+      this._send('ping', undefined, (err) => {
+        if (ws !== this._ws) return;
+        if (err?.code === ErrorCode.TIMEOUT) {
+          this._lost(0, 'no reply to ping: connection presumed dead', true);
+          return;
+        }
+        this._schedulePing(ws);
+      }, { timeout: this.options.pingTimeout });
+    }, this.options.pingInterval);
+  }
+
+  _onClose(e) {
+    const push = this._disconnectPush;
+    if (push) {
+      this._lost(push.code, push.reason || '', push.reconnect === true);
+      return;
+    }
+    // Codes 3500-3999 say reconnecting would fail the same way.
+    const noRetry = e.code >= 3500 && e.code <= 3999;
+    this._lost(e.code, e.reason || 'connection closed', !noRetry);
+  }
+
+  // _lost handles the end of the current connection, whatever ended it.
+  _lost(code, reason, reconnect) {
+    this._closeTransport(ErrorCode.DISCONNECTED, 'connection closed');
+    if (this.state === 'disconnected') return;
+    if (!reconnect) {
+      globalThis.removeEventListener?.('online', this._onOnline);
+      this._setState('disconnected', { code, reason });
+      return;
+    }
+    const cap = Math.min(this.options.maxReconnectDelay, this.options.minReconnectDelay * 2 ** this._attempt);
+    const delay = Math.floor(Math.random() * cap); // full jitter
+    this._attempt = Math.min(this._attempt + 1, 30);
+    this._setState('connecting', { code, reason, delay });
+    if (!this._hold && !this._ws) {
+      this._reconnectTimer = setTimeout(() => this._open(), delay);
+    }
+  }
+
+  // _closeTransport forgets the current WebSocket, closes it, rejects every
+  // waiting command and marks subscriptions for resubscription.
+  _closeTransport(errCode, errMessage) {
+    clearTimeout(this._reconnectTimer);
+    clearTimeout(this._pingTimer);
+    this._reconnectTimer = 0;
+    this._pingTimer = 0;
+    const ws = this._ws;
+    this._ws = null;
+    this._outbox = [];
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      try {
+        ws.close(1000);
+      } catch {
+        // already closed
+      }
+    }
+    if (this.state === 'connected') this.state = 'connecting';
+    const pending = [...this._pending.values()];
+    this._pending.clear();
+    const err = new RedcastError(errCode, errMessage);
+    for (const p of pending) {
+      clearTimeout(p.timer);
+      p.cb(err);
+    }
+    for (const sub of this._subs.values()) {
+      clearTimeout(sub._retryTimer);
+      if (sub.state === 'subscribed') sub.state = 'subscribing';
+    }
+  }
+
+  // ---- commands ----
+
+  // _send sends one command and calls cb(err, result) synchronously when its
+  // reply line is handled, so that a subscribe reply is processed before the
+  // pushes that follow it in the same frame.
+  _send(method, params, cb, { early = false, timeout = this.options.commandTimeout } = {}) {
+    const ws = this._ws;
+    if (!ws || ws.readyState !== 1 || (this.state !== 'connected' && !early)) {
+      cb(new RedcastError(ErrorCode.DISCONNECTED, 'not connected'));
+      return;
+    }
+    this._lastId = this._lastId >= 0xffffffff ? 1 : this._lastId + 1;
+    const id = this._lastId;
+    const cmd = { id, method };
+    if (params !== undefined) cmd.params = params;
+    const entry = { cb, timer: 0 };
+    if (timeout > 0) {
+      entry.timer = setTimeout(() => {
+        if (this._pending.get(id) !== entry) return;
+        this._pending.delete(id);
+        cb(new RedcastError(ErrorCode.TIMEOUT, `${method}: no reply within ${timeout} ms`));
+      }, timeout);
+    }
+    this._pending.set(id, entry);
+    this._enqueue(JSON.stringify(cmd));
+  }
+
+  _request(method, params, opts) {
+    return new Promise((resolve, reject) => {
+      this._send(method, params, (err, res) => (err ? reject(err) : resolve(res)), opts);
+    });
+  }
+
+  // _enqueue batches the commands issued in one task into one frame.
+  _enqueue(line) {
+    this._outbox.push(line);
+    if (this._flushQueued) return;
+    this._flushQueued = true;
+    queueMicrotask(() => {
+      this._flushQueued = false;
+      const lines = this._outbox;
+      this._outbox = [];
+      const ws = this._ws;
+      if (!ws || ws.readyState !== 1) return;
+      let frame = '';
+      for (const l of lines) {
+        if (frame && frame.length + 1 + l.length > maxFrameChars) {
+          ws.send(frame);
+          frame = '';
+        }
+        frame = frame ? `${frame}\n${l}` : l;
+      }
+      if (frame) ws.send(frame);
+    });
+  }
+
+  /**
+   * publish sends data (any JSON value) to a channel and resolves with the
+   * position {offset, epoch} the broker gave it. It rejects at once with
+   * ErrorCode.DISCONNECTED when the client is not connected: messages are
+   * never queued while offline.
+   */
+  async publish(channel, data) {
+    const res = await this._request('publish', { channel, data });
+    return { offset: res.offset, epoch: res.epoch };
+  }
+
+  /**
+   * history resolves with {publications, offset, epoch}: the latest `limit`
+   * publications of a channel, or with `since` ({offset, epoch}) those after
+   * that position. It needs no subscription.
+   */
+  async history(channel, { limit, since } = {}) {
+    const params = { channel };
+    if (limit) params.limit = limit;
+    if (since) params.since = { offset: since.offset, epoch: since.epoch };
+    const res = await this._request('history', params);
+    return { publications: res.publications ?? [], offset: res.offset, epoch: res.epoch };
+  }
+
+  /** presence resolves with {clients}: the client infos subscribed to a channel. */
+  async presence(channel) {
+    const res = await this._request('presence', { channel });
+    return { clients: res.clients ?? [] };
+  }
+
+  /** ping makes an application-level round trip and resolves with its duration in ms. */
+  async ping() {
+    const start = performance.now();
+    await this._request('ping');
+    return performance.now() - start;
+  }
+
+  // ---- subscriptions ----
+
+  /**
+   * subscribe registers a subscription to a channel and returns it. It is
+   * (re)subscribed whenever the client is connected; see Subscription.
+   * Options: history (publications to receive on the first subscribe and
+   * when recovery fails), since ({offset, epoch} to recover from at once),
+   * and the callbacks onSubscribed, onPublication, onJoin, onLeave,
+   * onUnsubscribed, onError. Throws a RedcastError (108) when the channel
+   * already has a subscription.
+   */
+  subscribe(channel, options = {}) {
+    if (this._subs.has(channel)) {
+      throw new RedcastError(108, `already subscribed to ${channel}`);
+    }
+    const sub = new Subscription(this, channel, options);
+    this._subs.set(channel, sub);
+    this._subscribe(sub);
+    return sub;
+  }
+
+  /** getSubscription returns the subscription of a channel, or undefined. */
+  getSubscription(channel) {
+    return this._subs.get(channel);
+  }
+
+  _subscribe(sub) {
+    sub.state = 'subscribing';
+    clearTimeout(sub._retryTimer);
+    if (this.state !== 'connected') return;
+    const params = { channel: sub.channel };
+    const recovering = sub.position !== null;
+    if (recovering) params.since = { offset: sub.position.offset, epoch: sub.position.epoch };
+    if (sub._history > 0) params.history = sub._history;
+    const ws = this._ws;
+    this._send('subscribe', params, (err, res) => {
+      if (this._subs.get(sub.channel) !== sub || sub.state !== 'subscribing') return;
+      if (!err) {
+        sub._subscribed(res, recovering);
+        return;
+      }
+      if (err.code === ErrorCode.DISCONNECTED || err.code === ErrorCode.CLIENT_CLOSED) {
+        return; // resubscribed on the next connect
+      }
+      if (err.code === ErrorCode.TIMEOUT) {
+        // The server may yet subscribe us; only a new connection is certain.
+        if (ws === this._ws) this._lost(0, 'subscribe timed out', true);
+        return;
+      }
+      sub._call('onError', err);
+      if (transientCodes.has(err.code)) {
+        const delay = Math.floor(Math.random() * this.options.maxReconnectDelay / 4);
+        sub._retryTimer = setTimeout(() => {
+          if (this._subs.get(sub.channel) === sub && sub.state === 'subscribing') this._subscribe(sub);
+        }, delay);
+        return;
+      }
+      this._subs.delete(sub.channel);
+      sub.state = 'unsubscribed';
+      sub._call('onUnsubscribed', { channel: sub.channel, code: err.code, reason: err.message });
+    });
+  }
+
+  _unsubscribe(sub) {
+    if (this._subs.get(sub.channel) !== sub) return;
+    this._subs.delete(sub.channel);
+    clearTimeout(sub._retryTimer);
+    sub.state = 'unsubscribed';
+    if (this.state === 'connected') this._send('unsubscribe', { channel: sub.channel }, () => {});
+    sub._call('onUnsubscribed', { channel: sub.channel, code: 0, reason: 'unsubscribe called' });
+  }
+
+  // _resubscribe restarts one channel from its last position, after a gap.
+  _resubscribe(sub) {
+    if (this.state === 'connected') this._send('unsubscribe', { channel: sub.channel }, () => {});
+    this._subscribe(sub);
+  }
+
+  // ---- incoming ----
+
+  _onFrame(ws, data) {
+    if (typeof data !== 'string') {
+      this._emit('error', { error: new Error('redcast: unexpected binary frame') });
+      return;
+    }
+    for (const line of data.split('\n')) {
+      if (ws !== this._ws) return; // a line closed the connection
+      const text = line.trim();
+      if (!text) continue;
+      let msg;
+      try {
+        msg = JSON.parse(text);
+      } catch (err) {
+        this._emit('error', { error: err });
+        continue;
+      }
+      if (msg.push) this._onPush(msg);
+      else this._onReply(msg);
+    }
+  }
+
+  _onReply(msg) {
+    const entry = this._pending.get(msg.id);
+    if (!entry) {
+      if (msg.error) this._emit('error', { error: new RedcastError(msg.error.code, msg.error.message) });
+      return;
+    }
+    this._pending.delete(msg.id);
+    clearTimeout(entry.timer);
+    if (msg.error) entry.cb(new RedcastError(msg.error.code, msg.error.message));
+    else entry.cb(null, msg.result ?? {});
+  }
+
+  _onPush(msg) {
+    switch (msg.push) {
+      case 'publication': {
+        const sub = this._subs.get(msg.channel);
+        if (sub?.state === 'subscribed' && msg.pub) sub._publication(msg.pub);
+        break;
+      }
+      case 'join':
+      case 'leave': {
+        const sub = this._subs.get(msg.channel);
+        if (sub && msg.client) sub._call(msg.push === 'join' ? 'onJoin' : 'onLeave', msg.client, sub);
+        break;
+      }
+      case 'disconnect':
+        // The close frame follows; remember why so that onclose can decide.
+        this._disconnectPush = msg;
+        break;
+      default:
+        // Unknown pushes are ignored, for forward compatibility.
+    }
+  }
+}
+
+/**
+ * Subscription is a client's interest in one channel. It is created by
+ * Client.subscribe and lives until unsubscribe(); across reconnects it
+ * resubscribes by itself, recovering from `position`.
+ *
+ * State: 'subscribing' (waiting for the server, or for the connection),
+ * 'subscribed', 'unsubscribed'.
+ */
+export class Subscription {
+  constructor(client, channel, options) {
+    this.client = client;
+    this.channel = channel;
+    /** 'subscribing' | 'subscribed' | 'unsubscribed' */
+    this.state = 'unsubscribed';
+    /** {offset, epoch} of the last publication handled, or null before the first subscribe. */
+    this.position = options.since ? { offset: options.since.offset, epoch: options.since.epoch } : null;
+    /** Whether the channel keeps history (from the last subscribe reply). */
+    this.recoverable = false;
+    this._history = options.history | 0;
+    this._handlers = options;
+    this._retryTimer = 0;
+  }
+
+  /** unsubscribe stops the subscription; no callbacks follow onUnsubscribed. */
+  unsubscribe() {
+    this.client._unsubscribe(this);
+  }
+
+  /** publish publishes to this subscription's channel (see Client.publish). */
+  publish(data) {
+    return this.client.publish(this.channel, data);
+  }
+
+  /** history reads this channel's history (see Client.history). */
+  history(opts) {
+    return this.client.history(this.channel, opts);
+  }
+
+  /** presence lists who is subscribed to this channel (see Client.presence). */
+  presence() {
+    return this.client.presence(this.channel);
+  }
+
+  _call(name, ...args) {
+    const fn = this._handlers[name];
+    if (typeof fn !== 'function') return;
+    try {
+      fn(...args);
+    } catch (err) {
+      console.error('redcast: %s for %s threw', name, this.channel, err);
+    }
+  }
+
+  // _subscribed handles a subscribe reply: it tells the app whether the
+  // stream continues (recovered) or restarts, then delivers the reply's
+  // publications it has not delivered yet, oldest first.
+  _subscribed(res, recovering) {
+    const epoch = res.epoch ?? '';
+    const pubs = res.publications ?? [];
+    const prev = this.position;
+    // recovered is omitted from the reply when false.
+    const recovered = recovering && res.recovered === true && prev !== null && prev.epoch === epoch;
+    this.state = 'subscribed';
+    this.recoverable = res.recoverable === true;
+    this.position = { offset: recovered ? prev.offset : 0, epoch };
+    this._call('onSubscribed', {
+      channel: this.channel,
+      offset: res.offset,
+      epoch,
+      recoverable: this.recoverable,
+      recovering,
+      recovered,
+    }, this);
+    for (const pub of pubs) {
+      if (this.state !== 'subscribed') return; // unsubscribed by a callback
+      if (pub.offset > this.position.offset) {
+        this.position.offset = pub.offset;
+        this._call('onPublication', pub, this);
+      }
+    }
+    if (res.offset > this.position.offset) this.position.offset = res.offset;
+  }
+
+  // _publication handles a live publication push.
+  _publication(pub) {
+    const pos = this.position;
+    if (pub.offset <= pos.offset) return; // a duplicate
+    if (pub.offset > pos.offset + 1 && this.recoverable) {
+      // A gap: restart from the last publication we have; the reply carries
+      // what we missed.
+      this.state = 'subscribing';
+      this.client._resubscribe(this);
+      return;
+    }
+    pos.offset = pub.offset;
+    this._call('onPublication', pub, this);
+  }
+}
+
+function resolveURL(url) {
+  if (/^wss?:\/\//i.test(url)) return url;
+  const loc = globalThis.location;
+  if (!loc) throw new TypeError(`redcast: cannot resolve ${url} without a page location`);
+  const u = new URL(url, loc.href);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  return u.href;
+}
