@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/broker/memory"
@@ -18,6 +19,10 @@ import (
 
 // Version is the server version reported to clients in the connect reply.
 const Version = "0.1.0"
+
+// cleanupTimeout bounds the broker calls made when a client leaves (its own
+// context is already cancelled then).
+const cleanupTimeout = 5 * time.Second
 
 // Node is one redcast server process: it owns the hub, the broker and
 // presence manager it was given, and the registry of connected clients.
@@ -112,6 +117,21 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// Ready reports whether the node can serve: it is not shutting down and its
+// broker is reachable (for brokers that can tell, by a Ready() bool method).
+func (n *Node) Ready() bool {
+	n.mu.Lock()
+	draining := n.draining
+	n.mu.Unlock()
+	if draining {
+		return false
+	}
+	if r, ok := n.broker.(interface{ Ready() bool }); ok {
+		return r.Ready()
+	}
+	return true
+}
+
 // NumClients returns how many clients are registered.
 func (n *Node) NumClients() int {
 	n.mu.Lock()
@@ -177,7 +197,9 @@ func (n *Node) removeSubscriber(ch string, s hub.Subscriber) {
 	last, removed := n.hub.Remove(ch, s)
 	if removed && last {
 		// A failed unsubscribe only costs deliveries the hub drops.
-		if err := n.broker.Unsubscribe(context.Background(), ch); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		if err := n.broker.Unsubscribe(ctx, ch); err != nil {
 			n.log.Warn("unsubscribe in broker failed", "channel", ch, "err", err)
 		}
 	}

@@ -243,7 +243,8 @@ func (c *Client) unsubscribeFrom(s *subscription) {
 	}
 	// The client's own context may be cancelled already (it disconnected);
 	// leaving must still happen.
-	ctx := context.WithoutCancel(c.ctx)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), cleanupTimeout)
+	defer cancel()
 	if err := c.node.presence.RemovePresence(ctx, s.channel, c.ID()); err != nil {
 		c.node.log.Warn("remove presence failed", "channel", s.channel, "client", c.ID(), "err", err)
 	}
