@@ -91,9 +91,12 @@ func TestReplyAndPushEncoding(t *testing.T) {
 	if b := AppendError(nil, 8, ErrUnknownMethod); string(b) != `{"id":8,"error":{"code":102,"message":"unknown method"}}` {
 		t.Fatalf("AppendError = %s", b)
 	}
-	b, err = AppendPush(nil, DisconnectShutdown.Push())
-	if err != nil || string(b) != `{"push":"disconnect","code":3001,"reason":"server shutting down","reconnect":true}` {
-		t.Fatalf("AppendPush = %s, %v", b, err)
+	b = DisconnectShutdown.AppendPush(nil)
+	if string(b) != `{"push":"disconnect","code":3001,"reason":"server shutting down","reconnect":true}` {
+		t.Fatalf("Disconnect.AppendPush = %s", b)
+	}
+	if b := DisconnectBadFrame.AppendPush(nil); !strings.Contains(string(b), `"reconnect":false`) {
+		t.Fatalf("a terminal disconnect must say reconnect false: %s", b)
 	}
 	var m ServerMessage
 	if err := json.Unmarshal(b, &m); err != nil || !m.IsPush() || m.Code != 3001 {

@@ -60,6 +60,18 @@ func (d Disconnect) Push() *Push {
 	return &Push{Type: PushDisconnect, Code: d.Code, Reason: d.Reason, Reconnect: d.Reconnect()}
 }
 
+// AppendPush appends d encoded as a disconnect push to dst. Unlike
+// AppendPush(d.Push()), it always writes "reconnect", false included.
+func (d Disconnect) AppendPush(dst []byte) []byte {
+	out, _ := appendJSON(dst, struct {
+		Type      string `json:"push"`
+		Code      uint16 `json:"code"`
+		Reason    string `json:"reason"`
+		Reconnect bool   `json:"reconnect"`
+	}{PushDisconnect, d.Code, d.Reason, d.Reconnect()}) // plain fields: cannot fail
+	return out
+}
+
 // Disconnect codes. Each is documented in docs/protocol.md.
 var (
 	DisconnectShutdown          = Disconnect{3001, "server shutting down"}

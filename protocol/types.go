@@ -124,7 +124,7 @@ type SubscribeResult struct {
 	Offset       uint64        `json:"offset"`
 	Epoch        string        `json:"epoch"`
 	Recoverable  bool          `json:"recoverable"`
-	Recovered    bool          `json:"recovered,omitempty"`
+	Recovered    bool          `json:"recovered"`
 	Publications []Publication `json:"publications,omitempty"`
 }
 

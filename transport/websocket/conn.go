@@ -214,9 +214,7 @@ func (c *conn) writeBatch(bw *bufio.Writer, batch [][]byte) error {
 // waits for the peer.
 func (c *conn) finish(bw *bufio.Writer, control, batch [][]byte, d protocol.Disconnect) {
 	if c.format == hub.FormatProtocol && d != peerClosed {
-		if push, err := protocol.AppendPush(nil, d.Push()); err == nil {
-			batch = append(batch, push)
-		}
+		batch = append(batch, d.AppendPush(nil))
 	}
 	closeFrame, err := ws.CompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(d.Code), d.Reason)))
 	if err == nil {

@@ -7,6 +7,7 @@ import { Client, ErrorCode } from './redcast.js';
 const HISTORY = 50;
 const NICK_KEY = 'redcast.nick';
 const DEFAULT_ROOM = 'general';
+const MAX_NAME_BYTES = 64;
 // The room makes the channel chat:ROOM; like plain mode (/rooms/ROOM) it has no
 // ":" of its own.
 const ROOM_RE = /^[A-Za-z0-9_.@/=,#~-]{1,250}$/;
@@ -85,10 +86,15 @@ function setStatus(state, text) {
 // ---- joining ----
 
 function join(name, room) {
+  if (new TextEncoder().encode(name).length > MAX_NAME_BYTES) {
+    showNotice(`That nickname is too long (at most ${MAX_NAME_BYTES} bytes).`);
+    return;
+  }
   if (!ROOM_RE.test(room)) {
     showNotice(`"${room}" is not a valid room name: use letters, digits and _ - . @ / = , # ~`);
     return;
   }
+  hideNotice();
   try {
     localStorage.setItem(NICK_KEY, name);
   } catch {
@@ -98,6 +104,8 @@ function join(name, room) {
     nick = name;
     sub = null; // it belonged to the old client
     startClient(name);
+  } else if (client.state === 'disconnected') {
+    client.connect().catch(() => {}); // the server had told it to stop: try again
   }
   document.body.classList.add('joined');
   el.message.disabled = false;

@@ -243,7 +243,7 @@ export class Client {
         // A timeout or a transient server error is worth another try;
         // anything else (bad name, refused token) would fail the same way.
         const retry = err.code === ErrorCode.TIMEOUT || transientCodes.has(err.code);
-        this._lost(err.code, `connect failed: ${err.message}`, retry);
+        this._lost(err.code === ErrorCode.TIMEOUT ? 0 : err.code, `connect failed: ${err.message}`, retry);
         return;
       }
       this.clientId = res.client;
@@ -549,7 +549,7 @@ export class Client {
       case 'join':
       case 'leave': {
         const sub = this._subs.get(msg.channel);
-        if (sub && msg.client) sub._call(msg.push === 'join' ? 'onJoin' : 'onLeave', msg.client, sub);
+        if (sub && msg.client) sub._call(msg.push === 'join' ? 'onJoin' : 'onLeave', msg.client);
         break;
       }
       case 'disconnect':
@@ -605,11 +605,12 @@ export class Subscription {
     return this.client.presence(this.channel);
   }
 
+  // _call calls the app's callback `name` with args and this subscription.
   _call(name, ...args) {
     const fn = this._handlers[name];
     if (typeof fn !== 'function') return;
     try {
-      fn(...args);
+      fn(...args, this);
     } catch (err) {
       console.error('redcast: %s for %s threw', name, this.channel, err);
     }
@@ -634,12 +635,12 @@ export class Subscription {
       recoverable: this.recoverable,
       recovering,
       recovered,
-    }, this);
+    });
     for (const pub of pubs) {
       if (this.state !== 'subscribed') return; // unsubscribed by a callback
       if (pub.offset > this.position.offset) {
         this.position.offset = pub.offset;
-        this._call('onPublication', pub, this);
+        this._call('onPublication', pub);
       }
     }
     if (res.offset > this.position.offset) this.position.offset = res.offset;
@@ -657,7 +658,7 @@ export class Subscription {
       return;
     }
     pos.offset = pub.offset;
-    this._call('onPublication', pub, this);
+    this._call('onPublication', pub);
   }
 }
 

@@ -1,0 +1,205 @@
+package redcast
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/redcast/redcast/broker"
+	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/protocol"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeTransport records what a client sends, with a bounded queue like the
+// real one.
+type fakeTransport struct {
+	mu     sync.Mutex
+	max    int
+	msgs   [][]byte
+	closed *protocol.Disconnect
+	count  atomic.Int64
+}
+
+func (f *fakeTransport) Send(msg []byte) bool {
+	f.count.Add(1)
+	if f.max < 0 {
+		return true // benchmark: count only
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed != nil || (f.max > 0 && len(f.msgs) >= f.max) {
+		return false
+	}
+	f.msgs = append(f.msgs, msg)
+	return true
+}
+
+func (f *fakeTransport) Close(d protocol.Disconnect) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed == nil {
+		f.closed = &d
+	}
+}
+
+func (f *fakeTransport) lines() []protocol.ServerMessage {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]protocol.ServerMessage, 0, len(f.msgs))
+	for _, m := range f.msgs {
+		var sm protocol.ServerMessage
+		if err := json.Unmarshal(m, &sm); err != nil {
+			panic(fmt.Sprintf("bad line %q: %v", m, err))
+		}
+		out = append(out, sm)
+	}
+	return out
+}
+
+func startNode(t testing.TB, cfg Config) *Node {
+	n := NewNode(cfg, Deps{})
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return n
+}
+
+func newConnected(t testing.TB, n *Node, tr *fakeTransport) *Client {
+	c, err := n.NewClient(tr, hub.FormatProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Connect(protocol.ConnectParams{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Closed)
+	return c
+}
+
+// racingBroker publishes once right after a History read, as if another
+// publisher raced the read: the publication reaches the subscription while
+// it still buffers live publications.
+type racingBroker struct {
+	broker.Broker
+	once sync.Once
+	t    *testing.T
+}
+
+func (b *racingBroker) History(ctx context.Context, ch string, opts broker.HistoryOptions) (broker.HistoryResult, error) {
+	res, err := b.Broker.History(ctx, ch, opts)
+	b.once.Do(func() {
+		if _, perr := b.Broker.Publish(ctx, ch, []byte(`"raced"`), broker.PublishOptions{HistorySize: 10}); perr != nil {
+			b.t.Error(perr)
+		}
+	})
+	return res, err
+}
+
+// TestSubscribeMergesBufferedLive checks the recovery merge: a publication
+// that arrives while the subscription reads history is delivered after the
+// reply, once, in order.
+func TestSubscribeMergesBufferedLive(t *testing.T) {
+	n := NewNode(Config{}, Deps{})
+	n.broker = &racingBroker{Broker: n.broker, t: t}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown(context.Background()) })
+	tr := &fakeTransport{}
+	c := newConnected(t, n, tr)
+	ch := "chat:merge"
+	if _, err := c.Publish(protocol.PublishParams{Channel: ch, Data: json.RawMessage(`1`)}); err != nil {
+		t.Fatal(err)
+	}
+	var reply *protocol.SubscribeResult
+	err := c.Subscribe(protocol.SubscribeParams{Channel: ch, History: 10}, func(res *protocol.SubscribeResult) {
+		reply = res
+		tr.Send([]byte(`{"id":1,"result":{}}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reply == nil || reply.Offset != 1 || len(reply.Publications) != 1 {
+		t.Fatalf("reply = %+v, want position 1 with one publication", reply)
+	}
+	lines := tr.lines()
+	if len(lines) < 2 || lines[0].ID != 1 {
+		t.Fatalf("want the reply first, got %+v", lines)
+	}
+	var offsets []uint64
+	for _, l := range lines[1:] {
+		if l.Push.Type == protocol.PushPublication {
+			offsets = append(offsets, l.Pub.Offset)
+		}
+	}
+	if len(offsets) != 1 || offsets[0] != 2 {
+		t.Fatalf("live publications after the reply = %v, want [2]", offsets)
+	}
+}
+
+// TestLiveGapDisconnects checks that a live stream that skips an offset is
+// not delivered silently: the client is told to reconnect and recover.
+func TestLiveGapDisconnects(t *testing.T) {
+	n := startNode(t, Config{})
+	tr := &fakeTransport{}
+	c := newConnected(t, n, tr)
+	if err := c.Subscribe(protocol.SubscribeParams{Channel: "chat:gap"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	s := c.subs["chat:gap"]
+	c.mu.Unlock()
+	n.HandlePublication("chat:gap", &protocol.Publication{Offset: 5, Data: json.RawMessage(`1`)}, protocol.StreamPosition{Offset: 5, Epoch: s.pos.Epoch})
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.closed == nil || *tr.closed != protocol.DisconnectInsufficientState {
+		t.Fatalf("closed = %v, want %v", tr.closed, protocol.DisconnectInsufficientState)
+	}
+}
+
+func brokerOpts(n *Node, ch string) (o broker.PublishOptions) {
+	opts, _ := n.cfg.channelOptions(ch)
+	o.HistorySize, o.HistoryTTL = opts.HistorySize, opts.HistoryTTL
+	return o
+}
+
+// BenchmarkFanout measures a publication's path from the broker to the
+// transports of many subscribers: ns per delivery; allocs/op are per
+// publication, whatever the number of subscribers.
+func BenchmarkFanout(b *testing.B) {
+	for _, subs := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("subscribers=%d", subs), func(b *testing.B) {
+			n := startNode(b, Config{})
+			trs := make([]*fakeTransport, subs)
+			for i := range trs {
+				trs[i] = &fakeTransport{max: -1}
+				c := newConnected(b, n, trs[i])
+				if err := c.Subscribe(protocol.SubscribeParams{Channel: "chat:bench"}, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			data := []byte(`{"text":"0123456789012345678901234567890123456789012345678"}`)
+			opts := brokerOpts(n, "chat:bench")
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := n.broker.Publish(context.Background(), "chat:bench", data, opts); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*subs), "ns/delivery")
+		})
+	}
+}
