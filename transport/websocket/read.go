@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -84,7 +85,7 @@ func (r *reader) next() ([]byte, error) {
 			return nil, r.violation(r.tooLarge)
 		}
 		start := len(r.buf)
-		r.buf = append(r.buf, make([]byte, h.Length)...)
+		r.buf = slices.Grow(r.buf, int(h.Length))[:start+int(h.Length)]
 		if _, err := io.ReadFull(r.br, r.buf[start:]); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,71 @@
+package websocket
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+
+	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/protocol"
+)
+
+// byteConn is a net.Conn that reads from a fixed input and discards writes.
+type byteConn struct {
+	net.Conn
+	r *bytes.Reader
+}
+
+func (c *byteConn) Read(p []byte) (int, error)       { return c.r.Read(p) }
+func (c *byteConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (c *byteConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *byteConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *byteConn) Close() error                     { return nil }
+
+func clientFrame(op ws.OpCode, fin bool, payload []byte) []byte {
+	var buf bytes.Buffer
+	f := ws.NewFrame(op, fin, payload)
+	f = ws.MaskFrameInPlace(f)
+	if err := ws.WriteFrame(&buf, f); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+// FuzzReader feeds arbitrary bytes to the frame reader as if a client sent
+// them. It must never panic, never return a message larger than the limit
+// or with invalid UTF-8, and stop at the first violation.
+func FuzzReader(f *testing.F) {
+	f.Add(clientFrame(ws.OpText, true, []byte(`{"id":1,"method":"ping"}`)))
+	f.Add(append(clientFrame(ws.OpText, false, []byte("he")), clientFrame(ws.OpContinuation, true, []byte("llo"))...))
+	f.Add(append(clientFrame(ws.OpPing, true, []byte("p")), clientFrame(ws.OpText, true, []byte("x"))...))
+	f.Add(clientFrame(ws.OpBinary, true, []byte{0xff}))
+	f.Add(clientFrame(ws.OpText, true, bytes.Repeat([]byte("a"), 300)))
+	f.Add(clientFrame(ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusNormalClosure, "")))
+	f.Add([]byte{0x81, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		const maxSize = 256
+		c := newConn(&byteConn{r: bytes.NewReader(data)}, hub.FormatProtocol, limits{maxMessages: 4, maxBytes: 1024})
+		r := &reader{c: c, br: bufio.NewReader(c.nc), maxSize: maxSize, idle: time.Second,
+			tooLarge: protocol.DisconnectFrameTooLarge, binary: protocol.DisconnectBadFrame}
+		for {
+			msg, err := r.next()
+			if err != nil {
+				return
+			}
+			if len(msg) > maxSize {
+				t.Fatalf("message of %d bytes passed a %d-byte limit", len(msg), maxSize)
+			}
+			if !utf8.Valid(msg) {
+				t.Fatalf("invalid UTF-8 passed: %q", msg)
+			}
+			if c.isClosing() {
+				t.Fatal("a message was returned after the connection started closing")
+			}
+		}
+	})
+}
