@@ -304,8 +304,11 @@ func (c *Client) history(p protocol.HistoryParams) (*protocol.HistoryResult, err
 	if opts.HistorySize == 0 {
 		return nil, protocol.ErrNotAvailable.WithMessage("history is off for channel %q", p.Channel)
 	}
+	if p.Limit < 0 || p.Limit > MaxHistoryLimit {
+		return nil, protocol.ErrBadRequest.WithMessage("limit must be between 0 and %d", MaxHistoryLimit)
+	}
 	limit := p.Limit
-	if limit <= 0 || limit > MaxHistoryLimit {
+	if limit == 0 {
 		limit = MaxHistoryLimit
 	}
 	res, err := c.node.broker.History(c.ctx, p.Channel, broker.HistoryOptions{Since: p.Since, Limit: limit})

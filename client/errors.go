@@ -1,0 +1,30 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/redcast/redcast/protocol"
+)
+
+var (
+	// ErrClosed is the error of calls made after Close, and what Err
+	// returns once Close ended the connection.
+	ErrClosed = errors.New("client: closed")
+	// ErrConnectionLost wraps the network error that ended a connection
+	// the server did not close with a disconnect.
+	ErrConnectionLost = errors.New("client: connection lost")
+	// ErrFrameTooLarge is returned for a command that does not fit in
+	// Options.MaxFrameSize; it was not sent.
+	ErrFrameTooLarge = errors.New("client: command larger than the maximum frame size")
+	// ErrProtocol wraps what the server sent that breaks the protocol (a
+	// binary frame, a line that is not JSON); the connection is closed.
+	ErrProtocol = errors.New("client: protocol violation by the server")
+)
+
+// disconnectError is the error of a connection the server closed on
+// purpose, with a disconnect push or a close frame. It wraps the
+// protocol.Disconnect so that errors.As finds it.
+func disconnectError(d protocol.Disconnect) error {
+	return fmt.Errorf("client: disconnected by the server: %w", d)
+}
