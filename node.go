@@ -38,6 +38,11 @@ type Node struct {
 	lockSeed  maphash.Seed
 	chanLocks [64]sync.Mutex
 
+	// stop ends the node's own goroutines (the presence refresher); wg
+	// waits for them.
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+
 	mu       sync.Mutex
 	clients  map[*Client]struct{}
 	draining bool
@@ -86,6 +91,11 @@ func (n *Node) Start(ctx context.Context) error {
 	if err := n.broker.Start(ctx, n); err != nil {
 		return fmt.Errorf("redcast: start broker: %w", err)
 	}
+	bg, stop := context.WithCancel(context.Background())
+	n.stop = stop
+	if r, ok := n.presence.(presenceRefresher); ok && r.PresenceRefreshInterval() > 0 {
+		n.wg.Go(func() { n.refreshPresence(bg, r.PresenceRefreshInterval()) })
+	}
 	return nil
 }
 
@@ -95,12 +105,8 @@ func (n *Node) Start(ctx context.Context) error {
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.mu.Lock()
 	n.draining = true
-	clients := make([]*Client, 0, len(n.clients))
-	for c := range n.clients {
-		clients = append(clients, c)
-	}
 	n.mu.Unlock()
-	for _, c := range clients {
+	for _, c := range n.clientList() {
 		c.Disconnect(protocol.DisconnectShutdown)
 	}
 	var err error
@@ -110,6 +116,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			err = fmt.Errorf("redcast: shutdown: %d clients still connected: %w", n.NumClients(), ctx.Err())
 		}
+	}
+	if n.stop != nil {
+		n.stop()
+		n.wg.Wait()
 	}
 	if cerr := n.broker.Close(); cerr != nil && !errors.Is(cerr, broker.ErrClosed) {
 		err = errors.Join(err, fmt.Errorf("redcast: close broker: %w", cerr))
