@@ -1,0 +1,495 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/redcast/redcast/broker"
+	"github.com/redcast/redcast/protocol"
+)
+
+var (
+	_ broker.Broker          = (*Broker)(nil)
+	_ broker.PresenceManager = (*Broker)(nil)
+)
+
+var (
+	errClosed       = fmt.Errorf("redis: %w", broker.ErrClosed)
+	errStarted      = errors.New("redis: broker already started")
+	errNotStarted   = errors.New("redis: broker not started")
+	errNilHandler   = errors.New("redis: nil event handler")
+	errNilInfo      = errors.New("redis: nil client info")
+	errEmptyChannel = errors.New("redis: empty channel name")
+)
+
+// Broker is a broker.Broker and a broker.PresenceManager on Redis. Its
+// methods are safe for concurrent use. Create it with New, call Start once,
+// and Close it when done.
+type Broker struct {
+	cfg     Config
+	client  rueidis.Client
+	seed    maphash.Seed
+	handler broker.EventHandler // set by Start
+	workers []*worker           // set by Start
+	subs    *subscriptions      // set by Start
+
+	lifeMu    sync.Mutex // orders Start against Close
+	started   bool
+	closed    atomic.Bool
+	closeOnce sync.Once
+	ctx       context.Context // the broker's lifetime, canceled by Close
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // the pub/sub goroutine and the workers
+
+	dropped atomic.Uint64 // pub/sub messages dropped on full worker queues
+
+	// testHookReconnect, if set before Start, is called by the pub/sub
+	// goroutine before each reconnection attempt (not the first
+	// connection), so tests can act while the node is disconnected.
+	testHookReconnect func()
+}
+
+// New connects to the Redis at cfg.URL, checks that it answers within ctx
+// and cfg.Timeout, and loads the broker's Lua scripts. It returns an error
+// wrapping broker.ErrUnavailable when Redis cannot be reached. The broker
+// delivers nothing until Start.
+func New(ctx context.Context, cfg Config) (*Broker, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	opt, err := rueidis.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	opt.ForceSingleClient = true // standalone Redis; Cluster support is separate
+	opt.DisableCache = true
+	opt.DisableRetry = true // fail fast: the caller decides whether to retry
+	// A pipelined connection has a reader goroutine that notices at once
+	// when Redis goes away, so the next call dials again instead of
+	// failing on the dead socket.
+	opt.AlwaysPipelining = true
+	opt.Dialer.Timeout = cfg.Timeout
+	opt.ConnWriteTimeout = 5 * cfg.Timeout
+	if opt.ClientName == "" {
+		opt.ClientName = "redcast"
+	}
+	client, err := rueidis.NewClient(opt)
+	if err != nil {
+		if client != nil {
+			client.Close()
+		}
+		return nil, fmt.Errorf("redis: connect: %w: %w", broker.ErrUnavailable, err)
+	}
+	lctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	for _, src := range allScripts {
+		if err := client.Do(lctx, client.B().ScriptLoad().Script(src).Build()).Error(); err != nil {
+			client.Close()
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("redis: load scripts: %w: %w", broker.ErrUnavailable, err)
+		}
+	}
+	b := &Broker{cfg: cfg, client: client, seed: maphash.MakeSeed()}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	return b, nil
+}
+
+// Start makes the broker deliver to h: it starts the delivery workers and
+// the goroutine that owns the pub/sub connection, and returns once that
+// connection is up. If it cannot connect (or ctx ends first), Start closes
+// the broker and returns an error wrapping broker.ErrUnavailable (or ctx's
+// error). It may be called only once.
+func (b *Broker) Start(ctx context.Context, h broker.EventHandler) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if h == nil {
+		return errNilHandler
+	}
+	b.lifeMu.Lock()
+	switch {
+	case b.closed.Load():
+		b.lifeMu.Unlock()
+		return errClosed
+	case b.started:
+		b.lifeMu.Unlock()
+		return errStarted
+	}
+	b.started, b.handler = true, h
+	b.workers = make([]*worker, b.cfg.Workers)
+	for i := range b.workers {
+		w := newWorker(b)
+		b.workers[i] = w
+		b.wg.Go(func() { w.run(b.ctx) })
+	}
+	b.subs = newSubscriptions(b)
+	b.wg.Go(func() { b.subs.run(b.ctx) })
+	b.lifeMu.Unlock()
+
+	var err error
+	select {
+	case <-b.subs.firstAttempt:
+		err = b.subs.firstErr
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		b.Close()
+		return err
+	}
+	return nil
+}
+
+// Ready reports whether the broker is connected to Redis: its pub/sub
+// connection is up and every channel is subscribed. The node's /readyz
+// reports it.
+func (b *Broker) Ready() bool {
+	if b.closed.Load() {
+		return false
+	}
+	b.lifeMu.Lock()
+	subs := b.subs
+	b.lifeMu.Unlock()
+	return subs != nil && subs.isReady()
+}
+
+// Dropped returns how many pub/sub messages were dropped because a
+// delivery worker's queue was full. Each drop makes the broker read the
+// channel's history to deliver what was dropped (or let the node see the
+// gap), so a drop is not a silent loss.
+func (b *Broker) Dropped() uint64 { return b.dropped.Load() }
+
+// Publish runs one Lua script that gives the channel an epoch if it has
+// none, assigns the next offset, appends the publication to the channel's
+// stream (trimmed to about opts.HistorySize entries, expiring after the
+// history TTL; HistorySize 0 deletes the stream) and publishes it on the
+// channel's pub/sub channel with its offset and epoch: one round trip.
+func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts broker.PublishOptions) (protocol.StreamPosition, error) {
+	if err := b.check(ctx, channel); err != nil {
+		return protocol.StreamPosition{}, err
+	}
+	ttl := opts.HistoryTTL
+	if ttl <= 0 {
+		ttl = b.cfg.HistoryTTL
+	}
+	tag := b.tag(channel)
+	keys := []string{tag + ":s", tag + ":m"}
+	args := []string{
+		tag,
+		encodeBody(time.Now().UnixMilli(), opts.From, data),
+		strconv.Itoa(max(opts.HistorySize, 0)),
+		ms(ttl),
+		ms(max(b.cfg.StreamTTL, ttl)),
+		newEpoch(),
+	}
+	octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	reply, err := publishScript.Exec(octx, b.client, keys, args).ToArray()
+	if err != nil {
+		return protocol.StreamPosition{}, b.wrap(ctx, "publish", err)
+	}
+	if len(reply) != 2 {
+		return protocol.StreamPosition{}, fmt.Errorf("redis: publish: unexpected reply of %d elements", len(reply))
+	}
+	offset, err := reply[0].AsInt64()
+	if err != nil {
+		return protocol.StreamPosition{}, fmt.Errorf("redis: publish: %w", err)
+	}
+	epoch, err := reply[1].ToString()
+	if err != nil {
+		return protocol.StreamPosition{}, fmt.Errorf("redis: publish: %w", err)
+	}
+	return protocol.StreamPosition{Offset: uint64(offset), Epoch: epoch}, nil
+}
+
+// PublishJoin publishes a join on the channel's pub/sub channel, so that it
+// travels in order with the channel's publications.
+func (b *Broker) PublishJoin(ctx context.Context, channel string, info *protocol.ClientInfo) error {
+	return b.publishPresence(ctx, channel, msgJoin, info)
+}
+
+// PublishLeave publishes a leave on the channel's pub/sub channel.
+func (b *Broker) PublishLeave(ctx context.Context, channel string, info *protocol.ClientInfo) error {
+	return b.publishPresence(ctx, channel, msgLeave, info)
+}
+
+func (b *Broker) publishPresence(ctx context.Context, channel string, kind byte, info *protocol.ClientInfo) error {
+	if err := b.check(ctx, channel); err != nil {
+		return err
+	}
+	if info == nil {
+		return errNilInfo
+	}
+	octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	cmd := b.client.B().Publish().Channel(b.tag(channel)).Message(encodePresenceMessage(kind, info)).Build()
+	if err := b.client.Do(octx, cmd).Error(); err != nil {
+		return b.wrap(ctx, "publish presence", err)
+	}
+	return nil
+}
+
+// Subscribe subscribes this node to the channel's pub/sub channel. Calls
+// that arrive together share SUBSCRIBE commands; Subscribe returns once
+// Redis confirmed the subscription (and the broker noted the channel's
+// position, to fill gaps after an outage). While the pub/sub connection is
+// down it fails at once with an error wrapping broker.ErrUnavailable.
+func (b *Broker) Subscribe(ctx context.Context, channel string) error {
+	if err := b.check(ctx, channel); err != nil {
+		return err
+	}
+	subs, err := b.subscriptionsOrErr()
+	if err != nil {
+		return err
+	}
+	return subs.subscribe(ctx, channel)
+}
+
+// Unsubscribe stops delivery of the channel at once; the UNSUBSCRIBE
+// command follows asynchronously (batched, and skipped if the channel is
+// subscribed again before it is sent). It does not wait for Redis and does
+// not fail while Redis is unreachable.
+func (b *Broker) Unsubscribe(ctx context.Context, channel string) error {
+	if err := b.check(ctx, channel); err != nil {
+		return err
+	}
+	subs, err := b.subscriptionsOrErr()
+	if err != nil {
+		return err
+	}
+	subs.unsubscribe(channel)
+	return nil
+}
+
+// History runs one Lua script that reads the channel's position and the
+// selected publications in one snapshot, and gives the channel an epoch if
+// it has none (the one its first publication will get).
+func (b *Broker) History(ctx context.Context, channel string, opts broker.HistoryOptions) (broker.HistoryResult, error) {
+	if err := b.check(ctx, channel); err != nil {
+		return broker.HistoryResult{}, err
+	}
+	octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	keys, args := b.historyArgs(channel, opts)
+	res, err := parseHistory(historyScript.Exec(octx, b.client, keys, args))
+	if err != nil {
+		return broker.HistoryResult{}, b.wrap(ctx, "history", err)
+	}
+	return res, nil
+}
+
+// historyCall is one channel's history request in a batch.
+type historyCall struct {
+	channel string
+	opts    broker.HistoryOptions
+}
+
+// historyMany reads the history of several channels in pipelined batches.
+// results[i] and errs[i] answer calls[i].
+func (b *Broker) historyMany(ctx context.Context, calls []historyCall) ([]broker.HistoryResult, []error) {
+	results := make([]broker.HistoryResult, len(calls))
+	errs := make([]error, len(calls))
+	if len(calls) == 1 {
+		results[0], errs[0] = b.History(ctx, calls[0].channel, calls[0].opts)
+		return results, errs
+	}
+	const chunk = 256
+	for start := 0; start < len(calls); start += chunk {
+		part := calls[start:min(start+chunk, len(calls))]
+		execs := make([]rueidis.LuaExec, len(part))
+		for i, c := range part {
+			execs[i].Keys, execs[i].Args = b.historyArgs(c.channel, c.opts)
+		}
+		octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+		replies := historyScript.ExecMulti(octx, b.client, execs...)
+		cancel()
+		for i, r := range replies {
+			res, err := parseHistory(r)
+			if err != nil {
+				err = b.wrap(ctx, "history", err)
+			}
+			results[start+i], errs[start+i] = res, err
+		}
+	}
+	return results, errs
+}
+
+func (b *Broker) historyArgs(channel string, opts broker.HistoryOptions) (keys, args []string) {
+	since := ""
+	if opts.Since != nil {
+		since = strconv.FormatUint(opts.Since.Offset, 10)
+	}
+	limit := opts.Limit
+	if limit < 0 {
+		limit = -1
+	}
+	tag := b.tag(channel)
+	return []string{tag + ":s", tag + ":m"}, []string{newEpoch(), ms(b.cfg.StreamTTL), since, strconv.Itoa(limit)}
+}
+
+// parseHistory reads a reply of historyLua.
+func parseHistory(r rueidis.RedisResult) (broker.HistoryResult, error) {
+	reply, err := r.ToArray()
+	if err != nil {
+		return broker.HistoryResult{}, err
+	}
+	if len(reply) < 2 || len(reply)%2 != 0 {
+		return broker.HistoryResult{}, fmt.Errorf("redis: history: unexpected reply of %d elements", len(reply))
+	}
+	offset, err := reply[0].AsInt64()
+	if err != nil {
+		return broker.HistoryResult{}, err
+	}
+	epoch, err := reply[1].ToString()
+	if err != nil {
+		return broker.HistoryResult{}, err
+	}
+	res := broker.HistoryResult{Position: protocol.StreamPosition{Offset: uint64(offset), Epoch: epoch}}
+	if n := (len(reply) - 2) / 2; n > 0 {
+		res.Publications = make([]*protocol.Publication, 0, n)
+	}
+	for i := 2; i < len(reply); i += 2 {
+		id, err := reply[i].ToString()
+		if err != nil {
+			return broker.HistoryResult{}, err
+		}
+		body, err := reply[i+1].ToString()
+		if err != nil {
+			return broker.HistoryResult{}, err
+		}
+		idOffset, _, _ := strings.Cut(id, "-")
+		off, err := strconv.ParseUint(idOffset, 10, 64)
+		if err != nil {
+			return broker.HistoryResult{}, fmt.Errorf("redis: history: bad entry id %q", id)
+		}
+		pub, err := decodeBody(body)
+		if err != nil {
+			return broker.HistoryResult{}, err
+		}
+		pub.Offset = off
+		res.Publications = append(res.Publications, pub)
+	}
+	return res, nil
+}
+
+// Close stops delivery, closes the pub/sub connection and the Redis
+// client, and waits for every goroutine the broker started. When it
+// returns the handler is no longer called, and other methods return errors
+// wrapping broker.ErrClosed. Close may be called more than once; it always
+// returns nil.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		b.lifeMu.Lock()
+		b.closed.Store(true)
+		b.lifeMu.Unlock()
+		if b.cancel != nil {
+			b.cancel()
+		}
+		b.wg.Wait()
+		if b.client != nil {
+			b.client.Close()
+		}
+	})
+	return nil
+}
+
+// check returns the error a method returns before doing anything: ctx's,
+// or errClosed, or one for a channel name that cannot be used.
+func (b *Broker) check(ctx context.Context, channel string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if b.closed.Load() {
+		return errClosed
+	}
+	if channel == "" {
+		return errEmptyChannel
+	}
+	return nil
+}
+
+// subscriptionsOrErr returns the subscription manager, or an error if Start was not
+// called (or the broker is closed).
+func (b *Broker) subscriptionsOrErr() (*subscriptions, error) {
+	b.lifeMu.Lock()
+	defer b.lifeMu.Unlock()
+	switch {
+	case b.closed.Load():
+		return nil, errClosed
+	case b.subs == nil:
+		return nil, errNotStarted
+	}
+	return b.subs, nil
+}
+
+// wrap turns an error of a Redis call made for a caller with ctx into
+// what the broker returns: errClosed after Close, ctx's error if the caller
+// gave up, a plain error for a Redis error reply, and an error wrapping
+// broker.ErrUnavailable for everything that means Redis cannot serve now
+// (no connection, timeout, loading, busy).
+func (b *Broker) wrap(ctx context.Context, op string, err error) error {
+	if b.closed.Load() {
+		return errClosed
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	if rerr, ok := rueidis.IsRedisErr(err); ok && !unavailableReply(rerr) {
+		return fmt.Errorf("redis: %s: %w", op, err)
+	}
+	return fmt.Errorf("redis: %s: %w: %w", op, broker.ErrUnavailable, err)
+}
+
+// unavailableReply reports whether a Redis error reply means the server
+// cannot serve right now rather than that the command was wrong.
+func unavailableReply(err *rueidis.RedisError) bool {
+	if err.IsLoading() || err.IsTryAgain() || err.IsClusterDown() {
+		return true
+	}
+	msg := err.Error()
+	for _, p := range []string{"BUSY", "MASTERDOWN", "READONLY", "OOM", "NOREPLICAS"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// tag returns the channel's pub/sub channel, which is also the common
+// front of its keys: the channel in braces is a hash tag, so every key of
+// the channel lives in one Cluster slot.
+func (b *Broker) tag(channel string) string {
+	return b.cfg.Prefix + ":{" + channel + "}"
+}
+
+// channelOf returns the channel of a pub/sub channel named by tag.
+func (b *Broker) channelOf(pubsubChannel string) (string, bool) {
+	rest, ok := strings.CutPrefix(pubsubChannel, b.cfg.Prefix)
+	if !ok {
+		return "", false
+	}
+	rest, ok = strings.CutPrefix(rest, ":{")
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(rest, "}")
+}
+
+// newEpoch returns a random name for a new lifetime of a channel's stream.
+func newEpoch() string { return rand.Text()[:8] }
+
+// ms formats d in whole milliseconds, at least 1 (PEXPIRE 0 deletes).
+func ms(d time.Duration) string { return strconv.FormatInt(max(d.Milliseconds(), 1), 10) }

@@ -1,0 +1,93 @@
+// Package redis is redcast's broker for many nodes: channels, history and
+// presence live in Redis, so any number of nodes on one Redis behave as one
+// server. It uses the rueidis client (auto-pipelining, and a dedicated
+// connection for pub/sub).
+//
+// A Broker implements both broker.Broker and broker.PresenceManager:
+//
+//	b, err := redis.New(ctx, redis.Config{URL: "redis://127.0.0.1:6379/0"})
+//	...
+//	node := redcast.NewNode(cfg, redcast.Deps{Broker: b, Presence: b})
+//
+// It needs a standalone Redis 6.2 or newer (RESP3, exclusive stream
+// ranges); Redis Cluster is not supported yet, but every key and the
+// pub/sub channel of a channel share one hash tag so that it can be.
+//
+// # Keys
+//
+// Everything is namespaced by Config.Prefix (P below), so several
+// deployments can share one Redis. For a channel C:
+//
+//	P:{C}      the pub/sub channel: publications, joins and leaves, in order
+//	P:{C}:m    hash: epoch, latest offset, history size
+//	P:{C}:s    stream: the history, one entry per publication, ID "<offset>-0"
+//	P:{C}:p    hash: presence, client ID -> client info
+//	P:{C}:z    sorted set: presence expiry per client ID
+//
+// # Publishing
+//
+// Publish is one EVALSHA of a Lua script (one round trip; EVAL once after
+// Redis lost its script cache): if the meta hash is missing it creates a new
+// epoch (and deletes a stale stream); it increments the offset, appends to
+// the stream with XADD MAXLEN ~ HistorySize (or deletes the stream when
+// HistorySize is 0), refreshes the TTLs and PUBLISHes the publication with
+// its offset and epoch. Being one script, publications of a channel get
+// consecutive offsets in the order they are published to subscribers, from
+// every node. History is one script too, so its position and publications
+// are one snapshot; it creates the epoch of a channel that has none, so the
+// epoch it reports is the one the first publication gets. Because MAXLEN ~
+// trims lazily and publications may expire one by one, History only returns
+// the newest HistorySize entries that have not expired (by the Redis
+// clock). Data is stored and delivered byte for byte, in a small binary
+// envelope rather than JSON.
+//
+// # Subscriptions and delivery
+//
+// Each Broker holds one pub/sub connection, owned by one goroutine that
+// sends every SUBSCRIBE and UNSUBSCRIBE: requests that arrive while it is
+// busy go out together, up to Config.SubscribeBatch channels per command,
+// so thousands of Subscribe calls at once cost a handful of commands.
+// Subscribe returns once Redis confirmed the subscription and the broker
+// noted the channel's position. Unsubscribe stops delivery at once and
+// unsubscribes in Redis later (not at all if the channel is subscribed
+// again first).
+//
+// The pub/sub read loop never waits: it hands each message to one of
+// Config.Workers goroutines chosen by a hash of the channel, through a
+// queue of Config.WorkerQueue messages. A worker calls the EventHandler for
+// one message at a time, so a channel's events arrive in order. When a
+// queue is full the message is dropped and counted (Dropped), and the
+// channel is resynchronised from history as below.
+//
+// # Outages
+//
+// For every subscribed channel the broker remembers the position it last
+// delivered. When the pub/sub connection breaks, Ready reports false,
+// Subscribe fails at once, and the broker reconnects with exponential
+// backoff and jitter (Config.MinReconnectDelay to MaxReconnectDelay),
+// subscribes every channel again, then reads each channel's history since
+// the remembered position and delivers what was missed, in order, before
+// newer live publications and without duplicates. The same happens when a
+// live publication does not follow the remembered offset. When history
+// cannot cover the gap (trimmed, expired, or a new epoch because Redis lost
+// its data) the broker delivers what there is, and the node's
+// subscriptions see the skipped offset or the new epoch and tell their
+// clients to recover (disconnect code 3004).
+//
+// While Redis is unreachable every call that needs it fails within
+// Config.Timeout with an error wrapping broker.ErrUnavailable.
+//
+// # Presence
+//
+// A client's presence entry expires Config.PresenceTTL after it was last
+// added; the node that owns the client must call AddPresence again every
+// PresenceRefreshInterval (a third of the TTL). Presence deletes expired
+// entries as it reads, and the keys expire when nobody refreshes them, so a
+// crashed node's clients are gone within PresenceTTL.
+//
+// # Goroutines
+//
+// Start starts the pub/sub goroutine and the workers; Close stops them,
+// closes the connections and waits, so that the handler is never called
+// after Close returns.
+package redis

@@ -1,0 +1,348 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/redcast/redcast/broker"
+	"github.com/redcast/redcast/broker/brokertest"
+	"github.com/redcast/redcast/internal/testredis"
+	"github.com/redcast/redcast/protocol"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// prefixes makes a key prefix per broker, so tests sharing a server never
+// share channels.
+var prefixes atomic.Int64
+
+func newPrefix() string { return fmt.Sprintf("t%d", prefixes.Add(1)) }
+
+// newBroker returns a broker on srv with cfg (URL and, if empty, Prefix
+// filled in), not started, closed when tb ends.
+func newBroker(tb testing.TB, srv *testredis.Server, cfg Config) *Broker {
+	tb.Helper()
+	cfg.URL = srv.URL()
+	if cfg.Prefix == "" {
+		cfg.Prefix = newPrefix()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, err := New(ctx, cfg)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	tb.Cleanup(func() { b.Close() })
+	return b
+}
+
+// startBroker returns a broker on srv, started with h.
+func startBroker(tb testing.TB, srv *testredis.Server, cfg Config, h broker.EventHandler) *Broker {
+	tb.Helper()
+	b := newBroker(tb, srv, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.Start(ctx, h); err != nil {
+		tb.Fatalf("Start: %v", err)
+	}
+	return b
+}
+
+func TestConformance(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	brokertest.Run(t, func(t *testing.T) broker.Broker { return newBroker(t, srv, Config{}) })
+}
+
+func TestPresenceConformance(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	brokertest.RunPresence(t, func(t *testing.T) broker.PresenceManager { return newBroker(t, srv, Config{}) })
+}
+
+// event is one call of a recorder.
+type event struct {
+	kind string // "pub", "join" or "leave"
+	pub  *protocol.Publication
+	pos  protocol.StreamPosition
+	info *protocol.ClientInfo
+}
+
+// recorder is an EventHandler that records what it is given per channel.
+// If gate is set, the first HandlePublication waits until it is closed,
+// like a stuck handler would.
+type recorder struct {
+	gate chan struct{}
+
+	mu     sync.Mutex
+	events map[string][]event
+	gated  bool
+}
+
+func newRecorder() *recorder { return &recorder{events: map[string][]event{}} }
+
+func (r *recorder) HandlePublication(ch string, pub *protocol.Publication, pos protocol.StreamPosition) {
+	r.mu.Lock()
+	wait := r.gate != nil && !r.gated
+	r.gated = true
+	r.mu.Unlock()
+	if wait {
+		<-r.gate
+	}
+	r.add(ch, event{kind: "pub", pub: pub, pos: pos})
+}
+
+func (r *recorder) HandleJoin(ch string, info *protocol.ClientInfo) {
+	r.add(ch, event{kind: "join", info: info})
+}
+
+func (r *recorder) HandleLeave(ch string, info *protocol.ClientInfo) {
+	r.add(ch, event{kind: "leave", info: info})
+}
+
+func (r *recorder) add(ch string, e event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events[ch] = append(r.events[ch], e)
+}
+
+func (r *recorder) get(ch string) []event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]event(nil), r.events[ch]...)
+}
+
+func (r *recorder) count(ch string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.events[ch])
+}
+
+// wait waits until ch got at least n events and returns them.
+func (r *recorder) wait(t *testing.T, ch string, n int) []event {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d events on %q", n, ch), func() bool { return r.count(ch) >= n })
+	return r.get(ch)
+}
+
+// checkOffsets fails t unless events are publications with offsets from
+// 1 to len(events), in order, all in epoch (if not empty).
+func checkOffsets(t *testing.T, what string, events []event, epoch string) {
+	t.Helper()
+	for i, e := range events {
+		want := uint64(i + 1)
+		if e.kind != "pub" || e.pub.Offset != want || e.pos.Offset != want || (epoch != "" && e.pos.Epoch != epoch) {
+			t.Fatalf("%s: event %d is %s offset %d at %+v, want publication %d in epoch %q",
+				what, i, e.kind, offsetOf(e), e.pos, want, epoch)
+		}
+	}
+}
+
+func offsetOf(e event) uint64 {
+	if e.pub == nil {
+		return 0
+	}
+	return e.pub.Offset
+}
+
+// waitFor polls cond until it holds, failing t after a deadline.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// nopHandler discards what it is given.
+type nopHandler struct{}
+
+func (nopHandler) HandlePublication(string, *protocol.Publication, protocol.StreamPosition) {}
+func (nopHandler) HandleJoin(string, *protocol.ClientInfo)                                  {}
+func (nopHandler) HandleLeave(string, *protocol.ClientInfo)                                 {}
+
+func mustPublish(t *testing.T, b *Broker, ch string, data string) protocol.StreamPosition {
+	t.Helper()
+	pos, err := b.Publish(t.Context(), ch, []byte(data), broker.PublishOptions{HistorySize: 100})
+	if err != nil {
+		t.Fatalf("Publish(%q): %v", ch, err)
+	}
+	return pos
+}
+
+func mustSubscribe(t *testing.T, b *Broker, channels ...string) {
+	t.Helper()
+	for _, ch := range channels {
+		if err := b.Subscribe(t.Context(), ch); err != nil {
+			t.Fatalf("Subscribe(%q): %v", ch, err)
+		}
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	ctx := t.Context()
+	if _, err := New(ctx, Config{}); err == nil {
+		t.Error("New without a URL succeeded")
+	}
+	if _, err := New(ctx, Config{URL: "redis://127.0.0.1:1/0", Prefix: "a{b}"}); err == nil {
+		t.Error("New with braces in the prefix succeeded")
+	}
+	if _, err := New(ctx, Config{URL: "http://example.com"}); err == nil {
+		t.Error("New with a non-Redis URL succeeded")
+	}
+	srv := testredis.Start(t, testredis.Options{})
+	srv.Kill()
+	begin := time.Now()
+	_, err := New(ctx, Config{URL: srv.URL()})
+	if !errors.Is(err, broker.ErrUnavailable) {
+		t.Errorf("New with Redis down: %v, want broker.ErrUnavailable", err)
+	}
+	if d := time.Since(begin); d > 2*time.Second {
+		t.Errorf("New with Redis down took %v", d)
+	}
+}
+
+func TestStartAndClose(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	b := newBroker(t, srv, Config{})
+	if err := b.Subscribe(t.Context(), "a"); err == nil {
+		t.Error("Subscribe before Start succeeded")
+	}
+	if b.Ready() {
+		t.Error("Ready before Start")
+	}
+	if err := b.Start(t.Context(), nil); err == nil {
+		t.Error("Start with a nil handler succeeded")
+	}
+	if err := b.Start(t.Context(), nopHandler{}); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Ready() {
+		t.Error("not Ready after Start")
+	}
+	if err := b.Start(t.Context(), nopHandler{}); err == nil {
+		t.Error("second Start succeeded")
+	}
+	canceled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := b.Subscribe(canceled, "a"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Subscribe with a canceled context: %v, want context.Canceled", err)
+	}
+	if _, err := b.Publish(t.Context(), "", []byte(`1`), broker.PublishOptions{}); err == nil {
+		t.Error("Publish to an empty channel name succeeded")
+	}
+	b.Close()
+	if b.Ready() {
+		t.Error("Ready after Close")
+	}
+	if err := b.Start(t.Context(), nopHandler{}); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("Start after Close: %v, want broker.ErrClosed", err)
+	}
+	if err := b.AddPresence(t.Context(), "a", &protocol.ClientInfo{Client: "c"}); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("AddPresence after Close: %v, want broker.ErrClosed", err)
+	}
+	// A broker closed without being started has nothing to wait for.
+	if err := newBroker(t, srv, Config{}).Close(); err != nil {
+		t.Errorf("Close before Start: %v", err)
+	}
+}
+
+func TestStartFailsWhenRedisIsGone(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	b := newBroker(t, srv, Config{})
+	srv.Kill()
+	err := b.Start(t.Context(), nopHandler{})
+	if !errors.Is(err, broker.ErrUnavailable) {
+		t.Fatalf("Start with Redis down: %v, want broker.ErrUnavailable", err)
+	}
+	if _, err := b.Publish(t.Context(), "a", []byte(`1`), broker.PublishOptions{}); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("Publish after a failed Start: %v, want broker.ErrClosed", err)
+	}
+}
+
+func TestKeysAreNamespaced(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	b := startBroker(t, srv, Config{Prefix: "app"}, nopHandler{})
+	if _, err := b.Publish(t.Context(), "chat:room", []byte(`{"a":1}`), broker.PublishOptions{HistorySize: 10, HistoryTTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddPresence(t.Context(), "chat:room", &protocol.ClientInfo{Client: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"app:{chat:room}:s", "app:{chat:room}:m", "app:{chat:room}:p", "app:{chat:room}:z"} {
+		if n, err := srv.Do(t.Context(), "EXISTS", key); err != nil || n != "1" {
+			t.Errorf("EXISTS %s: %q, %v; want 1", key, n, err)
+		}
+		pttl, err := srv.Do(t.Context(), "PTTL", key)
+		if ms, _ := strconv.Atoi(pttl); err != nil || ms <= 0 {
+			t.Errorf("PTTL %s: %q, %v; want a TTL", key, pttl, err)
+		}
+	}
+	if n, err := srv.Do(t.Context(), "DBSIZE"); err != nil || n != "4" {
+		t.Errorf("DBSIZE: %q, %v; want the 4 keys of the channel", n, err)
+	}
+}
+
+func clientInfo(id string) *protocol.ClientInfo {
+	return &protocol.ClientInfo{Client: id, User: "u-" + id, Info: fmt.Appendf(nil, `{"name":%q}`, id)}
+}
+
+// TestCloseStopsEverything checks that Close waits for every goroutine the
+// broker and its Redis client started, and that the handler is not called
+// once Close returned, even while another node keeps publishing.
+func TestCloseStopsEverything(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	ignore := goleak.IgnoreCurrent() // the server's
+	pub := startBroker(t, srv, Config{Prefix: "close"}, nopHandler{})
+	h := &countHandler{}
+	a := startBroker(t, srv, Config{Prefix: "close"}, h)
+	mustSubscribe(t, a, "a", "b")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := pub.Publish(context.Background(), "a", []byte(`{}`), broker.PublishOptions{HistorySize: 10}); err != nil {
+				t.Errorf("Publish: %v", err)
+				return
+			}
+		}
+	})
+	waitFor(t, "deliveries", func() bool { return h.n.Load() >= 50 })
+	a.Close()
+	delivered := h.n.Load()
+	waitFor(t, "more publications after Close", func() bool {
+		res, err := pub.History(t.Context(), "a", broker.HistoryOptions{})
+		return err == nil && res.Position.Offset > uint64(delivered)+50
+	})
+	close(stop)
+	wg.Wait()
+	if got := h.n.Load(); got != delivered {
+		t.Errorf("%d publications delivered after Close returned", got-delivered)
+	}
+	pub.Close()
+	goleak.VerifyNone(t, ignore)
+}
+
+// countHandler counts publications.
+type countHandler struct {
+	nopHandler
+	n atomic.Int64
+}
+
+func (h *countHandler) HandlePublication(string, *protocol.Publication, protocol.StreamPosition) {
+	h.n.Add(1)
+}

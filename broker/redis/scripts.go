@@ -1,0 +1,188 @@
+package redis
+
+import "github.com/redis/rueidis"
+
+// The Lua scripts the broker runs. Each touches the keys of one channel
+// only, all sharing the channel's hash tag, so they stay valid on a Redis
+// Cluster. rueidis calls them by SHA (EVALSHA) and falls back to EVAL when
+// Redis does not know them (after a restart); New loads them once.
+//
+// Keys of a channel C under prefix P:
+//
+//	P:{C}:m  hash: e = epoch, o = latest offset, s = HistorySize of the latest publication
+//	P:{C}:s  stream: one entry per kept publication, ID "<offset>-0",
+//	         fields d = body, x = expiry (Unix ms, Redis clock)
+//	P:{C}:p  hash: client ID -> encoded client info (presence)
+//	P:{C}:z  sorted set: client ID -> expiry (Unix ms, Redis clock)
+//
+// and the pub/sub channel P:{C} carries publications, joins and leaves.
+
+// nowMs is a Lua snippet setting now to the Redis clock in Unix ms. Using
+// the Redis clock keeps expiry consistent whichever node writes or reads.
+const nowMs = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// publishLua stores a publication and publishes it, atomically.
+//
+//	KEYS: stream, meta
+//	ARGV: pub/sub channel, body, history size, history TTL (ms),
+//	      meta TTL (ms), epoch to use if the channel has none
+//
+// It returns {offset, epoch}.
+const publishLua = nowMs + `
+local stream, meta = KEYS[1], KEYS[2]
+local size = tonumber(ARGV[3])
+local epoch = redis.call('HGET', meta, 'e')
+if not epoch then
+	epoch = ARGV[6]
+	redis.call('DEL', stream)
+	redis.call('HSET', meta, 'e', epoch)
+end
+local offset = redis.call('HINCRBY', meta, 'o', 1)
+redis.call('HSET', meta, 's', size)
+redis.call('PEXPIRE', meta, ARGV[5])
+if size > 0 then
+	local ttl = tonumber(ARGV[4])
+	redis.call('XADD', stream, 'MAXLEN', '~', size, string.format('%d-0', offset),
+		'd', ARGV[2], 'x', string.format('%d', now + ttl))
+	redis.call('PEXPIRE', stream, ttl)
+else
+	redis.call('DEL', stream)
+end
+redis.call('PUBLISH', ARGV[1], string.format('p%d:', offset) .. epoch .. ':' .. ARGV[2])
+return {offset, epoch}
+`
+
+// historyLua reads a channel's position and publications in one
+// snapshot, giving the channel an epoch if it has none.
+//
+//	KEYS: stream, meta
+//	ARGV: epoch to use if the channel has none, meta TTL (ms) for a new
+//	      epoch, since offset ("" for none), limit (negative for all)
+//
+// It returns {offset, epoch, id, body, id, body, ...}, oldest first. Only
+// the newest s publications (s from the meta hash) count as history, since
+// MAXLEN ~ trims lazily; expired entries are skipped.
+const historyLua = nowMs + `
+local stream, meta = KEYS[1], KEYS[2]
+local m = redis.call('HMGET', meta, 'e', 'o', 's')
+local epoch = m[1]
+if not epoch then
+	epoch = ARGV[1]
+	redis.call('DEL', stream)
+	redis.call('HSET', meta, 'e', epoch, 'o', 0)
+	redis.call('PEXPIRE', meta, ARGV[2])
+	return {0, epoch}
+end
+local offset = tonumber(m[2]) or 0
+local size = tonumber(m[3]) or 0
+local limit = tonumber(ARGV[4])
+local out = {offset, epoch}
+if limit == 0 or size <= 0 or offset == 0 then
+	return out
+end
+local first = math.max(offset - size + 1, 1)
+local latest = ARGV[3] == ''
+if not latest then
+	first = math.max(first, tonumber(ARGV[3]) + 1)
+end
+if first > offset then
+	return out
+end
+local lo = string.format('%d-0', first)
+local batch = 512
+if latest and limit > 0 then
+	local got = {}
+	local hi = '+'
+	while #got < limit do
+		local want = math.min(batch, limit - #got)
+		local es = redis.call('XREVRANGE', stream, hi, lo, 'COUNT', want)
+		for _, e in ipairs(es) do
+			if tonumber(e[2][4]) > now then
+				got[#got + 1] = e
+			end
+		end
+		if #es < want then
+			break
+		end
+		hi = '(' .. es[#es][1]
+	end
+	for i = #got, 1, -1 do
+		out[#out + 1] = got[i][1]
+		out[#out + 1] = got[i][2][2]
+	end
+	return out
+end
+local n = 0
+local from = lo
+while limit < 0 or n < limit do
+	local want = batch
+	if limit > 0 then
+		want = math.min(batch, limit - n)
+	end
+	local es = redis.call('XRANGE', stream, from, '+', 'COUNT', want)
+	for _, e in ipairs(es) do
+		if tonumber(e[2][4]) > now then
+			out[#out + 1] = e[1]
+			out[#out + 1] = e[2][2]
+			n = n + 1
+		end
+	end
+	if #es < want then
+		break
+	end
+	from = '(' .. es[#es][1]
+end
+return out
+`
+
+// presenceAddLua records or refreshes a client in a channel.
+//
+//	KEYS: presence hash, presence sorted set
+//	ARGV: client ID, encoded info, TTL (ms)
+const presenceAddLua = nowMs + `
+local ttl = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return 1
+`
+
+// presenceRemoveLua forgets a client in a channel.
+//
+//	KEYS: presence hash, presence sorted set
+//	ARGV: client ID
+const presenceRemoveLua = `
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+`
+
+// presenceLua drops expired entries of a channel and returns the rest
+// as {client ID, encoded info, ...}.
+//
+//	KEYS: presence hash, presence sorted set
+const presenceLua = nowMs + `
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+if #expired > 0 then
+	for i = 1, #expired, 1000 do
+		redis.call('HDEL', KEYS[1], unpack(expired, i, math.min(i + 999, #expired)))
+	end
+	redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+end
+return redis.call('HGETALL', KEYS[1])
+`
+
+var (
+	publishScript        = rueidis.NewLuaScript(publishLua)
+	historyScript        = rueidis.NewLuaScript(historyLua)
+	presenceAddScript    = rueidis.NewLuaScript(presenceAddLua)
+	presenceRemoveScript = rueidis.NewLuaScript(presenceRemoveLua)
+	presenceScript       = rueidis.NewLuaScript(presenceLua)
+)
+
+// allScripts are loaded by New, so that the first calls find them.
+var allScripts = []string{publishLua, historyLua, presenceAddLua, presenceRemoveLua, presenceLua}
