@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/broker/redis"
 	"github.com/redcast/redcast/server"
 )
 
@@ -39,6 +40,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		shutdownTimeout = fs.Duration("shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 		historySize     = fs.Int("history-size", 100, "publications kept per channel of the chat and default namespaces")
 		historyTTL      = fs.Duration("history-ttl", 24*time.Hour, "how long a publication stays in history")
+		redisURL        = fs.String("redis", "", "Redis URL (redis://[user:pass@]host:port/db or rediss:// for TLS); empty runs the embedded memory broker on one node")
+		redisPrefix     = fs.String("redis-prefix", "redcast", "prefix of every Redis key and channel, so deployments can share one Redis")
 		cfg             redcast.Config
 	)
 	fs.IntVar(&cfg.MaxFrameSize, "max-frame-size", 64<<10, "largest WebSocket frame a client may send, in bytes")
@@ -65,7 +68,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ns := redcast.ChannelOptions{HistorySize: *historySize, HistoryTTL: *historyTTL, Presence: true}
 	cfg.Namespaces = map[string]redcast.ChannelOptions{"chat": ns, "": ns}
 
-	srv, err := server.New(server.Config{Node: cfg, Logger: log})
+	scfg := server.Config{Node: cfg, Logger: log}
+	brokerName := "memory"
+	if *redisURL != "" {
+		rb, err := redis.New(ctx, redis.Config{URL: *redisURL, Prefix: *redisPrefix, HistoryTTL: *historyTTL})
+		if err != nil {
+			return fmt.Errorf("--redis: %w", err)
+		}
+		scfg.Broker, scfg.Presence, brokerName = rb, rb, "redis"
+	}
+	srv, err := server.New(scfg)
 	if err != nil {
 		return err
 	}
@@ -74,7 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_ = srv.Shutdown(ctx)
 		return fmt.Errorf("listen: %w", err)
 	}
-	log.Info("redcast serving", "addr", ln.Addr().String(), "version", redcast.Version, "broker", "memory")
+	log.Info("redcast serving", "addr", ln.Addr().String(), "version", redcast.Version, "broker", brokerName)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {

@@ -1,0 +1,284 @@
+package test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redcast/redcast/broker/redis"
+	"github.com/redcast/redcast/client"
+	"github.com/redcast/redcast/internal/testredis"
+	"github.com/redcast/redcast/protocol"
+	"github.com/redcast/redcast/server"
+)
+
+// redisNode is one redcast node on Redis, serving on a random local port.
+type redisNode struct {
+	base string // ws://127.0.0.1:PORT
+	http string // http://127.0.0.1:PORT
+	srv  *server.Server
+}
+
+// startRedisNodes starts n nodes sharing the Redis at url under one prefix
+// of the test's own.
+func startRedisNodes(t *testing.T, url string, n int) []*redisNode {
+	t.Helper()
+	prefix := fmt.Sprintf("t%d", time.Now().UnixNano())
+	nodes := make([]*redisNode, n)
+	for i := range nodes {
+		rb, err := redis.New(testContext(t), redis.Config{URL: url, Prefix: prefix, PresenceTTL: 3 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := server.New(server.Config{Broker: rb, Presence: rb})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ln) }()
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+			if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+				t.Errorf("Serve returned %v", err)
+			}
+		})
+		nodes[i] = &redisNode{base: "ws://" + ln.Addr().String(), http: "http://" + ln.Addr().String(), srv: srv}
+	}
+	return nodes
+}
+
+func (n *redisNode) ready(t *testing.T) bool {
+	t.Helper()
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(n.http + "/readyz")
+	if err != nil {
+		t.Fatalf("readyz: %v", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// dataOf returns the data of publications as strings, in order.
+func dataOf(pubs []protocol.Publication) []string {
+	out := make([]string, len(pubs))
+	for i, p := range pubs {
+		out[i] = string(p.Data)
+	}
+	return out
+}
+
+// TestRedisNodesShareChannels runs three nodes on one Redis: publications
+// made on two nodes reach full-protocol subscribers on every node and a
+// plain client, all in the same order with consecutive offsets.
+func TestRedisNodesShareChannels(t *testing.T) {
+	rs := testredis.Start(t, testredis.Options{})
+	nodes := startRedisNodes(t, rs.URL(), 3)
+	ctx := testContext(t)
+	const ch = "chat:multi"
+	subs := make([]*conn, len(nodes))
+	for i, n := range nodes {
+		subs[i] = dial(t, n.base, fmt.Sprintf("sub%d", i))
+		if _, err := subs[i].Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plain := dialPlain(t, nodes[2].base, "multi", "name=plain")
+	// The plain client's subscription is confirmed once it shows in presence.
+	waitFor(t, "plain client in presence", func() bool {
+		cl, err := subs[0].Presence(ctx, ch)
+		return err == nil && slices.ContainsFunc(cl, func(ci protocol.ClientInfo) bool { return infoName(ci) == "plain" })
+	})
+
+	const perPublisher = 100
+	var wg sync.WaitGroup
+	for p := range 2 {
+		pub := dial(t, nodes[p].base, fmt.Sprintf("pub%d", p))
+		wg.Go(func() {
+			for i := range perPublisher {
+				if _, err := pub.Publish(ctx, ch, map[string]string{"text": fmt.Sprintf("p%d-%d", p, i)}); err != nil {
+					t.Errorf("publish: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var first []string
+	for i, s := range subs {
+		pubs := s.waitPubs(t, ch, 2*perPublisher)
+		checkOffsets(t, fmt.Sprintf("subscriber on node %d", i), pubs, 1)
+		if i == 0 {
+			first = dataOf(pubs)
+		} else if !slices.Equal(first, dataOf(pubs)) {
+			t.Errorf("node %d delivered another order than node 0", i)
+		}
+	}
+	for i, want := range first {
+		got := plain.readText()
+		if !strings.Contains(want, `"`+got+`"`) {
+			t.Fatalf("plain client message %d = %q, want the text of %s", i, got, want)
+		}
+	}
+	// History is the same whichever node is asked.
+	for i, s := range subs {
+		h, err := s.History(ctx, ch, client.HistoryOptions{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(dataOf(h.Publications), first[len(first)-10:]) {
+			t.Errorf("history on node %d differs", i)
+		}
+	}
+}
+
+// TestRedisRecoveryOnAnotherNode: a client whose node goes away reconnects
+// to another node and recovers everything published meanwhile, with no gap
+// and no duplicate.
+func TestRedisRecoveryOnAnotherNode(t *testing.T) {
+	rs := testredis.Start(t, testredis.Options{})
+	nodes := startRedisNodes(t, rs.URL(), 3)
+	ctx := testContext(t)
+	const ch = "chat:failover"
+	pub := dial(t, nodes[2].base, "pub")
+	publishN(t, pub, ch, 5)
+
+	a := dial(t, nodes[0].base, "a")
+	res, err := a.Subscribe(ctx, ch, client.SubscribeOptions{History: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := protocol.StreamPosition{Offset: res.Offset, Epoch: res.Epoch}
+	// Node 0 goes away: its clients are told to reconnect.
+	sctx, cancel := context.WithTimeout(ctx, waitTimeout)
+	defer cancel()
+	if err := nodes[0].srv.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	<-a.Done()
+	wantDisconnect(t, "client of the stopped node", a.Err(), protocol.DisconnectShutdown.Code)
+
+	publishN(t, pub, ch, 20)
+	a2 := dial(t, nodes[1].base, "a")
+	res, err = a2.Subscribe(ctx, ch, client.SubscribeOptions{Since: &pos})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Recovered || len(res.Publications) != 20 {
+		t.Fatalf("recovered=%v with %d publications, want true with 20", res.Recovered, len(res.Publications))
+	}
+	checkOffsets(t, "recovered", res.Publications, pos.Offset+1)
+	publishN(t, pub, ch, 3)
+	live := a2.waitPubs(t, ch, 3)
+	checkOffsets(t, "live after recovery", live, res.Offset+1)
+}
+
+// TestRedisPresenceAcrossNodes: presence and join/leave are the same from
+// every node.
+func TestRedisPresenceAcrossNodes(t *testing.T) {
+	rs := testredis.Start(t, testredis.Options{})
+	nodes := startRedisNodes(t, rs.URL(), 3)
+	ctx := testContext(t)
+	const ch = "chat:who"
+	watcher := dial(t, nodes[2].base, "watcher")
+	if _, err := watcher.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	alice := dial(t, nodes[0].base, "alice")
+	bob := dial(t, nodes[1].base, "bob")
+	for _, c := range []*conn{alice, bob} {
+		if _, err := c.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	watcher.waitPush(t, protocol.PushJoin, ch, alice.ID())
+	watcher.waitPush(t, protocol.PushJoin, ch, bob.ID())
+	for _, c := range []*conn{alice, bob, watcher} {
+		waitPresence(t, c, ch, "alice", "bob", "watcher")
+	}
+	// Presence outlives its TTL (3s here) while the clients stay: the
+	// nodes refresh it.
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		waitPresence(t, watcher, ch, "alice", "bob", "watcher")
+	}
+	bob.Close()
+	watcher.waitPush(t, protocol.PushLeave, ch, bob.ID())
+	waitPresence(t, alice, ch, "alice", "watcher")
+}
+
+// TestRedisOutage: while Redis is down a node keeps its clients, answers
+// publishes with error 112 at once and is not ready; once Redis is back the
+// node resubscribes and its subscribers get what is published on other
+// nodes, without a gap.
+func TestRedisOutage(t *testing.T) {
+	rs := testredis.Start(t, testredis.Options{AppendOnly: true})
+	nodes := startRedisNodes(t, rs.URL(), 2)
+	ctx := testContext(t)
+	const ch = "chat:outage"
+	a := dial(t, nodes[0].base, "a")
+	if _, err := a.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b := dial(t, nodes[1].base, "b")
+	publishN(t, b, ch, 3)
+	a.waitPubs(t, ch, 3)
+
+	rs.Kill()
+	waitFor(t, "node 0 not ready while Redis is down", func() bool { return !nodes[0].ready(t) })
+	start := time.Now()
+	_, err := b.Publish(ctx, ch, map[string]string{"text": "lost"})
+	wantError(t, "publish while Redis is down", err, protocol.ErrBrokerUnavailable)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("publish took %v to fail; it must fail fast", took)
+	}
+	if err := a.Ping(ctx); err != nil {
+		t.Fatalf("client of a node without Redis lost its connection: %v", err)
+	}
+
+	rs.Restart()
+	waitFor(t, "both nodes ready after Redis is back", func() bool { return nodes[0].ready(t) && nodes[1].ready(t) })
+	publishN(t, b, ch, 10)
+	pubs := a.waitPubs(t, ch, 13)
+	checkOffsets(t, "publications around the outage", pubs, 1)
+}
+
+// TestRedisEpochChangeIsExplicit: Redis restarted without persistence loses
+// history; a client recovering across it is told it cannot recover.
+func TestRedisEpochChangeIsExplicit(t *testing.T) {
+	rs := testredis.Start(t, testredis.Options{})
+	nodes := startRedisNodes(t, rs.URL(), 1)
+	ctx := testContext(t)
+	const ch = "chat:epoch"
+	c := dial(t, nodes[0].base, "c")
+	publishN(t, c, ch, 3)
+	h, err := c.History(ctx, ch, client.HistoryOptions{Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.Kill()
+	rs.Restart()
+	waitFor(t, "node ready after Redis restart", func() bool { return nodes[0].ready(t) })
+	c2 := dial(t, nodes[0].base, "c2")
+	res, err := c2.Subscribe(ctx, ch, client.SubscribeOptions{Since: &protocol.StreamPosition{Offset: h.Offset, Epoch: h.Epoch}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Recovered || res.Epoch == h.Epoch {
+		t.Fatalf("after losing history: recovered=%v epoch %q (was %q); want recovered false and a new epoch", res.Recovered, res.Epoch, h.Epoch)
+	}
+}
