@@ -169,7 +169,7 @@ func TestRedisRecoveryOnAnotherNode(t *testing.T) {
 	if err := nodes[0].srv.Shutdown(sctx); err != nil {
 		t.Fatal(err)
 	}
-	<-a.Done()
+	waitClosed(t, a)
 	wantDisconnect(t, "client of the stopped node", a.Err(), protocol.DisconnectShutdown.Code)
 
 	publishN(t, pub, ch, 20)
@@ -265,6 +265,9 @@ func TestRedisEpochChangeIsExplicit(t *testing.T) {
 	ctx := testContext(t)
 	const ch = "chat:epoch"
 	c := dial(t, nodes[0].base, "c")
+	if _, err := c.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	publishN(t, c, ch, 3)
 	h, err := c.History(ctx, ch, client.HistoryOptions{Limit: 1})
 	if err != nil {
@@ -273,6 +276,12 @@ func TestRedisEpochChangeIsExplicit(t *testing.T) {
 	rs.Kill()
 	rs.Restart()
 	waitFor(t, "node ready after Redis restart", func() bool { return nodes[0].ready(t) })
+	// The live subscriber sees the stream start again in a new epoch: it
+	// is told to reconnect and recover, not fed offsets it cannot place.
+	p := dial(t, nodes[0].base, "p")
+	publishN(t, p, ch, 1)
+	waitClosed(t, c)
+	wantDisconnect(t, "live subscriber across lost history", c.Err(), protocol.DisconnectInsufficientState.Code)
 	c2 := dial(t, nodes[0].base, "c2")
 	res, err := c2.Subscribe(ctx, ch, client.SubscribeOptions{Since: &protocol.StreamPosition{Offset: h.Offset, Epoch: h.Epoch}})
 	if err != nil {
@@ -280,5 +289,15 @@ func TestRedisEpochChangeIsExplicit(t *testing.T) {
 	}
 	if res.Recovered || res.Epoch == h.Epoch {
 		t.Fatalf("after losing history: recovered=%v epoch %q (was %q); want recovered false and a new epoch", res.Recovered, res.Epoch, h.Epoch)
+	}
+}
+
+// waitClosed waits until the server closed c's connection.
+func waitClosed(t *testing.T, c *conn) {
+	t.Helper()
+	select {
+	case <-c.Done():
+	case <-time.After(waitTimeout):
+		t.Fatal("the connection was not closed")
 	}
 }

@@ -42,6 +42,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		historyTTL      = fs.Duration("history-ttl", 24*time.Hour, "how long a publication stays in history")
 		redisURL        = fs.String("redis", "", "Redis URL (redis://[user:pass@]host:port/db or rediss:// for TLS); empty runs the embedded memory broker on one node")
 		redisPrefix     = fs.String("redis-prefix", "redcast", "prefix of every Redis key and channel, so deployments can share one Redis")
+		presenceTTL     = fs.Duration("presence-ttl", 60*time.Second, "with --redis: how long a crashed node's clients stay in presence (nodes refresh their entries every third of it)")
 		cfg             redcast.Config
 	)
 	fs.IntVar(&cfg.MaxFrameSize, "max-frame-size", 64<<10, "largest WebSocket frame a client may send, in bytes")
@@ -71,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	scfg := server.Config{Node: cfg, Logger: log}
 	brokerName := "memory"
 	if *redisURL != "" {
-		rb, err := redis.New(ctx, redis.Config{URL: *redisURL, Prefix: *redisPrefix, HistoryTTL: *historyTTL})
+		rb, err := redis.New(ctx, redis.Config{URL: *redisURL, Prefix: *redisPrefix, HistoryTTL: *historyTTL, PresenceTTL: *presenceTTL})
 		if err != nil {
 			return fmt.Errorf("--redis: %w", err)
 		}

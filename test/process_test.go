@@ -1,0 +1,198 @@
+package test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redcast/redcast/client"
+	"github.com/redcast/redcast/internal/testredis"
+	"github.com/redcast/redcast/protocol"
+)
+
+var (
+	buildOnce sync.Once
+	binaryDir string // removed by TestMain
+	binary    string
+	buildErr  error
+)
+
+// redcastBinary builds cmd/redcast once per test run.
+func redcastBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "redcast-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binaryDir, binary = dir, filepath.Join(dir, "redcast")
+		out, err := exec.Command("go", "build", "-o", binary, "../cmd/redcast").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
+// nodeProcess is a redcast node running as its own process.
+type nodeProcess struct {
+	cmd  *exec.Cmd
+	base string
+	done chan struct{}
+}
+
+var addrRE = regexp.MustCompile(`"redcast serving" addr=(\S+)`)
+
+// startNodeProcess runs the redcast binary with args on a random port and
+// waits until it serves. The process is killed when the test ends.
+func startNodeProcess(t *testing.T, args ...string) *nodeProcess {
+	t.Helper()
+	cmd := exec.Command(redcastBinary(t), append([]string{"--addr", "127.0.0.1:0"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &nodeProcess{cmd: cmd, done: make(chan struct{})}
+	addr := make(chan string, 1)
+	go func() {
+		defer close(p.done)
+		lines := bufio.NewScanner(stderr)
+		for lines.Scan() {
+			if m := addrRE.FindStringSubmatch(lines.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+		_ = cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+	})
+	select {
+	case a := <-addr:
+		p.base = "ws://" + a
+	case <-p.done:
+		t.Fatal("redcast exited before serving")
+	case <-time.After(waitTimeout):
+		t.Fatal("redcast did not start serving")
+	}
+	return p
+}
+
+// kill stops the node with SIGKILL: no disconnect push, no leave, no
+// presence cleanup.
+func (p *nodeProcess) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// TestRedisNodeKilled kills a node process mid-stream: its client reconnects
+// to another node and recovers every publication exactly once in order, and
+// the killed node's client leaves presence within the presence TTL.
+func TestRedisNodeKilled(t *testing.T) {
+	rs := testredis.Start(t, testredis.Options{})
+	args := []string{"--redis", rs.URL(), "--redis-prefix", "kill", "--presence-ttl", "2s"}
+	nodes := []*nodeProcess{startNodeProcess(t, args...), startNodeProcess(t, args...), startNodeProcess(t, args...)}
+	ctx := testContext(t)
+	const ch = "chat:killed"
+
+	victim := dial(t, nodes[0].base, "victim")
+	if _, err := victim.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	watcher := dial(t, nodes[1].base, "watcher")
+	if _, err := watcher.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPresence(t, watcher, ch, "victim", "watcher")
+
+	// A publisher on the third node publishes throughout, paced so that
+	// the kill lands mid-stream.
+	const total = 300
+	pub := dial(t, nodes[2].base, "pub")
+	published := make(chan error, 1)
+	go func() {
+		pace := time.NewTicker(2 * time.Millisecond)
+		defer pace.Stop()
+		for i := range total {
+			<-pace.C
+			if _, err := pub.Publish(ctx, ch, map[string]int{"n": i}); err != nil {
+				published <- err
+				return
+			}
+		}
+		published <- nil
+	}()
+
+	victim.waitPubs(t, ch, 50)
+	nodes[0].kill()
+	select {
+	case <-published:
+		t.Fatal("the publisher finished before the kill; the test wants a kill mid-stream")
+	default:
+	}
+	waitClosed(t, victim)
+	got := victim.pubs(ch)
+	last := got[len(got)-1]
+	epoch := watcher.pubsEpoch(t, ctx, ch)
+
+	again := dial(t, nodes[1].base, "victim")
+	res, err := again.Subscribe(ctx, ch, client.SubscribeOptions{Since: &protocol.StreamPosition{Offset: last.Offset, Epoch: epoch}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Recovered {
+		t.Fatal("recovery on another node failed")
+	}
+	got = append(got, res.Publications...)
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
+	live := again.waitPubs(t, ch, total-len(got))
+	got = append(got, live...)
+	checkOffsets(t, "before the kill, recovered and live", got, 1)
+	if len(got) != total {
+		t.Fatalf("got %d publications, want %d", len(got), total)
+	}
+
+	// The killed node's entry expires (presence TTL 2s); the reconnected
+	// client is listed under its new connection.
+	waitPresence(t, watcher, ch, "victim", "watcher")
+	waitFor(t, "the killed node's client leaves presence", func() bool {
+		cl, err := watcher.Presence(ctx, ch)
+		if err != nil {
+			return false
+		}
+		for _, ci := range cl {
+			if ci.Client == victim.ID() {
+				return false
+			}
+		}
+		return len(cl) == 2
+	})
+}
+
+// pubsEpoch reads the channel's current epoch through history.
+func (c *conn) pubsEpoch(t *testing.T, ctx context.Context, ch string) string {
+	t.Helper()
+	h, err := c.History(ctx, ch, client.HistoryOptions{Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.Epoch
+}
