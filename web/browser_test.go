@@ -19,6 +19,8 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/redcast/redcast/broker/redis"
+	"github.com/redcast/redcast/internal/testredis"
 	"github.com/redcast/redcast/server"
 )
 
@@ -189,7 +191,14 @@ func TestChatPage(t *testing.T) {
 // random local port and returns its address.
 func startServer(t *testing.T) string {
 	t.Helper()
-	srv, err := server.New(server.Config{})
+	return startServerWith(t, server.Config{})
+}
+
+// startServerWith starts a server with cfg on a random local port and
+// returns its address.
+func startServerWith(t *testing.T, cfg server.Config) string {
+	t.Helper()
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
@@ -210,6 +219,32 @@ func startServer(t *testing.T) string {
 		}
 	})
 	return ln.Addr().String()
+}
+
+// TestChatPageAcrossRedisNodes: two users of the chat page on two nodes
+// that share a real Redis see each other's messages and each other online.
+func TestChatPageAcrossRedisNodes(t *testing.T) {
+	rs := testredis.Start(t, testredis.Options{})
+	var bases []string
+	for range 2 {
+		rb, err := redis.New(t.Context(), redis.Config{URL: rs.URL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bases = append(bases, "http://"+startServerWith(t, server.Config{Broker: rb, Presence: rb}))
+	}
+	browser := startBrowser(t)
+	alice := openPage(t, browser, bases[0], "nodes")
+	bob := openPage(t, browser, bases[1], "nodes")
+	alice.join("alice")
+	bob.join("bob")
+	alice.send("hi from node 1")
+	bob.send("hi from node 2")
+	want := []msg{{"alice", "hi from node 1"}, {"bob", "hi from node 2"}}
+	alice.waitMessages(want)
+	bob.waitMessages(want)
+	alice.waitOnline("alice", "bob")
+	bob.waitOnline("alice", "bob")
 }
 
 // startBrowser starts headless Chromium and returns a context whose children
