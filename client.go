@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/hub"
 	"github.com/redcast/redcast/protocol"
@@ -42,6 +44,11 @@ type Client struct {
 	// echo (plain mode) delivers the client's own publications back to it.
 	echo bool
 
+	// pubLimit and subLimit are the connection's rate limits; refusals
+	// counts commands refused in a row by them (read goroutine only).
+	pubLimit, subLimit *rate.Limiter
+	refusals           int
+
 	mu          sync.Mutex
 	connected   bool
 	closed      bool
@@ -63,6 +70,9 @@ func (n *Node) NewClient(t Transport, format hub.Format) (*Client, error) {
 		ctx:    ctx,
 		cancel: cancel,
 		subs:   make(map[string]*subscription),
+
+		pubLimit: newLimiter(n.cfg.PublishRate, n.cfg.PublishBurst),
+		subLimit: newLimiter(n.cfg.SubscribeRate, n.cfg.SubscribeBurst),
 	}
 	if err := n.register(c); err != nil {
 		cancel()
@@ -162,6 +172,9 @@ func (c *Client) handleCommand(cmd protocol.Command) {
 		}
 	case protocol.MethodSubscribe:
 		var p protocol.SubscribeParams
+		if err = c.allow(c.subLimit); err != nil {
+			break
+		}
 		if err = protocol.DecodeParams(cmd, &p); err == nil {
 			// The reply is queued by Subscribe itself, so that it goes out
 			// before the live publications that follow it.
@@ -178,6 +191,9 @@ func (c *Client) handleCommand(cmd protocol.Command) {
 		}
 	case protocol.MethodPublish:
 		var p protocol.PublishParams
+		if err = c.allow(c.pubLimit); err != nil {
+			break
+		}
 		if err = protocol.DecodeParams(cmd, &p); err == nil {
 			result, err = c.Publish(p)
 		}
@@ -201,6 +217,29 @@ func (c *Client) handleCommand(cmd protocol.Command) {
 		return
 	}
 	c.reply(cmd.ID, result)
+}
+
+// newLimiter returns a token bucket of perSecond (negative: no limit).
+func newLimiter(perSecond float64, burst int) *rate.Limiter {
+	if perSecond < 0 {
+		return rate.NewLimiter(rate.Inf, burst)
+	}
+	return rate.NewLimiter(rate.Limit(perSecond), burst)
+}
+
+// allow takes a token from l for one command. Without one the command is
+// refused with ErrTooManyRequests, and a client refused MaxRefusals times
+// in a row is disconnected: it is not slowing down.
+func (c *Client) allow(l *rate.Limiter) error {
+	if l.Allow() {
+		c.refusals = 0
+		return nil
+	}
+	c.refusals++
+	if c.refusals >= c.node.cfg.MaxRefusals {
+		c.Disconnect(protocol.DisconnectTooManyRequests)
+	}
+	return protocol.ErrTooManyRequests
 }
 
 func (c *Client) isConnected() bool {

@@ -18,6 +18,27 @@ type Config struct {
 	// MaxChannels is how many channels one connection may subscribe to.
 	// Default 128.
 	MaxChannels int
+	// MaxChannelLength is the longest channel name accepted, in bytes, at
+	// most protocol.MaxChannelLength. Default 255.
+	MaxChannelLength int
+	// MaxConnections is how many connections the node accepts at once;
+	// more are refused. Default 100000.
+	MaxConnections int
+	// PublishRate and PublishBurst bound how fast one connection may
+	// publish (a token bucket: PublishRate per second on average, bursts
+	// of PublishBurst). A publish over the limit gets error 116. A negative
+	// rate means no limit. Defaults 1000/s and 2000.
+	PublishRate  float64
+	PublishBurst int
+	// SubscribeRate and SubscribeBurst bound subscribe commands per
+	// connection the same way. Defaults 50/s and 200 (a client resubscribing
+	// its channels after a reconnect fits in one burst); negative: no limit.
+	SubscribeRate  float64
+	SubscribeBurst int
+	// MaxRefusals is how many commands in a row one connection may have
+	// refused for exceeding a rate before it is disconnected with 3503.
+	// Default 100.
+	MaxRefusals int
 	// QueueMaxMessages and QueueMaxBytes bound each connection's send
 	// queue; a connection whose queue overflows is disconnected as a slow
 	// consumer. Defaults 1024 messages and 1 MiB.
@@ -78,6 +99,18 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxFrameSize, 64<<10)
 	def(&c.MaxDataSize, 16<<10)
 	def(&c.MaxChannels, 128)
+	def(&c.MaxChannelLength, protocol.MaxChannelLength)
+	c.MaxChannelLength = min(c.MaxChannelLength, protocol.MaxChannelLength)
+	def(&c.MaxConnections, 100000)
+	if c.PublishRate == 0 {
+		c.PublishRate = 1000
+	}
+	def(&c.PublishBurst, 2000)
+	if c.SubscribeRate == 0 {
+		c.SubscribeRate = 50
+	}
+	def(&c.SubscribeBurst, 200)
+	def(&c.MaxRefusals, 100)
 	def(&c.QueueMaxMessages, 1024)
 	def(&c.QueueMaxBytes, 1<<20)
 	defDur(&c.PingInterval, 25*time.Second)
@@ -94,6 +127,9 @@ func (c Config) withDefaults() Config {
 func (c *Config) channelOptions(ch string) (ChannelOptions, error) {
 	if err := protocol.ValidateChannel(ch); err != nil {
 		return ChannelOptions{}, err
+	}
+	if len(ch) > c.MaxChannelLength {
+		return ChannelOptions{}, protocol.ErrInvalidChannel.WithMessage("channel name longer than %d bytes", c.MaxChannelLength)
 	}
 	ns := protocol.Namespace(ch)
 	opts, ok := c.Namespaces[ns]

@@ -142,6 +142,10 @@ func (n *Node) Ready() bool {
 	return true
 }
 
+// Full reports whether the node has as many clients as it accepts, so that
+// transports can refuse a connection before upgrading it.
+func (n *Node) Full() bool { return n.NumClients() >= n.cfg.MaxConnections }
+
 // NumClients returns how many clients are registered.
 func (n *Node) NumClients() int {
 	n.mu.Lock()
@@ -149,14 +153,22 @@ func (n *Node) NumClients() int {
 	return len(n.clients)
 }
 
-// ErrDraining is returned by NewClient once Shutdown has begun.
-var ErrDraining = errors.New("redcast: node is shutting down")
+// Errors of NewClient.
+var (
+	// ErrDraining is returned once Shutdown has begun.
+	ErrDraining = errors.New("redcast: node is shutting down")
+	// ErrConnectionLimit is returned when the node has MaxConnections clients.
+	ErrConnectionLimit = errors.New("redcast: connection limit reached")
+)
 
 func (n *Node) register(c *Client) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.draining {
 		return ErrDraining
+	}
+	if len(n.clients) >= n.cfg.MaxConnections {
+		return ErrConnectionLimit
 	}
 	n.clients[c] = struct{}{}
 	return nil

@@ -16,9 +16,15 @@ func (c *Client) JoinRoom(ch, name string, echo bool) error {
 
 // PublishText publishes a plain-mode text frame to ch as {"text": text}.
 // The transport bounds the text by MaxDataSize; its JSON form may be longer.
+// Plain mode has no way to answer "too many requests", so a client over
+// its publish rate is made to wait: its later frames are read only when
+// the rate allows, and the TCP connection pushes back on it.
 func (c *Client) PublishText(ch string, text []byte) error {
 	opts, err := c.node.cfg.channelOptions(ch)
 	if err != nil {
+		return err
+	}
+	if err := c.pubLimit.Wait(c.ctx); err != nil {
 		return err
 	}
 	_, err = c.publish(ch, protocol.PlainData(text), opts)

@@ -39,6 +39,7 @@ var (
 	ErrNotAvailable      = &Error{111, "not available"}
 	ErrBrokerUnavailable = &Error{112, "broker unavailable"}
 	ErrPositionExpired   = &Error{113, "stream position is no longer in history"}
+	ErrTooManyRequests   = &Error{116, "too many requests"}
 )
 
 // Disconnect tells a client why the server closes its connection. It is sent
@@ -78,9 +79,11 @@ var (
 	DisconnectSlowConsumer      = Disconnect{3002, "slow consumer"}
 	DisconnectNoPong            = Disconnect{3003, "no activity within ping timeout"}
 	DisconnectInsufficientState = Disconnect{3004, "insufficient state: reconnect and recover"}
+	DisconnectConnectionLimit   = Disconnect{3005, "connection limit reached"}
 	DisconnectBadFrame          = Disconnect{3500, "bad frame"}
 	DisconnectFrameTooLarge     = Disconnect{3501, "frame too large"}
 	DisconnectNoConnect         = Disconnect{3502, "no connect in time"}
+	DisconnectTooManyRequests   = Disconnect{3503, "too many requests"}
 )
 
 // Close codes of plain mode, which has no disconnect push: the standard

@@ -29,6 +29,9 @@ type Config struct {
 	Presence broker.PresenceManager
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
+	// AllowedOrigins lists browser origins other than the server's own
+	// that may open WebSockets ("*" for any). Default: same origin only.
+	AllowedOrigins []string
 }
 
 // Server is a redcast HTTP server.
@@ -53,7 +56,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s := &Server{node: node, log: log}
-	ws := websocket.NewHandler(node, log)
+	ws := websocket.NewHandler(node, websocket.Options{AllowedOrigins: cfg.AllowedOrigins, Logger: log})
 	mux := http.NewServeMux()
 	mux.Handle("GET /connection/websocket", ws.Protocol())
 	mux.Handle("GET /rooms/{room}", ws.Plain())

@@ -42,6 +42,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		historyTTL      = fs.Duration("history-ttl", 24*time.Hour, "how long a publication stays in history")
 		redisURL        = fs.String("redis", "", "Redis URL (redis://[user:pass@]host:port/db or rediss:// for TLS); empty runs the embedded memory broker on one node")
 		redisPrefix     = fs.String("redis-prefix", "redcast", "prefix of every Redis key and channel, so deployments can share one Redis")
+		allowedOrigins  = fs.String("allowed-origins", "", "comma-separated browser origins besides the server's own that may open WebSockets (* for any)")
 		presenceTTL     = fs.Duration("presence-ttl", 60*time.Second, "with --redis: how long a crashed node's clients stay in presence (nodes refresh their entries every third of it)")
 		cfg             redcast.Config
 	)
@@ -50,6 +51,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&cfg.MaxChannels, "max-channels", 128, "channels one connection may subscribe to")
 	fs.IntVar(&cfg.QueueMaxMessages, "queue-max-messages", 1024, "messages queued per connection before it is disconnected as slow")
 	fs.IntVar(&cfg.QueueMaxBytes, "queue-max-bytes", 1<<20, "bytes queued per connection before it is disconnected as slow")
+	fs.IntVar(&cfg.MaxChannelLength, "max-channel-length", 255, "longest channel name accepted, in bytes (at most 255)")
+	fs.IntVar(&cfg.MaxConnections, "max-connections", 100000, "connections the node accepts at once")
+	fs.Float64Var(&cfg.PublishRate, "publish-rate", 1000, "publishes per second per connection on average (negative: no limit)")
+	fs.IntVar(&cfg.PublishBurst, "publish-burst", 2000, "publishes one connection may make in a burst")
+	fs.Float64Var(&cfg.SubscribeRate, "subscribe-rate", 50, "subscribes per second per connection on average (negative: no limit)")
+	fs.IntVar(&cfg.SubscribeBurst, "subscribe-burst", 200, "subscribes one connection may make in a burst")
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", 25*time.Second, "interval of server pings")
 	fs.DurationVar(&cfg.PongTimeout, "pong-timeout", 10*time.Second, "silence past the ping interval after which a connection is closed")
 	fs.Usage = func() {
@@ -70,6 +77,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg.Namespaces = map[string]redcast.ChannelOptions{"chat": ns, "": ns}
 
 	scfg := server.Config{Node: cfg, Logger: log}
+	for _, o := range strings.Split(*allowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			scfg.AllowedOrigins = append(scfg.AllowedOrigins, o)
+		}
+	}
 	brokerName := "memory"
 	if *redisURL != "" {
 		rb, err := redis.New(ctx, redis.Config{URL: *redisURL, Prefix: *redisPrefix, HistoryTTL: *historyTTL, PresenceTTL: *presenceTTL})

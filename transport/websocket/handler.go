@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/gobwas/ws"
@@ -21,14 +22,48 @@ const PlainNamespace = "chat"
 type Handler struct {
 	node *redcast.Node
 	log  *slog.Logger
+	opts Options
 }
 
-// NewHandler returns a Handler for node. log may be nil.
-func NewHandler(node *redcast.Node, log *slog.Logger) *Handler {
+// Options configure a Handler. The zero value means the defaults.
+type Options struct {
+	// AllowedOrigins lists the browser origins (scheme://host[:port]) that
+	// may open WebSockets besides the server's own origin; "*" allows any.
+	// Requests without an Origin header (non-browser clients) are always
+	// allowed. Default: same origin only.
+	AllowedOrigins []string
+	// Logger receives connection logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// NewHandler returns a Handler for node.
+func NewHandler(node *redcast.Node, opts Options) *Handler {
+	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{node: node, log: log}
+	return &Handler{node: node, log: log, opts: opts}
+}
+
+// originAllowed checks a browser's Origin against the request's own host
+// and the allow-list, so that a page on another site cannot use a
+// visitor's browser to talk to this server (cross-site WebSocket hijacking).
+func (h *Handler) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err == nil && strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, o := range h.opts.AllowedOrigins {
+		if o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
+			return true
+		}
+	}
+	h.log.Debug("websocket origin refused", "origin", origin, "host", r.Host)
+	return false
 }
 
 // Protocol serves the full protocol (mount it at /connection/websocket).
@@ -66,6 +101,14 @@ type plainRoom struct {
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, format hub.Format, room *plainRoom) {
 	cfg := h.node.Config()
+	if !h.originAllowed(r) {
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	if h.node.Full() {
+		http.Error(w, "connection limit reached, try another node", http.StatusServiceUnavailable)
+		return
+	}
 	nc, rw, _, err := ws.UpgradeHTTP(r, w)
 	if err != nil {
 		if nc != nil {
@@ -95,8 +138,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, format hub.Forma
 	go c.writeLoop()
 	client, err := h.node.NewClient(c, format)
 	if err != nil {
-		// Only a draining node refuses clients.
-		c.Close(protocol.DisconnectShutdown)
+		d := protocol.DisconnectShutdown
+		if errors.Is(err, redcast.ErrConnectionLimit) {
+			d = protocol.DisconnectConnectionLimit
+		}
+		c.Close(d)
 		rd.drain()
 		_ = nc.Close()
 		return

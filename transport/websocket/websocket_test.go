@@ -29,7 +29,7 @@ func startNode(t *testing.T, cfg redcast.Config) (string, *redcast.Node) {
 	if err := node.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	h := NewHandler(node, nil)
+	h := NewHandler(node, Options{})
 	mux := http.NewServeMux()
 	mux.Handle("GET /connection/websocket", h.Protocol())
 	mux.Handle("GET /rooms/{room}", h.Plain())

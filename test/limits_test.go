@@ -1,0 +1,151 @@
+package test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/gobwas/ws"
+
+	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/client"
+	"github.com/redcast/redcast/protocol"
+	"github.com/redcast/redcast/server"
+)
+
+// TestPublishRateLimit: publishes over the rate are refused with 116, a
+// client that keeps on is disconnected with 3503, and others never notice.
+func TestPublishRateLimit(t *testing.T) {
+	base, _ := startServer(t, redcast.Config{PublishRate: 1, PublishBurst: 5, MaxRefusals: 10})
+	by := newBystander(t, base)
+	ctx := testContext(t)
+	c := dial(t, base, "flood")
+	for i := range 5 {
+		if _, err := c.Publish(ctx, "chat:rate", i); err != nil {
+			t.Fatalf("publish %d within the burst: %v", i, err)
+		}
+	}
+	_, err := c.Publish(ctx, "chat:rate", 5)
+	wantError(t, "publish over the rate", err, protocol.ErrTooManyRequests)
+	for range 20 {
+		if _, err = c.Publish(ctx, "chat:rate", 0); err != nil && !errors.Is(err, protocol.ErrTooManyRequests) {
+			break
+		}
+	}
+	wantDisconnect(t, "a client that keeps on", err, protocol.DisconnectTooManyRequests.Code)
+	by.check(t)
+}
+
+// TestSubscribeRateLimit: subscribes over the rate are refused with 116.
+func TestSubscribeRateLimit(t *testing.T) {
+	base, _ := startServer(t, redcast.Config{SubscribeRate: 1, SubscribeBurst: 3})
+	ctx := testContext(t)
+	c := dial(t, base, "")
+	for i := range 3 {
+		if _, err := c.Subscribe(ctx, fmt.Sprintf("chat:s%d", i), client.SubscribeOptions{}); err != nil {
+			t.Fatalf("subscribe %d within the burst: %v", i, err)
+		}
+	}
+	_, err := c.Subscribe(ctx, "chat:s3", client.SubscribeOptions{})
+	wantError(t, "subscribe over the rate", err, protocol.ErrTooManyRequests)
+}
+
+// TestPlainRateLimitLosesNothing: a plain client over its publish rate is
+// slowed down, not cut off: every message it sent is delivered.
+func TestPlainRateLimitLosesNothing(t *testing.T) {
+	base, _ := startServer(t, redcast.Config{PublishRate: 20, PublishBurst: 1})
+	ctx := testContext(t)
+	sub := dial(t, base, "sub")
+	if _, err := sub.Subscribe(ctx, "chat:slow", client.SubscribeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := dialPlain(t, base, "slow", "")
+	waitFor(t, "plain client in presence", func() bool {
+		cl, err := sub.Presence(ctx, "chat:slow")
+		return err == nil && len(cl) == 2
+	})
+	for i := range 10 {
+		p.writeFrame(ws.OpText, true, fmt.Appendf(nil, "m%d", i))
+	}
+	pubs := sub.waitPubs(t, "chat:slow", 10)
+	for i, pub := range pubs {
+		if want := fmt.Sprintf(`{"text":"m%d"}`, i); string(pub.Data) != want {
+			t.Fatalf("publication %d = %s, want %s", i, pub.Data, want)
+		}
+	}
+}
+
+// TestConnectionLimit: a node with MaxConnections clients refuses more with
+// HTTP 503 before the upgrade.
+func TestConnectionLimit(t *testing.T) {
+	base, _ := startServer(t, redcast.Config{MaxConnections: 2})
+	dial(t, base, "one")
+	dial(t, base, "two")
+	_, err := dialRawDialer(t, ws.Dialer{}, protocolURL(base))
+	var se ws.StatusError
+	if !errors.As(err, &se) || int(se) != http.StatusServiceUnavailable {
+		t.Fatalf("third connection: %v, want HTTP 503", err)
+	}
+}
+
+// TestMaxChannelLength: a shorter configured limit on channel names is
+// enforced with error 105.
+func TestMaxChannelLength(t *testing.T) {
+	base, _ := startServer(t, redcast.Config{MaxChannelLength: 10})
+	ctx := testContext(t)
+	c := dial(t, base, "")
+	if _, err := c.Subscribe(ctx, "chat:12345", client.SubscribeOptions{}); err != nil {
+		t.Fatalf("10-byte channel: %v", err)
+	}
+	_, err := c.Subscribe(ctx, "chat:123456", client.SubscribeOptions{})
+	wantError(t, "11-byte channel", err, protocol.ErrInvalidChannel)
+}
+
+// TestOriginCheck: browsers from other origins are refused (403) unless
+// allowed; same-origin pages and clients without an Origin are accepted.
+func TestOriginCheck(t *testing.T) {
+	srv, err := server.New(server.Config{AllowedOrigins: []string{"https://app.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	base := "ws://" + ln.Addr().String()
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{
+		{"", true},
+		{"http://" + ln.Addr().String(), true},
+		{"https://app.example", true},
+		{"https://evil.example", false},
+		{"http://" + strings.Replace(ln.Addr().String(), "127.0.0.1", "localhost", 1), false},
+	} {
+		d := ws.Dialer{}
+		if tc.origin != "" {
+			d.Header = ws.HandshakeHeaderHTTP(http.Header{"Origin": {tc.origin}})
+		}
+		for _, path := range []string{"/connection/websocket", "/rooms/x"} {
+			_, err := dialRawDialer(t, d, base+path)
+			var se ws.StatusError
+			switch {
+			case tc.ok && err != nil:
+				t.Errorf("origin %q on %s refused: %v", tc.origin, path, err)
+			case !tc.ok && (!errors.As(err, &se) || int(se) != http.StatusForbidden):
+				t.Errorf("origin %q on %s: %v, want HTTP 403", tc.origin, path, err)
+			}
+		}
+	}
+}
