@@ -94,6 +94,12 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // http.ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
 
+// ServeTLS is Serve with TLS (https and wss) from a certificate and key in
+// PEM files.
+func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
+	return s.http.ServeTLS(ln, certFile, keyFile)
+}
+
 // Shutdown stops accepting connections, tells every client to reconnect
 // elsewhere (disconnect 3001), waits for them to close until ctx ends, and
 // closes the broker. It is safe to call more than once.

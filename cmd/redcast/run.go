@@ -42,6 +42,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		historyTTL      = fs.Duration("history-ttl", 24*time.Hour, "how long a publication stays in history")
 		redisURL        = fs.String("redis", "", "Redis URL (redis://[user:pass@]host:port/db or rediss:// for TLS); empty runs the embedded memory broker on one node")
 		redisPrefix     = fs.String("redis-prefix", "redcast", "prefix of every Redis key and channel, so deployments can share one Redis")
+		tlsCert         = fs.String("tls-cert", "", "PEM certificate file: serve https and wss (with --tls-key)")
+		tlsKey          = fs.String("tls-key", "", "PEM private key file of --tls-cert")
 		allowedOrigins  = fs.String("allowed-origins", "", "comma-separated browser origins besides the server's own that may open WebSockets (* for any)")
 		presenceTTL     = fs.Duration("presence-ttl", 60*time.Second, "with --redis: how long a crashed node's clients stay in presence (nodes refresh their entries every third of it)")
 		cfg             redcast.Config
@@ -73,6 +75,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
 	ns := redcast.ChannelOptions{HistorySize: *historySize, HistoryTTL: *historyTTL, Presence: true}
 	cfg.Namespaces = map[string]redcast.ChannelOptions{"chat": ns, "": ns}
 
@@ -99,9 +104,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_ = srv.Shutdown(ctx)
 		return fmt.Errorf("listen: %w", err)
 	}
-	log.Info("redcast serving", "addr", ln.Addr().String(), "version", redcast.Version, "broker", brokerName)
+	log.Info("redcast serving", "addr", ln.Addr().String(), "tls", *tlsCert != "", "version", redcast.Version, "broker", brokerName)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() {
+		if *tlsCert != "" {
+			served <- srv.ServeTLS(ln, *tlsCert, *tlsKey)
+			return
+		}
+		served <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-served:
 		_ = srv.Shutdown(context.Background())
