@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/hub"
 	"github.com/redcast/redcast/protocol"
@@ -51,6 +52,8 @@ type Client struct {
 
 	mu          sync.Mutex
 	connected   bool
+	creds       *auth.Credentials // nil for anonymous clients
+	expiry      tokenExpiry
 	closed      bool
 	subs        map[string]*subscription
 	connectTime *time.Timer
@@ -121,6 +124,7 @@ func (c *Client) Closed() {
 	if c.connectTime != nil {
 		c.connectTime.Stop()
 	}
+	c.expiry.stop()
 	subs := make([]*subscription, 0, len(c.subs))
 	for _, s := range c.subs {
 		subs = append(subs, s)
@@ -158,6 +162,10 @@ func (c *Client) isClosed() bool {
 func (c *Client) handleCommand(cmd protocol.Command) {
 	if cmd.Method != protocol.MethodConnect && !c.isConnected() {
 		c.replyError(cmd.ID, protocol.ErrNotConnected)
+		return
+	}
+	if cmd.Method != protocol.MethodRefresh && cmd.Method != protocol.MethodPing && c.tokenExpired() {
+		c.replyError(cmd.ID, protocol.ErrTokenExpired.WithMessage("token expired: send refresh with a fresh token"))
 		return
 	}
 	var (
@@ -206,6 +214,11 @@ func (c *Client) handleCommand(cmd protocol.Command) {
 		var p protocol.ChannelParams
 		if err = protocol.DecodeParams(cmd, &p); err == nil {
 			result, err = c.presence(p)
+		}
+	case protocol.MethodRefresh:
+		var p protocol.RefreshParams
+		if err = protocol.DecodeParams(cmd, &p); err == nil {
+			result, err = c.Refresh(p)
 		}
 	case protocol.MethodPing:
 		result = struct{}{}
@@ -279,40 +292,10 @@ func (c *Client) sendCopy(b []byte) {
 	c.send(append([]byte(nil), b...))
 }
 
-// Connect authenticates the client (anonymous until auth is configured) and
-// records its display name.
-func (c *Client) Connect(p protocol.ConnectParams) (*protocol.ConnectResult, error) {
-	if len(p.Name) > protocol.MaxNameLength {
-		return nil, protocol.ErrBadRequest.WithMessage("name longer than %d bytes", protocol.MaxNameLength)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.connected {
-		return nil, protocol.ErrAlreadyConnected
-	}
-	if p.Name != "" {
-		info, err := json.Marshal(map[string]string{"name": p.Name})
-		if err != nil {
-			return nil, protocol.ErrBadRequest.WithMessage("bad name: %v", err)
-		}
-		c.info.Info = info
-	}
-	c.connected = true
-	if c.connectTime != nil {
-		c.connectTime.Stop()
-	}
-	return &protocol.ConnectResult{
-		Client:  c.ID(),
-		Version: Version,
-		Ping:    int(c.node.cfg.PingInterval / time.Second),
-	}, nil
-}
-
 // Publish validates and publishes data to a channel, returning the position
 // the broker assigned once it stored the publication.
 func (c *Client) Publish(p protocol.PublishParams) (protocol.StreamPosition, error) {
-	opts, err := c.node.cfg.channelOptions(p.Channel)
-	if err != nil {
+	if err := c.node.policy.CanPublish(c.credentials(), p.Channel, c.subscribed(p.Channel)); err != nil {
 		return protocol.StreamPosition{}, err
 	}
 	if len(p.Data) == 0 {
@@ -324,24 +307,33 @@ func (c *Client) Publish(p protocol.PublishParams) (protocol.StreamPosition, err
 	if !json.Valid(p.Data) {
 		return protocol.StreamPosition{}, protocol.ErrBadRequest.WithMessage("data is not valid JSON")
 	}
-	return c.publish(p.Channel, p.Data, opts)
+	return c.publish(p.Channel, p.Data)
 }
 
-func (c *Client) publish(ch string, data []byte, opts ChannelOptions) (protocol.StreamPosition, error) {
-	return c.node.broker.Publish(c.ctx, ch, data, broker.PublishOptions{
-		HistorySize: opts.HistorySize,
-		HistoryTTL:  opts.HistoryTTL,
-		From:        c.info,
-	})
+// publish publishes data that passed the checks, with the publisher's info
+// when the namespace attaches it.
+func (c *Client) publish(ch string, data []byte) (protocol.StreamPosition, error) {
+	ns, err := c.node.policy.Namespace(ch)
+	if err != nil {
+		return protocol.StreamPosition{}, err
+	}
+	opts := broker.PublishOptions{HistorySize: ns.HistorySize, HistoryTTL: ns.HistoryTTL}
+	if ns.AttachInfo {
+		opts.From = c.info
+	}
+	return c.node.broker.Publish(c.ctx, ch, data, opts)
+}
+
+// subscribed reports whether the client is subscribed to ch.
+func (c *Client) subscribed(ch string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.subs[ch] != nil
 }
 
 func (c *Client) history(p protocol.HistoryParams) (*protocol.HistoryResult, error) {
-	opts, err := c.node.cfg.channelOptions(p.Channel)
-	if err != nil {
+	if err := c.node.policy.CanHistory(c.credentials(), p.Channel, c.subscribed(p.Channel)); err != nil {
 		return nil, err
-	}
-	if opts.HistorySize == 0 {
-		return nil, protocol.ErrNotAvailable.WithMessage("history is off for channel %q", p.Channel)
 	}
 	if p.Limit < 0 || p.Limit > MaxHistoryLimit {
 		return nil, protocol.ErrBadRequest.WithMessage("limit must be between 0 and %d", MaxHistoryLimit)
@@ -387,12 +379,8 @@ func values[T any](ps []*T) []T {
 }
 
 func (c *Client) presence(p protocol.ChannelParams) (*protocol.PresenceResult, error) {
-	opts, err := c.node.cfg.channelOptions(p.Channel)
-	if err != nil {
+	if err := c.node.policy.CanPresence(c.credentials(), p.Channel, c.subscribed(p.Channel)); err != nil {
 		return nil, err
-	}
-	if !opts.Presence {
-		return nil, protocol.ErrNotAvailable.WithMessage("presence is off for channel %q", p.Channel)
 	}
 	infos, err := c.node.presence.Presence(c.ctx, p.Channel)
 	if err != nil {

@@ -3,6 +3,7 @@ package redcast
 import (
 	"time"
 
+	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -56,34 +57,25 @@ type Config struct {
 	// WriteTimeout bounds one socket write. Default 10s.
 	WriteTimeout time.Duration
 	// Namespaces maps a namespace ("" for channels without one) to its
-	// options. Nil means DefaultNamespaces(). A channel whose namespace is
-	// not in the map is refused with error 106.
-	Namespaces map[string]ChannelOptions
-}
-
-// ChannelOptions are the options of the channels of one namespace.
-type ChannelOptions struct {
-	// HistorySize is how many publications the channel keeps (0: none;
-	// recovery and history are then unavailable).
-	HistorySize int
-	// HistoryTTL is how long a publication stays in history (0: the
-	// broker's default, 24h for the memory broker).
-	HistoryTTL time.Duration
-	// Presence turns on the presence command and join/leave pushes.
-	Presence bool
+	// options: who may subscribe and publish, history, presence. Nil means
+	// auth.DefaultNamespaces() (the open "chat" and default namespaces). A
+	// channel whose namespace is not in the map is refused with error 106.
+	Namespaces map[string]auth.Namespace
+	// Verifier checks connection, refresh and subscription tokens. Nil:
+	// the node accepts no tokens, and a connect with one gets error 114.
+	Verifier *auth.Verifier
+	// RequireToken refuses anonymous clients (error 114 on connect; plain
+	// mode, which is always anonymous, answers HTTP 401). Default false:
+	// anonymous clients may connect, which the demo chat needs.
+	RequireToken bool
+	// RefreshGrace is how long a client whose token expired has to send a
+	// fresh one (refresh) before it is disconnected with 3006. Default 10s.
+	RefreshGrace time.Duration
 }
 
 // MaxHistoryLimit caps how many publications one history or subscribe reply
 // carries.
 const MaxHistoryLimit = 1000
-
-// DefaultNamespaces returns the namespaces served without configuration:
-// "chat" (the chat page and plain rooms) and the default namespace, both
-// with the last 100 publications for 24h and presence.
-func DefaultNamespaces() map[string]ChannelOptions {
-	opts := ChannelOptions{HistorySize: 100, HistoryTTL: 24 * time.Hour, Presence: true}
-	return map[string]ChannelOptions{"chat": opts, "": opts}
-}
 
 func (c Config) withDefaults() Config {
 	def := func(v *int, d int) {
@@ -117,24 +109,9 @@ func (c Config) withDefaults() Config {
 	defDur(&c.PongTimeout, 10*time.Second)
 	defDur(&c.ConnectTimeout, 10*time.Second)
 	defDur(&c.WriteTimeout, 10*time.Second)
+	defDur(&c.RefreshGrace, 10*time.Second)
 	if c.Namespaces == nil {
-		c.Namespaces = DefaultNamespaces()
+		c.Namespaces = auth.DefaultNamespaces()
 	}
 	return c
-}
-
-// channelOptions resolves the options of a channel, validating its name.
-func (c *Config) channelOptions(ch string) (ChannelOptions, error) {
-	if err := protocol.ValidateChannel(ch); err != nil {
-		return ChannelOptions{}, err
-	}
-	if len(ch) > c.MaxChannelLength {
-		return ChannelOptions{}, protocol.ErrInvalidChannel.WithMessage("channel name longer than %d bytes", c.MaxChannelLength)
-	}
-	ns := protocol.Namespace(ch)
-	opts, ok := c.Namespaces[ns]
-	if !ok {
-		return ChannelOptions{}, protocol.ErrUnknownNamespace.WithMessage("unknown channel namespace %q", ns)
-	}
-	return opts, nil
 }

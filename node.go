@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/broker/memory"
 	"github.com/redcast/redcast/hub"
@@ -32,6 +33,7 @@ type Node struct {
 	presence broker.PresenceManager
 	hub      *hub.Hub
 	log      *slog.Logger
+	policy   auth.Policy
 
 	// chanLocks serialise, per channel, the local subscribe/unsubscribe that
 	// decide whether the node subscribes in the broker.
@@ -71,6 +73,7 @@ func NewNode(cfg Config, deps Deps) *Node {
 		clients:  make(map[*Client]struct{}),
 		gone:     make(chan struct{}, 1),
 	}
+	n.policy = auth.Policy{Namespaces: n.cfg.Namespaces, Verifier: n.cfg.Verifier, MaxChannelLength: n.cfg.MaxChannelLength}
 	if n.broker == nil {
 		n.broker = memory.New(memory.Config{})
 	}

@@ -170,7 +170,7 @@ func TestLiveGapDisconnects(t *testing.T) {
 }
 
 func brokerOpts(n *Node, ch string) (o broker.PublishOptions) {
-	opts, _ := n.cfg.channelOptions(ch)
+	opts, _ := n.policy.Namespace(ch)
 	o.HistorySize, o.HistoryTTL = opts.HistorySize, opts.HistoryTTL
 	return o
 }

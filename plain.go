@@ -20,13 +20,25 @@ func (c *Client) JoinRoom(ch, name string, echo bool) error {
 // its publish rate is made to wait: its later frames are read only when
 // the rate allows, and the TCP connection pushes back on it.
 func (c *Client) PublishText(ch string, text []byte) error {
-	opts, err := c.node.cfg.channelOptions(ch)
-	if err != nil {
+	if err := c.node.policy.CanPublish(nil, ch, true); err != nil {
 		return err
 	}
 	if err := c.pubLimit.Wait(c.ctx); err != nil {
 		return err
 	}
-	_, err = c.publish(ch, protocol.PlainData(text), opts)
+	_, err := c.publish(ch, protocol.PlainData(text))
 	return err
+}
+
+// CheckPlainRoom reports whether an anonymous plain-mode client may join
+// channel ch, so that the transport can refuse it before upgrading: plain
+// clients are anonymous, subscribe to the room and publish into it.
+func (n *Node) CheckPlainRoom(ch string) error {
+	if n.cfg.RequireToken {
+		return protocol.ErrUnauthorized.WithMessage("anonymous clients are not accepted")
+	}
+	if err := n.policy.CanSubscribe(nil, ch, ""); err != nil {
+		return err
+	}
+	return n.policy.CanPublish(nil, ch, true)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/hub"
 	"github.com/redcast/redcast/protocol"
@@ -18,7 +19,7 @@ import (
 type subscription struct {
 	client  *Client
 	channel string
-	opts    ChannelOptions
+	opts    auth.Namespace
 
 	mu     sync.Mutex
 	state  subState
@@ -102,7 +103,10 @@ func (s *subscription) skipOwn(pub *protocol.Publication) bool {
 // result while the subscription still holds back live publications, so
 // whatever reply queues goes out before them. On error reply is not called.
 func (c *Client) Subscribe(p protocol.SubscribeParams, reply func(*protocol.SubscribeResult)) error {
-	opts, err := c.node.cfg.channelOptions(p.Channel)
+	if err := c.node.policy.CanSubscribe(c.credentials(), p.Channel, p.Token); err != nil {
+		return err
+	}
+	opts, err := c.node.policy.Namespace(p.Channel)
 	if err != nil {
 		return err
 	}
@@ -138,15 +142,13 @@ func (c *Client) Subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 	if !s.goLive(res, reply) {
 		return nil // the buffer overflowed: the client is being disconnected
 	}
-	if opts.Presence {
-		c.join(p.Channel)
-	}
+	c.join(p.Channel, opts)
 	return nil
 }
 
 // readHistory reads what the subscribe reply carries: the channel's position
 // and the recovered or latest publications.
-func (c *Client) readHistory(p protocol.SubscribeParams, opts ChannelOptions) (*protocol.SubscribeResult, error) {
+func (c *Client) readHistory(p protocol.SubscribeParams, opts auth.Namespace) (*protocol.SubscribeResult, error) {
 	b := c.node.broker
 	res := &protocol.SubscribeResult{Recoverable: opts.HistorySize > 0}
 	if p.Since != nil && opts.HistorySize > 0 {
@@ -200,12 +202,18 @@ func (s *subscription) goLive(res *protocol.SubscribeResult, reply func(*protoco
 	return true
 }
 
-func (c *Client) join(ch string) {
-	if err := c.node.presence.AddPresence(c.ctx, ch, c.info); err != nil {
-		c.node.log.Warn("add presence failed", "channel", ch, "client", c.ID(), "err", err)
+// join records the client in the channel's presence and announces it, as
+// far as the namespace keeps presence and join/leave.
+func (c *Client) join(ch string, opts auth.Namespace) {
+	if opts.Presence {
+		if err := c.node.presence.AddPresence(c.ctx, ch, c.info); err != nil {
+			c.node.log.Warn("add presence failed", "channel", ch, "client", c.ID(), "err", err)
+		}
 	}
-	if err := c.node.broker.PublishJoin(c.ctx, ch, c.info); err != nil {
-		c.node.log.Warn("publish join failed", "channel", ch, "client", c.ID(), "err", err)
+	if opts.JoinLeave {
+		if err := c.node.broker.PublishJoin(c.ctx, ch, c.info); err != nil {
+			c.node.log.Warn("publish join failed", "channel", ch, "client", c.ID(), "err", err)
+		}
 	}
 }
 
@@ -238,17 +246,18 @@ func (c *Client) unsubscribeFrom(s *subscription) {
 	s.state = subClosed
 	s.buf = nil
 	s.mu.Unlock()
-	if !s.opts.Presence {
-		return
-	}
 	// The client's own context may be cancelled already (it disconnected);
 	// leaving must still happen.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), cleanupTimeout)
 	defer cancel()
-	if err := c.node.presence.RemovePresence(ctx, s.channel, c.ID()); err != nil {
-		c.node.log.Warn("remove presence failed", "channel", s.channel, "client", c.ID(), "err", err)
+	if s.opts.Presence {
+		if err := c.node.presence.RemovePresence(ctx, s.channel, c.ID()); err != nil {
+			c.node.log.Warn("remove presence failed", "channel", s.channel, "client", c.ID(), "err", err)
+		}
 	}
-	if err := c.node.broker.PublishLeave(ctx, s.channel, c.info); err != nil {
-		c.node.log.Warn("publish leave failed", "channel", s.channel, "client", c.ID(), "err", err)
+	if s.opts.JoinLeave {
+		if err := c.node.broker.PublishLeave(ctx, s.channel, c.info); err != nil {
+			c.node.log.Warn("publish leave failed", "channel", s.channel, "client", c.ID(), "err", err)
+		}
 	}
 }

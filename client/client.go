@@ -2,6 +2,7 @@ package client
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -37,9 +38,12 @@ type Client struct {
 	done    chan struct{}
 	running atomic.Int32
 
+	// onPush receives the pushes: Options.OnPush, or the Session's router.
+	onPush func(*Client, *protocol.Push)
+
 	mu      sync.Mutex
-	err     error                   // why the connection ended; nil while it is up
-	pending map[uint32]chan<- reply // calls waiting for their reply, by command id
+	err     error                  // why the connection ended; nil while it is up
+	pending map[uint32]func(reply) // handlers of the replies awaited, by command id
 	// out holds encoded command lines, each ending in '\n', after
 	// frameHeadroom bytes kept free for the first frame's header.
 	out       []byte
@@ -47,6 +51,9 @@ type Client struct {
 	pongDue   bool
 	closeBody []byte // close frame payload to send when quitting; nil: none
 	disc      *protocol.Disconnect
+	// discReconnect is the reconnect flag of the disconnect push, when
+	// disc came from one.
+	discReconnect, discPush bool
 }
 
 // reply is what a pending call receives: the raw result or the error.
@@ -64,11 +71,20 @@ const frameHeadroom = ws.MaxHeaderSize
 // opts.Name and opts.Token, and returns once the server accepted it. ctx
 // bounds the dial and the connect; it does not affect the returned Client.
 func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
+	var onPush func(*Client, *protocol.Push)
+	if opts.OnPush != nil {
+		onPush = func(_ *Client, p *protocol.Push) { opts.OnPush(p) }
+	}
+	return dialConn(ctx, url, opts, onPush)
+}
+
+// dialConn is Dial with the pushes going to onPush (which may be nil).
+func dialConn(ctx context.Context, url string, opts Options, onPush func(*Client, *protocol.Push)) (*Client, error) {
 	conn, br, _, err := ws.Dialer{}.Dial(ctx, url)
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", url, err)
 	}
-	c := newClient(conn, br, opts)
+	c := newClient(conn, br, opts, onPush)
 	var res protocol.ConnectResult
 	err = c.call(ctx, protocol.MethodConnect, protocol.ConnectParams{Token: opts.Token, Name: opts.Name}, &res)
 	if err != nil {
@@ -87,14 +103,15 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 
 // newClient starts the reader and writer of an upgraded connection. br
 // holds what the server sent after the handshake, if anything.
-func newClient(conn net.Conn, br *bufio.Reader, opts Options) *Client {
+func newClient(conn net.Conn, br *bufio.Reader, opts Options, onPush func(*Client, *protocol.Push)) *Client {
 	c := &Client{
 		conn:    conn,
 		opts:    opts.withDefaults(),
+		onPush:  onPush,
 		wake:    make(chan struct{}, 1),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
-		pending: make(map[uint32]chan<- reply),
+		pending: make(map[uint32]func(reply)),
 		out:     make([]byte, frameHeadroom, 512),
 	}
 	if br == nil {
@@ -147,9 +164,27 @@ func (c *Client) fail(err error, closeBody []byte) {
 	c.pending = nil
 	c.mu.Unlock()
 	close(c.quit)
-	for _, ch := range pending {
-		ch <- reply{err: err}
+	for _, fn := range pending {
+		fn(reply{err: err})
 	}
+}
+
+// ended reports whether the connection has ended (fail was called).
+func (c *Client) ended() bool {
+	select {
+	case <-c.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// reconnectAdvice returns the reconnect flag of the disconnect push the
+// server sent, if it sent one.
+func (c *Client) reconnectAdvice() (reconnect, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.discReconnect, c.discPush
 }
 
 // exited is called by each of the two goroutines as it returns.
@@ -165,19 +200,9 @@ func (c *Client) call(ctx context.Context, method string, params, result any) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var p []byte
-	if params != nil {
-		var err error
-		if p, err = json.Marshal(params); err != nil {
-			return fmt.Errorf("client: encode %s params: %w", method, err)
-		}
-	}
-	id := c.lastID.Add(1)
-	if id == 0 { // wrapped around; 0 is not a valid command id
-		id = c.lastID.Add(1)
-	}
 	ch := make(chan reply, 1)
-	if err := c.queue(id, method, p, ch); err != nil {
+	id, err := c.send(method, params, func(r reply) { ch <- r })
+	if err != nil {
 		return err
 	}
 	select {
@@ -199,9 +224,28 @@ func (c *Client) call(ctx context.Context, method string, params, result any) er
 	}
 }
 
-// queue registers ch for the reply to command id and appends the command
+// send queues a command without waiting: fn receives its reply, from the
+// reader goroutine before the lines that follow the reply are handled, or
+// the error that ended the connection, from the goroutine that ended it. fn
+// runs without c.mu held and must not block. send returns the command's id.
+func (c *Client) send(method string, params any, fn func(reply)) (uint32, error) {
+	var p []byte
+	if params != nil {
+		var err error
+		if p, err = marshal(params); err != nil {
+			return 0, fmt.Errorf("client: encode %s params: %w", method, err)
+		}
+	}
+	id := c.lastID.Add(1)
+	if id == 0 { // wrapped around; 0 is not a valid command id
+		id = c.lastID.Add(1)
+	}
+	return id, c.queue(id, method, p, fn)
+}
+
+// queue registers fn for the reply to command id and appends the command
 // line to the write buffer.
-func (c *Client) queue(id uint32, method string, params []byte, ch chan<- reply) error {
+func (c *Client) queue(id uint32, method string, params []byte, fn func(reply)) error {
 	// {"id":N,"method":"M","params":P}\n
 	size := len(`{"id":4294967295,"method":"","params":}`) + len(method) + len(params)
 	if size > c.opts.MaxFrameSize {
@@ -213,7 +257,7 @@ func (c *Client) queue(id uint32, method string, params []byte, ch chan<- reply)
 		c.mu.Unlock()
 		return err
 	}
-	c.pending[id] = ch
+	c.pending[id] = fn
 	b := append(c.out, `{"id":`...)
 	b = strconv.AppendUint(b, uint64(id), 10)
 	b = append(b, `,"method":"`...)
@@ -235,4 +279,16 @@ func (c *Client) signal() {
 	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+// marshal encodes v as JSON like json.Marshal, but leaves <, > and &
+// alone: publications reach other clients as they were written.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

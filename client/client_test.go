@@ -510,3 +510,30 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestPublishWritesDataAsIs checks that commands are not HTML-escaped, so
+// that data reaches the server as written.
+func TestPublishWritesDataAsIs(t *testing.T) {
+	got := make(chan string, 2)
+	url := serveOne(t, func(p *peer) {
+		p.connect(25)
+		for range 2 {
+			cmd := p.command()
+			var pp protocol.PublishParams
+			_ = protocol.DecodeParams(cmd, &pp)
+			got <- string(pp.Data)
+			p.send(replyLine(cmd.ID, protocol.StreamPosition{Offset: 1, Epoch: "E"}))
+		}
+		p.expectClose()
+	})
+	c := dial(t, url, Options{})
+	if _, err := c.Publish(testContext(t), "news", "<b> & </b>"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish(testContext(t), "news", json.RawMessage(`{"html":"<i>"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := <-got, <-got; a != `"<b> & </b>"` || b != `{"html":"<i>"}` {
+		t.Errorf("data sent: %s and %s", a, b)
+	}
+}

@@ -19,8 +19,20 @@ func (c *Client) Subscribe(ctx context.Context, channel string, opts SubscribeOp
 		Channel: channel,
 		Since:   opts.Since,
 		History: opts.History,
+		Token:   opts.Token,
 	}, &res)
 	if err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// Refresh replaces the connection's token with a fresh one of the same user,
+// before it expires or after a refresh push said it has. Errors:
+// protocol.ErrUnauthorized, ErrTokenExpired.
+func (c *Client) Refresh(ctx context.Context, token string) (*protocol.RefreshResult, error) {
+	var res protocol.RefreshResult
+	if err := c.call(ctx, protocol.MethodRefresh, protocol.RefreshParams{Token: token}, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -41,7 +53,7 @@ func (c *Client) Publish(ctx context.Context, channel string, data any) (protoco
 	raw, ok := data.(json.RawMessage)
 	if !ok {
 		var err error
-		if raw, err = json.Marshal(data); err != nil {
+		if raw, err = marshal(data); err != nil {
 			return protocol.StreamPosition{}, fmt.Errorf("client: encode publication data: %w", err)
 		}
 	}

@@ -20,6 +20,13 @@ var (
 	// ErrProtocol wraps what the server sent that breaks the protocol (a
 	// binary frame, a line that is not JSON); the connection is closed.
 	ErrProtocol = errors.New("client: protocol violation by the server")
+	// ErrQueueFull ends a Session's connection when its handlers fell
+	// SessionOptions.QueueSize events behind; the session reconnects and
+	// recovers. DisconnectEvent.Err wraps it.
+	ErrQueueFull = errors.New("client: session queue full: handlers too slow")
+	// errGap ends a Session's connection when a live publication does not
+	// follow the previous one; the session reconnects and recovers.
+	errGap = errors.New("client: gap in a channel's stream")
 )
 
 // disconnectError is the error of a connection the server closed on

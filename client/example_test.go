@@ -16,11 +16,16 @@ import (
 // startServer runs a redcast server on a random local port for the examples
 // and returns its full-protocol URL and a function that stops it.
 func startServer() (url string, stop func()) {
+	return startServerOn("127.0.0.1:0")
+}
+
+// startServerOn is startServer on addr.
+func startServerOn(addr string) (url string, stop func()) {
 	srv, err := server.New(server.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -35,35 +35,52 @@ type peer struct {
 // on it, and returns the URL to dial. The cleanup waits for script.
 func serveOne(t *testing.T, script func(p *peer)) string {
 	t.Helper()
+	return serveSeq(t, script)
+}
+
+// serveSeq starts a fake server that accepts len(scripts) connections one
+// after the other, running scripts[i] on the i-th, and returns the URL to
+// dial. The cleanup waits for the scripts.
+func serveSeq(t *testing.T, scripts ...func(p *peer)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		conn, err := ln.Accept()
-		if err != nil {
-			return
+	wg.Go(func() {
+		for _, script := range scripts {
+			if !serveConn(t, ln, script) {
+				return
+			}
 		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(fakeTimeout))
-		br := bufio.NewReader(conn)
-		if _, err := ws.Upgrade(struct {
-			io.Reader
-			io.Writer
-		}{br, conn}); err != nil {
-			t.Errorf("fake server: upgrade: %v", err)
-			return
-		}
-		script(&peer{t: t, conn: conn, br: br})
-	}()
+	})
 	t.Cleanup(func() {
 		ln.Close()
 		wg.Wait()
 	})
 	return "ws://" + ln.Addr().String() + "/connection/websocket"
+}
+
+// serveConn accepts one connection and runs script on it; it reports false
+// when the listener was closed.
+func serveConn(t *testing.T, ln net.Listener, script func(p *peer)) bool {
+	conn, err := ln.Accept()
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(fakeTimeout))
+	br := bufio.NewReader(conn)
+	if _, err := ws.Upgrade(struct {
+		io.Reader
+		io.Writer
+	}{br, conn}); err != nil {
+		t.Errorf("fake server: upgrade: %v", err)
+		return true
+	}
+	script(&peer{t: t, conn: conn, br: br})
+	return true
 }
 
 // readFrame reads one frame and unmasks it, failing on a frame without a

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"time"
 
 	"github.com/redcast/redcast/protocol"
@@ -70,6 +71,8 @@ type SubscribeOptions struct {
 	// History asks for the latest History publications when not
 	// recovering, or when recovery fails (at most 1000).
 	History int
+	// Token is a subscription token, for channels whose namespace needs one.
+	Token string
 }
 
 // HistoryOptions are the optional params of History.
@@ -79,4 +82,74 @@ type HistoryOptions struct {
 	// Since returns the publications after this position instead of the
 	// latest ones.
 	Since *protocol.StreamPosition
+}
+
+// SessionOptions configure a Session. The zero value of every field means
+// its default.
+type SessionOptions struct {
+	// Conn configures every connection the session opens: name, token,
+	// limits and timeouts. Its OnPush is not used: the session hands
+	// pushes to the Handlers of each subscription.
+	Conn Options
+
+	// BaseDelay and MaxDelay shape the wait before each reconnect attempt:
+	// attempt n (counting from 0) waits a random duration between 0 and
+	// min(MaxDelay, BaseDelay·2ⁿ) — exponential backoff with full jitter,
+	// so that clients dropped together do not come back together. The
+	// count starts again once a connection has stayed up for MaxDelay.
+	// Defaults 500ms and 20s.
+	BaseDelay time.Duration
+	MaxDelay  time.Duration
+
+	// QueueSize bounds the events waiting for the handlers. An event that
+	// finds the queue full is not queued: the session closes the
+	// connection (ErrQueueFull) and reconnects, recovering from the last
+	// publication it queued, so nothing is lost while the server's history
+	// covers the gap (when it does not, OnSubscribed reports it). A
+	// subscribe reply counts as one event whatever the number of
+	// publications it carries. Default 1024.
+	QueueSize int
+
+	// Token, when set, is called for the connection token of each
+	// connection the session opens, the first one included (Conn.Token is
+	// then not used), and when the server says that the token expired (a
+	// refresh push): the session sends the new one with refresh. With it,
+	// an expiring token does not end the session. It is called from the
+	// session's connection goroutine (for the first connection, from
+	// Connect) with a context that ends with the session; an error counts
+	// as a failed connection attempt. Without it, a connection token that
+	// expires ends the session when the server disconnects (3006) and
+	// refuses to connect again with it (error 115).
+	Token func(ctx context.Context) (string, error)
+
+	// OnConnect is called each time a connection is up, the first one
+	// included, as its subscriptions are being restored. OnDisconnect
+	// is called each time a connection ends or a reconnect attempt fails.
+	// Both are called from the session's connection goroutine, not in
+	// order with the handlers; they delay reconnecting while they run
+	// and must not call Close.
+	OnConnect    func(ConnectEvent)
+	OnDisconnect func(DisconnectEvent)
+}
+
+// Defaults of SessionOptions.
+const (
+	DefaultBaseDelay = 500 * time.Millisecond
+	DefaultMaxDelay  = 20 * time.Second
+	DefaultQueueSize = 1024
+)
+
+func (o SessionOptions) withDefaults() SessionOptions {
+	o.Conn.OnPush = nil
+	if o.BaseDelay <= 0 {
+		o.BaseDelay = DefaultBaseDelay
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = DefaultMaxDelay
+	}
+	o.MaxDelay = max(o.MaxDelay, o.BaseDelay)
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	return o
 }

@@ -157,8 +157,12 @@ func (c *Client) lost(err error) {
 }
 
 // handleLine handles one line from the server. It returns false when the
-// line broke the protocol, which ends the connection.
+// line broke the protocol, which ends the connection, or when the
+// connection has ended already, so that the rest of the frame is skipped.
 func (c *Client) handleLine(line []byte) bool {
+	if c.ended() {
+		return false
+	}
 	var m protocol.ServerMessage
 	if err := json.Unmarshal(line, &m); err != nil {
 		c.fail(fmt.Errorf("%w: %v", ErrProtocol, err), ws.NewCloseFrameBody(ws.StatusProtocolError, ""))
@@ -169,24 +173,25 @@ func (c *Client) handleLine(line []byte) bool {
 		if p.Type == protocol.PushDisconnect {
 			c.mu.Lock()
 			c.disc = &protocol.Disconnect{Code: p.Code, Reason: p.Reason}
+			c.discReconnect, c.discPush = p.Reconnect, true
 			c.mu.Unlock()
 		}
-		if c.opts.OnPush != nil {
-			c.opts.OnPush(&p)
+		if c.onPush != nil {
+			c.onPush(c, &p)
 		}
 		return true
 	}
 	c.mu.Lock()
-	ch, ok := c.pending[m.ID]
+	fn, ok := c.pending[m.ID]
 	delete(c.pending, m.ID)
 	c.mu.Unlock()
 	if !ok {
 		return true // the call was cancelled, or a reply to no command (id 0)
 	}
 	if m.Error != nil {
-		ch <- reply{err: m.Error}
+		fn(reply{err: m.Error})
 	} else {
-		ch <- reply{result: m.Result}
+		fn(reply{result: m.Result})
 	}
 	return true
 }

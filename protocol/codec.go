@@ -66,7 +66,7 @@ func DecodeParams(cmd Command, dst any) error {
 
 // AppendReply appends the encoding of a reply with the given result to dst.
 func AppendReply(dst []byte, id uint32, result any) ([]byte, error) {
-	raw, err := json.Marshal(result)
+	raw, err := appendJSON(nil, result)
 	if err != nil {
 		return dst, err
 	}
@@ -82,12 +82,18 @@ func AppendError(dst []byte, id uint32, e *Error) []byte {
 // AppendPush appends the encoding of a push to dst.
 func AppendPush(dst []byte, p *Push) ([]byte, error) { return appendJSON(dst, p) }
 
+// appendJSON appends v's JSON to dst without HTML escaping, so that data
+// comes back byte for byte as it was published (json.Marshal would turn
+// < > & into \u003c and friends).
 func appendJSON(dst []byte, v any) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	buf := bytes.NewBuffer(dst)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return dst, err
 	}
-	return append(dst, b...), nil
+	out := buf.Bytes()
+	return out[:len(out)-1], nil // Encode ends with '\n'
 }
 
 // PlainText is what a plain-mode client receives for publication data: the

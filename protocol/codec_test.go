@@ -103,3 +103,15 @@ func TestReplyAndPushEncoding(t *testing.T) {
 		t.Fatalf("decode push: %+v, %v", m, err)
 	}
 }
+
+func TestNoHTMLEscaping(t *testing.T) {
+	pub := &Publication{Offset: 1, Data: json.RawMessage(`{"text":"<b>&</b>"}`)}
+	b, err := AppendPush(nil, &Push{Type: PushPublication, Channel: "c", Pub: pub})
+	if err != nil || !strings.Contains(string(b), `"<b>&</b>"`) {
+		t.Fatalf("push = %s, %v; want the data byte for byte", b, err)
+	}
+	b, err = AppendReply([]byte("x"), 1, HistoryResult{Publications: []Publication{*pub}})
+	if err != nil || !strings.HasPrefix(string(b), "x{") || !strings.Contains(string(b), `"<b>&</b>"`) {
+		t.Fatalf("reply = %s, %v", b, err)
+	}
+}

@@ -39,6 +39,8 @@ var (
 	ErrNotAvailable      = &Error{111, "not available"}
 	ErrBrokerUnavailable = &Error{112, "broker unavailable"}
 	ErrPositionExpired   = &Error{113, "stream position is no longer in history"}
+	ErrUnauthorized      = &Error{114, "unauthorized"}
+	ErrTokenExpired      = &Error{115, "token expired"}
 	ErrTooManyRequests   = &Error{116, "too many requests"}
 )
 
@@ -80,6 +82,7 @@ var (
 	DisconnectNoPong            = Disconnect{3003, "no activity within ping timeout"}
 	DisconnectInsufficientState = Disconnect{3004, "insufficient state: reconnect and recover"}
 	DisconnectConnectionLimit   = Disconnect{3005, "connection limit reached"}
+	DisconnectTokenExpired      = Disconnect{3006, "token expired"}
 	DisconnectBadFrame          = Disconnect{3500, "bad frame"}
 	DisconnectFrameTooLarge     = Disconnect{3501, "frame too large"}
 	DisconnectNoConnect         = Disconnect{3502, "no connect in time"}

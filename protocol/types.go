@@ -11,6 +11,7 @@ const (
 	MethodHistory     = "history"
 	MethodPresence    = "presence"
 	MethodPing        = "ping"
+	MethodRefresh     = "refresh"
 )
 
 // Push types the server sends without a command.
@@ -19,6 +20,7 @@ const (
 	PushJoin        = "join"
 	PushLeave       = "leave"
 	PushDisconnect  = "disconnect"
+	PushRefresh     = "refresh"
 )
 
 // Command is one client request. ID is chosen by the client, must be at least
@@ -90,7 +92,8 @@ type StreamPosition struct {
 
 // ConnectParams are the params of connect.
 type ConnectParams struct {
-	// Token is a connection token; ignored until authentication is configured.
+	// Token is a connection token (a JWT); without one the client is
+	// anonymous.
 	Token string `json:"token,omitempty"`
 	// Name is a display name for anonymous clients (at most MaxNameLength bytes).
 	Name string `json:"name,omitempty"`
@@ -104,7 +107,28 @@ type ConnectResult struct {
 	// pings; a client that hears nothing for longer than Ping plus a margin
 	// may consider the connection dead.
 	Ping int `json:"ping"`
+	// User is the authenticated user; empty for anonymous clients.
+	User string `json:"user,omitempty"`
+	// Expiry says when the connection token expires (authenticated clients
+	// whose token has an exp).
+	Expiry
 }
+
+// Expiry tells a client when to refresh its token: Expires is the Unix time
+// in seconds, TTL the seconds left. Both are 0 for tokens without expiry.
+type Expiry struct {
+	Expires int64 `json:"expires,omitempty"`
+	TTL     int64 `json:"ttl,omitempty"`
+}
+
+// RefreshParams are the params of refresh: a fresh connection token of the
+// same user.
+type RefreshParams struct {
+	Token string `json:"token"`
+}
+
+// RefreshResult is the result of refresh.
+type RefreshResult = Expiry
 
 // SubscribeParams are the params of subscribe.
 type SubscribeParams struct {
@@ -115,6 +139,9 @@ type SubscribeParams struct {
 	// History asks for the last History publications when not recovering,
 	// or when recovery is not possible.
 	History int `json:"history,omitempty"`
+	// Token is a subscription token, needed for channels of namespaces
+	// whose subscribe policy is "token".
+	Token string `json:"token,omitempty"`
 }
 
 // SubscribeResult is the result of subscribe. Publications (oldest first)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/client"
 	"github.com/redcast/redcast/protocol"
 )
@@ -14,13 +15,13 @@ import (
 // bareConfig has, besides the default namespaces, "bare" with neither
 // history nor presence.
 func bareConfig() redcast.Config {
-	return redcast.Config{Namespaces: namespaces(map[string]redcast.ChannelOptions{"bare": {}})}
+	return redcast.Config{Namespaces: namespaces(map[string]auth.Namespace{"bare": {}})}
 }
 
 func TestConnect(t *testing.T) {
 	base, _ := startServer(t, redcast.Config{})
 	c := dialRaw(t, protocolURL(base))
-	r := c.call(protocol.MethodConnect, protocol.ConnectParams{Name: "alice", Token: "ignored"})
+	r := c.call(protocol.MethodConnect, protocol.ConnectParams{Name: "alice"})
 	var res protocol.ConnectResult
 	decodeResult(t, r, &res)
 	if res.Client == "" || res.Version == "" {
@@ -171,8 +172,9 @@ func TestSubscribeErrors(t *testing.T) {
 		_, err := c.Subscribe(ctx, ch, client.SubscribeOptions{})
 		wantError(t, "subscribe "+ch, err, protocol.ErrInvalidChannel)
 	}
-	// Every allowed character, and the longest name, are valid.
-	for _, ch := range []string{"chat:aZ09_-.:@/=,#~", strings.Repeat("y", protocol.MaxChannelLength)} {
+	// Every allowed character, and the longest name, are valid ('#' makes
+	// a user-limited channel, see TestUserLimitedChannels).
+	for _, ch := range []string{"chat:aZ09_-.:@/=,~", strings.Repeat("y", protocol.MaxChannelLength)} {
 		if _, err := c.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
 			t.Errorf("subscribe %s: %v", ch, err)
 		}
@@ -410,7 +412,7 @@ func TestHistory(t *testing.T) {
 
 func TestHistoryErrors(t *testing.T) {
 	cfg := bareConfig()
-	cfg.Namespaces["small"] = redcast.ChannelOptions{HistorySize: 3}
+	cfg.Namespaces["small"] = auth.Namespace{HistorySize: 3, Anonymous: true, Publish: true}
 	base, _ := startServer(t, cfg)
 	ctx := testContext(t)
 	c := dial(t, base, "")
@@ -497,7 +499,7 @@ func jsonEqual(a, b []byte) bool {
 // than 1000 publications, and that a limit of 0 means 1000.
 func TestHistoryMaxLimit(t *testing.T) {
 	const n = redcast.MaxHistoryLimit + 200
-	base, _ := startServer(t, redcast.Config{Namespaces: namespaces(map[string]redcast.ChannelOptions{"big": {HistorySize: 2000}})})
+	base, _ := startServer(t, redcast.Config{Namespaces: namespaces(map[string]auth.Namespace{"big": {HistorySize: 2000}})})
 	ctx := testContext(t)
 	c := dial(t, base, "")
 	pos := publishN(t, c, "big:x", n)
@@ -536,7 +538,7 @@ func TestHistoryMaxLimit(t *testing.T) {
 // TestHistoryTTL checks that expired publications leave history, and that
 // a position before them can no longer be continued.
 func TestHistoryTTL(t *testing.T) {
-	base, _ := startServer(t, redcast.Config{Namespaces: namespaces(map[string]redcast.ChannelOptions{
+	base, _ := startServer(t, redcast.Config{Namespaces: namespaces(map[string]auth.Namespace{
 		"ttl": {HistorySize: 10, HistoryTTL: 200 * time.Millisecond},
 	})})
 	ctx := testContext(t)

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/client"
 	"github.com/redcast/redcast/protocol"
 	"github.com/redcast/redcast/server"
@@ -224,10 +225,14 @@ func publishN(t *testing.T, c *conn, ch string, n int) []protocol.StreamPosition
 	return out
 }
 
-// namespaces returns the default namespaces plus extra ones.
-func namespaces(extra map[string]redcast.ChannelOptions) map[string]redcast.ChannelOptions {
-	ns := redcast.DefaultNamespaces()
+// namespaces returns the default namespaces plus extra ones, which are
+// open to anonymous clients (subscribe and publish, with publisher info)
+// and have join/leave when they have presence.
+func namespaces(extra map[string]auth.Namespace) map[string]auth.Namespace {
+	ns := auth.DefaultNamespaces()
 	for k, v := range extra {
+		v.Anonymous, v.Publish, v.AttachInfo = true, true, true
+		v.JoinLeave = v.Presence
 		ns[k] = v
 	}
 	return ns

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/client"
 	"github.com/redcast/redcast/protocol"
 )
@@ -112,7 +113,7 @@ func TestOrderManyPublishers(t *testing.T) {
 // replies reach the right calls.
 func TestPipelinedPublishes(t *testing.T) {
 	const n = 300
-	base, _ := startServer(t, redcast.Config{Namespaces: namespaces(map[string]redcast.ChannelOptions{"": {HistorySize: 1000}})})
+	base, _ := startServer(t, redcast.Config{Namespaces: namespaces(map[string]auth.Namespace{"": {HistorySize: 1000}})})
 	ctx := testContext(t)
 	c := dial(t, base, "")
 	offsetOf := make([]uint64, n)

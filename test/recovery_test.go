@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/client"
 	"github.com/redcast/redcast/protocol"
 )
@@ -94,7 +95,7 @@ func TestRecoveryWhilePublishing(t *testing.T) {
 		rounds = 5
 		during = 200 // publications during each resubscribe
 	)
-	base, _ := startServer(t, redcast.Config{Namespaces: namespaces(map[string]redcast.ChannelOptions{"": {HistorySize: 5000}})})
+	base, _ := startServer(t, redcast.Config{Namespaces: namespaces(map[string]auth.Namespace{"": {HistorySize: 5000}})})
 	ctx := testContext(t)
 	pub := dial(t, base, "pub")
 
@@ -153,7 +154,7 @@ func TestRecoveryWhilePublishing(t *testing.T) {
 // latest publications asked for with history.
 func TestRecoveryNotPossible(t *testing.T) {
 	const ch = "small:x"
-	base, _ := startServer(t, redcast.Config{Namespaces: namespaces(map[string]redcast.ChannelOptions{"small": {HistorySize: 5}})})
+	base, _ := startServer(t, redcast.Config{Namespaces: namespaces(map[string]auth.Namespace{"small": {HistorySize: 5}})})
 	ctx := testContext(t)
 	pub := dial(t, base, "pub")
 	sub := dial(t, base, "sub")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/broker/redis"
 	"github.com/redcast/redcast/server"
 )
@@ -27,8 +28,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case "version":
 			fmt.Fprintln(stdout, "redcast", redcast.Version)
 			return nil
+		case "token":
+			return runToken(args[1:], getenv, stdout, stderr)
 		default:
-			return fmt.Errorf("unknown command %q (commands: serve, version)", args[0])
+			return fmt.Errorf("unknown command %q (commands: serve, token, version)", args[0])
 		}
 	}
 	fs := flag.NewFlagSet("redcast", flag.ContinueOnError)
@@ -42,6 +45,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		historyTTL      = fs.Duration("history-ttl", 24*time.Hour, "how long a publication stays in history")
 		redisURL        = fs.String("redis", "", "Redis URL (redis://[user:pass@]host:port/db or rediss:// for TLS); empty runs the embedded memory broker on one node")
 		redisPrefix     = fs.String("redis-prefix", "redcast", "prefix of every Redis key and channel, so deployments can share one Redis")
+		configFile      = fs.String("config", "", "JSON configuration file: auth, namespaces, origins, limits (see docs/configuration.md)")
+		tokenSecret     = fs.String("token-secret", "", "HMAC secret (32 bytes or more) that verifies HS256 connection and subscription tokens")
+		allowAnonymous  = fs.Bool("allow-anonymous", true, "let clients connect without a token (the development default that serves the demo chat)")
 		tlsCert         = fs.String("tls-cert", "", "PEM certificate file: serve https and wss (with --tls-key)")
 		tlsKey          = fs.String("tls-key", "", "PEM private key file of --tls-cert")
 		allowedOrigins  = fs.String("allowed-origins", "", "comma-separated browser origins besides the server's own that may open WebSockets (* for any)")
@@ -62,13 +68,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", 25*time.Second, "interval of server pings")
 	fs.DurationVar(&cfg.PongTimeout, "pong-timeout", 10*time.Second, "silence past the ping interval after which a connection is closed")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: redcast [serve|version] [flags]\n\nEvery flag can also be set with an environment variable: --max-frame-size as REDCAST_MAX_FRAME_SIZE.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: redcast [serve] [flags]\n       redcast pub|sub|token|bench --help\n       redcast version\n\n"+
+			"Every flag can also be set with an environment variable: --max-frame-size as REDCAST_MAX_FRAME_SIZE.\n"+
+			"A flag on the command line wins over the environment, which wins over --config.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := parseWithEnv(fs, args, getenv); err != nil {
+	set, err := parseWithEnv(fs, args, getenv)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
+		return err
+	}
+	fc, err := loadConfig(*configFile, set, &cfg)
+	if err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, *logLevel, *logFormat)
@@ -78,10 +91,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
-	ns := redcast.ChannelOptions{HistorySize: *historySize, HistoryTTL: *historyTTL, Presence: true}
-	cfg.Namespaces = map[string]redcast.ChannelOptions{"chat": ns, "": ns}
+	if err := applyAuth(fc, set, &cfg, *tokenSecret, *allowAnonymous); err != nil {
+		return err
+	}
+	if fc == nil || fc.Namespaces == nil {
+		// --history-size and --history-ttl shape the default namespaces.
+		cfg.Namespaces = auth.DefaultNamespaces()
+		for name, ns := range cfg.Namespaces {
+			ns.HistorySize, ns.HistoryTTL = *historySize, *historyTTL
+			cfg.Namespaces[name] = ns
+		}
+	}
 
 	scfg := server.Config{Node: cfg, Logger: log}
+	if fc != nil && !set["allowed-origins"] {
+		scfg.AllowedOrigins = fc.AllowedOrigins
+	}
 	for _, o := range strings.Split(*allowedOrigins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			scfg.AllowedOrigins = append(scfg.AllowedOrigins, o)
@@ -134,19 +159,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // parseWithEnv parses args, then sets every flag not given on the command
-// line from its REDCAST_ environment variable.
-func parseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+// line from its REDCAST_ environment variable. It returns the names of the
+// flags set either way.
+func parseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string) (map[string]bool, error) {
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] || err != nil {
+		if set[f.Name] || err != nil {
 			return
 		}
 		key := "REDCAST_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -154,9 +180,10 @@ func parseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string) e
 			if serr := f.Value.Set(v); serr != nil {
 				err = fmt.Errorf("environment %s=%q: %w", key, v, serr)
 			}
+			set[f.Name] = true
 		}
 	})
-	return err
+	return set, err
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

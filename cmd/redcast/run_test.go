@@ -183,3 +183,27 @@ func writeTestCert(t *testing.T, dir string) (certFile, keyFile string, pool *x5
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+// TestConfigFile: a bad configuration file stops the server at start with
+// the wrong key named; so does refusing anonymous clients without any way
+// to verify tokens.
+func TestConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"namespces": {}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noenv := func(string) string { return "" }
+	err := run(context.Background(), []string{"--config", bad}, noenv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `"namespces"`) {
+		t.Fatalf("run with a misspelt key = %v, want the key named", err)
+	}
+	err = run(context.Background(), []string{"--allow-anonymous=false"}, noenv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "anonymous") {
+		t.Fatalf("run refusing anonymous clients without tokens = %v", err)
+	}
+	err = run(context.Background(), []string{"--token-secret", "short"}, noenv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "token verification") {
+		t.Fatalf("run with a short token secret = %v", err)
+	}
+}

@@ -89,6 +89,14 @@ func (h *Handler) Plain() http.Handler {
 			http.Error(w, "name longer than 64 bytes", http.StatusBadRequest)
 			return
 		}
+		if err := h.node.CheckPlainRoom(ch); err != nil {
+			status := http.StatusForbidden
+			if errors.Is(err, protocol.ErrUnauthorized) {
+				status = http.StatusUnauthorized
+			}
+			http.Error(w, err.Error(), status)
+			return
+		}
 		h.serve(w, r, hub.FormatPlain, &plainRoom{channel: ch, name: name, echo: q.Get("echo") == "1"})
 	})
 }

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/auth"
+)
+
+// loadConfig reads the --config file, if any, and applies its limits to cfg
+// where no flag or environment variable (set) gave one.
+func loadConfig(path string, set map[string]bool, cfg *redcast.Config) (*auth.FileConfig, error) {
+	if path == "" {
+		return nil, nil
+	}
+	fc, err := auth.LoadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	l := fc.Limits
+	for _, f := range []struct {
+		flag string
+		from int
+		to   *int
+	}{
+		{"max-frame-size", l.MaxFrameSize, &cfg.MaxFrameSize},
+		{"max-data-size", l.MaxDataSize, &cfg.MaxDataSize},
+		{"max-channels", l.MaxChannels, &cfg.MaxChannels},
+		{"max-channel-length", l.MaxChannelLength, &cfg.MaxChannelLength},
+		{"max-connections", l.MaxConnections, &cfg.MaxConnections},
+		{"publish-burst", l.PublishBurst, &cfg.PublishBurst},
+		{"subscribe-burst", l.SubscribeBurst, &cfg.SubscribeBurst},
+	} {
+		if f.from != 0 && !set[f.flag] {
+			*f.to = f.from
+		}
+	}
+	if l.PublishRate != 0 && !set["publish-rate"] {
+		cfg.PublishRate = l.PublishRate
+	}
+	if l.SubscribeRate != 0 && !set["subscribe-rate"] {
+		cfg.SubscribeRate = l.SubscribeRate
+	}
+	if l.MaxRefusals != 0 {
+		cfg.MaxRefusals = l.MaxRefusals
+	}
+	cfg.Namespaces = fc.Namespaces
+	return fc, nil
+}
+
+// applyAuth sets up token verification from the file's auth section and
+// the --token-secret flag (the flag wins for the secret), and whether
+// anonymous clients are accepted.
+func applyAuth(fc *auth.FileConfig, set map[string]bool, cfg *redcast.Config, secret string, allowAnonymous bool) error {
+	var ac auth.Config
+	if fc != nil {
+		ac = fc.Auth
+		if !set["allow-anonymous"] {
+			allowAnonymous = fc.AllowAnonymous
+		}
+	}
+	if secret != "" {
+		ac.HMACSecret = []byte(secret)
+	}
+	cfg.RequireToken = !allowAnonymous
+	if !ac.Enabled() {
+		if cfg.RequireToken {
+			return fmt.Errorf("anonymous access is off but no token secret or key is configured: nobody could connect")
+		}
+		return nil
+	}
+	v, err := auth.NewVerifier(ac)
+	if err != nil {
+		return fmt.Errorf("token verification: %w", err)
+	}
+	cfg.Verifier = v
+	return nil
+}

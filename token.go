@@ -1,0 +1,139 @@
+package redcast
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/redcast/redcast/auth"
+	"github.com/redcast/redcast/protocol"
+)
+
+// tokenExpiry tracks a connection token's lifetime: when it expires the
+// client gets a refresh push and RefreshGrace to send a fresh token; until
+// then its commands (but refresh and ping) are refused with 115, and after
+// it the client is disconnected with 3006. Guarded by Client.mu.
+type tokenExpiry struct {
+	timer   *time.Timer
+	expired bool
+	gen     int // ignores timers of a replaced token
+}
+
+func (e *tokenExpiry) stop() {
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+}
+
+// credentials returns the client's credentials, nil when anonymous.
+func (c *Client) credentials() *auth.Credentials {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.creds
+}
+
+func (c *Client) tokenExpired() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.expiry.expired
+}
+
+// Connect authenticates the client with its connection token (when it sent
+// one) or as an anonymous client with a display name.
+func (c *Client) Connect(p protocol.ConnectParams) (*protocol.ConnectResult, error) {
+	if len(p.Name) > protocol.MaxNameLength {
+		return nil, protocol.ErrBadRequest.WithMessage("name longer than %d bytes", protocol.MaxNameLength)
+	}
+	var creds *auth.Credentials
+	switch {
+	case p.Token != "" && c.node.cfg.Verifier == nil:
+		return nil, protocol.ErrUnauthorized.WithMessage("this server accepts no tokens")
+	case p.Token != "":
+		var err error
+		if creds, err = c.node.cfg.Verifier.VerifyConnect(p.Token); err != nil {
+			return nil, err
+		}
+	case c.node.cfg.RequireToken:
+		return nil, protocol.ErrUnauthorized.WithMessage("a connection token is required")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.connected {
+		return nil, protocol.ErrAlreadyConnected
+	}
+	res := &protocol.ConnectResult{
+		Client:  c.ID(),
+		Version: Version,
+		Ping:    int(c.node.cfg.PingInterval / time.Second),
+	}
+	if creds != nil {
+		c.creds = creds
+		c.info.User, c.info.Info = creds.User, creds.Info
+		res.User = creds.User
+		res.Expiry = c.armExpiryLocked(creds.ExpiresAt)
+	} else if p.Name != "" {
+		info, err := json.Marshal(map[string]string{"name": p.Name})
+		if err != nil {
+			return nil, protocol.ErrBadRequest.WithMessage("bad name: %v", err)
+		}
+		c.info.Info = info
+	}
+	c.connected = true
+	if c.connectTime != nil {
+		c.connectTime.Stop()
+	}
+	return res, nil
+}
+
+// Refresh replaces the client's connection token with a fresh one of the
+// same user, before or after the old one expired.
+func (c *Client) Refresh(p protocol.RefreshParams) (*protocol.RefreshResult, error) {
+	cur := c.credentials()
+	if cur == nil || c.node.cfg.Verifier == nil {
+		return nil, protocol.ErrBadRequest.WithMessage("refresh is for clients that connected with a token")
+	}
+	creds, err := c.node.cfg.Verifier.VerifyRefresh(p.Token, cur)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.creds = creds
+	exp := c.armExpiryLocked(creds.ExpiresAt)
+	return &exp, nil
+}
+
+// armExpiryLocked (re)starts the expiry timer for a token expiring at
+// (zero: never) and returns what the client is told about it.
+func (c *Client) armExpiryLocked(at time.Time) protocol.Expiry {
+	c.expiry.stop()
+	c.expiry.expired = false
+	c.expiry.gen++
+	if at.IsZero() {
+		return protocol.Expiry{}
+	}
+	gen := c.expiry.gen
+	ttl := time.Until(at)
+	c.expiry.timer = time.AfterFunc(max(ttl, 0), func() { c.tokenTimer(gen) })
+	return protocol.Expiry{Expires: at.Unix(), TTL: max(int64(ttl/time.Second), 0)}
+}
+
+// tokenTimer fires when the token expires (the client is asked to refresh)
+// and again when the grace period ends (the client is disconnected).
+func (c *Client) tokenTimer(gen int) {
+	c.mu.Lock()
+	if gen != c.expiry.gen || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.expiry.expired {
+		c.mu.Unlock()
+		c.Disconnect(protocol.DisconnectTokenExpired)
+		return
+	}
+	c.expiry.expired = true
+	c.expiry.timer = time.AfterFunc(c.node.cfg.RefreshGrace, func() { c.tokenTimer(gen) })
+	c.mu.Unlock()
+	if push, err := protocol.AppendPush(nil, &protocol.Push{Type: protocol.PushRefresh, Reason: "token expired"}); err == nil {
+		c.send(push)
+	}
+}
