@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -30,8 +31,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return nil
 		case "token":
 			return runToken(args[1:], getenv, stdout, stderr)
+		case "pub":
+			return runPub(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
+		case "sub":
+			return runSub(ctx, args[1:], getenv, stdout, stderr)
+		case "bench":
+			return runBench(ctx, args[1:], getenv, stdout, stderr)
 		default:
-			return fmt.Errorf("unknown command %q (commands: serve, token, version)", args[0])
+			return fmt.Errorf("unknown command %q (commands: serve, pub, sub, token, bench, version)", args[0])
 		}
 	}
 	fs := flag.NewFlagSet("redcast", flag.ContinueOnError)
