@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"bufio"
 	"net"
 	"sync"
 	"time"
@@ -128,7 +127,6 @@ func (c *conn) isClosing() bool {
 // half-closed the socket so that the read loop sees the peer's answer or EOF.
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
-	bw := bufio.NewWriterSize(c.nc, 4096)
 	ping := time.NewTicker(c.limits.pingInterval)
 	defer ping.Stop()
 	var batch, control [][]byte
@@ -137,7 +135,7 @@ func (c *conn) writeLoop() {
 		case <-c.wake:
 		case <-ping.C:
 			control = append(control[:0], ws.CompiledPing)
-			if c.flush(bw, control, nil) != nil {
+			if c.flush(control, nil) != nil {
 				c.abort()
 				return
 			}
@@ -153,10 +151,10 @@ func (c *conn) writeLoop() {
 			batch = batch[:0]
 		}
 		if closing {
-			c.finish(bw, control, batch, d)
+			c.finish(control, batch, d)
 			return
 		}
-		if err := c.flush(bw, control, batch); err != nil {
+		if err := c.flush(control, batch); err != nil {
 			c.abort()
 			return
 		}
@@ -164,25 +162,46 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// flush writes control frames, then the batch, and flushes the socket.
-func (c *conn) flush(bw *bufio.Writer, control, batch [][]byte) error {
+// writeBufs holds the buffers flushes assemble frames in, so that an idle
+// connection holds none and a busy one reuses them.
+var writeBufs = sync.Pool{New: func() any { return new(frameBuf) }}
+
+// frameBuf is an io.Writer that appends to a byte slice.
+type frameBuf struct{ b []byte }
+
+func (f *frameBuf) Write(p []byte) (int, error) {
+	f.b = append(f.b, p...)
+	return len(p), nil
+}
+
+// maxPooledBuf is the largest buffer returned to the pool.
+const maxPooledBuf = 256 << 10
+
+// flush writes control frames, then the batch, with one write to the
+// socket: the frames are assembled in a pooled buffer first, which costs a
+// copy of a few bytes per message and saves a system call per 4 KiB.
+func (c *conn) flush(control, batch [][]byte) error {
+	fb := writeBufs.Get().(*frameBuf)
+	defer func() {
+		if cap(fb.b) <= maxPooledBuf {
+			fb.b = fb.b[:0]
+			writeBufs.Put(fb)
+		}
+	}()
+	for _, f := range control {
+		fb.b = append(fb.b, f...)
+	}
+	c.appendBatch(fb, batch)
 	if err := c.nc.SetWriteDeadline(time.Now().Add(c.limits.writeTimeout)); err != nil {
 		return err
 	}
-	for _, f := range control {
-		if _, err := bw.Write(f); err != nil {
-			return err
-		}
-	}
-	if err := c.writeBatch(bw, batch); err != nil {
-		return err
-	}
-	return bw.Flush()
+	_, err := c.nc.Write(fb.b)
+	return err
 }
 
-// writeBatch writes queued messages: joined by '\n' into as few frames as
-// possible for the full protocol, one frame each for plain mode.
-func (c *conn) writeBatch(bw *bufio.Writer, batch [][]byte) error {
+// appendBatch appends queued messages as frames: joined by '\n' into as few
+// frames as possible for the full protocol, one frame each for plain mode.
+func (c *conn) appendBatch(fb *frameBuf, batch [][]byte) {
 	for len(batch) > 0 {
 		n, size := 1, len(batch[0])
 		if c.format == hub.FormatProtocol {
@@ -191,28 +210,21 @@ func (c *conn) writeBatch(bw *bufio.Writer, batch [][]byte) error {
 				n++
 			}
 		}
-		if err := ws.WriteHeader(bw, ws.Header{Fin: true, OpCode: ws.OpText, Length: int64(size)}); err != nil {
-			return err
-		}
+		_ = ws.WriteHeader(fb, ws.Header{Fin: true, OpCode: ws.OpText, Length: int64(size)}) // cannot fail on a frameBuf
 		for i, msg := range batch[:n] {
 			if i > 0 {
-				if err := bw.WriteByte('\n'); err != nil {
-					return err
-				}
+				fb.b = append(fb.b, '\n')
 			}
-			if _, err := bw.Write(msg); err != nil {
-				return err
-			}
+			fb.b = append(fb.b, msg...)
 		}
 		batch = batch[n:]
 	}
-	return nil
 }
 
 // finish writes what is left, the disconnect push (full protocol) and the
 // close frame, then half-closes the socket and bounds how long the read loop
 // waits for the peer.
-func (c *conn) finish(bw *bufio.Writer, control, batch [][]byte, d protocol.Disconnect) {
+func (c *conn) finish(control, batch [][]byte, d protocol.Disconnect) {
 	if c.format == hub.FormatProtocol && d != peerClosed {
 		batch = append(batch, d.AppendPush(nil))
 	}
@@ -221,8 +233,8 @@ func (c *conn) finish(bw *bufio.Writer, control, batch [][]byte, d protocol.Disc
 		control = append(control, closeFrame)
 	}
 	// Data first, then the close frame: write them in that order.
-	if err := c.flush(bw, nil, batch); err == nil {
-		_ = c.flush(bw, control, nil)
+	if err := c.flush(nil, batch); err == nil {
+		_ = c.flush(control, nil)
 	}
 	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		_ = tc.CloseWrite()
