@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/auth"
+	"github.com/redcast/redcast/internal/testserver"
 	"github.com/redcast/redcast/protocol"
 	"github.com/redcast/redcast/server"
 )
@@ -25,27 +25,8 @@ var fast = SessionOptions{BaseDelay: 5 * time.Millisecond, MaxDelay: 50 * time.M
 // and returns its host:port; it is shut down when the test ends.
 func startServer(t *testing.T, cfg redcast.Config) string {
 	t.Helper()
-	srv, err := server.New(server.Config{Node: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
+	addr, _ := testserver.Start(t, server.Config{Node: cfg})
+	return addr
 }
 
 func wsURL(addr string) string { return "ws://" + addr + "/connection/websocket" }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/internal/testserver"
 	"github.com/redcast/redcast/loadgen"
 	"github.com/redcast/redcast/server"
 )
@@ -24,27 +24,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // its base URL; it is shut down when the test ends.
 func startServer(t *testing.T, cfg redcast.Config) string {
 	t.Helper()
-	srv, err := server.New(server.Config{Node: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return "ws://" + ln.Addr().String()
+	addr, _ := testserver.Start(t, server.Config{Node: cfg})
+	return "ws://" + addr
 }
 
 func run(t *testing.T, opts loadgen.Options) *loadgen.Report {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"slices"
 	"sync"
@@ -17,6 +15,7 @@ import (
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/client"
+	"github.com/redcast/redcast/internal/testserver"
 	"github.com/redcast/redcast/protocol"
 	"github.com/redcast/redcast/server"
 )
@@ -37,27 +36,8 @@ const waitTimeout = 15 * time.Second
 // server. It is shut down when the test ends.
 func startServer(t *testing.T, cfg redcast.Config) (string, *server.Server) {
 	t.Helper()
-	srv, err := server.New(server.Config{Node: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
-		}
-	})
-	return "ws://" + ln.Addr().String(), srv
+	addr, srv := testserver.Start(t, server.Config{Node: cfg})
+	return "ws://" + addr, srv
 }
 
 // protocolURL is the full-protocol endpoint of the server at base.

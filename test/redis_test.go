@@ -2,9 +2,7 @@ package test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	"github.com/redcast/redcast/broker/redis"
 	"github.com/redcast/redcast/client"
 	"github.com/redcast/redcast/internal/testredis"
+	"github.com/redcast/redcast/internal/testserver"
 	"github.com/redcast/redcast/protocol"
 	"github.com/redcast/redcast/server"
 )
@@ -37,27 +36,8 @@ func startRedisNodes(t *testing.T, url string, n int) []*redisNode {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv, err := server.New(server.Config{Broker: rb, Presence: rb})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve(ln) }()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
-				t.Errorf("Shutdown: %v", err)
-			}
-			if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-				t.Errorf("Serve returned %v", err)
-			}
-		})
-		nodes[i] = &redisNode{base: "ws://" + ln.Addr().String(), http: "http://" + ln.Addr().String(), srv: srv}
+		addr, srv := testserver.Start(t, server.Config{Broker: rb, Presence: rb})
+		nodes[i] = &redisNode{base: "ws://" + addr, http: "http://" + addr, srv: srv}
 	}
 	return nodes
 }

@@ -3,11 +3,9 @@ package web_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/redcast/redcast/broker/redis"
 	"github.com/redcast/redcast/internal/testredis"
+	"github.com/redcast/redcast/internal/testserver"
 	"github.com/redcast/redcast/server"
 )
 
@@ -198,27 +197,8 @@ func startServer(t *testing.T) string {
 // returns its address.
 func startServerWith(t *testing.T, cfg server.Config) string {
 	t.Helper()
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("server shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
-		}
-	})
-	return ln.Addr().String()
+	addr, _ := testserver.Start(t, cfg)
+	return addr
 }
 
 // TestChatPageAcrossRedisNodes: two users of the chat page on two nodes

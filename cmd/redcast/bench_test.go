@@ -1,17 +1,13 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"net"
-	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/redcast/redcast/internal/testserver"
 	"github.com/redcast/redcast/loadgen"
 	"github.com/redcast/redcast/server"
 )
@@ -20,27 +16,8 @@ import (
 // returns its base URL; it is shut down when the test ends.
 func startBenchServer(t *testing.T) string {
 	t.Helper()
-	srv, err := server.New(server.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return "ws://" + ln.Addr().String()
+	addr, _ := testserver.Start(t, server.Config{})
+	return "ws://" + addr
 }
 
 func TestBenchJSON(t *testing.T) {

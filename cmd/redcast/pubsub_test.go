@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"reflect"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/client"
+	"github.com/redcast/redcast/internal/testserver"
 	"github.com/redcast/redcast/protocol"
 	"github.com/redcast/redcast/server"
 )
@@ -35,25 +35,8 @@ func checkLeaks(t *testing.T) {
 // returns its host:port; it is shut down when the test ends.
 func pubsubServer(t *testing.T, cfg redcast.Config) string {
 	t.Helper()
-	srv, err := server.New(server.Config{Node: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
+	addr, _ := testserver.Start(t, server.Config{Node: cfg})
+	return addr
 }
 
 func wsURL(addr string) string { return "ws://" + addr + "/connection/websocket" }
