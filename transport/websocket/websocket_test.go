@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -141,11 +142,31 @@ func TestPlainRoom(t *testing.T) {
 	full := dial(t, base+"/connection/websocket")
 	full.send(`{"id":1,"method":"connect"}` + "\n" + `{"id":2,"method":"subscribe","params":{"channel":"chat:r1"}}`)
 	full.lines(2)
+	// Plain clients join after the upgrade: wait until both are in presence.
+	for id := 3; ; id++ {
+		full.send(fmt.Sprintf(`{"id":%d,"method":"presence","params":{"channel":"chat:r1"}}`, id))
+		var res struct {
+			Result protocol.PresenceResult `json:"result"`
+		}
+		for _, l := range full.lines(1) {
+			if strings.HasPrefix(l, fmt.Sprintf(`{"id":%d,`, id)) {
+				if err := json.Unmarshal([]byte(l), &res); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if len(res.Result.Clients) == 3 {
+			break
+		}
+		if id > 1000 {
+			t.Fatal("plain clients never joined")
+		}
+	}
 	a.send("hello <b>")
 	if got, _ := b.read(); got != "hello <b>" {
 		t.Fatalf("b got %q", got)
 	}
-	full.send(`{"id":3,"method":"publish","params":{"channel":"chat:r1","data":{"text":"from full"}}}`)
+	full.send(`{"id":99999,"method":"publish","params":{"channel":"chat:r1","data":{"text":"from full"}}}`)
 	if got, _ := a.read(); got != "from full" {
 		t.Fatalf("a got %q (want no echo of its own message)", got)
 	}
