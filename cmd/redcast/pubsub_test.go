@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redcast/redcast/internal/testproxy"
+
 	"go.uber.org/goleak"
 
 	"github.com/redcast/redcast"
@@ -391,91 +393,12 @@ func TestPubErrors(t *testing.T) {
 	}
 }
 
-// cutter forwards TCP connections to a server; a test cuts them to drop
-// sub's connection, and refuses new ones to keep it away for a while.
-type cutter struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
+// cutter drops sub's connection through a testproxy, and refuses new ones
+// to keep it away for a while.
+type cutter struct{ *testproxy.Proxy }
 
-	mu     sync.Mutex
-	conns  map[net.Conn]bool
-	refuse bool
-	closed bool
-}
+func newCutter(t *testing.T, target string) cutter { return cutter{testproxy.New(t, target)} }
 
-func newCutter(t *testing.T, target string) *cutter {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutter{ln: ln, target: target, conns: make(map[net.Conn]bool)}
-	p.wg.Go(p.acceptLoop)
-	t.Cleanup(func() {
-		p.mu.Lock()
-		p.closed = true
-		p.mu.Unlock()
-		ln.Close()
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *cutter) url() string { return wsURL(p.ln.Addr().String()) }
-
-func (p *cutter) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c := range p.conns {
-		c.Close()
-	}
-}
-
-func (p *cutter) setRefuse(refuse bool) {
-	p.mu.Lock()
-	p.refuse = refuse
-	p.mu.Unlock()
-}
-
-func (p *cutter) acceptLoop() {
-	for {
-		in, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		refuse := p.refuse || p.closed
-		p.mu.Unlock()
-		var out net.Conn
-		if !refuse {
-			out, err = net.Dial("tcp", p.target)
-		}
-		if refuse || err != nil {
-			in.Close()
-			continue
-		}
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			in.Close()
-			out.Close()
-			continue
-		}
-		p.conns[in], p.conns[out] = true, true
-		p.mu.Unlock()
-		p.wg.Go(func() { p.pipe(in, out) })
-		p.wg.Go(func() { p.pipe(out, in) })
-	}
-}
-
-func (p *cutter) pipe(dst, src net.Conn) {
-	_, _ = io.Copy(dst, src)
-	dst.Close()
-	src.Close()
-	p.mu.Lock()
-	delete(p.conns, dst)
-	delete(p.conns, src)
-	p.mu.Unlock()
-}
+func (p cutter) url() string           { return wsURL(p.Addr()) }
+func (p cutter) cut()                  { p.Cut() }
+func (p cutter) setRefuse(refuse bool) { p.SetRefuse(refuse) }
