@@ -14,8 +14,6 @@ package brokertest
 import (
 	"bytes"
 	"fmt"
-	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,7 +23,7 @@ import (
 
 const (
 	// waitTimeout bounds how long a check waits for a delivery or an expiry.
-	waitTimeout = 5 * time.Second
+	waitTimeout = 10 * time.Second
 	// pollInterval is how often a waiting check looks again.
 	pollInterval = 5 * time.Millisecond
 )
@@ -33,7 +31,7 @@ const (
 // brokerCheck is one check of a started broker whose deliveries rec records.
 type brokerCheck struct {
 	name string
-	fn   func(t *testing.T, b broker.Broker, rec *recorder)
+	fn   func(t *testing.T, b broker.Broker, rec *Recorder)
 }
 
 // Run runs the Broker checks as subtests of t. newBroker is called once per
@@ -70,10 +68,10 @@ func brokerChecks() []brokerCheck {
 }
 
 // start returns a started broker made by newBroker, closed when t ends.
-func start(t *testing.T, newBroker func(t *testing.T) broker.Broker) (broker.Broker, *recorder) {
+func start(t *testing.T, newBroker func(t *testing.T) broker.Broker) (broker.Broker, *Recorder) {
 	t.Helper()
 	b := newBroker(t)
-	rec := newRecorder()
+	rec := NewRecorder()
 	if err := b.Start(t.Context(), rec); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -83,98 +81,6 @@ func start(t *testing.T, newBroker func(t *testing.T) broker.Broker) (broker.Bro
 		}
 	})
 	return b, rec
-}
-
-// waitFor polls cond until it holds, failing t if it does not within
-// timeout. what names the condition in the failure.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(pollInterval)
-	}
-}
-
-// event is one call of the EventHandler.
-type event struct {
-	kind string // "pub", "join" or "leave"
-	pub  *protocol.Publication
-	pos  protocol.StreamPosition
-	info *protocol.ClientInfo
-}
-
-// recorder is an EventHandler that records every call per channel, and
-// notes channels whose HandlePublication was entered twice at once.
-type recorder struct {
-	mu         sync.Mutex
-	events     map[string][]event
-	inside     map[string]bool
-	concurrent map[string]bool
-}
-
-var _ broker.EventHandler = (*recorder)(nil)
-
-func newRecorder() *recorder {
-	return &recorder{events: map[string][]event{}, inside: map[string]bool{}, concurrent: map[string]bool{}}
-}
-
-func (r *recorder) HandlePublication(ch string, pub *protocol.Publication, pos protocol.StreamPosition) {
-	r.mu.Lock()
-	if r.inside[ch] {
-		r.concurrent[ch] = true
-	}
-	r.inside[ch] = true
-	r.events[ch] = append(r.events[ch], event{kind: "pub", pub: pub, pos: pos})
-	r.mu.Unlock()
-	runtime.Gosched() // widen the window in which an overlapping call is seen
-	r.mu.Lock()
-	r.inside[ch] = false
-	r.mu.Unlock()
-}
-
-func (r *recorder) HandleJoin(ch string, info *protocol.ClientInfo) {
-	r.add(ch, event{kind: "join", info: info})
-}
-
-func (r *recorder) HandleLeave(ch string, info *protocol.ClientInfo) {
-	r.add(ch, event{kind: "leave", info: info})
-}
-
-func (r *recorder) add(ch string, e event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events[ch] = append(r.events[ch], e)
-}
-
-// get returns a copy of the events of ch so far.
-func (r *recorder) get(ch string) []event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]event(nil), r.events[ch]...)
-}
-
-// count returns how many events ch got so far.
-func (r *recorder) count(ch string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.events[ch])
-}
-
-// wasConcurrent reports whether HandlePublication ran twice at once for ch.
-func (r *recorder) wasConcurrent(ch string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.concurrent[ch]
-}
-
-// waitEvents waits until ch got at least n events and returns them.
-func (r *recorder) waitEvents(t *testing.T, ch string, n int) []event {
-	t.Helper()
-	waitFor(t, waitTimeout, fmt.Sprintf("%d events on %q", n, ch), func() bool { return r.count(ch) >= n })
-	return r.get(ch)
 }
 
 // sameClient reports whether two client infos are equal.

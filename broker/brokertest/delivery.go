@@ -30,7 +30,7 @@ func subscribe(t *testing.T, b broker.Broker, channels ...string) {
 	}
 }
 
-func testPublishOffsets(t *testing.T, b broker.Broker, _ *recorder) {
+func testPublishOffsets(t *testing.T, b broker.Broker, _ *Recorder) {
 	var epoch string
 	for i := 1; i <= 3; i++ {
 		pos := publish(t, b, "a", i, broker.PublishOptions{})
@@ -51,7 +51,7 @@ func testPublishOffsets(t *testing.T, b broker.Broker, _ *recorder) {
 	}
 }
 
-func testDelivery(t *testing.T, b broker.Broker, rec *recorder) {
+func testDelivery(t *testing.T, b broker.Broker, rec *Recorder) {
 	subscribe(t, b, "a")
 	from := clientInfo("c1", "ann")
 	const n = 5
@@ -68,20 +68,20 @@ func testDelivery(t *testing.T, b broker.Broker, rec *recorder) {
 			buf[j] = 'x'
 		}
 	}
-	events := rec.waitEvents(t, "a", n)
+	events := rec.Wait(t, "a", n)
 	for i, e := range events {
 		want := uint64(i + 1)
 		switch {
-		case e.kind != "pub":
-			t.Fatalf("event %d is a %s, want a publication", i, e.kind)
-		case e.pub.Offset != want || e.pos.Offset != want || e.pos.Epoch != epoch:
-			t.Errorf("event %d: offset %d at %+v, want offset %d at {%d %q}", i, e.pub.Offset, e.pos, want, want, epoch)
-		case !bytes.Equal(e.pub.Data, payload(i+1)):
-			t.Errorf("event %d: data %q, want %q", i, e.pub.Data, payload(i+1))
-		case !sameClient(e.pub.From, from):
-			t.Errorf("event %d: from %+v, want %+v", i, e.pub.From, from)
-		case e.pub.Time <= 0:
-			t.Errorf("event %d: time %d, want the publication's time", i, e.pub.Time)
+		case e.Kind != "pub":
+			t.Fatalf("event %d is a %s, want a publication", i, e.Kind)
+		case e.Pub.Offset != want || e.Pos.Offset != want || e.Pos.Epoch != epoch:
+			t.Errorf("event %d: offset %d at %+v, want offset %d at {%d %q}", i, e.Pub.Offset, e.Pos, want, want, epoch)
+		case !bytes.Equal(e.Pub.Data, payload(i+1)):
+			t.Errorf("event %d: data %q, want %q", i, e.Pub.Data, payload(i+1))
+		case !sameClient(e.Pub.From, from):
+			t.Errorf("event %d: from %+v, want %+v", i, e.Pub.From, from)
+		case e.Pub.Time <= 0:
+			t.Errorf("event %d: time %d, want the publication's time", i, e.Pub.Time)
 		}
 	}
 	res, err := b.History(t.Context(), "a", broker.HistoryOptions{Limit: -1})
@@ -95,7 +95,7 @@ func testDelivery(t *testing.T, b broker.Broker, rec *recorder) {
 	}
 }
 
-func testConcurrentPublishers(t *testing.T, b broker.Broker, rec *recorder) {
+func testConcurrentPublishers(t *testing.T, b broker.Broker, rec *Recorder) {
 	subscribe(t, b, "a")
 	const publishers, each = 8, 50
 	var (
@@ -123,21 +123,21 @@ func testConcurrentPublishers(t *testing.T, b broker.Broker, rec *recorder) {
 	if len(offsets) != total || len(epochs) != 1 {
 		t.Fatalf("got %d distinct offsets in %d epochs, want %d in 1", len(offsets), len(epochs), total)
 	}
-	for i, e := range rec.waitEvents(t, "a", total) {
-		if want := uint64(i + 1); e.pub.Offset != want || e.pos.Offset != want {
-			t.Fatalf("delivery %d: offset %d at %+v, want %d", i, e.pub.Offset, e.pos, want)
+	for i, e := range rec.Wait(t, "a", total) {
+		if want := uint64(i + 1); e.Pub.Offset != want || e.Pos.Offset != want {
+			t.Fatalf("delivery %d: offset %d at %+v, want %d", i, e.Pub.Offset, e.Pos, want)
 		}
 	}
-	if rec.wasConcurrent("a") {
+	if rec.Concurrent("a") {
 		t.Error("HandlePublication ran concurrently for one channel")
 	}
 }
 
-func testNoDeliveryWithoutSubscription(t *testing.T, b broker.Broker, rec *recorder) {
+func testNoDeliveryWithoutSubscription(t *testing.T, b broker.Broker, rec *Recorder) {
 	subscribe(t, b, "a", "marker")
 	publish(t, b, "other", 1, broker.PublishOptions{})
 	publish(t, b, "a", 1, broker.PublishOptions{})
-	rec.waitEvents(t, "a", 1)
+	rec.Wait(t, "a", 1)
 	if err := b.Unsubscribe(t.Context(), "a"); err != nil {
 		t.Fatalf("Unsubscribe: %v", err)
 	}
@@ -145,16 +145,16 @@ func testNoDeliveryWithoutSubscription(t *testing.T, b broker.Broker, rec *recor
 	publish(t, b, "a", 3, broker.PublishOptions{})
 	// Delivery has caught up once the marker, published last, arrives.
 	publish(t, b, "marker", 1, broker.PublishOptions{})
-	rec.waitEvents(t, "marker", 1)
-	if n := rec.count("a"); n != 1 {
+	rec.Wait(t, "marker", 1)
+	if n := rec.Count("a"); n != 1 {
 		t.Errorf("channel a got %d events, want 1: none after Unsubscribe", n)
 	}
-	if n := rec.count("other"); n != 0 {
+	if n := rec.Count("other"); n != 0 {
 		t.Errorf("unsubscribed channel got %d events, want 0", n)
 	}
 }
 
-func testJoinLeave(t *testing.T, b broker.Broker, rec *recorder) {
+func testJoinLeave(t *testing.T, b broker.Broker, rec *Recorder) {
 	subscribe(t, b, "a")
 	ann, bob := clientInfo("c1", "ann"), clientInfo("c2", "bob")
 	ctx := t.Context()
@@ -167,19 +167,19 @@ func testJoinLeave(t *testing.T, b broker.Broker, rec *recorder) {
 	if err := b.PublishLeave(ctx, "a", bob); err != nil {
 		t.Fatalf("PublishLeave: %v", err)
 	}
-	events := rec.waitEvents(t, "a", 2)
-	if e := events[0]; e.kind != "join" || !sameClient(e.info, ann) {
-		t.Errorf("first event: %s of %+v, want join of %+v", e.kind, e.info, ann)
+	events := rec.Wait(t, "a", 2)
+	if e := events[0]; e.Kind != "join" || !sameClient(e.Info, ann) {
+		t.Errorf("first event: %s of %+v, want join of %+v", e.Kind, e.Info, ann)
 	}
-	if e := events[1]; e.kind != "leave" || !sameClient(e.info, bob) {
-		t.Errorf("second event: %s of %+v, want leave of %+v", e.kind, e.info, bob)
+	if e := events[1]; e.Kind != "leave" || !sameClient(e.Info, bob) {
+		t.Errorf("second event: %s of %+v, want leave of %+v", e.Kind, e.Info, bob)
 	}
-	if n := rec.count("other"); n != 0 {
+	if n := rec.Count("other"); n != 0 {
 		t.Errorf("unsubscribed channel got %d events, want 0", n)
 	}
 }
 
-func testCanceledContext(t *testing.T, b broker.Broker, _ *recorder) {
+func testCanceledContext(t *testing.T, b broker.Broker, _ *Recorder) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if _, err := b.Publish(ctx, "a", payload(1), broker.PublishOptions{}); !errors.Is(err, context.Canceled) {
@@ -190,7 +190,7 @@ func testCanceledContext(t *testing.T, b broker.Broker, _ *recorder) {
 	}
 }
 
-func testClosed(t *testing.T, b broker.Broker, _ *recorder) {
+func testClosed(t *testing.T, b broker.Broker, _ *Recorder) {
 	if err := b.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

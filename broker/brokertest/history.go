@@ -55,7 +55,7 @@ func publishN(t *testing.T, b broker.Broker, ch string, n int, opts broker.Publi
 	return pos
 }
 
-func testHistoryEmpty(t *testing.T, b broker.Broker, _ *recorder) {
+func testHistoryEmpty(t *testing.T, b broker.Broker, _ *Recorder) {
 	res := history(t, b, "a", broker.HistoryOptions{Limit: -1})
 	if res.Position.Offset != 0 || res.Position.Epoch == "" || len(res.Publications) != 0 {
 		t.Fatalf("history of a new channel: %d publications at %+v, want none at offset 0 with an epoch",
@@ -68,7 +68,7 @@ func testHistoryEmpty(t *testing.T, b broker.Broker, _ *recorder) {
 	}
 }
 
-func testHistoryLatest(t *testing.T, b broker.Broker, _ *recorder) {
+func testHistoryLatest(t *testing.T, b broker.Broker, _ *Recorder) {
 	pos := publishN(t, b, "a", 5, broker.PublishOptions{HistorySize: 10})
 	checkHistory(t, "Limit 2", history(t, b, "a", broker.HistoryOptions{Limit: 2}), pos, 4, 5)
 	checkHistory(t, "Limit 10", history(t, b, "a", broker.HistoryOptions{Limit: 10}), pos, 1, 2, 3, 4, 5)
@@ -76,7 +76,7 @@ func testHistoryLatest(t *testing.T, b broker.Broker, _ *recorder) {
 	checkHistory(t, "Limit 0", history(t, b, "a", broker.HistoryOptions{}), pos)
 }
 
-func testHistorySince(t *testing.T, b broker.Broker, _ *recorder) {
+func testHistorySince(t *testing.T, b broker.Broker, _ *Recorder) {
 	pos := publishN(t, b, "a", 5, broker.PublishOptions{HistorySize: 10})
 	since := func(offset uint64, limit int) broker.HistoryResult {
 		return history(t, b, "a", broker.HistoryOptions{Since: &protocol.StreamPosition{Offset: offset, Epoch: pos.Epoch}, Limit: limit})
@@ -88,7 +88,7 @@ func testHistorySince(t *testing.T, b broker.Broker, _ *recorder) {
 	checkHistory(t, "since 2, Limit 0", since(2, 0), pos)
 }
 
-func testHistorySize(t *testing.T, b broker.Broker, _ *recorder) {
+func testHistorySize(t *testing.T, b broker.Broker, _ *Recorder) {
 	pos := publishN(t, b, "a", 6, broker.PublishOptions{HistorySize: 3})
 	checkHistory(t, "Limit -1", history(t, b, "a", broker.HistoryOptions{Limit: -1}), pos, 4, 5, 6)
 	// A caller that asks for what follows offset 1 sees the gap: the first
@@ -97,7 +97,7 @@ func testHistorySize(t *testing.T, b broker.Broker, _ *recorder) {
 	checkHistory(t, "since 1", res, pos, 4, 5, 6)
 }
 
-func testHistorySizeZero(t *testing.T, b broker.Broker, _ *recorder) {
+func testHistorySizeZero(t *testing.T, b broker.Broker, _ *Recorder) {
 	pos := publishN(t, b, "a", 3, broker.PublishOptions{})
 	if pos.Offset != 3 {
 		t.Fatalf("third publication at offset %d, want 3", pos.Offset)
@@ -105,7 +105,7 @@ func testHistorySizeZero(t *testing.T, b broker.Broker, _ *recorder) {
 	checkHistory(t, "Limit -1", history(t, b, "a", broker.HistoryOptions{Limit: -1}), pos)
 }
 
-func testHistoryTTL(t *testing.T, b broker.Broker, _ *recorder) {
+func testHistoryTTL(t *testing.T, b broker.Broker, _ *Recorder) {
 	const ttl = 200 * time.Millisecond
 	opts := broker.PublishOptions{HistorySize: 10, HistoryTTL: ttl}
 	begin := time.Now()
@@ -114,7 +114,7 @@ func testHistoryTTL(t *testing.T, b broker.Broker, _ *recorder) {
 	if time.Since(begin) < ttl { // otherwise they may be gone already
 		checkHistory(t, "before the TTL", res, pos, 1, 2, 3)
 	}
-	waitFor(t, waitTimeout, "history to expire", func() bool {
+	WaitFor(t, "history to expire", func() bool {
 		return len(history(t, b, "a", broker.HistoryOptions{Limit: -1}).Publications) == 0
 	})
 	checkHistory(t, "after the TTL", history(t, b, "a", broker.HistoryOptions{Limit: -1}), pos)

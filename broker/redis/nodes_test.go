@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/redcast/redcast/broker"
+	"github.com/redcast/redcast/broker/brokertest"
 	"github.com/redcast/redcast/internal/testredis"
 	"github.com/redcast/redcast/protocol"
 )
@@ -21,9 +22,9 @@ func TestNodesShareChannels(t *testing.T) {
 	cfg := Config{Prefix: newPrefix()}
 	const nodes, publishers, each = 3, 3, 100
 	brokers := make([]*Broker, nodes)
-	recs := make([]*recorder, nodes)
+	recs := make([]*brokertest.Recorder, nodes)
 	for i := range brokers {
-		recs[i] = newRecorder()
+		recs[i] = brokertest.NewRecorder()
 		brokers[i] = startBroker(t, srv, cfg, recs[i])
 		mustSubscribe(t, brokers[i], "room")
 	}
@@ -43,14 +44,14 @@ func TestNodesShareChannels(t *testing.T) {
 	}
 	wg.Wait()
 	const total = nodes * publishers * each
-	first := recs[0].wait(t, "room", total)
-	checkOffsets(t, "node 0", first, first[0].pos.Epoch)
+	first := recs[0].Wait(t, "room", total)
+	checkOffsets(t, "node 0", first, first[0].Pos.Epoch)
 	for i, rec := range recs[1:] {
-		got := rec.wait(t, "room", total)
-		checkOffsets(t, fmt.Sprintf("node %d", i+1), got, first[0].pos.Epoch)
+		got := rec.Wait(t, "room", total)
+		checkOffsets(t, fmt.Sprintf("node %d", i+1), got, first[0].Pos.Epoch)
 		for j := range got {
-			if !bytes.Equal(got[j].pub.Data, first[j].pub.Data) {
-				t.Fatalf("node %d, offset %d: data %s, node 0 got %s", i+1, j+1, got[j].pub.Data, first[j].pub.Data)
+			if !bytes.Equal(got[j].Pub.Data, first[j].Pub.Data) {
+				t.Fatalf("node %d, offset %d: data %s, node 0 got %s", i+1, j+1, got[j].Pub.Data, first[j].Pub.Data)
 			}
 		}
 	}
@@ -63,8 +64,8 @@ func TestNodesShareChannels(t *testing.T) {
 		t.Fatalf("history: %d publications at %+v, want %d", len(res.Publications), res.Position, total)
 	}
 	for i, p := range res.Publications {
-		if !bytes.Equal(p.Data, first[i].pub.Data) {
-			t.Fatalf("history offset %d: %s, delivered %s", i+1, p.Data, first[i].pub.Data)
+		if !bytes.Equal(p.Data, first[i].Pub.Data) {
+			t.Fatalf("history offset %d: %s, delivered %s", i+1, p.Data, first[i].Pub.Data)
 		}
 	}
 	// Joins and leaves travel with the publications.
@@ -76,11 +77,11 @@ func TestNodesShareChannels(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, rec := range recs {
-		events := rec.wait(t, "room", total+2)
+		events := rec.Wait(t, "room", total+2)
 		join, leave := events[total], events[total+1]
-		if join.kind != "join" || leave.kind != "leave" || join.info.Client != "c1" || leave.info.User != "ann" ||
-			string(join.info.Info) != `{"name":"Ann"}` {
-			t.Errorf("node %d: got %s of %+v and %s of %+v, want join and leave of %+v", i, join.kind, join.info, leave.kind, leave.info, ann)
+		if join.Kind != "join" || leave.Kind != "leave" || join.Info.Client != "c1" || leave.Info.User != "ann" ||
+			string(join.Info.Info) != `{"name":"Ann"}` {
+			t.Errorf("node %d: got %s of %+v and %s of %+v, want join and leave of %+v", i, join.Kind, join.Info, leave.Kind, leave.Info, ann)
 		}
 	}
 }
@@ -88,7 +89,7 @@ func TestNodesShareChannels(t *testing.T) {
 // TestPrefixesIsolate runs two deployments on one Redis.
 func TestPrefixesIsolate(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
-	recA, recB := newRecorder(), newRecorder()
+	recA, recB := brokertest.NewRecorder(), brokertest.NewRecorder()
 	a := startBroker(t, srv, Config{Prefix: "a"}, recA)
 	b := startBroker(t, srv, Config{Prefix: "b"}, recB)
 	mustSubscribe(t, a, "room")
@@ -102,9 +103,9 @@ func TestPrefixesIsolate(t *testing.T) {
 	// anything of a that could have leaked into it (one channel, one worker,
 	// in order): b must see exactly its own two.
 	mustPublish(t, b, "room", `2`)
-	recA.wait(t, "room", 2)
-	recB.wait(t, "room", 2)
-	if n := recB.count("room"); n != 2 {
+	recA.Wait(t, "room", 2)
+	recB.Wait(t, "room", 2)
+	if n := recB.Count("room"); n != 2 {
 		t.Errorf("prefix b got %d publications, want only its own 2", n)
 	}
 }
@@ -144,7 +145,7 @@ func infoField(t *testing.T, srv *testredis.Server, section, field string) strin
 // the SUBSCRIBE commands Redis ran; then the same for unsubscribing.
 func TestSubscribeBurstIsBatched(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
-	rec := newRecorder()
+	rec := brokertest.NewRecorder()
 	b := startBroker(t, srv, Config{}, rec)
 	pub := startBroker(t, srv, Config{Prefix: b.cfg.Prefix}, nopHandler{})
 	if _, err := srv.Do(t.Context(), "CONFIG", "RESETSTAT"); err != nil {
@@ -172,7 +173,7 @@ func TestSubscribeBurstIsBatched(t *testing.T) {
 	// Every channel is live.
 	for _, i := range []int{0, n / 2, n - 1} {
 		mustPublish(t, pub, channel(i), `{}`)
-		rec.wait(t, channel(i), 1)
+		rec.Wait(t, channel(i), 1)
 	}
 
 	if _, err := srv.Do(t.Context(), "CONFIG", "RESETSTAT"); err != nil {
@@ -186,7 +187,7 @@ func TestSubscribeBurstIsBatched(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, "Redis to have no pub/sub channels", func() bool {
+	brokertest.WaitFor(t, "Redis to have no pub/sub channels", func() bool {
 		return infoField(t, srv, "stats", "pubsub_channels") == "0"
 	})
 	calls = commandCalls(t, srv)
@@ -200,7 +201,7 @@ func TestSubscribeBurstIsBatched(t *testing.T) {
 // channel stays live and nothing is delivered twice.
 func TestSubscribeFlapping(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
-	rec := newRecorder()
+	rec := brokertest.NewRecorder()
 	b := startBroker(t, srv, Config{}, rec)
 	for range 20 {
 		mustSubscribe(t, b, "a")
@@ -211,11 +212,11 @@ func TestSubscribeFlapping(t *testing.T) {
 	mustSubscribe(t, b, "a")
 	pos := mustPublish(t, b, "a", `1`)
 	mustPublish(t, b, "a", `2`)
-	checkOffsets(t, "after flapping", rec.wait(t, "a", 2), pos.Epoch)
+	checkOffsets(t, "after flapping", rec.Wait(t, "a", 2), pos.Epoch)
 	mustSubscribe(t, b, "marker")
 	mustPublish(t, b, "marker", `1`)
-	rec.wait(t, "marker", 1)
-	if n := rec.count("a"); n != 2 {
+	rec.Wait(t, "marker", 1)
+	if n := rec.Count("a"); n != 2 {
 		t.Errorf("got %d publications, want 2", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redcast/redcast/broker"
+	"github.com/redcast/redcast/broker/brokertest"
 	"github.com/redcast/redcast/internal/testredis"
 )
 
@@ -21,7 +22,7 @@ func fastReconnect(prefix string) Config {
 // client notices a restarted server on its next call).
 func publishEventually(t *testing.T, b *Broker, ch, data string) {
 	t.Helper()
-	waitFor(t, "a publication to succeed", func() bool {
+	brokertest.WaitFor(t, "a publication to succeed", func() bool {
 		_, err := b.Publish(t.Context(), ch, []byte(data), broker.PublishOptions{HistorySize: 100})
 		if err != nil && !errors.Is(err, broker.ErrUnavailable) {
 			t.Fatalf("Publish: %v", err)
@@ -38,7 +39,7 @@ func publishEventually(t *testing.T, b *Broker, ch, data string) {
 func TestOutageFilledFromHistory(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{AppendOnly: true})
 	cfg := fastReconnect(newPrefix())
-	rec := newRecorder()
+	rec := brokertest.NewRecorder()
 	a := newBroker(t, srv, cfg)
 	down, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -53,7 +54,7 @@ func TestOutageFilledFromHistory(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		epoch = mustPublish(t, b, "busy", fmt.Sprint(i)).Epoch
 	}
-	rec.wait(t, "busy", 3)
+	rec.Wait(t, "busy", 3)
 
 	srv.Kill()
 	select {
@@ -72,24 +73,24 @@ func TestOutageFilledFromHistory(t *testing.T) {
 	publishEventually(t, b, "quiet", "2")
 	close(release)
 
-	waitFor(t, "the node to be ready again", a.Ready)
-	checkOffsets(t, "busy, after the outage", rec.wait(t, "busy", 6), epoch)
-	rec.wait(t, "quiet", 2)
-	quiet := rec.get("quiet")
-	checkOffsets(t, "quiet, after the outage", quiet, quiet[0].pos.Epoch)
+	brokertest.WaitFor(t, "the node to be ready again", a.Ready)
+	checkOffsets(t, "busy, after the outage", rec.Wait(t, "busy", 6), epoch)
+	rec.Wait(t, "quiet", 2)
+	quiet := rec.Events("quiet")
+	checkOffsets(t, "quiet, after the outage", quiet, quiet[0].Pos.Epoch)
 	mustPublish(t, b, "busy", "7")
-	events := rec.wait(t, "busy", 7)
+	events := rec.Wait(t, "busy", 7)
 	checkOffsets(t, "busy, live again", events, epoch)
 	for i, e := range events {
-		if want := fmt.Sprint(i + 1); string(e.pub.Data) != want {
-			t.Errorf("offset %d: data %q, want %q", i+1, e.pub.Data, want)
+		if want := fmt.Sprint(i + 1); string(e.Pub.Data) != want {
+			t.Errorf("offset %d: data %q, want %q", i+1, e.Pub.Data, want)
 		}
 	}
 	mustPublish(t, b, "quiet", "3")
 	mustSubscribe(t, a, "marker")
 	mustPublish(t, b, "marker", "1")
-	rec.wait(t, "marker", 1)
-	if n := rec.count("busy"); n != 7 {
+	rec.Wait(t, "marker", 1)
+	if n := rec.Count("busy"); n != 7 {
 		t.Errorf("busy got %d publications, want 7", n)
 	}
 }
@@ -99,19 +100,19 @@ func TestOutageFilledFromHistory(t *testing.T) {
 func TestReconnectsAfterRestart(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{AppendOnly: true})
 	cfg := fastReconnect(newPrefix())
-	rec := newRecorder()
+	rec := brokertest.NewRecorder()
 	a := startBroker(t, srv, cfg, rec)
 	mustSubscribe(t, a, "x", "y")
 	pos := mustPublish(t, a, "x", "1")
-	rec.wait(t, "x", 1)
+	rec.Wait(t, "x", 1)
 	srv.Kill()
-	waitFor(t, "the node to notice that Redis is gone", func() bool { return !a.Ready() })
+	brokertest.WaitFor(t, "the node to notice that Redis is gone", func() bool { return !a.Ready() })
 	srv.Restart()
-	waitFor(t, "the node to be ready again", a.Ready)
+	brokertest.WaitFor(t, "the node to be ready again", a.Ready)
 	publishEventually(t, a, "x", "2")
 	publishEventually(t, a, "y", "1")
-	checkOffsets(t, "x", rec.wait(t, "x", 2), pos.Epoch)
-	rec.wait(t, "y", 1)
+	checkOffsets(t, "x", rec.Wait(t, "x", 2), pos.Epoch)
+	rec.Wait(t, "y", 1)
 }
 
 // TestRestartWithoutPersistenceChangesEpoch restarts Redis without
@@ -122,7 +123,7 @@ func TestReconnectsAfterRestart(t *testing.T) {
 func TestRestartWithoutPersistenceChangesEpoch(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
 	cfg := fastReconnect(newPrefix())
-	rec := newRecorder()
+	rec := brokertest.NewRecorder()
 	a := newBroker(t, srv, cfg)
 	down, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -134,7 +135,7 @@ func TestRestartWithoutPersistenceChangesEpoch(t *testing.T) {
 	mustSubscribe(t, a, "c")
 	mustPublish(t, b, "c", "1")
 	old := mustPublish(t, b, "c", "2")
-	rec.wait(t, "c", 2)
+	rec.Wait(t, "c", 2)
 
 	srv.Kill()
 	select {
@@ -153,11 +154,11 @@ func TestRestartWithoutPersistenceChangesEpoch(t *testing.T) {
 			len(res.Publications), res.Position, old.Epoch)
 	}
 	close(release)
-	waitFor(t, "the node to be ready again", a.Ready)
+	brokertest.WaitFor(t, "the node to be ready again", a.Ready)
 	mustPublish(t, b, "c", "new 2")
-	events := rec.wait(t, "c", 4)
+	events := rec.Wait(t, "c", 4)
 	checkOffsets(t, "the new epoch", events[2:], res.Position.Epoch)
-	if got := string(events[2].pub.Data) + "," + string(events[3].pub.Data); got != "new 1,new 2" {
+	if got := string(events[2].Pub.Data) + "," + string(events[3].Pub.Data); got != "new 1,new 2" {
 		t.Errorf("delivered %s in the new epoch, want new 1,new 2", got)
 	}
 }
@@ -169,7 +170,7 @@ func TestFailFastWhileDown(t *testing.T) {
 	a := startBroker(t, srv, fastReconnect(newPrefix()), nopHandler{})
 	mustSubscribe(t, a, "a")
 	srv.Kill()
-	waitFor(t, "the node to notice that Redis is gone", func() bool { return !a.Ready() })
+	brokertest.WaitFor(t, "the node to notice that Redis is gone", func() bool { return !a.Ready() })
 	ctx := t.Context()
 	calls := map[string]func() error{
 		"Publish": func() error {
@@ -203,7 +204,7 @@ func TestFailFastWhileDown(t *testing.T) {
 		t.Errorf("Unsubscribe while Redis is down: %v", err)
 	}
 	srv.Restart()
-	waitFor(t, "the node to be ready again", a.Ready)
+	brokertest.WaitFor(t, "the node to be ready again", a.Ready)
 	publishEventually(t, a, "a", "1")
 }
 
@@ -235,8 +236,8 @@ func TestTimeoutWhenRedisHangs(t *testing.T) {
 // delivered from history, in order and without duplicates.
 func TestDroppedMessagesAreRecovered(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
-	rec := newRecorder()
-	rec.gate = make(chan struct{})
+	rec := brokertest.NewRecorder()
+	rec.Gate = make(chan struct{})
 	a := startBroker(t, srv, Config{Workers: 1, WorkerQueue: 2}, rec)
 	mustSubscribe(t, a, "a")
 	const n = 50
@@ -244,18 +245,18 @@ func TestDroppedMessagesAreRecovered(t *testing.T) {
 	for i := 1; i <= n; i++ {
 		epoch = mustPublish(t, a, "a", fmt.Sprint(i)).Epoch
 	}
-	waitFor(t, "messages to be dropped", func() bool { return a.Dropped() > 0 })
-	close(rec.gate)
-	events := rec.wait(t, "a", n)
+	brokertest.WaitFor(t, "messages to be dropped", func() bool { return a.Dropped() > 0 })
+	close(rec.Gate)
+	events := rec.Wait(t, "a", n)
 	checkOffsets(t, "after drops", events, epoch)
 	for i, e := range events {
-		if want := fmt.Sprint(i + 1); string(e.pub.Data) != want {
-			t.Errorf("offset %d: data %q, want %q", i+1, e.pub.Data, want)
+		if want := fmt.Sprint(i + 1); string(e.Pub.Data) != want {
+			t.Errorf("offset %d: data %q, want %q", i+1, e.Pub.Data, want)
 		}
 	}
 	t.Logf("%d of %d messages dropped and recovered from history", a.Dropped(), n)
 	mustPublish(t, a, "a", "last")
-	if events := rec.wait(t, "a", n+1); len(events) != n+1 {
+	if events := rec.Wait(t, "a", n+1); len(events) != n+1 {
 		t.Errorf("got %d publications, want %d", len(events), n+1)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redcast/redcast/broker/brokertest"
 	"github.com/redcast/redcast/internal/testredis"
 )
 
@@ -33,7 +34,7 @@ func TestPresenceExpires(t *testing.T) {
 	}
 	crashed.Close()
 	begin := time.Now()
-	waitFor(t, "the crashed node's client to expire", func() bool {
+	brokertest.WaitFor(t, "the crashed node's client to expire", func() bool {
 		if err := alive.AddPresence(t.Context(), "room", bob); err != nil { // bob's node refreshes
 			t.Fatal(err)
 		}
@@ -46,7 +47,7 @@ func TestPresenceExpires(t *testing.T) {
 	if d := time.Since(begin); d > ttl+time.Second {
 		t.Errorf("ann stayed %v after her node died, want about %v", d, ttl)
 	}
-	waitFor(t, "presence keys to expire once nobody refreshes", func() bool {
+	brokertest.WaitFor(t, "presence keys to expire once nobody refreshes", func() bool {
 		n, err := srv.Do(t.Context(), "DBSIZE")
 		return err == nil && n == "0"
 	})

@@ -66,101 +66,24 @@ func TestPresenceConformance(t *testing.T) {
 	brokertest.RunPresence(t, func(t *testing.T) broker.PresenceManager { return newBroker(t, srv, Config{}) })
 }
 
-// event is one call of a recorder.
-type event struct {
-	kind string // "pub", "join" or "leave"
-	pub  *protocol.Publication
-	pos  protocol.StreamPosition
-	info *protocol.ClientInfo
-}
-
-// recorder is an EventHandler that records what it is given per channel.
-// If gate is set, the first HandlePublication waits until it is closed,
-// like a stuck handler would.
-type recorder struct {
-	gate chan struct{}
-
-	mu     sync.Mutex
-	events map[string][]event
-	gated  bool
-}
-
-func newRecorder() *recorder { return &recorder{events: map[string][]event{}} }
-
-func (r *recorder) HandlePublication(ch string, pub *protocol.Publication, pos protocol.StreamPosition) {
-	r.mu.Lock()
-	wait := r.gate != nil && !r.gated
-	r.gated = true
-	r.mu.Unlock()
-	if wait {
-		<-r.gate
-	}
-	r.add(ch, event{kind: "pub", pub: pub, pos: pos})
-}
-
-func (r *recorder) HandleJoin(ch string, info *protocol.ClientInfo) {
-	r.add(ch, event{kind: "join", info: info})
-}
-
-func (r *recorder) HandleLeave(ch string, info *protocol.ClientInfo) {
-	r.add(ch, event{kind: "leave", info: info})
-}
-
-func (r *recorder) add(ch string, e event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events[ch] = append(r.events[ch], e)
-}
-
-func (r *recorder) get(ch string) []event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]event(nil), r.events[ch]...)
-}
-
-func (r *recorder) count(ch string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.events[ch])
-}
-
-// wait waits until ch got at least n events and returns them.
-func (r *recorder) wait(t *testing.T, ch string, n int) []event {
-	t.Helper()
-	waitFor(t, fmt.Sprintf("%d events on %q", n, ch), func() bool { return r.count(ch) >= n })
-	return r.get(ch)
-}
-
 // checkOffsets fails t unless events are publications with offsets from
 // 1 to len(events), in order, all in epoch (if not empty).
-func checkOffsets(t *testing.T, what string, events []event, epoch string) {
+func checkOffsets(t *testing.T, what string, events []brokertest.Event, epoch string) {
 	t.Helper()
 	for i, e := range events {
 		want := uint64(i + 1)
-		if e.kind != "pub" || e.pub.Offset != want || e.pos.Offset != want || (epoch != "" && e.pos.Epoch != epoch) {
+		if e.Kind != "pub" || e.Pub.Offset != want || e.Pos.Offset != want || (epoch != "" && e.Pos.Epoch != epoch) {
 			t.Fatalf("%s: event %d is %s offset %d at %+v, want publication %d in epoch %q",
-				what, i, e.kind, offsetOf(e), e.pos, want, epoch)
+				what, i, e.Kind, offsetOf(e), e.Pos, want, epoch)
 		}
 	}
 }
 
-func offsetOf(e event) uint64 {
-	if e.pub == nil {
+func offsetOf(e brokertest.Event) uint64 {
+	if e.Pub == nil {
 		return 0
 	}
-	return e.pub.Offset
-}
-
-// waitFor polls cond until it holds, failing t after a deadline.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return e.Pub.Offset
 }
 
 // nopHandler discards what it is given.
@@ -321,10 +244,10 @@ func TestCloseStopsEverything(t *testing.T) {
 			}
 		}
 	})
-	waitFor(t, "deliveries", func() bool { return h.n.Load() >= 50 })
+	brokertest.WaitFor(t, "deliveries", func() bool { return h.n.Load() >= 50 })
 	a.Close()
 	delivered := h.n.Load()
-	waitFor(t, "more publications after Close", func() bool {
+	brokertest.WaitFor(t, "more publications after Close", func() bool {
 		res, err := pub.History(t.Context(), "a", broker.HistoryOptions{})
 		return err == nil && res.Position.Offset > uint64(delivered)+50
 	})
