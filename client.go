@@ -2,7 +2,6 @@ package redcast
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync"
 	"time"
@@ -298,14 +297,8 @@ func (c *Client) Publish(p protocol.PublishParams) (protocol.StreamPosition, err
 	if err := c.node.policy.CanPublish(c.credentials(), p.Channel, c.subscribed(p.Channel)); err != nil {
 		return protocol.StreamPosition{}, err
 	}
-	if len(p.Data) == 0 {
-		return protocol.StreamPosition{}, protocol.ErrBadRequest.WithMessage("publish needs data")
-	}
-	if len(p.Data) > c.node.cfg.MaxDataSize {
-		return protocol.StreamPosition{}, protocol.ErrDataTooLarge.WithMessage("data is %d bytes, the limit is %d", len(p.Data), c.node.cfg.MaxDataSize)
-	}
-	if !json.Valid(p.Data) {
-		return protocol.StreamPosition{}, protocol.ErrBadRequest.WithMessage("data is not valid JSON")
+	if err := c.node.checkData(p.Data); err != nil {
+		return protocol.StreamPosition{}, err
 	}
 	return c.publish(p.Channel, p.Data)
 }
@@ -335,25 +328,7 @@ func (c *Client) history(p protocol.HistoryParams) (*protocol.HistoryResult, err
 	if err := c.node.policy.CanHistory(c.credentials(), p.Channel, c.subscribed(p.Channel)); err != nil {
 		return nil, err
 	}
-	if p.Limit < 0 || p.Limit > MaxHistoryLimit {
-		return nil, protocol.ErrBadRequest.WithMessage("limit must be between 0 and %d", MaxHistoryLimit)
-	}
-	limit := p.Limit
-	if limit == 0 {
-		limit = MaxHistoryLimit
-	}
-	res, err := c.node.broker.History(c.ctx, p.Channel, broker.HistoryOptions{Since: p.Since, Limit: limit})
-	if err != nil {
-		return nil, err
-	}
-	if p.Since != nil && !continues(*p.Since, res) {
-		return nil, protocol.ErrPositionExpired
-	}
-	return &protocol.HistoryResult{
-		Publications: values(res.Publications),
-		Offset:       res.Position.Offset,
-		Epoch:        res.Position.Epoch,
-	}, nil
+	return c.node.history(c.ctx, p.Channel, p.Limit, p.Since)
 }
 
 // continues reports whether res (read with Since: since) continues since

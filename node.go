@@ -45,6 +45,9 @@ type Node struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 
+	// controls queues control requests from other nodes (see control.go).
+	controls chan []byte
+
 	mu       sync.Mutex
 	clients  map[*Client]struct{}
 	draining bool
@@ -72,6 +75,7 @@ func NewNode(cfg Config, deps Deps) *Node {
 		lockSeed: maphash.MakeSeed(),
 		clients:  make(map[*Client]struct{}),
 		gone:     make(chan struct{}, 1),
+		controls: make(chan []byte, controlQueueSize),
 	}
 	n.policy = auth.Policy{Namespaces: n.cfg.Namespaces, Verifier: n.cfg.Verifier, MaxChannelLength: n.cfg.MaxChannelLength}
 	if n.broker == nil {
@@ -96,6 +100,12 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	bg, stop := context.WithCancel(context.Background())
 	n.stop = stop
+	n.wg.Go(func() { n.handleControls(bg) })
+	if err := n.broker.Subscribe(ctx, controlChannel); err != nil {
+		stop()
+		n.wg.Wait()
+		return fmt.Errorf("redcast: subscribe to control channel: %w", err)
+	}
 	if r, ok := n.presence.(presenceRefresher); ok && r.PresenceRefreshInterval() > 0 {
 		n.wg.Go(func() { n.refreshPresence(bg, r.PresenceRefreshInterval()) })
 	}
@@ -232,6 +242,10 @@ func (n *Node) removeSubscriber(ch string, s hub.Subscriber) {
 
 // HandlePublication implements broker.EventHandler.
 func (n *Node) HandlePublication(ch string, pub *protocol.Publication, pos protocol.StreamPosition) {
+	if ch == controlChannel {
+		n.receiveControl(pub.Data)
+		return
+	}
 	n.hub.Broadcast(&hub.Event{Channel: ch, Kind: hub.KindPublication, Pub: pub, Pos: pos})
 }
 

@@ -83,10 +83,12 @@ var (
 	DisconnectInsufficientState = Disconnect{3004, "insufficient state: reconnect and recover"}
 	DisconnectConnectionLimit   = Disconnect{3005, "connection limit reached"}
 	DisconnectTokenExpired      = Disconnect{3006, "token expired"}
+	DisconnectForcedReconnect   = Disconnect{3007, "disconnected by the server: reconnect"}
 	DisconnectBadFrame          = Disconnect{3500, "bad frame"}
 	DisconnectFrameTooLarge     = Disconnect{3501, "frame too large"}
 	DisconnectNoConnect         = Disconnect{3502, "no connect in time"}
 	DisconnectTooManyRequests   = Disconnect{3503, "too many requests"}
+	DisconnectForced            = Disconnect{3504, "disconnected by the server"}
 )
 
 // Close codes of plain mode, which has no disconnect push: the standard

@@ -21,6 +21,7 @@ const (
 	PushLeave       = "leave"
 	PushDisconnect  = "disconnect"
 	PushRefresh     = "refresh"
+	PushUnsubscribe = "unsubscribe"
 )
 
 // Command is one client request. ID is chosen by the client, must be at least

@@ -1,0 +1,119 @@
+package redcast
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/redcast/redcast/broker"
+	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/protocol"
+)
+
+// controlChannel carries requests between nodes (disconnect a user,
+// unsubscribe a user) through the broker, so that they reach every node
+// without a protocol of redcast's own. Its name has a byte no client
+// channel may have, so no client can subscribe or publish to it.
+const controlChannel = "$redcast.control"
+
+// controlQueueSize bounds the control requests waiting to be handled.
+const controlQueueSize = 1024
+
+// Control operations.
+const (
+	opDisconnect  = "disconnect"
+	opUnsubscribe = "unsubscribe"
+)
+
+// control is one request to every node, sent as JSON on controlChannel.
+type control struct {
+	Op      string `json:"op"`
+	User    string `json:"user,omitempty"`
+	Channel string `json:"channel,omitempty"`
+	Code    uint16 `json:"code,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// publishControl sends c to every node, this one included.
+func (n *Node) publishControl(ctx context.Context, c control) error {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("redcast: encode control: %w", err)
+	}
+	if _, err := n.broker.Publish(ctx, controlChannel, data, broker.PublishOptions{}); err != nil {
+		return fmt.Errorf("redcast: publish control: %w", err)
+	}
+	return nil
+}
+
+// receiveControl queues a control publication for the control goroutine:
+// broker handlers must not block or call the broker, which unsubscribing
+// does. A full queue drops the request, with an error logged.
+func (n *Node) receiveControl(data []byte) {
+	select {
+	case n.controls <- data:
+	default:
+		n.log.Error("control queue full: request dropped", "request", string(data))
+	}
+}
+
+// handleControls handles queued control requests until ctx ends.
+func (n *Node) handleControls(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case data := <-n.controls:
+			n.handleControl(data)
+		}
+	}
+}
+
+func (n *Node) handleControl(data []byte) {
+	var c control
+	if err := json.Unmarshal(data, &c); err != nil || c.User == "" {
+		n.log.Error("bad control request", "request", string(data), "err", err)
+		return
+	}
+	for _, cl := range n.clientList() {
+		if cl.user() != c.User {
+			continue
+		}
+		switch c.Op {
+		case opDisconnect:
+			cl.Disconnect(protocol.Disconnect{Code: c.Code, Reason: c.Reason})
+		case opUnsubscribe:
+			cl.unsubscribeByServer(c.Channel)
+		default:
+			n.log.Error("unknown control operation", "op", c.Op)
+			return
+		}
+	}
+}
+
+// user returns the client's user id, "" when anonymous.
+func (c *Client) user() string {
+	if creds := c.credentials(); creds != nil {
+		return creds.User
+	}
+	return ""
+}
+
+// unsubscribeByServer unsubscribes the client from ch and tells it with an
+// unsubscribe push, after the last publication it gets from ch.
+func (c *Client) unsubscribeByServer(ch string) {
+	c.mu.Lock()
+	s := c.subs[ch]
+	c.mu.Unlock()
+	if s == nil || !c.forget(s) {
+		return
+	}
+	c.unsubscribeFrom(s)
+	if c.format != hub.FormatProtocol {
+		return
+	}
+	msg, err := protocol.AppendPush(nil, &protocol.Push{Type: protocol.PushUnsubscribe, Channel: ch, Reason: "unsubscribed by the server"})
+	if err == nil {
+		c.send(msg)
+	}
+}
