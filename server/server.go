@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/api"
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/transport/websocket"
 	"github.com/redcast/redcast/web"
@@ -32,6 +33,9 @@ type Config struct {
 	// AllowedOrigins lists browser origins other than the server's own
 	// that may open WebSockets ("*" for any). Default: same origin only.
 	AllowedOrigins []string
+	// APIKey turns on the HTTP server API at /api/ for backends that send
+	// "Authorization: apikey APIKey". Empty: the API is off (404).
+	APIKey string
 }
 
 // Server is a redcast HTTP server.
@@ -73,6 +77,16 @@ func New(cfg Config) (*Server, error) {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	if cfg.APIKey != "" {
+		h, err := api.NewHandler(node, api.Options{Key: cfg.APIKey, Logger: log})
+		if err != nil {
+			_ = node.Shutdown(context.Background())
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		mux.Handle("/api/", h)
+	} else {
+		mux.Handle("/api/", http.NotFoundHandler())
+	}
 	mux.Handle("/", web.Handler())
 	s.handler = mux
 	s.http = &http.Server{

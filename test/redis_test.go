@@ -29,6 +29,12 @@ type redisNode struct {
 // of the test's own.
 func startRedisNodes(t *testing.T, url string, n int) []*redisNode {
 	t.Helper()
+	return startRedisNodesWith(t, url, n, server.Config{})
+}
+
+// startRedisNodesWith is startRedisNodes with the other settings of cfg.
+func startRedisNodesWith(t *testing.T, url string, n int, cfg server.Config) []*redisNode {
+	t.Helper()
 	prefix := fmt.Sprintf("t%d", time.Now().UnixNano())
 	nodes := make([]*redisNode, n)
 	for i := range nodes {
@@ -36,7 +42,8 @@ func startRedisNodes(t *testing.T, url string, n int) []*redisNode {
 		if err != nil {
 			t.Fatal(err)
 		}
-		addr, srv := testserver.Start(t, server.Config{Broker: rb, Presence: rb})
+		cfg.Broker, cfg.Presence = rb, rb
+		addr, srv := testserver.Start(t, cfg)
 		nodes[i] = &redisNode{base: "ws://" + addr, http: "http://" + addr, srv: srv}
 	}
 	return nodes
