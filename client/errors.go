@@ -24,6 +24,10 @@ var (
 	// SessionOptions.QueueSize events behind; the session reconnects and
 	// recovers. DisconnectEvent.Err wraps it.
 	ErrQueueFull = errors.New("client: session queue full: handlers too slow")
+	// ErrUnsubscribed is the error of an UnsubscribedEvent when the server
+	// ended the subscription (the application's backend unsubscribed the
+	// user from the channel).
+	ErrUnsubscribed = errors.New("client: unsubscribed by the server")
 	// errGap ends a Session's connection when a live publication does not
 	// follow the previous one; the session reconnects and recovers.
 	errGap = errors.New("client: gap in a channel's stream")

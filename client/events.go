@@ -27,11 +27,11 @@ type Handlers struct {
 	// recovered: after OnSubscribed, ask Presence.
 	OnJoin  func(PresenceEvent)
 	OnLeave func(PresenceEvent)
-	// OnUnsubscribed is called when the server refused to subscribe again
-	// after a reconnect (for example because the channel's namespace was
-	// removed, or its subscription token expired: subscribe again with a
-	// fresh one); the subscription is over. It is not called after
-	// Unsubscribe.
+	// OnUnsubscribed is called when the server unsubscribed the client, or
+	// refused to subscribe again after a reconnect (for example because the
+	// channel's namespace was removed, or its subscription token expired:
+	// subscribe again with a fresh one); the subscription is over. It is
+	// not called after Unsubscribe.
 	OnUnsubscribed func(UnsubscribedEvent)
 }
 
@@ -81,7 +81,8 @@ type PresenceEvent struct {
 }
 
 // UnsubscribedEvent says that the server ended a subscription: Err is the
-// *protocol.Error it answered to the subscribe.
+// *protocol.Error it answered to the subscribe, or wraps ErrUnsubscribed
+// when it sent an unsubscribe push.
 type UnsubscribedEvent struct {
 	Channel string
 	Err     error

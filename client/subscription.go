@@ -268,6 +268,9 @@ func (s *Session) route(c *Client, p *protocol.Push) {
 		return
 	case p.Type == protocol.PushDisconnect:
 		return
+	case p.Type == protocol.PushUnsubscribe:
+		s.unsubscribedByServer(c, p)
+		return
 	}
 	var fail error
 	s.mu.Lock()
@@ -277,6 +280,23 @@ func (s *Session) route(c *Client, p *protocol.Push) {
 	s.mu.Unlock()
 	if fail != nil {
 		c.fail(fail, closeNormal)
+	}
+}
+
+// unsubscribedByServer ends the subscription an unsubscribe push of c names.
+func (s *Session) unsubscribedByServer(c *Client, p *protocol.Push) {
+	s.mu.Lock()
+	sub := s.subs[p.Channel]
+	ok := sub == nil || sub.conn != c
+	if !ok {
+		err := fmt.Errorf("%w: %s", ErrUnsubscribed, p.Reason)
+		if ok = s.enqueueLocked(event{kind: evUnsubscribed, sub: sub, err: err}); ok {
+			s.removeLocked(sub)
+		}
+	}
+	s.mu.Unlock()
+	if !ok {
+		c.fail(ErrQueueFull, closeNormal)
 	}
 }
 

@@ -552,6 +552,17 @@ export class Client {
         if (sub && msg.client) sub._call(msg.push === 'join' ? 'onJoin' : 'onLeave', msg.client);
         break;
       }
+      case 'unsubscribe': {
+        // The server ended the subscription (the application unsubscribed
+        // the user): it is over, and is not renewed on reconnect.
+        const sub = this._subs.get(msg.channel);
+        if (!sub) break;
+        this._subs.delete(sub.channel);
+        clearTimeout(sub._retryTimer);
+        sub.state = 'unsubscribed';
+        sub._call('onUnsubscribed', { channel: sub.channel, code: 0, reason: msg.reason || 'unsubscribed by the server', server: true });
+        break;
+      }
       case 'disconnect':
         // The close frame follows; remember why so that onclose can decide.
         this._disconnectPush = msg;

@@ -443,6 +443,31 @@ const tests = {
     c.disconnect();
   },
 
+  async 'an unsubscribe push ends the subscription for good'() {
+    const c = newClient();
+    c.connect();
+    const ws = await connected(c);
+    const log = [];
+    const sub = c.subscribe('chat:a', {
+      onPublication: (p) => log.push(`pub ${p.offset}`),
+      onUnsubscribed: (ctx) => log.push(`unsubscribed ${ctx.code} ${ctx.server} ${ctx.reason}`),
+    });
+    await tick();
+    ws.receive({ id: ws.last('subscribe').id, result: { offset: 0, epoch: 'E', recoverable: true } });
+    ws.receive({ push: 'publication', channel: 'chat:a', pub: pub(1, 'a') },
+      { push: 'unsubscribe', channel: 'chat:a', reason: 'unsubscribed by the server' },
+      { push: 'publication', channel: 'chat:a', pub: pub(2, 'late') });
+    eq(log, ['pub 1', 'unsubscribed 0 true unsubscribed by the server'], 'callbacks');
+    eq(sub.state, 'unsubscribed', 'state');
+    eq(c.getSubscription('chat:a'), undefined, 'registry');
+    // A reconnect does not subscribe again.
+    ws.serverClose(1006);
+    const ws2 = await connected(c, 'C2');
+    await tick();
+    eq(ws2.commands().filter((cmd) => cmd.method === 'subscribe').length, 0, 'subscribes after reconnect');
+    c.disconnect();
+  },
+
   async 'disconnect keeps subscriptions and connect recovers them'() {
     const c = newClient();
     c.connect();
