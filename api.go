@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/protocol"
@@ -27,7 +28,28 @@ func (n *Node) Publish(ctx context.Context, ch string, data []byte) (protocol.St
 	if err := n.checkData(data); err != nil {
 		return protocol.StreamPosition{}, err
 	}
-	return n.broker.Publish(ctx, ch, data, broker.PublishOptions{HistorySize: ns.HistorySize, HistoryTTL: ns.HistoryTTL})
+	return n.publish(ctx, sourceAPI, ch, data, broker.PublishOptions{HistorySize: ns.HistorySize, HistoryTTL: ns.HistoryTTL})
+}
+
+// Sources of publications, as counted in metrics.
+const (
+	sourceClient = "client"
+	sourcePlain  = "plain"
+	sourceAPI    = "api"
+)
+
+// publish publishes checked data through the broker, counting it.
+func (n *Node) publish(ctx context.Context, source, ch string, data []byte, opts broker.PublishOptions) (protocol.StreamPosition, error) {
+	start := time.Now()
+	pos, err := n.broker.Publish(ctx, ch, data, opts)
+	if err != nil {
+		n.metrics.BrokerErrors.WithLabelValues("publish").Inc()
+		return pos, err
+	}
+	n.metrics.BrokerPublishDuration.Observe(time.Since(start).Seconds())
+	n.metrics.Publications.WithLabelValues(source).Inc()
+	n.metrics.PublicationBytes.WithLabelValues(source).Add(float64(len(data)))
+	return pos, nil
 }
 
 // checkData validates publication data: present, within MaxDataSize, JSON.
@@ -68,6 +90,7 @@ func (n *Node) history(ctx context.Context, ch string, limit int, since *protoco
 	}
 	res, err := n.broker.History(ctx, ch, broker.HistoryOptions{Since: since, Limit: limit})
 	if err != nil {
+		n.metrics.BrokerErrors.WithLabelValues("history").Inc()
 		return nil, err
 	}
 	if since != nil && !continues(*since, res) {

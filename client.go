@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -40,6 +41,10 @@ type Client struct {
 	// on its behalf.
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	// closeCode is the code of the first Disconnect, 0 while there was none
+	// (for metrics: who closed the connection).
+	closeCode atomic.Uint32
 
 	// echo (plain mode) delivers the client's own publications back to it.
 	echo bool
@@ -98,6 +103,7 @@ func (c *Client) ID() string { return c.info.Client }
 
 // Disconnect closes the connection with d. It never blocks.
 func (c *Client) Disconnect(d protocol.Disconnect) {
+	c.closeCode.CompareAndSwap(0, uint32(d.Code))
 	c.node.log.Debug("disconnecting client", "client", c.ID(), "code", d.Code, "reason", d.Reason)
 	c.t.Close(d)
 }
@@ -171,6 +177,8 @@ func (c *Client) handleCommand(cmd protocol.Command) {
 		result any
 		err    error
 	)
+	start := time.Now()
+	defer func() { c.node.metrics.Command(cmd.Method).Observe(time.Since(start).Seconds()) }()
 	switch cmd.Method {
 	case protocol.MethodConnect:
 		var p protocol.ConnectParams
@@ -314,7 +322,11 @@ func (c *Client) publish(ch string, data []byte) (protocol.StreamPosition, error
 	if ns.AttachInfo {
 		opts.From = c.info
 	}
-	return c.node.broker.Publish(c.ctx, ch, data, opts)
+	source := sourceClient
+	if c.format == hub.FormatPlain {
+		source = sourcePlain
+	}
+	return c.node.publish(c.ctx, source, ch, data, opts)
 }
 
 // subscribed reports whether the client is subscribed to ch.

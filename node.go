@@ -15,6 +15,7 @@ import (
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/broker/memory"
 	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/metrics"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -33,6 +34,7 @@ type Node struct {
 	presence broker.PresenceManager
 	hub      *hub.Hub
 	log      *slog.Logger
+	metrics  *metrics.Metrics
 	policy   auth.Policy
 
 	// chanLocks serialise, per channel, the local subscribe/unsubscribe that
@@ -61,6 +63,8 @@ type Deps struct {
 	Broker   broker.Broker
 	Presence broker.PresenceManager
 	Logger   *slog.Logger
+	// Metrics receive the node's counts; nil keeps them unexported.
+	Metrics *metrics.Metrics
 }
 
 // NewNode returns a node with cfg (zero values mean defaults) and deps.
@@ -71,6 +75,7 @@ func NewNode(cfg Config, deps Deps) *Node {
 		broker:   deps.Broker,
 		presence: deps.Presence,
 		log:      deps.Logger,
+		metrics:  deps.Metrics,
 		hub:      hub.New(),
 		lockSeed: maphash.MakeSeed(),
 		clients:  make(map[*Client]struct{}),
@@ -83,6 +88,9 @@ func NewNode(cfg Config, deps Deps) *Node {
 	}
 	if n.presence == nil {
 		n.presence = memory.NewPresence()
+	}
+	if n.metrics == nil {
+		n.metrics = metrics.New(nil)
 	}
 	if n.log == nil {
 		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -184,6 +192,8 @@ func (n *Node) register(c *Client) error {
 		return ErrConnectionLimit
 	}
 	n.clients[c] = struct{}{}
+	n.metrics.Connections.Inc()
+	n.metrics.ConnectionsOpened.Inc()
 	return nil
 }
 
@@ -192,6 +202,12 @@ func (n *Node) unregister(c *Client) {
 	delete(n.clients, c)
 	draining := n.draining
 	n.mu.Unlock()
+	code := uint16(c.closeCode.Load())
+	n.metrics.Connections.Dec()
+	n.metrics.Closed(code)
+	if code == protocol.DisconnectSlowConsumer.Code {
+		n.metrics.SlowConsumers.Inc()
+	}
 	if draining {
 		select {
 		case n.gone <- struct{}{}:
@@ -217,9 +233,12 @@ func (n *Node) addSubscriber(ctx context.Context, ch string, s hub.Subscriber) e
 	if first {
 		if err := n.broker.Subscribe(ctx, ch); err != nil {
 			n.hub.Remove(ch, s)
+			n.metrics.BrokerErrors.WithLabelValues("subscribe").Inc()
 			return fmt.Errorf("redcast: subscribe %q in broker: %w", ch, err)
 		}
+		n.metrics.Channels.Inc()
 	}
+	n.metrics.Subscriptions.Inc()
 	return nil
 }
 
@@ -230,7 +249,11 @@ func (n *Node) removeSubscriber(ch string, s hub.Subscriber) {
 	lk.Lock()
 	defer lk.Unlock()
 	last, removed := n.hub.Remove(ch, s)
+	if removed {
+		n.metrics.Subscriptions.Dec()
+	}
 	if removed && last {
+		n.metrics.Channels.Dec()
 		// A failed unsubscribe only costs deliveries the hub drops.
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 		defer cancel()
@@ -246,17 +269,28 @@ func (n *Node) HandlePublication(ch string, pub *protocol.Publication, pos proto
 		n.receiveControl(pub.Data)
 		return
 	}
-	n.hub.Broadcast(&hub.Event{Channel: ch, Kind: hub.KindPublication, Pub: pub, Pos: pos})
+	n.broadcast(&hub.Event{Channel: ch, Kind: hub.KindPublication, Pub: pub, Pos: pos})
+}
+
+// broadcast hands ev to the channel's local subscribers and counts the
+// pushes once for all of them. Their bytes are counted in the protocol
+// encoding, which the broadcast made unless every subscriber is plain.
+func (n *Node) broadcast(ev *hub.Event) {
+	n.metrics.Broadcasts.Inc()
+	if k := n.hub.Broadcast(ev); k > 0 {
+		n.metrics.Pushes.Add(float64(k))
+		n.metrics.PushBytes.Add(float64(k * len(ev.Bytes(hub.FormatProtocol))))
+	}
 }
 
 // HandleJoin implements broker.EventHandler.
 func (n *Node) HandleJoin(ch string, info *protocol.ClientInfo) {
-	n.hub.Broadcast(&hub.Event{Channel: ch, Kind: hub.KindJoin, Client: info})
+	n.broadcast(&hub.Event{Channel: ch, Kind: hub.KindJoin, Client: info})
 }
 
 // HandleLeave implements broker.EventHandler.
 func (n *Node) HandleLeave(ch string, info *protocol.ClientInfo) {
-	n.hub.Broadcast(&hub.Event{Channel: ch, Kind: hub.KindLeave, Client: info})
+	n.broadcast(&hub.Event{Channel: ch, Kind: hub.KindLeave, Client: info})
 }
 
 var _ broker.EventHandler = (*Node)(nil)

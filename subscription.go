@@ -154,14 +154,19 @@ func (c *Client) readHistory(p protocol.SubscribeParams, opts auth.Namespace) (*
 	if p.Since != nil && opts.HistorySize > 0 {
 		h, err := b.History(c.ctx, p.Channel, broker.HistoryOptions{Since: p.Since, Limit: MaxHistoryLimit})
 		if err != nil {
+			c.node.metrics.BrokerErrors.WithLabelValues("history").Inc()
 			return nil, err
 		}
 		if continues(*p.Since, h) && uint64(len(h.Publications)) == h.Position.Offset-p.Since.Offset {
+			c.node.metrics.Recoveries.WithLabelValues("recovered").Inc()
 			res.Recovered = true
 			res.Offset, res.Epoch = h.Position.Offset, h.Position.Epoch
 			res.Publications = values(h.Publications)
 			return res, nil
 		}
+	}
+	if p.Since != nil {
+		c.node.metrics.Recoveries.WithLabelValues("failed").Inc()
 	}
 	limit := p.History
 	if opts.HistorySize == 0 {
@@ -169,6 +174,7 @@ func (c *Client) readHistory(p protocol.SubscribeParams, opts auth.Namespace) (*
 	}
 	h, err := b.History(c.ctx, p.Channel, broker.HistoryOptions{Limit: limit})
 	if err != nil {
+		c.node.metrics.BrokerErrors.WithLabelValues("history").Inc()
 		return nil, err
 	}
 	res.Offset, res.Epoch = h.Position.Offset, h.Position.Epoch

@@ -13,9 +13,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/api"
 	"github.com/redcast/redcast/broker"
+	"github.com/redcast/redcast/metrics"
 	"github.com/redcast/redcast/transport/websocket"
 	"github.com/redcast/redcast/web"
 )
@@ -55,7 +60,10 @@ func New(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	node := redcast.NewNode(cfg.Node, redcast.Deps{Broker: cfg.Broker, Presence: cfg.Presence, Logger: log})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBrokerMetrics(reg, cfg.Broker)
+	node := redcast.NewNode(cfg.Node, redcast.Deps{Broker: cfg.Broker, Presence: cfg.Presence, Logger: log, Metrics: metrics.New(reg)})
 	if err := node.Start(context.Background()); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -64,6 +72,7 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /connection/websocket", ws.Protocol())
 	mux.Handle("GET /rooms/{room}", ws.Plain())
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -96,6 +105,23 @@ func New(cfg Config) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	return s, nil
+}
+
+// registerBrokerMetrics exports the counters a broker keeps, for brokers
+// that keep them (the Redis one).
+func registerBrokerMetrics(reg prometheus.Registerer, b broker.Broker) {
+	if d, ok := b.(interface{ Dropped() uint64 }); ok {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Name: "broker_dropped_total",
+			Help: "Pub/sub messages the broker dropped on a full delivery queue (and then read from history instead).",
+		}, func() float64 { return float64(d.Dropped()) }))
+	}
+	if r, ok := b.(interface{ Reconnects() uint64 }); ok {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Name: "broker_reconnects_total",
+			Help: "Times the broker's pub/sub connection was re-established.",
+		}, func() float64 { return float64(r.Reconnects()) }))
+	}
 }
 
 // Node returns the server's node.

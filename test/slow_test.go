@@ -121,4 +121,9 @@ func TestSlowConsumer(t *testing.T) {
 	if pushCode != 0 && pushCode != protocol.DisconnectSlowConsumer.Code {
 		t.Errorf("slow client: disconnect push %d, want 3002", pushCode)
 	}
+	httpBase := "http://" + strings.TrimPrefix(base, "ws://")
+	waitFor(t, "the slow consumer in the metrics", func() bool {
+		m := scrape(t, httpBase)
+		return m["redcast_slow_consumers_total"] == 1 && m[`redcast_connections_closed_total{code="3002"}`] == 1
+	})
 }
