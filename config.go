@@ -68,6 +68,11 @@ type Config struct {
 	// mode, which is always anonymous, answers HTTP 401). Default false:
 	// anonymous clients may connect, which the demo chat needs.
 	RequireToken bool
+	// ReconnectSpread spreads the reconnects of a node's clients when it
+	// shuts down: each is told (disconnect 3001) to wait a random delay of
+	// up to ReconnectSpread first, so that they do not all arrive at the
+	// other nodes at once. Default 3s; negative: no delay.
+	ReconnectSpread time.Duration
 	// RefreshGrace is how long a client whose token expired has to send a
 	// fresh one (refresh) before it is disconnected with 3006. Default 10s.
 	RefreshGrace time.Duration
@@ -110,6 +115,9 @@ func (c Config) withDefaults() Config {
 	defDur(&c.ConnectTimeout, 10*time.Second)
 	defDur(&c.WriteTimeout, 10*time.Second)
 	defDur(&c.RefreshGrace, 10*time.Second)
+	if c.ReconnectSpread == 0 {
+		c.ReconnectSpread = 3 * time.Second
+	}
 	if c.Namespaces == nil {
 		c.Namespaces = auth.DefaultNamespaces()
 	}

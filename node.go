@@ -8,6 +8,7 @@ import (
 	"hash/maphash"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"sync"
 	"time"
 
@@ -120,15 +121,21 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
-// Shutdown disconnects every client with code 3001 (reconnect advised),
-// waits until they are gone or ctx ends, then closes the broker. New
-// connections are refused from the moment it is called.
+// Shutdown disconnects every client with code 3001 (reconnect advised,
+// after a random delay of up to Config.ReconnectSpread), letting each
+// flush what is queued for it first; it waits until they are gone or ctx
+// ends, then closes the broker. From the moment it is called the node is
+// not Ready and refuses new connections.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.mu.Lock()
 	n.draining = true
 	n.mu.Unlock()
 	for _, c := range n.clientList() {
-		c.Disconnect(protocol.DisconnectShutdown)
+		d := protocol.DisconnectShutdown
+		if n.cfg.ReconnectSpread > 0 {
+			d.Delay = mrand.N(n.cfg.ReconnectSpread) + time.Millisecond
+		}
+		c.Disconnect(d)
 	}
 	var err error
 	for err == nil && n.NumClients() > 0 {

@@ -179,6 +179,20 @@ func (c *Client) ended() bool {
 	}
 }
 
+// maxAdvisedDelay caps the reconnect delay (ms) a server may advise.
+const maxAdvisedDelay = 60_000
+
+// advisedDelay returns the reconnect delay the server's disconnect push
+// advised, 0 when none.
+func (c *Client) advisedDelay() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.disc == nil {
+		return 0
+	}
+	return c.disc.Delay
+}
+
 // reconnectAdvice returns the reconnect flag of the disconnect push the
 // server sent, if it sent one.
 func (c *Client) reconnectAdvice() (reconnect, ok bool) {

@@ -172,7 +172,7 @@ func (c *Client) handleLine(line []byte) bool {
 		p := m.Push
 		if p.Type == protocol.PushDisconnect {
 			c.mu.Lock()
-			c.disc = &protocol.Disconnect{Code: p.Code, Reason: p.Reason}
+			c.disc = &protocol.Disconnect{Code: p.Code, Reason: p.Reason, Delay: time.Duration(min(max(p.Delay, 0), maxAdvisedDelay)) * time.Millisecond}
 			c.discReconnect, c.discPush = p.Reconnect, true
 			c.mu.Unlock()
 		}

@@ -193,7 +193,7 @@ func (s *Session) connLoop(c *Client) {
 		if time.Since(since) >= b.max {
 			b.reset()
 		}
-		if c = s.reconnect(&b, c.Err(), c.reconnectAdvice); c == nil {
+		if c = s.reconnect(&b, c.Err(), c.reconnectAdvice, c.advisedDelay()); c == nil {
 			return
 		}
 	}
@@ -223,9 +223,10 @@ func (s *Session) serve(c *Client) bool {
 }
 
 // reconnect waits and dials, with backoff, until a connection is up, after
-// a connection ended with err. It returns nil when the session is over:
+// a connection ended with err. The first wait is the delay the server
+// advised, when it advised one. It returns nil when the session is over:
 // closed, or ended because reconnecting is pointless.
-func (s *Session) reconnect(b *backoff, err error, advice func() (bool, bool)) *Client {
+func (s *Session) reconnect(b *backoff, err error, advice func() (bool, bool), advised time.Duration) *Client {
 	again := s.reconnectable(err, advice)
 	for s.ctx.Err() == nil {
 		if !again {
@@ -234,6 +235,9 @@ func (s *Session) reconnect(b *backoff, err error, advice func() (bool, bool)) *
 			return nil
 		}
 		d := b.next()
+		if advised > 0 {
+			d, advised = advised, 0
+		}
 		s.notifyDisconnect(err, true, d)
 		if !sleep(s.ctx, d) {
 			return nil

@@ -1,6 +1,9 @@
 package protocol
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Error is a protocol error carried in a reply. Codes are stable and listed
 // in docs/protocol.md; Message is for humans and may change.
@@ -51,6 +54,11 @@ var (
 type Disconnect struct {
 	Code   uint16
 	Reason string
+	// Delay, when not zero, is how long the client should wait before it
+	// reconnects (sent in the push as "delay", in milliseconds). A node
+	// that shuts down gives each client a random delay, so that its
+	// clients do not all arrive at the other nodes at once.
+	Delay time.Duration
 }
 
 // Reconnect reports whether the client should reconnect.
@@ -60,7 +68,7 @@ func (d Disconnect) Error() string { return fmt.Sprintf("redcast disconnect %d: 
 
 // Push returns d as a disconnect push.
 func (d Disconnect) Push() *Push {
-	return &Push{Type: PushDisconnect, Code: d.Code, Reason: d.Reason, Reconnect: d.Reconnect()}
+	return &Push{Type: PushDisconnect, Code: d.Code, Reason: d.Reason, Reconnect: d.Reconnect(), Delay: d.Delay.Milliseconds()}
 }
 
 // AppendPush appends d encoded as a disconnect push to dst. Unlike
@@ -71,31 +79,32 @@ func (d Disconnect) AppendPush(dst []byte) []byte {
 		Code      uint16 `json:"code"`
 		Reason    string `json:"reason"`
 		Reconnect bool   `json:"reconnect"`
-	}{PushDisconnect, d.Code, d.Reason, d.Reconnect()}) // plain fields: cannot fail
+		Delay     int64  `json:"delay,omitempty"`
+	}{PushDisconnect, d.Code, d.Reason, d.Reconnect(), d.Delay.Milliseconds()}) // plain fields: cannot fail
 	return out
 }
 
 // Disconnect codes. Each is documented in docs/protocol.md.
 var (
-	DisconnectShutdown          = Disconnect{3001, "server shutting down"}
-	DisconnectSlowConsumer      = Disconnect{3002, "slow consumer"}
-	DisconnectNoPong            = Disconnect{3003, "no activity within ping timeout"}
-	DisconnectInsufficientState = Disconnect{3004, "insufficient state: reconnect and recover"}
-	DisconnectConnectionLimit   = Disconnect{3005, "connection limit reached"}
-	DisconnectTokenExpired      = Disconnect{3006, "token expired"}
-	DisconnectForcedReconnect   = Disconnect{3007, "disconnected by the server: reconnect"}
-	DisconnectBadFrame          = Disconnect{3500, "bad frame"}
-	DisconnectFrameTooLarge     = Disconnect{3501, "frame too large"}
-	DisconnectNoConnect         = Disconnect{3502, "no connect in time"}
-	DisconnectTooManyRequests   = Disconnect{3503, "too many requests"}
-	DisconnectForced            = Disconnect{3504, "disconnected by the server"}
+	DisconnectShutdown          = Disconnect{Code: 3001, Reason: "server shutting down"}
+	DisconnectSlowConsumer      = Disconnect{Code: 3002, Reason: "slow consumer"}
+	DisconnectNoPong            = Disconnect{Code: 3003, Reason: "no activity within ping timeout"}
+	DisconnectInsufficientState = Disconnect{Code: 3004, Reason: "insufficient state: reconnect and recover"}
+	DisconnectConnectionLimit   = Disconnect{Code: 3005, Reason: "connection limit reached"}
+	DisconnectTokenExpired      = Disconnect{Code: 3006, Reason: "token expired"}
+	DisconnectForcedReconnect   = Disconnect{Code: 3007, Reason: "disconnected by the server: reconnect"}
+	DisconnectBadFrame          = Disconnect{Code: 3500, Reason: "bad frame"}
+	DisconnectFrameTooLarge     = Disconnect{Code: 3501, Reason: "frame too large"}
+	DisconnectNoConnect         = Disconnect{Code: 3502, Reason: "no connect in time"}
+	DisconnectTooManyRequests   = Disconnect{Code: 3503, Reason: "too many requests"}
+	DisconnectForced            = Disconnect{Code: 3504, Reason: "disconnected by the server"}
 )
 
 // Close codes of plain mode, which has no disconnect push: the standard
 // WebSocket codes for what the server refuses. Other disconnects use the codes
 // above.
 var (
-	DisconnectPlainBinary   = Disconnect{1003, "binary frames are not supported"}
-	DisconnectPlainTooLarge = Disconnect{1009, "message too large"}
-	DisconnectPlainInternal = Disconnect{1011, "publish failed"}
+	DisconnectPlainBinary   = Disconnect{Code: 1003, Reason: "binary frames are not supported"}
+	DisconnectPlainTooLarge = Disconnect{Code: 1009, Reason: "message too large"}
+	DisconnectPlainInternal = Disconnect{Code: 1011, Reason: "publish failed"}
 )

@@ -42,7 +42,8 @@ type Reply struct {
 
 // Push is a message the server sends on its own. Type says which of the other
 // fields are set: publication (Channel, Pub), join and leave (Channel,
-// Client), disconnect (Code, Reason, Reconnect).
+// Client), unsubscribe (Channel, Reason), disconnect (Code, Reason,
+// Reconnect, and Delay in milliseconds when the server advises one).
 type Push struct {
 	Type      string       `json:"push"`
 	Channel   string       `json:"channel,omitempty"`
@@ -51,6 +52,7 @@ type Push struct {
 	Code      uint16       `json:"code,omitempty"`
 	Reason    string       `json:"reason,omitempty"`
 	Reconnect bool         `json:"reconnect,omitempty"`
+	Delay     int64        `json:"delay,omitempty"`
 }
 
 // ServerMessage is any one line the server sends: a Reply when Push.Type is

@@ -415,7 +415,10 @@ func TestAPIUnsubscribeSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pres protocol.PresenceResult
-	apiOK(t, httpBase, "presence", map[string]string{"channel": "chat:keep"}, &pres)
+	waitFor(t, "carol in chat:keep", func() bool {
+		apiOK(t, httpBase, "presence", map[string]string{"channel": "chat:keep"}, &pres)
+		return len(pres.Clients) == 1
+	})
 	before := pres.Clients[0].Client
 	apiOK(t, httpBase, "disconnect", map[string]any{"user": "carol", "reconnect": true}, nil)
 	waitFor(t, "carol back in chat:keep", func() bool {

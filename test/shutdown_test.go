@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/client"
@@ -47,6 +48,8 @@ func TestShutdown(t *testing.T) {
 		pushes := c.ofType(protocol.PushDisconnect, "")
 		if len(pushes) != 1 || pushes[0].Code != 3001 || !pushes[0].Reconnect || pushes[0].Reason == "" {
 			t.Errorf("client %d disconnect pushes %+v, want one with code 3001, a reason and reconnect true", i, pushes)
+		} else if d := pushes[0].Delay; d <= 0 || d > 3001 {
+			t.Errorf("client %d was advised a reconnect delay of %d ms, want 1 to 3001 (spread 3s)", i, d)
 		}
 		if all := c.all(); all[len(all)-1].Type != protocol.PushDisconnect {
 			t.Errorf("client %d: last push %+v, want the disconnect", i, all[len(all)-1])
@@ -61,5 +64,50 @@ func TestShutdown(t *testing.T) {
 	if c, err := client.Dial(dctx, protocolURL(base), client.Options{}); err == nil {
 		c.Close()
 		t.Errorf("dial after Shutdown succeeded")
+	}
+}
+
+// TestShutdownSpreadsReconnects: a Session told to reconnect by a node
+// shutting down waits the delay the node advised, and the delays differ
+// from client to client.
+func TestShutdownSpreadsReconnects(t *testing.T) {
+	const spread = 400 * time.Millisecond
+	base, srv := startServer(t, redcast.Config{ReconnectSpread: spread})
+	ctx := testContext(t)
+	const n = 8
+	events := make(chan client.DisconnectEvent, n)
+	for range n {
+		s, err := client.Connect(ctx, protocolURL(base), client.SessionOptions{
+			OnDisconnect: func(e client.DisconnectEvent) {
+				select {
+				case events <- e:
+				default:
+				}
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	delays := map[time.Duration]bool{}
+	for range n {
+		var e client.DisconnectEvent
+		select {
+		case e = <-events:
+		case <-ctx.Done():
+			t.Fatal("a session saw no disconnect")
+		}
+		wantDisconnect(t, "session", e.Err, protocol.DisconnectShutdown.Code)
+		if !e.Reconnect || e.Delay <= 0 || e.Delay > spread+time.Millisecond {
+			t.Errorf("disconnect event %+v, want a reconnect after at most %v", e, spread)
+		}
+		delays[e.Delay] = true
+	}
+	if len(delays) < 2 {
+		t.Errorf("every session got the same delay: %v", delays)
 	}
 }

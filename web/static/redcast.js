@@ -275,7 +275,7 @@ export class Client {
   _onClose(e) {
     const push = this._disconnectPush;
     if (push) {
-      this._lost(push.code, push.reason || '', push.reconnect === true);
+      this._lost(push.code, push.reason || '', push.reconnect === true, push.delay);
       return;
     }
     // Codes 3500-3999 say reconnecting would fail the same way.
@@ -284,7 +284,7 @@ export class Client {
   }
 
   // _lost handles the end of the current connection, whatever ended it.
-  _lost(code, reason, reconnect) {
+  _lost(code, reason, reconnect, advisedDelay = 0) {
     this._closeTransport(ErrorCode.DISCONNECTED, 'connection closed');
     if (this.state === 'disconnected') return;
     if (!reconnect) {
@@ -293,7 +293,10 @@ export class Client {
       return;
     }
     const cap = Math.min(this.options.maxReconnectDelay, this.options.minReconnectDelay * 2 ** this._attempt);
-    const delay = Math.floor(Math.random() * cap); // full jitter
+    // The server's advice (a node shutting down spreads its clients'
+    // reconnects), capped at a minute; otherwise full jitter.
+    const advised = Math.min(Math.max(Number(advisedDelay) || 0, 0), 60000);
+    const delay = advised > 0 ? advised : Math.floor(Math.random() * cap);
     this._attempt = Math.min(this._attempt + 1, 30);
     this._setState('connecting', { code, reason, delay });
     if (!this._hold && !this._ws) {

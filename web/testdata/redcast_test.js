@@ -468,6 +468,22 @@ const tests = {
     c.disconnect();
   },
 
+  async 'a disconnect push with a delay is followed'() {
+    const c = newClient({ minReconnectDelay: 1, maxReconnectDelay: 2 });
+    const states = [];
+    c.on('connecting', (ctx) => states.push(ctx));
+    c.connect();
+    const ws = await connected(c);
+    ws.receive({ push: 'disconnect', code: 3001, reason: 'server shutting down', reconnect: true, delay: 150 });
+    const t0 = performance.now();
+    ws.serverClose(3001, 'server shutting down');
+    eq(states.at(-1).delay, 150, 'advised delay');
+    await connected(c, 'C2');
+    const waited = performance.now() - t0;
+    if (waited < 140) throw new Error(`reconnected after ${waited} ms, before the advised 150 ms`);
+    c.disconnect();
+  },
+
   async 'disconnect keeps subscriptions and connect recovers them'() {
     const c = newClient();
     c.connect();
