@@ -76,6 +76,9 @@ func appendData(dst, data []byte) []byte {
 		}
 		dst = append(dst, data[:i]...)
 		dst = append(dst, '\n')
+		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++ // CRLF is one line break
+		}
 		data = data[i+1:]
 	}
 }
