@@ -391,3 +391,22 @@ func checkFinal(t *testing.T, evs []event, code uint16, retry time.Duration) {
 		t.Errorf("final retry %q, want between %v and %v", last.Retry, retry, 2*retry)
 	}
 }
+
+// TestTokenExpires: when the token expires the stream gets the refresh
+// push, and after the grace period it ends with 3006.
+func TestTokenExpires(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef-sse")
+	v, err := auth.NewVerifier(auth.Config{HMACSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, redcast.Config{Verifier: v, RefreshGrace: 100 * time.Millisecond}, sse.Options{})
+	tok, err := auth.Mint(secret, auth.MintOptions{User: "alice", TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, n.streamURL("token="+tok, "chat:a"), nil)
+	s.connect(1)
+	s.nextPush(protocol.PushRefresh)
+	checkFinal(t, s.expectEnd(), protocol.DisconnectTokenExpired.Code, sse.DefaultRetry)
+}
