@@ -146,6 +146,14 @@ func (c *Client) Subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 	return nil
 }
 
+// CheckSubscribe reports whether the client may subscribe to ch without a
+// subscription token (errors 105, 106, 107), so that a transport that
+// subscribes on the client's behalf, such as Server-Sent Events, can refuse
+// a request before it subscribes to any of its channels.
+func (c *Client) CheckSubscribe(ch string) error {
+	return c.node.policy.CanSubscribe(c.credentials(), ch, "")
+}
+
 // readHistory reads what the subscribe reply carries: the channel's position
 // and the recovered or latest publications.
 func (c *Client) readHistory(p protocol.SubscribeParams, opts auth.Namespace) (*protocol.SubscribeResult, error) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -280,6 +281,7 @@ type page struct {
 
 	mu       sync.Mutex
 	problems []string // exceptions and console errors of the page
+	expected []string // substrings of console errors the test causes on purpose
 }
 
 // msg is a message as the page shows it.
@@ -340,8 +342,18 @@ func (p *page) checkProblems() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range p.problems {
-		p.t.Errorf("%s's page: %s", p.name, s)
+		if !slices.ContainsFunc(p.expected, func(e string) bool { return strings.Contains(s, e) }) {
+			p.t.Errorf("%s's page: %s", p.name, s)
+		}
 	}
+}
+
+// expect makes console errors that contain substr not fail the test: the
+// test causes them on purpose (a cut connection, a refused request).
+func (p *page) expect(substr string) {
+	p.mu.Lock()
+	p.expected = append(p.expected, substr)
+	p.mu.Unlock()
 }
 
 // do runs actions in the page, bounded by waitTimeout.

@@ -4,13 +4,13 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/gobwas/ws"
 
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/internal/origin"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -46,23 +46,12 @@ func NewHandler(node *redcast.Node, opts Options) *Handler {
 }
 
 // originAllowed checks a browser's Origin against the request's own host
-// and the allow-list, so that a page on another site cannot use a
-// visitor's browser to talk to this server (cross-site WebSocket hijacking).
+// and the allow-list (see package origin).
 func (h *Handler) originAllowed(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
+	if origin.Allowed(r, h.opts.AllowedOrigins) {
 		return true
 	}
-	u, err := url.Parse(origin)
-	if err == nil && strings.EqualFold(u.Host, r.Host) {
-		return true
-	}
-	for _, o := range h.opts.AllowedOrigins {
-		if o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
-			return true
-		}
-	}
-	h.log.Debug("websocket origin refused", "origin", origin, "host", r.Host)
+	h.log.Debug("websocket origin refused", "origin", r.Header.Get("Origin"), "host", r.Host)
 	return false
 }
 
