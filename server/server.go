@@ -21,6 +21,7 @@ import (
 	"github.com/redcast/redcast/api"
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/metrics"
+	"github.com/redcast/redcast/transport/sse"
 	"github.com/redcast/redcast/transport/websocket"
 	"github.com/redcast/redcast/web"
 )
@@ -72,6 +73,8 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /connection/websocket", ws.Protocol())
 	mux.Handle("GET /rooms/{room}", ws.Plain())
+	events := sse.NewHandler(node, sse.Options{AllowedOrigins: cfg.AllowedOrigins, Logger: log})
+	mux.Handle("GET /connection/sse", events)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -104,6 +107,9 @@ func New(cfg Config) (*Server, error) {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	// Event streams are running requests, which http.Server.Shutdown would
+	// wait for: Drain ends them (with a 3001 event) when it begins.
+	s.http.RegisterOnShutdown(events.Drain)
 	return s, nil
 }
 
