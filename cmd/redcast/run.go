@@ -58,6 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		tlsCert         = fs.String("tls-cert", "", "PEM certificate file: serve https and wss (with --tls-key)")
 		tlsKey          = fs.String("tls-key", "", "PEM private key file of --tls-cert")
 		allowedOrigins  = fs.String("allowed-origins", "", "comma-separated browser origins besides the server's own that may open WebSockets (* for any)")
+		debugAddr       = fs.String("debug-addr", "", "address of a separate listener serving net/http/pprof at /debug/pprof/ (keep it private); empty: off")
 		apiKey          = fs.String("api-key", "", "key of the HTTP server API at /api/ (header \"Authorization: apikey KEY\"); empty turns the API off")
 		presenceTTL     = fs.Duration("presence-ttl", 60*time.Second, "with --redis: how long a crashed node's clients stay in presence (nodes refresh their entries every third of it)")
 		cfg             redcast.Config
@@ -127,6 +128,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("--redis: %w", err)
 		}
 		scfg.Broker, scfg.Presence, brokerName = rb, rb, "redis"
+	}
+	if *debugAddr != "" {
+		d, err := startDebug(*debugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := d.stop(); err != nil {
+				log.Warn("debug server", "err", err)
+			}
+		}()
 	}
 	srv, err := server.New(scfg)
 	if err != nil {

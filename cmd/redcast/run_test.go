@@ -207,3 +207,53 @@ func TestConfigFile(t *testing.T) {
 		t.Fatalf("run with a short token secret = %v", err)
 	}
 }
+
+// TestDebugAddr serves pprof on --debug-addr only, never on the public
+// address.
+func TestDebugAddr(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--debug-addr", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard, pw)
+		pw.Close()
+	}()
+	debugRE := regexp.MustCompile(`pprof listening" debug_addr=(\S+)`)
+	addrRE := regexp.MustCompile(`redcast serving" addr=(\S+)`)
+	lines := bufio.NewScanner(pr)
+	var debugAddr, addr string
+	for (debugAddr == "" || addr == "") && lines.Scan() {
+		if m := debugRE.FindStringSubmatch(lines.Text()); m != nil {
+			debugAddr = m[1]
+		}
+		if m := addrRE.FindStringSubmatch(lines.Text()); m != nil {
+			addr = m[1]
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if debugAddr == "" || addr == "" {
+		t.Fatalf("addresses not logged (debug %q, public %q): %v", debugAddr, addr, <-done)
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("http://" + debugAddr + "/debug/pprof/goroutine?debug=1"); code != http.StatusOK || !strings.Contains(body, "goroutine profile") {
+		t.Fatalf("pprof on the debug address: %d %.100q", code, body)
+	}
+	if code, _ := get("http://" + addr + "/debug/pprof/"); code != http.StatusNotFound {
+		t.Fatalf("pprof on the public address: %d, want 404", code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
