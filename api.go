@@ -47,6 +47,7 @@ func (n *Node) publish(ctx context.Context, source, ch string, data []byte, opts
 		return pos, err
 	}
 	n.metrics.BrokerPublishDuration.Observe(time.Since(start).Seconds())
+	n.table.publications.Add(1)
 	n.metrics.Publications.WithLabelValues(source).Inc()
 	n.metrics.PublicationBytes.WithLabelValues(source).Add(float64(len(data)))
 	return pos, nil

@@ -73,6 +73,12 @@ type Config struct {
 	// up to ReconnectSpread first, so that they do not all arrive at the
 	// other nodes at once. Default 3s; negative: no delay.
 	ReconnectSpread time.Duration
+	// NodeName names the node in Nodes and the admin page. Default: the
+	// host name.
+	NodeName string
+	// NodeInfoInterval is how often the node announces its counts to the
+	// other nodes (see Nodes). Default 2s.
+	NodeInfoInterval time.Duration
 	// RefreshGrace is how long a client whose token expired has to send a
 	// fresh one (refresh) before it is disconnected with 3006. Default 10s.
 	RefreshGrace time.Duration
@@ -115,6 +121,7 @@ func (c Config) withDefaults() Config {
 	defDur(&c.ConnectTimeout, 10*time.Second)
 	defDur(&c.WriteTimeout, 10*time.Second)
 	defDur(&c.RefreshGrace, 10*time.Second)
+	defDur(&c.NodeInfoInterval, 2*time.Second)
 	if c.ReconnectSpread == 0 {
 		c.ReconnectSpread = 3 * time.Second
 	}

@@ -32,6 +32,8 @@ type control struct {
 	Channel string `json:"channel,omitempty"`
 	Code    uint16 `json:"code,omitempty"`
 	Reason  string `json:"reason,omitempty"`
+	// Node is the info of an opNode announcement.
+	Node *NodeInfo `json:"node,omitempty"`
 }
 
 // publishControl sends c to every node, this one included.
@@ -71,8 +73,18 @@ func (n *Node) handleControls(ctx context.Context) {
 
 func (n *Node) handleControl(data []byte) {
 	var c control
-	if err := json.Unmarshal(data, &c); err != nil || c.User == "" {
+	if err := json.Unmarshal(data, &c); err != nil {
 		n.log.Error("bad control request", "request", string(data), "err", err)
+		return
+	}
+	if c.Op == opNode {
+		if info, ok := nodeInfoFrom(c); ok {
+			n.table.record(info)
+		}
+		return
+	}
+	if c.User == "" {
+		n.log.Error("control request without a user", "request", string(data))
 		return
 	}
 	for _, cl := range n.clientList() {

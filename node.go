@@ -48,6 +48,8 @@ type Node struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 
+	// table holds what the node knows of all nodes (see nodes.go).
+	table *nodeTable
 	// controls queues control requests from other nodes (see control.go).
 	controls chan []byte
 
@@ -83,6 +85,7 @@ func NewNode(cfg Config, deps Deps) *Node {
 		gone:     make(chan struct{}, 1),
 		controls: make(chan []byte, controlQueueSize),
 	}
+	n.table = newNodeTable(n.cfg.NodeName)
 	n.policy = auth.Policy{Namespaces: n.cfg.Namespaces, Verifier: n.cfg.Verifier, MaxChannelLength: n.cfg.MaxChannelLength}
 	if n.broker == nil {
 		n.broker = memory.New(memory.Config{})
@@ -115,6 +118,7 @@ func (n *Node) Start(ctx context.Context) error {
 		n.wg.Wait()
 		return fmt.Errorf("redcast: subscribe to control channel: %w", err)
 	}
+	n.wg.Go(func() { n.announce(bg, n.cfg.NodeInfoInterval) })
 	if r, ok := n.presence.(presenceRefresher); ok && r.PresenceRefreshInterval() > 0 {
 		n.wg.Go(func() { n.refreshPresence(bg, r.PresenceRefreshInterval()) })
 	}
@@ -285,6 +289,7 @@ func (n *Node) HandlePublication(ch string, pub *protocol.Publication, pos proto
 func (n *Node) broadcast(ev *hub.Event) {
 	n.metrics.Broadcasts.Inc()
 	if k := n.hub.Broadcast(ev); k > 0 {
+		n.table.pushes.Add(uint64(k))
 		n.metrics.Pushes.Add(float64(k))
 		n.metrics.PushBytes.Add(float64(k * len(ev.Bytes(hub.FormatProtocol))))
 	}

@@ -75,6 +75,7 @@ func NewHandler(node *redcast.Node, opts Options) (*Handler, error) {
 	h.mux.HandleFunc("POST /api/channels", endpoint(h, h.channels))
 	h.mux.HandleFunc("POST /api/disconnect", endpoint(h, h.disconnect))
 	h.mux.HandleFunc("POST /api/unsubscribe", endpoint(h, h.unsubscribe))
+	h.mux.HandleFunc("POST /api/info", endpoint(h, h.info))
 	return h, nil
 }
 
@@ -337,4 +338,13 @@ type UnsubscribeRequest struct {
 
 func (h *Handler) unsubscribe(ctx context.Context, req *UnsubscribeRequest) (empty, error) {
 	return empty{}, h.node.UnsubscribeUser(ctx, req.User, req.Channel)
+}
+
+// InfoResult lists the nodes serving the same channels.
+type InfoResult struct {
+	Nodes []redcast.NodeInfo `json:"nodes"`
+}
+
+func (h *Handler) info(context.Context, *empty) (*InfoResult, error) {
+	return &InfoResult{Nodes: h.node.Nodes()}, nil
 }

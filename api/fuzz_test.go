@@ -22,7 +22,7 @@ func FuzzAPI(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	endpoints := []string{"publish", "broadcast", "history", "presence", "channels", "disconnect", "unsubscribe"}
+	endpoints := []string{"publish", "broadcast", "history", "presence", "channels", "disconnect", "unsubscribe", "info"}
 	for i, body := range []string{
 		`{"channel":"chat:a","data":{"text":"x"}}`,
 		`{"channels":["chat:a","bad channel"],"data":1}`,

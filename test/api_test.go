@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/auth"
@@ -353,7 +354,9 @@ func TestAPIDisconnectAndUnsubscribeUser(t *testing.T) {
 // disconnects or unsubscribes a user wherever the user is connected.
 func TestAPIAcrossRedisNodes(t *testing.T) {
 	rs := testredis.Start(t, testredis.Options{})
-	nodes := startRedisNodesWith(t, rs.URL(), 2, server.Config{Node: authConfig(t, false), APIKey: testAPIKey})
+	cfg := authConfig(t, false)
+	cfg.NodeInfoInterval = 100 * time.Millisecond
+	nodes := startRedisNodesWith(t, rs.URL(), 2, server.Config{Node: cfg, APIKey: testAPIKey})
 	ctx := testContext(t)
 	alice, err := dialToken(t, nodes[0].base, mint(t, auth.MintOptions{User: "alice"}))
 	if err != nil {
@@ -371,6 +374,14 @@ func TestAPIAcrossRedisNodes(t *testing.T) {
 	apiOK(t, api, "channels", `{"prefix":"chat:"}`, &chans)
 	if want := []string{"chat:r1", "chat:r2"}; !slices.Equal(chans.Channels, want) {
 		t.Fatalf("channels seen from node 1 = %v, want %v", chans.Channels, want)
+	}
+	var info struct{ Nodes []redcast.NodeInfo }
+	waitFor(t, "both nodes in /api/info", func() bool {
+		apiOK(t, api, "info", ``, &info)
+		return len(info.Nodes) == 2 && info.Nodes[0].Connections+info.Nodes[1].Connections == 1
+	})
+	if ids := []string{info.Nodes[0].ID, info.Nodes[1].ID}; !slices.Contains(ids, nodes[0].srv.Node().ID()) || !slices.Contains(ids, nodes[1].srv.Node().ID()) {
+		t.Fatalf("/api/info nodes %+v, want nodes %s and %s", info.Nodes, nodes[0].srv.Node().ID(), nodes[1].srv.Node().ID())
 	}
 	apiOK(t, api, "unsubscribe", map[string]string{"user": "alice", "channel": "chat:r2"}, nil)
 	waitFor(t, "unsubscribe push on node 0", func() bool { return len(alice.ofType(protocol.PushUnsubscribe, "chat:r2")) == 1 })

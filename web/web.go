@@ -50,7 +50,8 @@ var contentTypes = map[string]string{
 }
 
 // Handler returns the handler of the chat page and its files: "/" (and
-// "/index.html") is the page, "/NAME" is static/NAME. It answers GET and
+// "/index.html") is the page, "/admin" the status page, "/NAME" is
+// static/NAME. It answers GET and
 // HEAD; other methods get 405, unknown paths 404. Handler is safe for
 // concurrent use.
 func Handler() http.Handler {
@@ -62,8 +63,11 @@ func Handler() http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := strings.TrimPrefix(r.URL.Path, "/")
-		if name == "" {
+		switch name {
+		case "":
 			name = "index.html"
+		case "admin":
+			name = "admin.html"
 		}
 		f, ok := files[name]
 		if !ok {

@@ -74,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&cfg.PublishBurst, "publish-burst", 2000, "publishes one connection may make in a burst")
 	fs.Float64Var(&cfg.SubscribeRate, "subscribe-rate", 50, "subscribes per second per connection on average (negative: no limit)")
 	fs.IntVar(&cfg.SubscribeBurst, "subscribe-burst", 200, "subscribes one connection may make in a burst")
+	fs.StringVar(&cfg.NodeName, "node-name", "", "name of this node on the admin page and in /api/info (default: the host name)")
+	fs.DurationVar(&cfg.ReconnectSpread, "reconnect-spread", 3*time.Second, "at shutdown, clients are told to wait a random delay up to this before reconnecting")
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", 25*time.Second, "interval of server pings")
 	fs.DurationVar(&cfg.PongTimeout, "pong-timeout", 10*time.Second, "silence past the ping interval after which a connection is closed")
 	fs.Usage = func() {
