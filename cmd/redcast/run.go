@@ -37,8 +37,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return runSub(ctx, args[1:], getenv, stdout, stderr)
 		case "bench":
 			return runBench(ctx, args[1:], getenv, stdout, stderr)
+		case "chaos":
+			return runChaos(ctx, args[1:], stdout, stderr)
 		default:
-			return fmt.Errorf("unknown command %q (commands: serve, pub, sub, token, bench, version)", args[0])
+			return fmt.Errorf("unknown command %q (commands: serve, pub, sub, token, bench, chaos, version)", args[0])
 		}
 	}
 	fs := flag.NewFlagSet("redcast", flag.ContinueOnError)
@@ -79,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", 25*time.Second, "interval of server pings")
 	fs.DurationVar(&cfg.PongTimeout, "pong-timeout", 10*time.Second, "silence past the ping interval after which a connection is closed")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: redcast [serve] [flags]\n       redcast pub|sub|token|bench --help\n       redcast version\n\n"+
+		fmt.Fprintf(stderr, "Usage: redcast [serve] [flags]\n       redcast pub|sub|token|bench|chaos --help\n       redcast version\n\n"+
 			"Every flag can also be set with an environment variable: --max-frame-size as REDCAST_MAX_FRAME_SIZE.\n"+
 			"A flag on the command line wins over the environment, which wins over --config.\n\nFlags:\n")
 		fs.PrintDefaults()

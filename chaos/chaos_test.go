@@ -1,0 +1,66 @@
+package chaos
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/redcast/redcast/protocol"
+)
+
+// TestShortRun runs "redcast chaos" as CI's short mode: three nodes, every
+// node and Redis killed once, and nothing acknowledged may go missing.
+func TestShortRun(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "redcast")
+	build := exec.Command("go", "build", "-o", bin, "github.com/redcast/redcast/cmd/redcast")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building redcast: %v\n%s", err, out)
+	}
+	cmd := exec.CommandContext(t.Context(), bin, "chaos", "-v", "--duration", "14s", "--fault-every", "3s",
+		"--clients", "60", "--channels", "20", "--rate", "200", "--dir", t.TempDir())
+	out, err := cmd.CombinedOutput()
+	t.Logf("redcast chaos:\n%s", out)
+	if err != nil {
+		t.Fatalf("redcast chaos failed: %v", err)
+	}
+	for _, want := range []string{"kill -9 node0", "kill -9 node1", "kill -9 node2", "kill -9 redis", "gaps                       0", "result: PASS"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the report lacks %q", want)
+		}
+	}
+}
+
+// TestReportFindsViolations: the checker counts duplicates, gaps,
+// reorders and explicit losses, so a passing run means something.
+func TestReportFindsViolations(t *testing.T) {
+	pos := func(o uint64) protocol.StreamPosition { return protocol.StreamPosition{Offset: o, Epoch: "E"} }
+	rec := func(recoveryErr, outOfOrder int, seen ...uint64) *received {
+		r := &received{seen: map[protocol.StreamPosition]int{}, recoveryErr: recoveryErr, outOfOrder: outOfOrder}
+		for _, o := range seen {
+			r.seen[pos(o)]++
+		}
+		return r
+	}
+	w := &world{acked: map[string][]protocol.StreamPosition{"a": {pos(1), pos(2), pos(3)}}, failed: 1}
+	w.subs = []*subscriber{
+		{ch: map[string]*received{"a": rec(0, 0, 1, 2, 3)}},    // all good
+		{ch: map[string]*received{"a": rec(0, 0, 1, 1, 2, 3)}}, // a duplicate
+		{ch: map[string]*received{"a": rec(0, 1, 1, 3)}},       // a gap, a reorder
+		{ch: map[string]*received{"a": rec(1, 0, 3, 4)}},       // told; 4 was never acked
+	}
+	rep := w.report()
+	want := Report{Acked: 3, Failed: 1, Expected: 12, Delivered: 9, Duplicates: 1, Gaps: 1, OutOfOrder: 1, RecoveryFailures: 1, LostExplicitly: 2, Unowed: 1}
+	if rep.Acked != want.Acked || rep.Failed != want.Failed || rep.Expected != want.Expected || rep.Delivered != want.Delivered ||
+		rep.Duplicates != want.Duplicates || rep.Gaps != want.Gaps || rep.OutOfOrder != want.OutOfOrder ||
+		rep.RecoveryFailures != want.RecoveryFailures || rep.LostExplicitly != want.LostExplicitly || rep.Unowed != want.Unowed {
+		t.Fatalf("report %+v,\nwant   %+v", *rep, want)
+	}
+	if rep.OK() {
+		t.Fatal("a report with violations is OK")
+	}
+	w.subs = w.subs[:1]
+	if rep := w.report(); !rep.OK() {
+		t.Fatalf("a clean report is not OK: %+v", *rep)
+	}
+}

@@ -1,0 +1,161 @@
+package chaos
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// process is a child process chaos starts, kills and restarts.
+type process struct {
+	name string
+	path string
+	args []string
+	log  string // file its output goes to
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (p *process) start() error {
+	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(p.path, p.args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	setDeathSignal(cmd)
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("start %s: %w", p.name, err)
+	}
+	p.cmd, p.done = cmd, make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	return nil
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *process) kill() {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	p.cmd = nil
+}
+
+// stop sends SIGTERM and waits up to timeout, then kills.
+func (p *process) stop(timeout time.Duration) {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		p.cmd = nil
+	case <-time.After(timeout):
+		p.kill()
+	}
+}
+
+// freePort returns a TCP port free on 127.0.0.1 right now.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitFor polls cond every 20ms until it holds, ctx ends or timeout passes.
+func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %v waiting for %s", timeout, what)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// redisProc is a redis-server persisting every write to its append-only
+// file, so that restarting it loses nothing acknowledged.
+type redisProc struct {
+	process
+	port int
+}
+
+func newRedis(bin, dir string) (*redisProc, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	r := &redisProc{port: port}
+	r.process = process{
+		name: "redis", path: bin, log: filepath.Join(dir, "redis.log"),
+		args: []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+			"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no"},
+	}
+	return r, nil
+}
+
+func (r *redisProc) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+
+func (r *redisProc) url() string { return "redis://" + r.addr() + "/0" }
+
+// ready reports whether Redis answers PING with PONG.
+func (r *redisProc) ready() bool {
+	conn, err := net.DialTimeout("tcp", r.addr(), time.Second)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "+PONG")
+}
+
+// nodeProc is one redcast node process.
+type nodeProc struct {
+	process
+	port int
+}
+
+func (n *nodeProc) base() string { return "127.0.0.1:" + strconv.Itoa(n.port) }
+
+func (n *nodeProc) wsURL() string { return "ws://" + n.base() + "/connection/websocket" }
+
+// ready reports whether the node answers /readyz with 200.
+func (n *nodeProc) ready() bool {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get("http://" + n.base() + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+var errNoBinary = errors.New("chaos: no redcast binary")
