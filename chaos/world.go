@@ -124,7 +124,8 @@ func (w *world) publish(ctx context.Context) {
 				case <-t.C:
 				}
 				ch := w.channels[(p+n*len(w.pubs))%len(w.channels)]
-				pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				// The last publish may outlive ctx: it is acked or failed for good.
+				pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 				pos, err := s.Publish(pctx, ch, map[string]int{"p": p, "n": n})
 				cancel()
 				w.mu.Lock()
