@@ -44,9 +44,8 @@ type Cluster struct {
 	nodes []*Server
 }
 
-// StartCluster starts the nodes, creates the cluster and waits until every
-// node reports cluster_state:ok and agrees on which masters own the slots,
-// and every replica is in sync. It fails the test if redis-server or
+// StartCluster starts the nodes, creates the cluster and waits until it is
+// healthy (see WaitHealthy). It fails the test if redis-server or
 // redis-cli is missing (both come with Debian's redis-server package).
 func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	t.Helper()
@@ -145,8 +144,9 @@ func (c *Cluster) Failover(master *Server) *Server {
 }
 
 // WaitHealthy waits until every running node reports cluster_state:ok and
-// sees the same masters owning the same slots, and every running replica's
-// link to its master is up. It fails the test after a deadline.
+// sees every running node the same way (the same masters owning the same
+// slots, the same replicas of the same masters), and every running
+// replica's link to its master is up. It fails the test after a deadline.
 func (c *Cluster) WaitHealthy() {
 	c.t.Helper()
 	c.waitFor("the cluster to be healthy", c.healthy)
@@ -156,6 +156,10 @@ func (c *Cluster) healthy() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	var first string
+	running := map[string]bool{}
+	for _, s := range c.running() {
+		running[s.Addr()] = true
+	}
 	for i, s := range c.running() {
 		info, err := s.Do(ctx, "CLUSTER", "INFO")
 		if err != nil {
@@ -168,10 +172,20 @@ func (c *Cluster) healthy() error {
 		if err != nil {
 			return err
 		}
+		// What the node knows of the running nodes: a master and its
+		// slots, or a replica and its master.
 		var view []string
 		for _, n := range nodes {
-			if n.master() && len(n.slots) > 0 && !strings.Contains(n.flags, "fail") {
-				view = append(view, n.addr+" "+strings.Join(n.slots, " "))
+			if !running[n.addr] {
+				continue
+			}
+			if strings.Contains(n.flags, "fail") {
+				return fmt.Errorf("%s sees %s as %s", s.Addr(), n.addr, n.flags)
+			}
+			if n.master() {
+				view = append(view, n.addr+" master "+strings.Join(n.slots, " "))
+			} else {
+				view = append(view, n.addr+" replica of "+n.masterID)
 			}
 			if n.self && !n.master() {
 				repl, err := s.Do(ctx, "INFO", "replication")

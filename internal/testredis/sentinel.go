@@ -115,7 +115,7 @@ func (st *Sentinel) Master() *Server {
 // Failover runs SENTINEL FAILOVER and waits until a replica has become
 // master and every sentinel reports it. It returns the new master. The
 // old master becomes a replica when the sentinels next look at it (within
-// about 10 seconds); WaitSynced waits for that.
+// about 10 seconds).
 func (st *Sentinel) Failover() *Server {
 	st.t.Helper()
 	old := st.Master()
@@ -140,14 +140,6 @@ func (st *Sentinel) Failover() *Server {
 		return st.settled(m, false)
 	})
 	return master
-}
-
-// WaitSynced waits until every sentinel knows every other running server
-// as a replica of the master, and each of them is in sync.
-func (st *Sentinel) WaitSynced() {
-	st.t.Helper()
-	master := st.Master()
-	st.waitFor("the replicas to be in sync", func() error { return st.settled(master, true) })
 }
 
 // promoted returns the server other than old that says it is master.

@@ -207,11 +207,14 @@ func TestSentinel(t *testing.T) {
 	}
 	old := st.Master()
 	do(t, old, "SET", "k", "v")
+	waitFor(t, "the replica to have the write", func() error {
+		_, err := st.servers[1].Do(t.Context(), "GET", "k")
+		return err
+	})
 	master := st.Failover()
 	if master == old || st.Master() != master {
 		t.Fatalf("after failover the master is %s (old %s, promoted %s)", st.Master().Addr(), old.Addr(), master.Addr())
 	}
-	st.WaitSynced()
 	if got := do(t, master, "GET", "k"); got != "v" {
 		t.Fatalf("GET on the new master: %q, want v", got)
 	}
