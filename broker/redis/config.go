@@ -10,7 +10,9 @@ import (
 // the documented default.
 type Config struct {
 	// URL locates Redis: redis://[user:password@]host:port/db, or rediss://
-	// for TLS. Required.
+	// for TLS. More addresses may follow as ?addr=host:port&addr=...: the
+	// nodes of a Redis Cluster, or the sentinels when master_set=NAME is
+	// given too (see the package documentation). Required.
 	URL string
 	// Prefix namespaces every key and pub/sub channel, so that several
 	// deployments can share one Redis. It must not contain '{' or '}'
