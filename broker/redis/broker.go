@@ -56,7 +56,9 @@ type Broker struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup // the pub/sub goroutine and the workers
 
-	dropped atomic.Uint64 // pub/sub messages dropped on full worker queues
+	dropped       atomic.Uint64 // pub/sub messages dropped on full worker queues
+	probeFailures atomic.Uint64 // pub/sub connections replaced for not returning a probe
+	id            string        // random, names this broker's probe channels
 
 	// testHookReconnect, if set before Start, is called by the pub/sub
 	// goroutine before each reconnection attempt (not the first
@@ -97,7 +99,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		}
 		return nil, fmt.Errorf("redis: connect: %w: %w", broker.ErrUnavailable, err)
 	}
-	b := &Broker{cfg: cfg, opt: opt, client: client, seed: maphash.MakeSeed()}
+	b := &Broker{cfg: cfg, opt: opt, client: client, seed: maphash.MakeSeed(), id: rand.Text()[:12]}
 	b.sharded = client.Mode() == rueidis.ClientModeCluster
 	if err := b.loadScripts(ctx); err != nil {
 		client.Close()
@@ -172,6 +174,7 @@ func (b *Broker) Start(ctx context.Context, h broker.EventHandler) error {
 	}
 	b.subs = newSubscriptions(b)
 	b.wg.Go(func() { b.subs.run(b.ctx) })
+	b.wg.Go(func() { b.subs.probeLoop(b.ctx) })
 	b.lifeMu.Unlock()
 
 	var err error
@@ -330,6 +333,11 @@ func (b *Broker) History(ctx context.Context, channel string, opts broker.Histor
 	}
 	return res, nil
 }
+
+// followsMaster reports whether the broker's Redis master may change
+// under it (Cluster and Sentinel), so that a pub/sub connection must check
+// that it reached a master.
+func (b *Broker) followsMaster() bool { return b.client.Mode() != rueidis.ClientModeStandalone }
 
 // publishCommand is the command that publishes on a channel's pub/sub
 // channel: SPUBLISH on a Cluster, so that a publication only travels

@@ -94,12 +94,20 @@
 // unsubscribes that slot's channels itself; the broker then subscribes
 // them where they are now and fills the gap the same way. Behind
 // Sentinel, rueidis follows the master the sentinels name, and a broken
-// connection is reopened to it. The same happens when a
+// (or deaf, see below) connection is reopened to it. The same happens when a
 // live publication does not follow the remembered offset. When history
 // cannot cover the gap (trimmed, expired, or a new epoch because Redis lost
 // its data) the broker delivers what there is, and the node's
 // subscriptions see the skipped offset or the new epoch and tell their
 // clients to recover (disconnect code 3004).
+//
+// A pub/sub connection can also stay open and hear nothing: a network
+// path that stopped forwarding, or a Sentinel failover that left it on the
+// old master (rueidis moves its other connections to the new one). So every
+// Config.ProbeInterval the broker publishes a probe to itself on each
+// connection, through its ordinary client as any publication goes; a probe
+// that has not come back by the next round makes the broker treat that
+// connection as broken, as above, and count it (ProbeFailures).
 //
 // While Redis is unreachable every call that needs it fails within
 // Config.Timeout with an error wrapping broker.ErrUnavailable.
@@ -115,7 +123,8 @@
 // # Goroutines
 //
 // Start starts the pub/sub goroutine (and a goroutine per pub/sub
-// connection that notices when it breaks) and the workers; Close stops them,
+// connection that notices when it breaks), the probe goroutine and the
+// workers; Close stops them,
 // closes the connections and waits, so that the handler is never called
 // after Close returns.
 package redis

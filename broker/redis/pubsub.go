@@ -62,7 +62,9 @@ type link struct {
 	addr   string
 	client rueidis.Client // the link's own client to its master on a Cluster; nil elsewhere
 	conn   rueidis.DedicatedClient
-	down   bool // set (under subscriptions.mu) when the connection broke
+	down   bool   // set (under subscriptions.mu) when the connection broke
+	probe  string // the link's probe channel
+	token  string // the probe token on its way, or ""; under subscriptions.mu
 }
 
 func newSubscriptions(b *Broker) *subscriptions {
@@ -352,7 +354,7 @@ func (s *subscriptions) moveChannels() {
 // a subscription by itself, and mark the link down when its connection
 // breaks.
 func (s *subscriptions) open(ctx context.Context, addr string) (*link, error) {
-	l := &link{addr: addr}
+	l := &link{addr: addr, probe: s.probeChannel(addr)}
 	if s.b.sharded {
 		opt := s.b.opt
 		opt.InitAddress = []string{addr}
@@ -367,16 +369,23 @@ func (s *subscriptions) open(ctx context.Context, addr string) (*link, error) {
 		l.conn, _ = s.b.client.Dedicate()
 	}
 	errc := l.conn.SetPubSubHooks(rueidis.PubSubHooks{
-		OnMessage:      s.b.route,
+		OnMessage: func(m rueidis.PubSubMessage) {
+			if m.Channel == l.probe {
+				s.probed(l, m.Message)
+				return
+			}
+			s.b.route(m)
+		},
 		OnSubscription: func(m rueidis.PubSubSubscription) { s.dropped(l, m) },
 	})
-	// A command makes sure the connection is up before it counts. On a
-	// Cluster it is ROLE: a topology read from a node that has not heard
-	// of a failover yet names a master that is a replica now, which
-	// would accept SSUBSCRIBE, so the channels would stay on a replica.
+	// ROLE makes sure the connection is up, and to a master: a Cluster
+	// topology read from a node that has not heard of a failover yet
+	// names a master that is a replica now, which would accept
+	// SSUBSCRIBE, and Sentinel's master may have just changed. Then the
+	// link subscribes to its probe channel.
 	octx, cancel := context.WithTimeout(ctx, s.b.cfg.Timeout)
 	defer cancel()
-	if s.b.sharded {
+	if s.b.followsMaster() {
 		role, err := l.conn.Do(octx, l.conn.B().Role().Build()).ToArray()
 		var kind string
 		if err == nil && len(role) > 0 {
@@ -389,9 +398,10 @@ func (s *subscriptions) open(ctx context.Context, addr string) (*link, error) {
 			l.close()
 			return nil, unavailable("connect pub/sub", err)
 		}
-	} else if err := l.conn.Do(octx, l.conn.B().Ping().Build()).Error(); err != nil {
+	}
+	if err := s.send(ctx, l, true, []string{l.probe}, true); err != nil {
 		l.close()
-		return nil, unavailable("connect pub/sub", err)
+		return nil, err
 	}
 	s.b.wg.Go(func() {
 		select {
@@ -501,12 +511,12 @@ func (s *subscriptions) reconcile(ctx context.Context) error {
 
 	var firstErr error
 	for l, chans := range unsub {
-		if err := s.send(ctx, l, false, chans); err != nil && firstErr == nil {
+		if err := s.send(ctx, l, false, chans, false); err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
 	for l, chans := range sub {
-		if err := s.send(ctx, l, true, chans); err != nil {
+		if err := s.send(ctx, l, true, chans, false); err != nil {
 			s.mu.Lock()
 			for _, ch := range chans {
 				if s.on[ch] == l {
@@ -602,11 +612,15 @@ func (s *subscriptions) confirm(ctx context.Context, chans []string) {
 // names channels of one slot only, so a round trip pipelines a command per
 // slot. A command returns once Redis executed it: Redis subscribes all
 // channels of a command before it answers, so every publication made
-// afterwards reaches this connection.
-func (s *subscriptions) send(ctx context.Context, l *link, subscribe bool, chans []string) error {
-	names := make([]string, len(chans))
-	for i, ch := range chans {
-		names[i] = s.b.tag(ch)
+// afterwards reaches this connection. Unless raw, chans are the broker's
+// channels rather than pub/sub channel names.
+func (s *subscriptions) send(ctx context.Context, l *link, subscribe bool, chans []string, raw bool) error {
+	names := chans
+	if !raw {
+		names = make([]string, len(chans))
+		for i, ch := range chans {
+			names[i] = s.b.tag(ch)
+		}
 	}
 	groups := [][]string{names}
 	if s.b.sharded {

@@ -91,6 +91,10 @@ func (st *Sentinel) URL() string {
 // Name returns the name the sentinels monitor the master under.
 func (st *Sentinel) Name() string { return st.name }
 
+// Servers returns the master and its replicas, in the order they were
+// started (roles change with failovers: see Master).
+func (st *Sentinel) Servers() []*Server { return append([]*Server(nil), st.servers...) }
+
 // Sentinels returns the sentinel processes.
 func (st *Sentinel) Sentinels() []*Server { return append([]*Server(nil), st.sentinels...) }
 
