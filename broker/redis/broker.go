@@ -1,11 +1,14 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +40,9 @@ var (
 // and Close it when done.
 type Broker struct {
 	cfg     Config
+	opt     rueidis.ClientOption // what client was made with
 	client  rueidis.Client
+	sharded bool // a Cluster: sharded pub/sub (SPUBLISH, SSUBSCRIBE)
 	seed    maphash.Seed
 	handler broker.EventHandler // set by Start
 	workers []*worker           // set by Start
@@ -51,7 +56,9 @@ type Broker struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup // the pub/sub goroutine and the workers
 
-	dropped atomic.Uint64 // pub/sub messages dropped on full worker queues
+	dropped       atomic.Uint64 // pub/sub messages dropped on full worker queues
+	probeFailures atomic.Uint64 // pub/sub connections replaced for not returning a probe
+	id            string        // random, names this broker's probe channels
 
 	// testHookReconnect, if set before Start, is called by the pub/sub
 	// goroutine before each reconnection attempt (not the first
@@ -72,7 +79,8 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	opt.ForceSingleClient = true // standalone Redis; Cluster support is separate
+	// rueidis asks the first address whether it is a Cluster node, and
+	// uses the sentinels when the URL names a master_set.
 	opt.DisableCache = true
 	opt.DisableRetry = true // fail fast: the caller decides whether to retry
 	// A pipelined connection has a reader goroutine that notices at once
@@ -91,20 +99,49 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		}
 		return nil, fmt.Errorf("redis: connect: %w: %w", broker.ErrUnavailable, err)
 	}
-	lctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	for _, src := range allScripts {
-		if err := client.Do(lctx, client.B().ScriptLoad().Script(src).Build()).Error(); err != nil {
-			client.Close()
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("redis: load scripts: %w: %w", broker.ErrUnavailable, err)
+	b := &Broker{cfg: cfg, opt: opt, client: client, seed: maphash.MakeSeed(), id: rand.Text()[:12]}
+	b.sharded = client.Mode() == rueidis.ClientModeCluster
+	if err := b.loadScripts(ctx); err != nil {
+		client.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
+		return nil, fmt.Errorf("redis: load scripts: %w: %w", broker.ErrUnavailable, err)
 	}
-	b := &Broker{cfg: cfg, client: client, seed: maphash.MakeSeed()}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	return b, nil
+}
+
+// loadScripts loads the Lua scripts, so that the first calls find them:
+// on every node of a Cluster (one that is down is skipped: EVALSHA falls
+// back to EVAL), or on the one Redis. It fails when no node answers.
+func (b *Broker) loadScripts(ctx context.Context) error {
+	targets := []rueidis.Client{b.client}
+	if b.sharded {
+		targets = slices.Collect(maps.Values(b.client.Nodes()))
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	var firstErr error
+	loaded := false
+	for _, c := range targets {
+		cmds := make(rueidis.Commands, len(allScripts))
+		for i, src := range allScripts {
+			cmds[i] = c.B().ScriptLoad().Script(src).Build()
+		}
+		var err error
+		for _, r := range c.DoMulti(ctx, cmds...) {
+			err = cmp.Or(err, r.Error())
+		}
+		if err == nil {
+			loaded = true
+		}
+		firstErr = cmp.Or(firstErr, err)
+	}
+	if loaded {
+		return nil
+	}
+	return firstErr
 }
 
 // Start makes the broker deliver to h: it starts the delivery workers and
@@ -137,6 +174,7 @@ func (b *Broker) Start(ctx context.Context, h broker.EventHandler) error {
 	}
 	b.subs = newSubscriptions(b)
 	b.wg.Go(func() { b.subs.run(b.ctx) })
+	b.wg.Go(func() { b.subs.probeLoop(b.ctx) })
 	b.lifeMu.Unlock()
 
 	var err error
@@ -194,6 +232,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 		ms(ttl),
 		ms(max(b.cfg.StreamTTL, ttl)),
 		newEpoch(),
+		b.publishCommand(),
 	}
 	octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
@@ -235,7 +274,11 @@ func (b *Broker) publishPresence(ctx context.Context, channel string, kind byte,
 	}
 	octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	cmd := b.client.B().Publish().Channel(b.tag(channel)).Message(encodePresenceMessage(kind, info)).Build()
+	msg := encodePresenceMessage(kind, info)
+	cmd := b.client.B().Publish().Channel(b.tag(channel)).Message(msg).Build()
+	if b.sharded {
+		cmd = b.client.B().Spublish().Channel(b.tag(channel)).Message(msg).Build()
+	}
 	if err := b.client.Do(octx, cmd).Error(); err != nil {
 		return b.wrap(ctx, "publish presence", err)
 	}
@@ -289,6 +332,21 @@ func (b *Broker) History(ctx context.Context, channel string, opts broker.Histor
 		return broker.HistoryResult{}, b.wrap(ctx, "history", err)
 	}
 	return res, nil
+}
+
+// followsMaster reports whether the broker's Redis master may change
+// under it (Cluster and Sentinel), so that a pub/sub connection must check
+// that it reached a master.
+func (b *Broker) followsMaster() bool { return b.client.Mode() != rueidis.ClientModeStandalone }
+
+// publishCommand is the command that publishes on a channel's pub/sub
+// channel: SPUBLISH on a Cluster, so that a publication only travels
+// within the shard that owns the channel.
+func (b *Broker) publishCommand() string {
+	if b.sharded {
+		return "SPUBLISH"
+	}
+	return "PUBLISH"
 }
 
 // historyCall is one channel's history request in a batch.

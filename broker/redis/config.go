@@ -10,7 +10,9 @@ import (
 // the documented default.
 type Config struct {
 	// URL locates Redis: redis://[user:password@]host:port/db, or rediss://
-	// for TLS. Required.
+	// for TLS. More addresses may follow as ?addr=host:port&addr=...: the
+	// nodes of a Redis Cluster, or the sentinels when master_set=NAME is
+	// given too (see the package documentation). Required.
 	URL string
 	// Prefix namespaces every key and pub/sub channel, so that several
 	// deployments can share one Redis. It must not contain '{' or '}'
@@ -52,6 +54,11 @@ type Config struct {
 	// SubscribeBatch is the most channels one SUBSCRIBE or UNSUBSCRIBE
 	// command carries. Default 512.
 	SubscribeBatch int
+	// ProbeInterval is how often the broker publishes a probe to itself
+	// on each pub/sub connection; one that has not come back by the next
+	// round makes the broker replace that connection (see
+	// Broker.ProbeFailures). Default 1s.
+	ProbeInterval time.Duration
 }
 
 // Defaults, see Config.
@@ -66,6 +73,7 @@ const (
 	DefaultWorkers           = 16
 	DefaultWorkerQueue       = 4096
 	DefaultSubscribeBatch    = 512
+	DefaultProbeInterval     = time.Second
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -88,6 +96,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.Workers, DefaultWorkers)
 	setDefault(&c.WorkerQueue, DefaultWorkerQueue)
 	setDefault(&c.SubscribeBatch, DefaultSubscribeBatch)
+	setDefault(&c.ProbeInterval, DefaultProbeInterval)
 	return c, nil
 }
 

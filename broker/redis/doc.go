@@ -9,9 +9,25 @@
 //	...
 //	node := redcast.NewNode(cfg, redcast.Deps{Broker: b, Presence: b})
 //
-// It needs a standalone Redis 6.2 or newer (RESP3, exclusive stream
-// ranges); Redis Cluster is not supported yet, but every key and the
-// pub/sub channel of a channel share one hash tag so that it can be.
+// # Deployments
+//
+// Config.URL chooses the deployment, in the URL form rueidis reads:
+//
+//	redis://host:6379/0                                   standalone Redis 6.2+
+//	redis://s1:26379?addr=s2:26379&master_set=mymaster    Sentinel
+//	redis://n1:7000?addr=n2:7000&addr=n3:7000             Redis Cluster 7+
+//
+// A standalone Redis needs 6.2 or newer (RESP3, exclusive stream ranges).
+// With master_set the addresses are sentinels: the broker works on the
+// master they name and follows it when they fail over. Otherwise rueidis
+// asks the first address whether it is a Cluster node; the addresses are
+// only seeds, the Cluster tells the rest. A Cluster needs Redis 7 or newer:
+// the broker uses sharded pub/sub (SPUBLISH, SSUBSCRIBE) there, so a
+// publication only travels within the shard that owns its channel, and
+// pub/sub traffic grows with the shards instead of reaching every node.
+// Every key and the pub/sub channel of a channel share one hash tag, so
+// they live in one slot and each script stays atomic. Channel names must
+// not contain braces (the node's channel rules forbid them).
 //
 // # Keys
 //
@@ -30,8 +46,8 @@
 // Redis lost its script cache): if the meta hash is missing it creates a new
 // epoch (and deletes a stale stream); it increments the offset, appends to
 // the stream with XADD MAXLEN ~ HistorySize (or deletes the stream when
-// HistorySize is 0), refreshes the TTLs and PUBLISHes the publication with
-// its offset and epoch. Being one script, publications of a channel get
+// HistorySize is 0), refreshes the TTLs and PUBLISHes (SPUBLISHes on a
+// Cluster) the publication with its offset and epoch. Being one script, publications of a channel get
 // consecutive offsets in the order they are published to subscribers, from
 // every node. History is one script too, so its position and publications
 // are one snapshot; it creates the epoch of a channel that has none, so the
@@ -43,10 +59,13 @@
 //
 // # Subscriptions and delivery
 //
-// Each Broker holds one pub/sub connection, owned by one goroutine that
-// sends every SUBSCRIBE and UNSUBSCRIBE: requests that arrive while it is
-// busy go out together, up to Config.SubscribeBatch channels per command,
-// so thousands of Subscribe calls at once cost a handful of commands.
+// Each Broker holds one pub/sub connection (on a Cluster, one per master,
+// each channel on the master that owns its slot), all owned by one
+// goroutine that sends every subscribe and unsubscribe command: requests
+// that arrive while it is busy go out together, up to
+// Config.SubscribeBatch channels per round trip (on a Cluster, one
+// SSUBSCRIBE per slot, pipelined), so thousands of Subscribe calls at once
+// cost a handful of round trips.
 // Subscribe returns once Redis confirmed the subscription and the broker
 // noted the channel's position. Unsubscribe stops delivery at once and
 // unsubscribes in Redis later (not at all if the channel is subscribed
@@ -62,17 +81,33 @@
 // # Outages
 //
 // For every subscribed channel the broker remembers the position it last
-// delivered. When the pub/sub connection breaks, Ready reports false,
+// delivered. When a pub/sub connection breaks, Ready reports false,
 // Subscribe fails at once, and the broker reconnects with exponential
 // backoff and jitter (Config.MinReconnectDelay to MaxReconnectDelay),
-// subscribes every channel again, then reads each channel's history since
-// the remembered position and delivers what was missed, in order, before
-// newer live publications and without duplicates. The same happens when a
+// subscribes the connection's channels again, then reads each channel's
+// history since the remembered position and delivers what was missed, in
+// order, before newer live publications and without duplicates. On a
+// Cluster, the channels of the other masters keep being delivered
+// meanwhile; the broker reads the topology (CLUSTER SHARDS) again before
+// it reconnects, so after a failover it subscribes on the new master. When
+// a master loses a slot (a failover, or a slot migrated) Redis
+// unsubscribes that slot's channels itself; the broker then subscribes
+// them where they are now and fills the gap the same way. Behind
+// Sentinel, rueidis follows the master the sentinels name, and a broken
+// (or deaf, see below) connection is reopened to it. The same happens when a
 // live publication does not follow the remembered offset. When history
 // cannot cover the gap (trimmed, expired, or a new epoch because Redis lost
 // its data) the broker delivers what there is, and the node's
 // subscriptions see the skipped offset or the new epoch and tell their
 // clients to recover (disconnect code 3004).
+//
+// A pub/sub connection can also stay open and hear nothing: a network
+// path that stopped forwarding, or a Sentinel failover that left it on the
+// old master (rueidis moves its other connections to the new one). So every
+// Config.ProbeInterval the broker publishes a probe to itself on each
+// connection, through its ordinary client as any publication goes; a probe
+// that has not come back by the next round makes the broker treat that
+// connection as broken, as above, and count it (ProbeFailures).
 //
 // While Redis is unreachable every call that needs it fails within
 // Config.Timeout with an error wrapping broker.ErrUnavailable.
@@ -87,7 +122,9 @@
 //
 // # Goroutines
 //
-// Start starts the pub/sub goroutine and the workers; Close stops them,
+// Start starts the pub/sub goroutine (and a goroutine per pub/sub
+// connection that notices when it breaks), the probe goroutine and the
+// workers; Close stops them,
 // closes the connections and waits, so that the handler is never called
 // after Close returns.
 package redis

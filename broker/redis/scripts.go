@@ -28,7 +28,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 //
 //	KEYS: stream, meta
 //	ARGV: pub/sub channel, body, history size, history TTL (ms),
-//	      meta TTL (ms), epoch to use if the channel has none
+//	      meta TTL (ms), epoch to use if the channel has none,
+//	      PUBLISH or SPUBLISH (on a Cluster: the pub/sub channel is in
+//	      the same slot as the keys)
 //
 // It returns {offset, epoch}.
 const publishLua = nowMs + `
@@ -51,7 +53,7 @@ if size > 0 then
 else
 	redis.call('DEL', stream)
 end
-redis.call('PUBLISH', ARGV[1], string.format('p%d:', offset) .. epoch .. ':' .. ARGV[2])
+redis.call(ARGV[7], ARGV[1], string.format('p%d:', offset) .. epoch .. ':' .. ARGV[2])
 return {offset, epoch}
 `
 

@@ -11,6 +11,10 @@
 // A missing redis-server binary fails the test with a message saying how
 // to install it: tests that need Redis are never skipped silently.
 //
+// StartCluster starts a Redis Cluster (3 masters, optionally with
+// replicas, created with redis-cli --cluster create) and StartSentinel a
+// master, replicas and sentinels; both offer failovers for tests.
+//
 // Readiness is detected by polling PING with a deadline, never by sleeping
 // a fixed time.
 package testredis
@@ -61,6 +65,10 @@ type Server struct {
 	bin  string
 	dir  string
 	port int
+	mode mode // plain, cluster node or sentinel
+	// busPort is a cluster node's cluster bus port (not port+10000, which
+	// may be above 65535 or taken).
+	busPort int
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd     // nil while killed
@@ -71,14 +79,32 @@ type Server struct {
 // fails the test if redis-server is not on PATH or does not become ready.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
+	return startMode(t, opts, modePlain)
+}
+
+// mode is the kind of process a Server runs.
+type mode int
+
+const (
+	modePlain    mode = iota
+	modeCluster       // a node of a Redis Cluster (see StartCluster)
+	modeSentinel      // a Redis Sentinel (see StartSentinel)
+)
+
+// startMode starts a server of the given mode on free ports.
+func startMode(t testing.TB, opts Options, m mode) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("testredis: redis-server not found on PATH (install it, e.g. apt-get install redis-server): %v", err)
 	}
-	s := &Server{t: t, opts: opts, bin: bin, dir: t.TempDir()}
+	s := &Server{t: t, opts: opts, bin: bin, dir: t.TempDir(), mode: m}
 	t.Cleanup(s.stop)
 	for attempt := 1; ; attempt++ {
 		port, err := freePort()
+		if err == nil && m == modeCluster {
+			s.busPort, err = freePort()
+		}
 		if err != nil {
 			t.Fatalf("testredis: %v", err)
 		}
@@ -98,6 +124,9 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 
 // URL returns a redis:// URL of the server's database 0.
 func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+
+// Port returns the server's port.
+func (s *Server) Port() int { return s.port }
 
 // Dir returns the server's working directory (where its log and AOF files are).
 func (s *Server) Dir() string { return s.dir }
@@ -149,12 +178,34 @@ func (s *Server) start() error {
 		"--dir", s.dir,
 		"--logfile", "redis.log",
 		"--daemonize", "no",
-		"--save", "",
 	}
-	if s.opts.AppendOnly {
-		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
-		args = append(args, "--appendonly", "no")
+	switch s.mode {
+	case modeSentinel:
+		// A sentinel needs a config file it can rewrite; it keeps what
+		// it learned there across Restart.
+		conf := filepath.Join(s.dir, "sentinel.conf")
+		if _, err := os.Stat(conf); err != nil {
+			if err := os.WriteFile(conf, nil, 0o600); err != nil {
+				return err
+			}
+		}
+		args = append([]string{conf, "--sentinel"}, args...)
+	case modeCluster:
+		args = append(args,
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", "nodes.conf",
+			"--cluster-port", strconv.Itoa(s.busPort),
+			"--cluster-node-timeout", strconv.Itoa(int(clusterNodeTimeout/time.Millisecond)))
+	}
+	if s.mode != modeSentinel {
+		// Replicas sync at once rather than after the default 5s wait
+		// for more replicas to share one transfer.
+		args = append(args, "--save", "", "--repl-diskless-sync-delay", "0")
+		if s.opts.AppendOnly {
+			args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+		} else {
+			args = append(args, "--appendonly", "no")
+		}
 	}
 	args = append(args, s.opts.Args...)
 	cmd := exec.Command(s.bin, args...)
@@ -201,6 +252,13 @@ func (s *Server) waitReady(exited <-chan struct{}) error {
 		}
 		time.Sleep(pollInterval)
 	}
+}
+
+// running reports whether the process runs (was not killed).
+func (s *Server) running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil
 }
 
 func (s *Server) killLocked() {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -142,5 +144,78 @@ func TestDoHonoursContext(t *testing.T) {
 	cancel()
 	if _, err := s.Do(ctx, "PING"); err == nil {
 		t.Fatal("Do with a canceled context succeeded")
+	}
+}
+
+func TestCluster(t *testing.T) {
+	c := StartCluster(t, ClusterOptions{Replicas: 1})
+	if n := len(c.Nodes()); n != 6 {
+		t.Fatalf("%d nodes, want 6", n)
+	}
+	masters := c.Masters()
+	if len(masters) != 3 {
+		t.Fatalf("%d masters, want 3", len(masters))
+	}
+	for _, s := range c.Nodes() {
+		if strings.HasSuffix(s.Addr(), ":6379") {
+			t.Fatalf("node on the default port %s", s.Addr())
+		}
+	}
+	if !strings.HasPrefix(c.URL(), "redis://"+c.Nodes()[0].Addr()+"?addr=") || strings.Count(c.URL(), "addr=") != 5 {
+		t.Errorf("URL %q does not name every node", c.URL())
+	}
+	// A key is served by the master that owns its slot, others redirect.
+	var owner *Server
+	for _, m := range masters {
+		if _, err := m.Do(t.Context(), "SET", "{k}", "v"); err == nil {
+			owner = m
+		} else if !strings.HasPrefix(err.Error(), "MOVED") {
+			t.Fatalf("SET on %s: %v", m.Addr(), err)
+		}
+	}
+	if owner == nil {
+		t.Fatal("no master accepted SET {k}")
+	}
+	promoted := c.Failover(owner)
+	if promoted == owner {
+		t.Fatal("Failover returned the old master")
+	}
+	if got := do(t, promoted, "GET", "{k}"); got != "v" {
+		t.Fatalf("GET on the promoted replica: %q, want v", got)
+	}
+	if !slices.Contains(c.Masters(), promoted) || slices.Contains(c.Masters(), owner) {
+		t.Fatalf("after failover %s should be master and %s not", promoted.Addr(), owner.Addr())
+	}
+	// A killed master is replaced by its replica (the old one).
+	promoted.Kill()
+	c.WaitHealthy()
+	if !slices.Contains(c.Masters(), owner) {
+		t.Fatalf("%s did not take over after its master was killed", owner.Addr())
+	}
+	promoted.Restart()
+	c.WaitHealthy()
+}
+
+func TestSentinel(t *testing.T) {
+	st := StartSentinel(t, SentinelOptions{})
+	if n := len(st.Sentinels()); n != 2 {
+		t.Fatalf("%d sentinels, want 2", n)
+	}
+	want := "redis://" + st.Sentinels()[0].Addr() + "?addr=" + url.QueryEscape(st.Sentinels()[1].Addr()) + "&master_set=mymaster"
+	if st.URL() != want {
+		t.Errorf("URL %q, want %q", st.URL(), want)
+	}
+	old := st.Master()
+	do(t, old, "SET", "k", "v")
+	waitFor(t, "the replica to have the write", func() error {
+		_, err := st.servers[1].Do(t.Context(), "GET", "k")
+		return err
+	})
+	master := st.Failover()
+	if master == old || st.Master() != master {
+		t.Fatalf("after failover the master is %s (old %s, promoted %s)", st.Master().Addr(), old.Addr(), master.Addr())
+	}
+	if got := do(t, master, "GET", "k"); got != "v" {
+		t.Fatalf("GET on the new master: %q, want v", got)
 	}
 }

@@ -1,0 +1,72 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redcast/redcast/broker/brokertest"
+	"github.com/redcast/redcast/internal/testproxy"
+	"github.com/redcast/redcast/internal/testredis"
+)
+
+// TestProbeReplacesDeafConnection freezes the subscriber's pub/sub
+// connection (a proxy stops forwarding on it without closing it, as a
+// broken network path would): the probe notices within a couple of
+// intervals, well before rueidis's own keepalive would, the broker
+// reconnects and delivers what was published meanwhile from history.
+func TestProbeReplacesDeafConnection(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	proxy := testproxy.New(t, srv.Addr())
+	cfg := fastReconnect(newPrefix())
+	cfg.ProbeInterval = 50 * time.Millisecond
+	cfg.URL = "redis://" + proxy.Addr() + "/0"
+	rec := brokertest.NewRecorder()
+	sub := newBrokerAt(t, cfg)
+	before := proxy.Accepted()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := sub.Start(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	pub := startBroker(t, srv, Config{Prefix: cfg.Prefix}, nopHandler{})
+	mustSubscribe(t, sub, "a")
+	epoch := mustPublish(t, pub, "a", "1").Epoch
+	rec.Wait(t, "a", 1)
+
+	proxy.Freeze(before) // the connections Start opened: the pub/sub one
+	begin := time.Now()
+	mustPublish(t, pub, "a", "2")
+	mustPublish(t, pub, "a", "3")
+	brokertest.WaitFor(t, "the probe to fail", func() bool { return sub.ProbeFailures() > 0 })
+	brokertest.WaitFor(t, "the subscriber to be ready", sub.Ready)
+	checkOffsets(t, "after a deaf connection", rec.Wait(t, "a", 3), epoch)
+	t.Logf("deaf connection replaced and filled in %v", time.Since(begin))
+	mustPublish(t, pub, "a", "4")
+	checkOffsets(t, "live again", rec.Wait(t, "a", 4), epoch)
+}
+
+// TestPubSubConnectionKilled kills the pub/sub connections from Redis
+// (CLIENT KILL TYPE pubsub): the broker reconnects and delivers what was
+// published meanwhile.
+func TestPubSubConnectionKilled(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	cfg := fastReconnect(newPrefix())
+	rec := brokertest.NewRecorder()
+	sub := startBroker(t, srv, cfg, rec)
+	pub := startBroker(t, srv, cfg, nopHandler{})
+	mustSubscribe(t, sub, "a")
+	epoch := mustPublish(t, pub, "a", "1").Epoch
+	rec.Wait(t, "a", 1)
+	for i := 2; i <= 4; i++ {
+		if n, err := srv.Do(t.Context(), "CLIENT", "KILL", "TYPE", "pubsub"); err != nil || n == "0" {
+			t.Fatalf("CLIENT KILL TYPE pubsub: %s, %v", n, err)
+		}
+		publishEventually(t, pub, "a", fmt.Sprint(i))
+		brokertest.WaitFor(t, "the subscriber to be ready", sub.Ready)
+	}
+	checkOffsets(t, "after kills", rec.Wait(t, "a", 4), epoch)
+	mustPublish(t, pub, "a", "5")
+	checkOffsets(t, "live again", rec.Wait(t, "a", 5), epoch)
+}

@@ -1,0 +1,302 @@
+package testredis
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	// clusterNodeTimeout is the cluster-node-timeout of cluster nodes: how
+	// long a node may be unreachable before its replica takes over. Short,
+	// so that tests of automatic failover are quick.
+	clusterNodeTimeout = 1500 * time.Millisecond
+	// clusterTimeout bounds how long a Cluster waits to become healthy
+	// (after creation, a failover or a restart).
+	clusterTimeout = 30 * time.Second
+)
+
+// ClusterOptions configure a Cluster. Zero values mean the defaults.
+type ClusterOptions struct {
+	// Masters is how many masters share the 16384 slots; at least 3
+	// (what redis-cli --cluster create accepts). Default 3.
+	Masters int
+	// Replicas is how many replicas each master has. Default 0; a test of
+	// failover needs 1.
+	Replicas int
+	// Node applies to every node (AppendOnly, extra Args).
+	Node Options
+}
+
+// Cluster is a Redis Cluster of redis-server processes on free loopback
+// ports, created with redis-cli --cluster create. Every node is killed
+// when the test ends. Nodes' Kill and Restart work as for a single Server;
+// after either, WaitHealthy waits until the cluster has recovered.
+type Cluster struct {
+	t     testing.TB
+	opts  ClusterOptions
+	nodes []*Server
+}
+
+// StartCluster starts the nodes, creates the cluster and waits until it is
+// healthy (see WaitHealthy). It fails the test if redis-server or
+// redis-cli is missing (both come with Debian's redis-server package).
+func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
+	t.Helper()
+	if opts.Masters == 0 {
+		opts.Masters = 3
+	}
+	if opts.Masters < 3 || opts.Replicas < 0 {
+		t.Fatalf("testredis: a cluster needs at least 3 masters and no negative replica count, not %d and %d", opts.Masters, opts.Replicas)
+	}
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatalf("testredis: redis-cli not found on PATH (install it, e.g. apt-get install redis-server, which brings redis-tools): %v", err)
+	}
+	c := &Cluster{t: t, opts: opts}
+	args := []string{"--cluster", "create"}
+	for range opts.Masters * (1 + opts.Replicas) {
+		s := startMode(t, opts.Node, modeCluster)
+		c.nodes = append(c.nodes, s)
+		args = append(args, s.Addr())
+	}
+	args = append(args, "--cluster-replicas", strconv.Itoa(opts.Replicas), "--cluster-yes")
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("testredis: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	c.WaitHealthy()
+	return c
+}
+
+// Nodes returns every node, masters and replicas, in the order they were
+// started (roles change with failovers: see Masters).
+func (c *Cluster) Nodes() []*Server { return slices.Clone(c.nodes) }
+
+// URL returns a redis:// URL naming every node as a seed, in the form
+// rueidis reads: redis://host1:port1?addr=host2:port2&addr=...
+func (c *Cluster) URL() string {
+	q := url.Values{}
+	for _, s := range c.nodes[1:] {
+		q.Add("addr", s.Addr())
+	}
+	return "redis://" + c.nodes[0].Addr() + "?" + q.Encode()
+}
+
+// Masters returns the running nodes that are masters owning slots, as they
+// see themselves.
+func (c *Cluster) Masters() []*Server {
+	c.t.Helper()
+	var out []*Server
+	for _, s := range c.running() {
+		if me, err := s.clusterSelf(); err == nil && me.master() && len(me.slots) > 0 {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Replica returns a running replica of master, failing the test if it has
+// none.
+func (c *Cluster) Replica(master *Server) *Server {
+	c.t.Helper()
+	id := c.nodeID(master)
+	for _, s := range c.running() {
+		if me, err := s.clusterSelf(); err == nil && !me.master() && me.masterID == id {
+			return s
+		}
+	}
+	c.t.Fatalf("testredis: master %s has no running replica", master.Addr())
+	return nil
+}
+
+// Failover makes a replica of master take its place with CLUSTER FAILOVER
+// (a manual failover: no write is lost), waits until the cluster is
+// healthy with the replica as master, and returns it. The old master
+// becomes its replica.
+func (c *Cluster) Failover(master *Server) *Server {
+	c.t.Helper()
+	replica := c.Replica(master)
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	if _, err := replica.Do(ctx, "CLUSTER", "FAILOVER"); err != nil {
+		c.t.Fatalf("testredis: CLUSTER FAILOVER on %s: %v", replica.Addr(), err)
+	}
+	c.waitFor("replica "+replica.Addr()+" to become master", func() error {
+		me, err := replica.clusterSelf()
+		if err != nil {
+			return err
+		}
+		if !me.master() || len(me.slots) == 0 {
+			return fmt.Errorf("%s is still %s", replica.Addr(), me.flags)
+		}
+		return nil
+	})
+	c.WaitHealthy()
+	return replica
+}
+
+// WaitHealthy waits until every running node reports cluster_state:ok and
+// sees every running node the same way (the same masters owning the same
+// slots, the same replicas of the same masters), and every running
+// replica's link to its master is up. It fails the test after a deadline.
+func (c *Cluster) WaitHealthy() {
+	c.t.Helper()
+	c.waitFor("the cluster to be healthy", c.healthy)
+}
+
+func (c *Cluster) healthy() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var first string
+	running := map[string]bool{}
+	for _, s := range c.running() {
+		running[s.Addr()] = true
+	}
+	for i, s := range c.running() {
+		info, err := s.Do(ctx, "CLUSTER", "INFO")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "cluster_state:ok") {
+			return fmt.Errorf("%s: not cluster_state:ok", s.Addr())
+		}
+		nodes, err := parseClusterNodes(s)
+		if err != nil {
+			return err
+		}
+		// What the node knows of the running nodes: a master and its
+		// slots, or a replica and its master.
+		var view []string
+		for _, n := range nodes {
+			if !running[n.addr] {
+				continue
+			}
+			if strings.Contains(n.flags, "fail") {
+				return fmt.Errorf("%s sees %s as %s", s.Addr(), n.addr, n.flags)
+			}
+			if n.master() {
+				view = append(view, n.addr+" master "+strings.Join(n.slots, " "))
+			} else {
+				view = append(view, n.addr+" replica of "+n.masterID)
+			}
+			if n.self && !n.master() {
+				repl, err := s.Do(ctx, "INFO", "replication")
+				if err != nil {
+					return err
+				}
+				if !strings.Contains(repl, "master_link_status:up") {
+					return fmt.Errorf("%s: replica not in sync", s.Addr())
+				}
+			}
+		}
+		slices.Sort(view)
+		v := strings.Join(view, "\n")
+		if i == 0 {
+			first = v
+		} else if v != first {
+			return fmt.Errorf("%s sees masters\n%s\nothers see\n%s", s.Addr(), v, first)
+		}
+	}
+	return nil
+}
+
+func (c *Cluster) waitFor(what string, cond func() error) {
+	c.t.Helper()
+	waitFor(c.t, what, cond)
+}
+
+// waitFor polls cond until it returns nil, failing the test after
+// clusterTimeout with cond's last error.
+func waitFor(t testing.TB, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(clusterTimeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testredis: waiting for %s: %v", what, err)
+		}
+		time.Sleep(5 * pollInterval)
+	}
+}
+
+// running returns the nodes that are not killed.
+func (c *Cluster) running() []*Server {
+	var out []*Server
+	for _, s := range c.nodes {
+		if s.running() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (c *Cluster) nodeID(s *Server) string {
+	c.t.Helper()
+	me, err := s.clusterSelf()
+	if err != nil {
+		c.t.Fatalf("testredis: CLUSTER NODES on %s: %v", s.Addr(), err)
+	}
+	return me.id
+}
+
+// clusterNode is one line of CLUSTER NODES.
+type clusterNode struct {
+	id, addr, flags, masterID string
+	self                      bool
+	slots                     []string
+}
+
+func (n clusterNode) master() bool { return strings.Contains(n.flags, "master") }
+
+// clusterSelf returns the node's own line of CLUSTER NODES.
+func (s *Server) clusterSelf() (clusterNode, error) {
+	nodes, err := parseClusterNodes(s)
+	if err != nil {
+		return clusterNode{}, err
+	}
+	for _, n := range nodes {
+		if n.self {
+			return n, nil
+		}
+	}
+	return clusterNode{}, fmt.Errorf("%s: CLUSTER NODES without myself", s.Addr())
+}
+
+// parseClusterNodes reads CLUSTER NODES of s: lines of
+// "id ip:port@bus flags master ping pong epoch link slot...".
+func parseClusterNodes(s *Server) ([]clusterNode, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	reply, err := s.Do(ctx, "CLUSTER", "NODES")
+	if err != nil {
+		return nil, err
+	}
+	var out []clusterNode
+	for line := range strings.Lines(reply) {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		addr, _, _ := strings.Cut(f[1], "@")
+		out = append(out, clusterNode{
+			id:       f[0],
+			addr:     addr,
+			flags:    f[2],
+			masterID: f[3],
+			self:     strings.Contains(f[2], "myself"),
+			slots:    f[8:],
+		})
+	}
+	return out, nil
+}
