@@ -122,6 +122,12 @@ func registerBrokerMetrics(reg prometheus.Registerer, b broker.Broker) {
 			Help: "Pub/sub messages the broker dropped on a full delivery queue (and then read from history instead).",
 		}, func() float64 { return float64(d.Dropped()) }))
 	}
+	if p, ok := b.(interface{ ProbeFailures() uint64 }); ok {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Name: "broker_probe_failures_total",
+			Help: "Pub/sub connections replaced because a probe publication did not come back in time.",
+		}, func() float64 { return float64(p.ProbeFailures()) }))
+	}
 	if r, ok := b.(interface{ Reconnects() uint64 }); ok {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Name: "broker_reconnects_total",

@@ -58,6 +58,7 @@ type Broker struct {
 
 	dropped       atomic.Uint64 // pub/sub messages dropped on full worker queues
 	probeFailures atomic.Uint64 // pub/sub connections replaced for not returning a probe
+	reconnects    atomic.Uint64 // pub/sub connections lost and opened again
 	id            string        // random, names this broker's probe channels
 
 	// testHookReconnect, if set before Start, is called by the pub/sub
@@ -209,6 +210,11 @@ func (b *Broker) Ready() bool {
 // channel's history to deliver what was dropped (or let the node see the
 // gap), so a drop is not a silent loss.
 func (b *Broker) Dropped() uint64 { return b.dropped.Load() }
+
+// Reconnects returns how many times a pub/sub connection was lost (to a
+// network error, a killed connection or a failed probe) and had to be
+// opened again.
+func (b *Broker) Reconnects() uint64 { return b.reconnects.Load() }
 
 // Publish runs one Lua script that gives the channel an epoch if it has
 // none, assigns the next offset, appends the publication to the channel's

@@ -6,15 +6,35 @@ import (
 )
 
 // Channels returns the channels some node is subscribed to (PUBSUB
-// CHANNELS on the broker's prefix), in no particular order.
+// CHANNELS on the broker's prefix, or on a Cluster PUBSUB SHARDCHANNELS on
+// every node), in no particular order.
 func (b *Broker) Channels(ctx context.Context) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	pattern := globEscape(b.cfg.Prefix) + ":{*}"
-	names, err := b.client.Do(ctx, b.client.B().PubsubChannels().Pattern(pattern).Build()).AsStrSlice()
-	if err != nil {
-		return nil, b.wrap(ctx, "list channels", err)
+	var names []string
+	if b.sharded {
+		// Sharded channels are known only to the shard that owns them:
+		// ask every node (replicas answer too; duplicates are dropped).
+		seen := map[string]bool{}
+		for _, node := range b.client.Nodes() {
+			list, err := node.Do(ctx, node.B().PubsubShardchannels().Pattern(pattern).Build()).AsStrSlice()
+			if err != nil {
+				return nil, b.wrap(ctx, "list channels", err)
+			}
+			for _, name := range list {
+				if !seen[name] {
+					seen[name] = true
+					names = append(names, name)
+				}
+			}
+		}
+	} else {
+		var err error
+		if names, err = b.client.Do(ctx, b.client.B().PubsubChannels().Pattern(pattern).Build()).AsStrSlice(); err != nil {
+			return nil, b.wrap(ctx, "list channels", err)
+		}
 	}
 	out := make([]string, 0, len(names))
 	for _, name := range names {

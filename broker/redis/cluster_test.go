@@ -2,6 +2,7 @@ package redis
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -119,6 +120,16 @@ func TestClusterNodesShareChannels(t *testing.T) {
 		}
 		if len(infos) != 1 || infos[0].Client != "c"+strconv.Itoa(i) {
 			t.Fatalf("presence of %s on the other node: %v", ch, infos)
+		}
+	}
+	// Channels lists the channels of every shard (and no probe channel).
+	listed, err := nodes[1].Channels(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range chans {
+		if !slices.Contains(listed, ch) {
+			t.Errorf("Channels() = %v lacks %s", listed, ch)
 		}
 	}
 	// Every master carries the publications of its own channels only.

@@ -69,4 +69,7 @@ func TestPubSubConnectionKilled(t *testing.T) {
 	checkOffsets(t, "after kills", rec.Wait(t, "a", 4), epoch)
 	mustPublish(t, pub, "a", "5")
 	checkOffsets(t, "live again", rec.Wait(t, "a", 5), epoch)
+	if n := sub.Reconnects(); n < 3 {
+		t.Errorf("Reconnects() = %d after 3 kills", n)
+	}
 }

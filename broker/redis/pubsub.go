@@ -423,8 +423,9 @@ func (l *link) close() {
 // linkDown marks a link whose connection broke.
 func (s *subscriptions) linkDown(l *link) {
 	s.mu.Lock()
-	if s.links[l.addr] == l {
+	if s.links[l.addr] == l && !l.down {
 		l.down, s.ready = true, false
+		s.b.reconnects.Add(1)
 	}
 	s.mu.Unlock()
 	s.wakeRun()

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -289,4 +291,25 @@ type countHandler struct {
 
 func (h *countHandler) HandlePublication(string, *protocol.Publication, protocol.StreamPosition) {
 	h.n.Add(1)
+}
+
+// TestChannels lists the channels some broker on the Redis subscribes to,
+// under its own prefix only.
+func TestChannels(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	a := startBroker(t, srv, Config{Prefix: "app*"}, nopHandler{})
+	b := startBroker(t, srv, Config{Prefix: "app*"}, nopHandler{})
+	other := startBroker(t, srv, Config{Prefix: "appx"}, nopHandler{})
+	mustSubscribe(t, a, "chat:1", "lobby")
+	mustSubscribe(t, b, "chat:2")
+	mustSubscribe(t, other, "chat:3")
+	got, err := a.Channels(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	got = slices.DeleteFunc(got, func(ch string) bool { return strings.HasPrefix(ch, "!probe") })
+	if want := []string{"chat:1", "chat:2", "lobby"}; !slices.Equal(got, want) {
+		t.Fatalf("Channels() = %v, want %v", got, want)
+	}
 }

@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		shutdownTimeout = fs.Duration("shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 		historySize     = fs.Int("history-size", 100, "publications kept per channel of the chat and default namespaces")
 		historyTTL      = fs.Duration("history-ttl", 24*time.Hour, "how long a publication stays in history")
-		redisURL        = fs.String("redis", "", "Redis URL (redis://[user:pass@]host:port/db or rediss:// for TLS); empty runs the embedded memory broker on one node")
+		redisURL        = fs.String("redis", "", "Redis URL: redis://[user:pass@]host:port/db (rediss:// for TLS); a Cluster as redis://host1:port1?addr=host2:port2&addr=host3:port3; Sentinel as redis://s1:26379?addr=s2:26379&master_set=NAME. Empty runs the embedded memory broker on one node")
 		redisPrefix     = fs.String("redis-prefix", "redcast", "prefix of every Redis key and channel, so deployments can share one Redis")
 		configFile      = fs.String("config", "", "JSON configuration file: auth, namespaces, origins, limits (see docs/configuration.md)")
 		tokenSecret     = fs.String("token-secret", "", "HMAC secret (32 bytes or more) that verifies HS256 connection and subscription tokens")
