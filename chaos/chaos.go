@@ -38,6 +38,10 @@ type Options struct {
 	// Defaults 4s and 1s. Soak runs no faults.
 	FaultEvery    time.Duration
 	FaultDowntime time.Duration
+	// Cluster runs Redis as a Cluster of 3 masters with a replica each
+	// (append-only files, fsync always) instead of one server; the Redis
+	// fault is then a master failover (CLUSTER FAILOVER).
+	Cluster bool
 	// Soak runs steady load without faults, sampling each node's memory
 	// and goroutines every SampleEvery (default 5s).
 	Soak        bool
@@ -146,12 +150,13 @@ func (r *Report) OK() bool {
 
 // run is the state of one run.
 type run struct {
-	opts   Options
-	dir    string
-	prefix string
-	redis  *redisProc
-	nodes  []*nodeProc
-	start  time.Time
+	opts    Options
+	dir     string
+	prefix  string
+	redis   *redisProc // standalone
+	cluster *cluster   // or Cluster
+	nodes   []*nodeProc
+	start   time.Time
 
 	mu      sync.Mutex
 	faults  []Fault
@@ -197,7 +202,7 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 			return nil, err
 		}
 	}
-	r.logf("redis on %s, %d nodes up", r.redis.addr(), len(r.nodes))
+	r.logf("redis on %s, %d nodes up", r.redisURL(), len(r.nodes))
 
 	w, err := r.startClients(ctx)
 	if err != nil {
@@ -234,7 +239,20 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 	return rep, nil
 }
 
+// redisURL is what the nodes get as --redis.
+func (r *run) redisURL() string {
+	if r.cluster != nil {
+		return r.cluster.url()
+	}
+	return r.redis.url()
+}
+
 func (r *run) startRedis(ctx context.Context) error {
+	if r.opts.Cluster {
+		c, err := r.startCluster(ctx, 3)
+		r.cluster = c
+		return err
+	}
 	rp, err := newRedis(r.opts.RedisServer, r.dir)
 	if err != nil {
 		return err
@@ -254,7 +272,7 @@ func (r *run) startNode(ctx context.Context, i int) error {
 	n := &nodeProc{port: port}
 	n.process = process{
 		name: "node" + strconv.Itoa(i), path: r.opts.Binary, log: filepath.Join(r.dir, fmt.Sprintf("node%d.log", i)),
-		args: []string{"serve", "--addr", "127.0.0.1:" + strconv.Itoa(port), "--redis", r.redis.url(),
+		args: []string{"serve", "--addr", "127.0.0.1:" + strconv.Itoa(port), "--redis", r.redisURL(),
 			"--redis-prefix", r.prefix, "--history-size", "10000", "--publish-rate", "-1",
 			"--node-name", "chaos-" + strconv.Itoa(i), "--log-level", "warn", "--reconnect-spread", "500ms"},
 	}
@@ -271,6 +289,9 @@ func (r *run) stopAll() {
 	}
 	if r.redis != nil {
 		r.redis.stop(5 * time.Second)
+	}
+	if r.cluster != nil {
+		r.cluster.stop()
 	}
 }
 
@@ -297,6 +318,16 @@ func (r *run) faultLoop(ctx context.Context) {
 			return // a fault must not outlast publishing
 		}
 		// Every (nodes+1)th fault is Redis; the others kill nodes in turn.
+		if step%(len(r.nodes)+1) == len(r.nodes) && r.cluster != nil {
+			r.fault("failing over a Redis master")
+			did, err := r.cluster.failover(context.WithoutCancel(ctx), step)
+			if err != nil {
+				r.logf("failover: %v", err)
+				return
+			}
+			r.fault(did)
+			continue
+		}
 		if step%(len(r.nodes)+1) == len(r.nodes) {
 			r.fault("kill -9 redis")
 			r.redis.kill()

@@ -1,9 +1,12 @@
 package chaos
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/redcast/redcast/protocol"
@@ -12,21 +15,56 @@ import (
 // TestShortRun runs "redcast chaos" as CI's short mode: three nodes, every
 // node and Redis killed once, and nothing acknowledged may go missing.
 func TestShortRun(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "redcast")
-	build := exec.Command("go", "build", "-o", bin, "github.com/redcast/redcast/cmd/redcast")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building redcast: %v\n%s", err, out)
+	t.Parallel()
+	runChaos(t, []string{"kill -9 redis", "redis restarted from its AOF"})
+}
+
+// TestShortRunCluster is the short mode on a Redis Cluster, with a master
+// failover.
+func TestShortRunCluster(t *testing.T) {
+	t.Parallel()
+	runChaos(t, []string{"CLUSTER FAILOVER to"}, "--cluster")
+}
+
+// buildOnce builds the redcast binary once for the tests.
+var buildOnce = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "redcast-chaos-test-")
+	if err != nil {
+		return "", err
 	}
-	cmd := exec.CommandContext(t.Context(), bin, "chaos", "-v", "--duration", "14s", "--fault-every", "3s",
-		"--clients", "60", "--channels", "20", "--rate", "200", "--dir", t.TempDir())
-	out, err := cmd.CombinedOutput()
-	t.Logf("redcast chaos:\n%s", out)
+	bin := filepath.Join(dir, "redcast")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/redcast/redcast/cmd/redcast").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building redcast: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bin, err := buildOnce(); err == nil {
+		_ = os.RemoveAll(filepath.Dir(bin))
+	}
+	os.Exit(code)
+}
+
+// runChaos runs a short chaos run with extra flags and checks that it
+// passed, killed every node, and did the faults in want.
+func runChaos(t *testing.T, want []string, flags ...string) {
+	bin, err := buildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"chaos", "-v", "--duration", "14s", "--fault-every", "3s",
+		"--clients", "60", "--channels", "20", "--rate", "200", "--dir", t.TempDir()}, flags...)
+	out, err := exec.CommandContext(t.Context(), bin, args...).CombinedOutput()
+	t.Logf("redcast %s:\n%s", strings.Join(args, " "), out)
 	if err != nil {
 		t.Fatalf("redcast chaos failed: %v", err)
 	}
-	for _, want := range []string{"kill -9 node0", "kill -9 node1", "kill -9 node2", "kill -9 redis", "gaps                       0", "result: PASS"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("the report lacks %q", want)
+	want = append(want, "kill -9 node0", "kill -9 node1", "kill -9 node2", "gaps                       0", "result: PASS")
+	for _, w := range want {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("the report lacks %q", w)
 		}
 	}
 }

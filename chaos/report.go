@@ -13,8 +13,12 @@ func (r *Report) Print(w io.Writer) {
 	if o.Soak {
 		mode = "soak"
 	}
-	fmt.Fprintf(w, "redcast %s: %d nodes on Redis (AOF, fsync always), %d clients × %d of %d channels, %d publishers at %.0f/s for %v (%v in all)\n",
-		mode, o.Nodes, o.Clients, o.ChannelsPerClient, o.Channels, o.Publishers, o.Rate, o.Duration, r.Elapsed.Round(100_000_000))
+	redis := "Redis"
+	if o.Cluster {
+		redis = "a Redis Cluster of 3 masters + 3 replicas"
+	}
+	fmt.Fprintf(w, "redcast %s: %d nodes on %s (AOF, fsync always), %d clients × %d of %d channels, %d publishers at %.0f/s for %v (%v in all)\n",
+		mode, o.Nodes, redis, o.Clients, o.ChannelsPerClient, o.Channels, o.Publishers, o.Rate, o.Duration, r.Elapsed.Round(100_000_000))
 	fmt.Fprintf(w, "  publications acknowledged  %d (and %d failed at the publisher, allowed to be lost)\n", r.Acked, r.Failed)
 	fmt.Fprintf(w, "  deliveries expected        %d\n", r.Expected)
 	fmt.Fprintf(w, "  deliveries made            %d\n", r.Delivered)

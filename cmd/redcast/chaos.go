@@ -27,6 +27,7 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&o.Duration, "duration", 30*time.Second, "how long to publish")
 	fs.DurationVar(&o.FaultEvery, "fault-every", 4*time.Second, "time between faults (kill -9 a node, or Redis, in turn)")
 	fs.DurationVar(&o.FaultDowntime, "fault-downtime", time.Second, "how long a killed process stays down")
+	fs.BoolVar(&o.Cluster, "cluster", false, "run Redis as a Cluster (3 masters + 3 replicas); the Redis fault is then a master failover")
 	fs.BoolVar(&o.Soak, "soak", false, "steady load without faults, sampling memory and goroutines")
 	fs.DurationVar(&o.SampleEvery, "sample-every", 5*time.Second, "with --soak: time between samples")
 	fs.StringVar(&o.RedisServer, "redis-server", "", "redis-server binary (default: from PATH)")
