@@ -128,6 +128,12 @@ func registerBrokerMetrics(reg prometheus.Registerer, b broker.Broker) {
 			Help: "Pub/sub connections replaced because a probe publication did not come back in time.",
 		}, func() float64 { return float64(p.ProbeFailures()) }))
 	}
+	if r, ok := b.(interface{ Rewinds() uint64 }); ok {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Name: "broker_rewinds_total",
+			Help: "Channels whose stream Redis had lost writes of (a failover to a replica behind its master), restarted in a new epoch.",
+		}, func() float64 { return float64(r.Rewinds()) }))
+	}
 	if r, ok := b.(interface{ Reconnects() uint64 }); ok {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Name: "broker_reconnects_total",

@@ -59,6 +59,7 @@ type Broker struct {
 	dropped       atomic.Uint64 // pub/sub messages dropped on full worker queues
 	probeFailures atomic.Uint64 // pub/sub connections replaced for not returning a probe
 	reconnects    atomic.Uint64 // pub/sub connections lost and opened again
+	rewinds       atomic.Uint64 // streams found behind what was delivered
 	id            string        // random, names this broker's probe channels
 
 	// testHookReconnect, if set before Start, is called by the pub/sub
@@ -557,3 +558,30 @@ func newEpoch() string { return rand.Text()[:8] }
 
 // ms formats d in whole milliseconds, at least 1 (PEXPIRE 0 deletes).
 func ms(d time.Duration) string { return strconv.FormatInt(max(d.Milliseconds(), 1), 10) }
+
+// rewind starts a new epoch for a channel whose stream is behind seen (see
+// rewindLua) and returns its position afterwards.
+func (b *Broker) rewind(ctx context.Context, channel string, seen protocol.StreamPosition) (protocol.StreamPosition, error) {
+	b.rewinds.Add(1)
+	tag := b.tag(channel)
+	octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	reply, err := rewindScript.Exec(octx, b.client, []string{tag + ":s", tag + ":m"},
+		[]string{seen.Epoch, strconv.FormatUint(seen.Offset, 10), newEpoch()}).ToArray()
+	if err != nil {
+		return protocol.StreamPosition{}, b.wrap(ctx, "rewind", err)
+	}
+	if len(reply) != 2 {
+		return protocol.StreamPosition{}, fmt.Errorf("redis: rewind: unexpected reply of %d elements", len(reply))
+	}
+	off, err1 := reply[0].AsInt64()
+	epoch, err2 := reply[1].ToString()
+	if err := errors.Join(err1, err2); err != nil {
+		return protocol.StreamPosition{}, fmt.Errorf("redis: rewind: %w", err)
+	}
+	return protocol.StreamPosition{Offset: uint64(off), Epoch: epoch}, nil
+}
+
+// Rewinds returns how many times the broker found a channel's stream behind
+// what it had delivered (writes lost in a failover) and started a new epoch.
+func (b *Broker) Rewinds() uint64 { return b.rewinds.Load() }

@@ -180,6 +180,7 @@ return redis.call('HGETALL', KEYS[1])
 
 var (
 	publishScript        = rueidis.NewLuaScript(publishLua)
+	rewindScript         = rueidis.NewLuaScript(rewindLua)
 	historyScript        = rueidis.NewLuaScript(historyLua)
 	presenceAddScript    = rueidis.NewLuaScript(presenceAddLua)
 	presenceRemoveScript = rueidis.NewLuaScript(presenceRemoveLua)
@@ -187,4 +188,26 @@ var (
 )
 
 // allScripts are loaded by New, so that the first calls find them.
-var allScripts = []string{publishLua, historyLua, presenceAddLua, presenceRemoveLua, presenceLua}
+var allScripts = []string{publishLua, historyLua, presenceAddLua, presenceRemoveLua, presenceLua, rewindLua}
+
+// rewindLua starts a new epoch for a channel whose stream went back: a
+// node saw offset ARGV[2] in epoch ARGV[1], but Redis now has a lower
+// offset in that epoch (a failover to a replica that had not received the
+// latest writes). Offsets would be given out again for other publications;
+// a new epoch makes every subscriber recover (and learn that it cannot)
+// instead of taking them for duplicates. Only the first node to notice
+// changes the epoch; the stream of the old epoch is dropped.
+//
+//	KEYS: stream, meta
+//	ARGV: the epoch seen, the offset seen, the new epoch
+//
+// It returns {offset, epoch}, the channel's position afterwards.
+const rewindLua = `
+local m = redis.call('HMGET', KEYS[2], 'e', 'o')
+if m[1] == ARGV[1] and tonumber(m[2] or 0) < tonumber(ARGV[2]) then
+	redis.call('DEL', KEYS[1])
+	redis.call('HSET', KEYS[2], 'e', ARGV[3])
+	m[1] = ARGV[3]
+end
+return {tonumber(m[2] or 0), m[1]}
+`

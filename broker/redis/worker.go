@@ -282,6 +282,16 @@ func (w *worker) resync(ctx context.Context, chans []string) (failed []string) {
 			again = append(again, i)
 		}
 	}
+	// A stream that went back in its epoch lost writes the node saw:
+	// start a new epoch, so that subscribers recover instead of taking
+	// the offsets given out again for duplicates.
+	for i, c := range calls {
+		since := c.opts.Since
+		if errs[i] == nil && results[i].Position.Epoch == since.Epoch && results[i].Position.Offset < since.Offset {
+			results[i] = broker.HistoryResult{}
+			results[i].Position, errs[i] = w.b.rewind(ctx, c.channel, *since)
+		}
+	}
 	if len(again) > 0 {
 		recalls := make([]historyCall, len(again))
 		for j, i := range again {
