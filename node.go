@@ -48,6 +48,8 @@ type Node struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 
+	// historyBatch shares the history reads of concurrent subscribes.
+	historyBatch *historyBatch
 	// table holds what the node knows of all nodes (see nodes.go).
 	table *nodeTable
 	// controls queues control requests from other nodes (see control.go).
@@ -86,6 +88,7 @@ func NewNode(cfg Config, deps Deps) *Node {
 		controls: make(chan []byte, controlQueueSize),
 	}
 	n.table = newNodeTable(n.cfg.NodeName)
+	n.historyBatch = newHistoryBatch()
 	n.policy = auth.Policy{Namespaces: n.cfg.Namespaces, Verifier: n.cfg.Verifier, MaxChannelLength: n.cfg.MaxChannelLength}
 	if n.broker == nil {
 		n.broker = memory.New(memory.Config{})

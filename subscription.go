@@ -160,7 +160,7 @@ func (c *Client) readHistory(p protocol.SubscribeParams, opts auth.Namespace) (*
 	b := c.node.broker
 	res := &protocol.SubscribeResult{Recoverable: opts.HistorySize > 0}
 	if p.Since != nil && opts.HistorySize > 0 {
-		h, err := b.History(c.ctx, p.Channel, broker.HistoryOptions{Since: p.Since, Limit: MaxHistoryLimit})
+		h, err := c.node.historyBatch.read(c.ctx, b, p.Channel, broker.HistoryOptions{Since: p.Since, Limit: MaxHistoryLimit})
 		if err != nil {
 			c.node.metrics.BrokerErrors.WithLabelValues("history").Inc()
 			return nil, err
@@ -180,7 +180,7 @@ func (c *Client) readHistory(p protocol.SubscribeParams, opts auth.Namespace) (*
 	if opts.HistorySize == 0 {
 		limit = 0
 	}
-	h, err := b.History(c.ctx, p.Channel, broker.HistoryOptions{Limit: limit})
+	h, err := c.node.historyBatch.read(c.ctx, b, p.Channel, broker.HistoryOptions{Limit: limit})
 	if err != nil {
 		c.node.metrics.BrokerErrors.WithLabelValues("history").Inc()
 		return nil, err
