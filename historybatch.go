@@ -42,9 +42,9 @@ type historyKey struct {
 type historyRead struct {
 	limit  int // the most any joiner asked for
 	joined int // callers served by it
-	done  chan struct{}
-	res   broker.HistoryResult
-	err   error
+	done   chan struct{}
+	res    broker.HistoryResult
+	err    error
 }
 
 func newHistoryBatch() *historyBatch {
