@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -49,8 +51,14 @@ func redcastBinary(t *testing.T) string {
 // nodeProcess is a redcast node running as its own process.
 type nodeProcess struct {
 	cmd  *exec.Cmd
-	base string
+	addr string // host:port it serves on
+	base string // "ws://" + addr
 	done chan struct{}
+	// exitErr is what cmd.Wait returned; read it once done is closed.
+	exitErr error
+
+	mu  sync.Mutex
+	log []string // the lines of its standard error so far
 }
 
 var addrRE = regexp.MustCompile(`"redcast serving" addr=(\S+)`)
@@ -73,11 +81,14 @@ func startNodeProcess(t *testing.T, args ...string) *nodeProcess {
 		defer close(p.done)
 		lines := bufio.NewScanner(stderr)
 		for lines.Scan() {
+			p.mu.Lock()
+			p.log = append(p.log, lines.Text())
+			p.mu.Unlock()
 			if m := addrRE.FindStringSubmatch(lines.Text()); m != nil {
 				addr <- m[1]
 			}
 		}
-		_ = cmd.Wait()
+		p.exitErr = cmd.Wait()
 	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
@@ -85,13 +96,20 @@ func startNodeProcess(t *testing.T, args ...string) *nodeProcess {
 	})
 	select {
 	case a := <-addr:
-		p.base = "ws://" + a
+		p.addr, p.base = a, "ws://"+a
 	case <-p.done:
-		t.Fatal("redcast exited before serving")
+		t.Fatalf("redcast exited before serving:\n%s", strings.Join(p.logLines(), "\n"))
 	case <-time.After(waitTimeout):
 		t.Fatal("redcast did not start serving")
 	}
 	return p
+}
+
+// logLines returns the lines the node logged so far.
+func (p *nodeProcess) logLines() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.log)
 }
 
 // kill stops the node with SIGKILL: no disconnect push, no leave, no
