@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -46,20 +49,28 @@ func redcastBinary(t *testing.T) string {
 	return binary
 }
 
-// nodeProcess is a redcast node running as its own process.
-type nodeProcess struct {
+// process is the redcast binary running as a child process, with the lines
+// it printed so far.
+type process struct {
 	cmd  *exec.Cmd
-	base string
 	done chan struct{}
+	// exitErr is what cmd.Wait returned; read it once done is closed.
+	exitErr error
+
+	mu             sync.Mutex
+	stdout, stderr []string
 }
 
-var addrRE = regexp.MustCompile(`"redcast serving" addr=(\S+)`)
-
-// startNodeProcess runs the redcast binary with args on a random port and
-// waits until it serves. The process is killed when the test ends.
-func startNodeProcess(t *testing.T, args ...string) *nodeProcess {
+// startProcess runs the redcast binary with args, in an environment without
+// REDCAST_ variables. It is killed when the test ends.
+func startProcess(t *testing.T, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(redcastBinary(t), append([]string{"--addr", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(redcastBinary(t), args...)
+	cmd.Env = cliEnv()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -67,30 +78,103 @@ func startNodeProcess(t *testing.T, args ...string) *nodeProcess {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &nodeProcess{cmd: cmd, done: make(chan struct{})}
-	addr := make(chan string, 1)
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	var reading sync.WaitGroup
+	reading.Go(func() { p.collect(stdout, &p.stdout) })
+	reading.Go(func() { p.collect(stderr, &p.stderr) })
 	go func() {
-		defer close(p.done)
-		lines := bufio.NewScanner(stderr)
-		for lines.Scan() {
-			if m := addrRE.FindStringSubmatch(lines.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		_ = cmd.Wait()
+		reading.Wait() // Wait closes the pipes: read them to the end first
+		p.exitErr = cmd.Wait()
+		close(p.done)
 	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-p.done
 	})
-	select {
-	case a := <-addr:
-		p.base = "ws://" + a
-	case <-p.done:
-		t.Fatal("redcast exited before serving")
-	case <-time.After(waitTimeout):
-		t.Fatal("redcast did not start serving")
+	return p
+}
+
+// collect appends the lines of r to *lines until r ends.
+func (p *process) collect(r io.Reader, lines *[]string) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		p.mu.Lock()
+		*lines = append(*lines, sc.Text())
+		p.mu.Unlock()
 	}
+}
+
+// outLines returns the lines of the standard output so far.
+func (p *process) outLines() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.stdout)
+}
+
+// logLines returns the lines of the standard error so far.
+func (p *process) logLines() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.stderr)
+}
+
+// exited reports whether the process has exited.
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits for the process to exit and returns what Wait returned: nil
+// for exit status 0. It fails the test if that takes longer than
+// waitTimeout.
+func (p *process) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.exitErr
+	case <-time.After(waitTimeout):
+		t.Fatal("the process did not exit")
+		return nil
+	}
+}
+
+// cliEnv is the test's environment without REDCAST_ variables, which
+// would change what the commands do.
+func cliEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "REDCAST_") })
+}
+
+// nodeProcess is a redcast node running as its own process.
+type nodeProcess struct {
+	*process
+	addr string // host:port it serves on
+	base string // "ws://" + addr
+}
+
+var addrRE = regexp.MustCompile(`"redcast serving" addr=(\S+)`)
+
+// startNodeProcess runs the redcast binary with args on a random port (a
+// later --addr in args wins) and waits until it serves. The process is
+// killed when the test ends.
+func startNodeProcess(t *testing.T, args ...string) *nodeProcess {
+	t.Helper()
+	p := &nodeProcess{process: startProcess(t, append([]string{"--addr", "127.0.0.1:0"}, args...)...)}
+	waitFor(t, "redcast serving", func() bool {
+		for _, l := range p.logLines() {
+			if m := addrRE.FindStringSubmatch(l); m != nil {
+				p.addr, p.base = m[1], "ws://"+m[1]
+				return true
+			}
+		}
+		if p.exited() {
+			t.Fatalf("redcast exited before serving (%v):\n%s", p.exitErr, strings.Join(p.logLines(), "\n"))
+		}
+		return false
+	})
 	return p
 }
 

@@ -27,8 +27,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case "serve":
 			args = args[1:]
 		case "version":
-			fmt.Fprintln(stdout, "redcast", redcast.Version)
-			return nil
+			return runVersion(args[1:], stdout, stderr)
 		case "token":
 			return runToken(args[1:], getenv, stdout, stderr)
 		case "pub":
