@@ -134,9 +134,7 @@ func (n *Node) Start(ctx context.Context) error {
 // ends, then closes the broker. From the moment it is called the node is
 // not Ready and refuses new connections.
 func (n *Node) Shutdown(ctx context.Context) error {
-	n.mu.Lock()
-	n.draining = true
-	n.mu.Unlock()
+	n.Drain()
 	for _, c := range n.clientList() {
 		d := protocol.DisconnectShutdown
 		if n.cfg.ReconnectSpread > 0 {
@@ -160,6 +158,15 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, fmt.Errorf("redcast: close broker: %w", cerr))
 	}
 	return err
+}
+
+// Drain marks the node as shutting down without disconnecting anyone: it is
+// not Ready and refuses new connections. Shutdown does it too; calling it
+// first, some time before, lets load balancers notice.
+func (n *Node) Drain() {
+	n.mu.Lock()
+	n.draining = true
+	n.mu.Unlock()
 }
 
 // Ready reports whether the node can serve: it is not shutting down and its

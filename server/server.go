@@ -39,6 +39,11 @@ type Config struct {
 	// AllowedOrigins lists browser origins other than the server's own
 	// that may open WebSockets ("*" for any). Default: same origin only.
 	AllowedOrigins []string
+	// ShutdownDelay is how long Shutdown keeps serving, not ready (/readyz
+	// answers 503) and refusing new connections, before it closes the
+	// listener and disconnects clients, so that load balancers stop
+	// sending clients first. Default 0.
+	ShutdownDelay time.Duration
 	// APIKey turns on the HTTP server API at /api/ for backends that send
 	// "Authorization: apikey APIKey". Empty: the API is off (404).
 	APIKey string
@@ -51,8 +56,9 @@ type Server struct {
 	handler http.Handler
 	http    *http.Server
 
-	shutdownOnce sync.Once
-	shutdownErr  error
+	shutdownDelay time.Duration
+	shutdownOnce  sync.Once
+	shutdownErr   error
 }
 
 // New builds a server and starts its node (and so its broker).
@@ -68,7 +74,7 @@ func New(cfg Config) (*Server, error) {
 	if err := node.Start(context.Background()); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s := &Server{node: node, log: log}
+	s := &Server{node: node, log: log, shutdownDelay: cfg.ShutdownDelay}
 	ws := websocket.NewHandler(node, websocket.Options{AllowedOrigins: cfg.AllowedOrigins, Logger: log})
 	mux := http.NewServeMux()
 	mux.Handle("GET /connection/websocket", ws.Protocol())
@@ -163,6 +169,15 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 // closes the broker. It is safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
+		if s.shutdownDelay > 0 {
+			s.node.Drain()
+			t := time.NewTimer(s.shutdownDelay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
 		// http.Server.Shutdown closes listeners and idle HTTP connections
 		// but does not know about hijacked WebSockets: the node closes those.
 		herr := s.http.Shutdown(ctx)

@@ -70,6 +70,7 @@ func TestCLIHelp(t *testing.T) {
 		{[]string{"token", "--help"}, "Usage: redcast token", []string{"-user", "-secret", "-ttl", "-info", "-channel"}},
 		{[]string{"bench", "--help"}, "Usage: redcast bench", []string{"-url", "-scenario", "-subscribers", "-channels", "-rate", "-duration"}},
 		{[]string{"version", "--help"}, "Usage: redcast version", nil},
+		{[]string{"chaos", "--help"}, "Usage: redcast chaos", []string{"-nodes", "-clients", "-cluster", "-soak", "-long", "-duration"}},
 	} {
 		r := runCLI(t, "", nil, tc.args...)
 		name := "redcast " + strings.Join(tc.args, " ")
@@ -95,7 +96,7 @@ func TestCLIBadUsage(t *testing.T) {
 		args []string
 		want string // the last line of stderr
 	}{
-		{[]string{"nosuch"}, `redcast: unknown command "nosuch" (commands: serve, pub, sub, token, bench, version)`},
+		{[]string{"nosuch"}, `redcast: unknown command "nosuch" (commands: serve, pub, sub, token, bench, chaos, version)`},
 		{[]string{"--nosuch"}, "redcast: flag provided but not defined: -nosuch"},
 		{[]string{"--addr"}, "redcast: flag needs an argument: -addr"},
 		{[]string{"--history-size", "many"}, `redcast: invalid value "many" for flag -history-size: parse error`},

@@ -3,12 +3,15 @@ package test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/client"
+	"github.com/redcast/redcast/internal/testserver"
 	"github.com/redcast/redcast/protocol"
+	"github.com/redcast/redcast/server"
 )
 
 // TestShutdown checks that Shutdown tells every client to reconnect
@@ -110,4 +113,36 @@ func TestShutdownSpreadsReconnects(t *testing.T) {
 	if len(delays) < 2 {
 		t.Errorf("every session got the same delay: %v", delays)
 	}
+}
+
+// TestShutdownDelay: during ShutdownDelay the server answers /readyz with
+// 503 and refuses new connections while its clients stay connected; then
+// it disconnects them as usual.
+func TestShutdownDelay(t *testing.T) {
+	addr, srv := testserver.Start(t, server.Config{ShutdownDelay: 2 * time.Second})
+	base := "ws://" + addr
+	ctx := testContext(t)
+	c := dial(t, base, "stays")
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	waitFor(t, "/readyz to answer 503", func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz during the delay: %v", err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("a client was hurt during the delay: %v", err)
+	}
+	if nc, err := client.Dial(ctx, protocolURL(base), client.Options{}); err == nil {
+		nc.Close()
+		t.Error("a new connection was accepted during the delay")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	<-c.Done()
+	wantDisconnect(t, "client", c.Err(), protocol.DisconnectShutdown.Code)
 }

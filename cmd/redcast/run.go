@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logLevel        = fs.String("log-level", "info", "log level: debug, info, warn, error")
 		logFormat       = fs.String("log-format", "text", "log format: text or json")
 		shutdownTimeout = fs.Duration("shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+		shutdownDelay   = fs.Duration("shutdown-delay", 0, "on SIGTERM, how long to keep serving with /readyz answering 503 (so load balancers stop sending clients) before closing the listener and disconnecting clients; counts against --shutdown-timeout")
 		historySize     = fs.Int("history-size", 100, "publications kept per channel of the chat and default namespaces")
 		historyTTL      = fs.Duration("history-ttl", 24*time.Hour, "how long a publication stays in history")
 		redisURL        = fs.String("redis", "", "Redis URL: redis://[user:pass@]host:port/db (rediss:// for TLS); a Cluster as redis://host1:port1?addr=host2:port2&addr=host3:port3; Sentinel as redis://s1:26379?addr=s2:26379&master_set=NAME. Empty runs the embedded memory broker on one node")
@@ -115,7 +116,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 
-	scfg := server.Config{Node: cfg, Logger: log, APIKey: *apiKey}
+	scfg := server.Config{Node: cfg, Logger: log, APIKey: *apiKey, ShutdownDelay: *shutdownDelay}
 	if fc != nil && !set["allowed-origins"] {
 		scfg.AllowedOrigins = fc.AllowedOrigins
 	}
