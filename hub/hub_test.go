@@ -106,3 +106,22 @@ func BenchmarkBroadcast(b *testing.B) {
 		})
 	}
 }
+
+// TestBroadcastAllocatesPerEventNotPerDelivery checks that a broadcast
+// allocates the same to 10 subscribers as to 10,000: nothing per delivery.
+func TestBroadcastAllocatesPerEventNotPerDelivery(t *testing.T) {
+	allocs := func(n int) float64 {
+		h := New()
+		for range n {
+			h.Add("c", &discard{})
+		}
+		pub := &protocol.Publication{Offset: 1, Data: []byte(`{"text":"hi"}`)}
+		return testing.AllocsPerRun(100, func() {
+			h.Broadcast(&Event{Channel: "c", Kind: KindPublication, Pub: pub})
+		})
+	}
+	few, many := allocs(10), allocs(10000)
+	if many > few {
+		t.Errorf("a broadcast to 10,000 subscribers allocates %v times, to 10 %v times: want the same", many, few)
+	}
+}
