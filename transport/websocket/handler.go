@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/gobwas/ws"
 
@@ -34,6 +36,13 @@ type Options struct {
 	AllowedOrigins []string
 	// Logger receives connection logs; nil discards them.
 	Logger *slog.Logger
+	// FlushWindow is how long the writer of a connection that receives a
+	// steady stream gathers messages between two writes: the first message
+	// after a quiet spell and the replies to a client's commands go out at
+	// once, later ones wait at most this long. It trades a little latency
+	// for far fewer system calls under load. Default DefaultFlushWindow;
+	// negative: write as soon as possible.
+	FlushWindow time.Duration
 }
 
 // NewHandler returns a Handler for node.
@@ -125,25 +134,42 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, format hub.Forma
 		h.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
+	// Keep what the client sent after its request (frames it did not wait
+	// to send), and nothing else of net/http's: the connection is served
+	// by a goroutine of its own, and this handler returns so that net/http
+	// releases its buffers and request.
+	var pre []byte
+	if n := rw.Reader.Buffered(); n > 0 {
+		b, _ := rw.Reader.Peek(n)
+		pre = slices.Clone(b)
+	}
+	window := h.opts.FlushWindow
+	switch {
+	case window == 0:
+		window = DefaultFlushWindow
+	case window < 0:
+		window = 0
+	}
 	c := newConn(nc, format, limits{
 		maxMessages:  cfg.QueueMaxMessages,
 		maxBytes:     cfg.QueueMaxBytes,
 		writeTimeout: cfg.WriteTimeout,
 		pingInterval: cfg.PingInterval,
+		flushWindow:  window,
 	})
-	rd := &reader{
-		c:        c,
-		br:       rw.Reader,
-		maxSize:  cfg.MaxFrameSize,
-		idle:     cfg.PingInterval + cfg.PongTimeout,
-		tooLarge: protocol.DisconnectFrameTooLarge,
-		binary:   protocol.DisconnectBadFrame,
-	}
+	rd := newReader(c, pre)
+	rd.maxSize = cfg.MaxFrameSize
+	rd.idle = cfg.PingInterval + cfg.PongTimeout
+	rd.tooLarge, rd.binary = protocol.DisconnectFrameTooLarge, protocol.DisconnectBadFrame
 	if room != nil {
 		rd.maxSize = cfg.MaxDataSize
 		rd.tooLarge, rd.binary = protocol.DisconnectPlainTooLarge, protocol.DisconnectPlainBinary
 	}
-	go c.writeLoop()
+	go h.run(c, rd, format, room, r.RemoteAddr)
+}
+
+// run serves an upgraded connection until it closes.
+func (h *Handler) run(c *conn, rd *reader, format hub.Format, room *plainRoom, remote string) {
 	client, err := h.node.NewClient(c, format)
 	if err != nil {
 		d := protocol.DisconnectShutdown
@@ -152,15 +178,16 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, format hub.Forma
 		}
 		c.Close(d)
 		rd.drain()
-		_ = nc.Close()
+		_ = c.nc.Close()
 		return
 	}
-	h.log.Debug("client connected", "client", client.ID(), "remote", r.RemoteAddr, "plain", room != nil)
+	h.log.Debug("client connected", "client", client.ID(), "remote", remote, "plain", room != nil)
+	c.startPinging()
 	h.readLoop(client, c, rd, room)
 	// The socket is closed before the client is released, so that a node
 	// that saw all its clients go has no connection left behind.
 	rd.drain()
-	_ = nc.Close()
+	_ = c.nc.Close()
 	client.Closed()
 }
 
@@ -191,6 +218,7 @@ func (h *Handler) readLoop(client *redcast.Client, c *conn, rd *reader, room *pl
 		}
 		if room == nil {
 			client.HandleFrame(msg)
+			c.flushNow()
 		} else if err := client.PublishText(room.channel, msg); err != nil {
 			h.log.Warn("plain publish failed", "channel", room.channel, "client", client.ID(), "err", err)
 			c.Close(protocol.DisconnectPlainInternal)
