@@ -246,3 +246,44 @@ func fmtBytes(n int64) string {
 	}
 	return fmt.Sprintf("%d B", n)
 }
+
+// TableHeader is the header of the table that WriteRow writes rows of.
+const TableHeader = "scenario                    conns     deliveries/s  lost  p50       p99       srv µs/deliv  deliv/write  RSS/conn   connect    ready      loadgen"
+
+// WriteRow writes the report as one row of a table under TableHeader,
+// named name: the figures that compare runs. A figure that does not apply
+// to the scenario is "-".
+func (r *Report) WriteRow(w io.Writer, name string) error {
+	dash := func(ok bool, s string) string {
+		if !ok {
+			return "-"
+		}
+		return s
+	}
+	fanout := r.Scenario == Fanout
+	d, l, s := r.Deliveries, r.Latency, r.Server
+	if s == nil {
+		s = &Server{}
+	}
+	conns := fmt.Sprintf("%d", r.Connections.OK)
+	if r.Connections.Failed > 0 || r.Connections.Disconnected > 0 {
+		conns += fmt.Sprintf("(-%d)", r.Connections.Failed+r.Connections.Disconnected)
+	}
+	sat := fmt.Sprintf("%.0f%%", 100*r.LoadGen.Utilization)
+	if r.LoadGen.Saturated {
+		sat += " SAT"
+	}
+	_, err := fmt.Fprintf(w, "%-27s %-9s %-13s %-5s %-9s %-9s %-13s %-12s %-10s %-10s %-10s %s\n",
+		name, conns,
+		dash(fanout, fmt.Sprintf("%.0f", d.PerSecond)),
+		dash(fanout, fmt.Sprintf("%d", d.Lost)),
+		dash(fanout && l.Count > 0, fmtDur(l.P50)),
+		dash(fanout && l.Count > 0, fmtDur(l.P99)),
+		dash(s.CPUPerDelivery > 0, fmt.Sprintf("%.3f", s.CPUPerDelivery/1e3)),
+		dash(s.DeliveriesPerWrite > 0, fmt.Sprintf("%.1f", s.DeliveriesPerWrite)),
+		dash(s.RSSPerConnection > 0, fmtBytes(s.RSSPerConnection)),
+		fmtDur(r.Connections.ConnectTime),
+		dash(r.Scenario != Idle, fmtDur(r.Connections.ReadyTime)),
+		sat)
+	return err
+}
