@@ -107,8 +107,9 @@ func BenchmarkBroadcast(b *testing.B) {
 	}
 }
 
-// TestBroadcastAllocatesPerEventNotPerDelivery checks that a broadcast
-// allocates the same to 10 subscribers as to 10,000: nothing per delivery.
+// TestBroadcastAllocatesPerEventNotPerDelivery checks that a broadcast to
+// 10,000 subscribers allocates no more than one to 10: nothing per delivery.
+// (A stray allocation of the runtime may show in either count.)
 func TestBroadcastAllocatesPerEventNotPerDelivery(t *testing.T) {
 	allocs := func(n int) float64 {
 		h := New()
@@ -121,7 +122,7 @@ func TestBroadcastAllocatesPerEventNotPerDelivery(t *testing.T) {
 		})
 	}
 	few, many := allocs(10), allocs(10000)
-	if many > few {
-		t.Errorf("a broadcast to 10,000 subscribers allocates %v times, to 10 %v times: want the same", many, few)
+	if perDelivery := (many - few) / (10000 - 10); perDelivery >= 0.001 {
+		t.Errorf("a broadcast to 10,000 subscribers allocates %v times, to 10 %v times: %.3f per delivery, want 0", many, few, perDelivery)
 	}
 }

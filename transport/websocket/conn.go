@@ -70,8 +70,11 @@ type conn struct {
 	// deadline is the socket's write deadline (the writer's).
 	deadline time.Time
 
-	kick       chan struct{} // cap 1: end the flush window now
-	writerDone chan struct{} // closed once finished is set
+	// kick (cap 1) ends the running writer's flush window or wait; nil
+	// when no writer runs.
+	kick chan struct{}
+	// writerDone is closed once finished is set; made on demand (done).
+	writerDone chan struct{}
 }
 
 type limits struct {
@@ -85,13 +88,21 @@ type limits struct {
 }
 
 func newConn(nc net.Conn, format hub.Format, l limits) *conn {
-	return &conn{
-		nc:         nc,
-		format:     format,
-		limits:     l,
-		kick:       make(chan struct{}, 1),
-		writerDone: make(chan struct{}),
+	return &conn{nc: nc, format: format, limits: l}
+}
+
+// done returns a channel closed once no writer will write again: the close
+// frame is written or the socket failed.
+func (c *conn) done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writerDone == nil {
+		c.writerDone = make(chan struct{})
+		if c.finished {
+			close(c.writerDone)
+		}
 	}
+	return c.writerDone
 }
 
 // startPinging pings the peer every ping interval until the connection
@@ -127,7 +138,8 @@ func (c *conn) startWriterLocked() {
 		c.kickWriter()
 	case !c.writing && !c.finished:
 		c.writing = true
-		go c.writeLoop()
+		c.kick = make(chan struct{}, 1)
+		go c.writeLoop(c.kick)
 	}
 }
 
@@ -209,7 +221,7 @@ func (c *conn) isClosing() bool {
 // empty for writerLinger, or the connection closes. Closing, it writes the
 // close frame and half-closes the socket so that the read loop sees the
 // peer's answer or EOF.
-func (c *conn) writeLoop() {
+func (c *conn) writeLoop(kick <-chan struct{}) {
 	var (
 		batch, control [][]byte
 		timer          *time.Timer
@@ -223,7 +235,7 @@ func (c *conn) writeLoop() {
 		}
 		select {
 		case <-timer.C:
-		case <-c.kick:
+		case <-kick:
 		}
 	}
 	for {
@@ -240,7 +252,7 @@ func (c *conn) writeLoop() {
 			if now.Sub(quietSince) >= writerLinger {
 				// Stop, and hold no buffers while idle.
 				c.writing, c.parked = false, false
-				c.queue, c.control = nil, nil
+				c.queue, c.control, c.kick = nil, nil, nil
 				c.mu.Unlock()
 				if timer != nil {
 					timer.Stop()
@@ -383,11 +395,13 @@ func (c *conn) finish(control, batch [][]byte, d protocol.Disconnect) {
 func (c *conn) finishLocked() {
 	c.writing = false
 	c.finished = true
-	c.queue, c.control = nil, nil
+	c.queue, c.control, c.kick = nil, nil, nil
 	if c.ping != nil {
 		c.ping.Stop()
 	}
-	close(c.writerDone)
+	if c.writerDone != nil {
+		close(c.writerDone)
+	}
 }
 
 // extendReadDeadline gives the peer d more to send its next frame, unless the

@@ -168,6 +168,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, format hub.Forma
 	go h.run(c, rd, format, room, r.RemoteAddr)
 }
 
+// session is a served connection: what its read loop needs, whichever
+// goroutine runs it.
+type session struct {
+	client *redcast.Client
+	c      *conn
+	rd     *reader
+	room   *plainRoom
+}
+
 // run serves an upgraded connection until it closes.
 func (h *Handler) run(c *conn, rd *reader, format hub.Format, room *plainRoom, remote string) {
 	client, err := h.node.NewClient(c, format)
@@ -183,26 +192,44 @@ func (h *Handler) run(c *conn, rd *reader, format hub.Format, room *plainRoom, r
 	}
 	h.log.Debug("client connected", "client", client.ID(), "remote", remote, "plain", room != nil)
 	c.startPinging()
-	h.readLoop(client, c, rd, room)
-	// The socket is closed before the client is released, so that a node
-	// that saw all its clients go has no connection left behind.
-	rd.drain()
-	_ = c.nc.Close()
-	client.Closed()
-}
-
-// readLoop hands the client's messages to its session until the connection
-// closes, and makes sure it is closing when it returns.
-func (h *Handler) readLoop(client *redcast.Client, c *conn, rd *reader, room *plainRoom) {
+	s := &session{client: client, c: c, rd: rd, room: room}
 	if room != nil {
 		if err := client.JoinRoom(room.channel, room.name, room.echo); err != nil {
 			h.log.Warn("plain client could not join", "channel", room.channel, "err", err)
 			c.Close(protocol.DisconnectPlainInternal)
+			h.end(s)
 			return
 		}
 	}
+	h.readLoop(s, false)
+}
+
+// readLoop hands the client's messages to its session until the connection
+// closes, then releases it. Handling commands grows a goroutine's stack,
+// and an idle connection should not keep that: when a read loop that
+// handled frames would wait for the peer, it continues on a fresh
+// goroutine, which waits for the next frame with as little stack as it
+// can (fresh).
+func (h *Handler) readLoop(s *session, fresh bool) {
+	c, rd := s.c, s.rd
+	used := !fresh
 	for {
-		msg, err := rd.next()
+		if used && rd.waiting() {
+			rd.park()
+			_ = c.extendReadDeadline(rd.idle) // here, where the stack is grown already
+			go h.readLoop(s, true)
+			return
+		}
+		var (
+			msg []byte
+			err error
+		)
+		if fresh {
+			err, fresh = rd.wait(), false
+		}
+		if err == nil {
+			msg, err = rd.next()
+		}
 		if err != nil {
 			switch {
 			case errors.Is(err, errClosedByPeer):
@@ -211,18 +238,29 @@ func (h *Handler) readLoop(client *redcast.Client, c *conn, rd *reader, room *pl
 				// The socket failed or the peer went quiet past the ping timeout.
 				c.Close(protocol.DisconnectNoPong)
 			}
-			return
+			break
 		}
 		if c.isClosing() {
-			return
+			break
 		}
-		if room == nil {
-			client.HandleFrame(msg)
+		used = true
+		if s.room == nil {
+			s.client.HandleFrame(msg)
 			c.flushNow()
-		} else if err := client.PublishText(room.channel, msg); err != nil {
-			h.log.Warn("plain publish failed", "channel", room.channel, "client", client.ID(), "err", err)
+		} else if err := s.client.PublishText(s.room.channel, msg); err != nil {
+			h.log.Warn("plain publish failed", "channel", s.room.channel, "client", s.client.ID(), "err", err)
 			c.Close(protocol.DisconnectPlainInternal)
-			return
+			break
 		}
 	}
+	h.end(s)
+}
+
+// end releases a connection whose read loop ended (it is closing). The
+// socket is closed before the client is released, so that a node that saw
+// all its clients go has no connection left behind.
+func (h *Handler) end(s *session) {
+	s.rd.drain()
+	_ = s.c.nc.Close()
+	s.client.Closed()
 }

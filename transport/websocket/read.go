@@ -71,7 +71,9 @@ type reader struct {
 	tooLarge, binary protocol.Disconnect
 
 	hdr [ws.MaxHeaderSize]byte
-	buf []byte
+	// first is set when wait read the first byte of the next header.
+	first bool
+	buf   []byte
 }
 
 func newReader(c *conn, pre []byte) *reader {
@@ -82,7 +84,7 @@ func newReader(c *conn, pre []byte) *reader {
 // until the next call. On a protocol violation it closes the connection with
 // the matching disconnect and returns errViolation.
 func (r *reader) next() ([]byte, error) {
-	if cap(r.buf) > maxReuse || r.waiting() {
+	if cap(r.buf) > maxReuse {
 		r.buf = nil
 	}
 	r.buf = r.buf[:0]
@@ -138,6 +140,22 @@ func (r *reader) next() ([]byte, error) {
 	}
 }
 
+// wait waits until the peer sends, with no buffer and the shallowest
+// stack it can: it reads the first byte of the next frame straight from
+// the socket. The read deadline must be set. Call it only when waiting()
+// is true.
+func (r *reader) wait() error {
+	n, err := r.src.nc.Read(r.hdr[:1])
+	if n == 1 {
+		r.first = true
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
 // waiting reports whether the next read waits for the peer: nothing of
 // its data is buffered.
 func (r *reader) waiting() bool {
@@ -149,15 +167,28 @@ func (r *reader) waiting() bool {
 func (r *reader) readHeader() (ws.Header, error) {
 	var h ws.Header
 	b := r.hdr[:2]
-	if r.waiting() {
+	direct := r.waiting()
+	if direct {
 		r.release()
-		if _, err := io.ReadFull(&r.src, b); err != nil {
+		from := b
+		if r.first {
+			from, r.first = b[1:], false
+		}
+		if _, err := io.ReadFull(&r.src, from); err != nil {
+			if len(from) < len(b) {
+				err = noEOF(err)
+			}
 			return h, err
 		}
+	}
+	if r.br == nil {
 		r.br = readBufs.Get().(*bufio.Reader)
 		r.br.Reset(&r.src)
-	} else if _, err := io.ReadFull(r.br, b); err != nil {
-		return h, err
+	}
+	if !direct {
+		if _, err := io.ReadFull(r.br, b); err != nil {
+			return h, err
+		}
 	}
 	h.Fin = b[0]&0x80 != 0
 	h.Rsv = (b[0] & 0x70) >> 4
@@ -208,6 +239,13 @@ func noEOF(err error) error {
 	return err
 }
 
+// park gives back both buffers between messages, before a wait for the
+// peer: call it only when waiting() is true and next returned a message.
+func (r *reader) park() {
+	r.buf = nil
+	r.release()
+}
+
 // release gives the read buffer back to the pool.
 func (r *reader) release() {
 	if r.br != nil {
@@ -248,7 +286,7 @@ func (r *reader) violation(d protocol.Disconnect) error {
 // does not reset the connection before the peer has read our close frame.
 // It gives the read buffer back.
 func (r *reader) drain() {
-	<-r.c.writerDone
+	<-r.c.done()
 	if r.br != nil {
 		_, _ = io.Copy(io.Discard, r.br)
 		r.release()
