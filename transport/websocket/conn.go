@@ -224,17 +224,11 @@ func (c *conn) isClosing() bool {
 func (c *conn) writeLoop(kick <-chan struct{}) {
 	var (
 		batch, control [][]byte
-		timer          *time.Timer
 		quietSince     time.Time
 	)
 	wait := func(d time.Duration) {
-		if timer == nil {
-			timer = time.NewTimer(d)
-		} else {
-			timer.Reset(d)
-		}
 		select {
-		case <-timer.C:
+		case <-defaultClock.after(d):
 		case <-kick:
 		}
 	}
@@ -254,9 +248,6 @@ func (c *conn) writeLoop(kick <-chan struct{}) {
 				c.writing, c.parked = false, false
 				c.queue, c.control, c.kick = nil, nil, nil
 				c.mu.Unlock()
-				if timer != nil {
-					timer.Stop()
-				}
 				return
 			}
 			c.parked = true
