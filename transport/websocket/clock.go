@@ -1,7 +1,9 @@
 package websocket
 
 import (
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,6 +21,10 @@ const clockSlots = 64
 // (which, armed and fired a quarter of a million times a second, cost as
 // much CPU as the writes they spaced out).
 type flushClock struct {
+	// stretch is added to every flush window while the process is
+	// saturated (see loadWatch).
+	stretch atomic.Int64
+
 	mu      sync.Mutex
 	epoch   time.Time
 	done    uint64 // ticks whose channels are closed
@@ -59,7 +65,13 @@ func (fc *flushClock) tickAt(now time.Time) uint64 {
 func (fc *flushClock) run() {
 	t := time.NewTicker(clockTick)
 	defer t.Stop()
+	var load loadWatch
 	for now := range t.C {
+		if now.Sub(load.at) >= loadInterval {
+			if cpu, ok := processCPU(); ok {
+				load.update(&fc.stretch, now, cpu, runtime.GOMAXPROCS(0))
+			}
+		}
 		fc.mu.Lock()
 		for end := fc.tickAt(now); fc.done < end; {
 			fc.done++
@@ -76,4 +88,50 @@ func (fc *flushClock) run() {
 		}
 		fc.mu.Unlock()
 	}
+}
+
+// The stretch of flush windows under load.
+const (
+	maxStretch   = 24 * time.Millisecond
+	loadInterval = 25 * time.Millisecond
+	// Windows grow while the process uses more than busyCPU of its
+	// processors (GOMAXPROCS), and shrink while it uses less than
+	// relaxedCPU.
+	busyCPU    = 0.85
+	relaxedCPU = 0.60
+)
+
+// loadWatch stretches flush windows while the process is saturated. A
+// saturated process that writes each message alone spends its CPU on
+// system calls and falls further behind (its goroutines wait to run,
+// publishes wait for their broker, and fewer messages arrive per window);
+// longer windows put more messages in each write until it keeps up again.
+// Its CPU time, read every loadInterval, tells; windows grow fast and
+// shrink slowly, so that latency returns to the configured window once
+// the load is gone.
+type loadWatch struct {
+	at  time.Time
+	cpu time.Duration
+}
+
+// update sets stretch from the process's CPU time cpu at now, with procs
+// processors.
+func (w *loadWatch) update(stretch *atomic.Int64, now time.Time, cpu time.Duration, procs int) {
+	first := w.at.IsZero() || now.Sub(w.at) > 4*loadInterval // the clock was not running
+	use := float64(cpu-w.cpu) / float64(now.Sub(w.at)) / float64(procs)
+	w.at, w.cpu = now, cpu
+	if first {
+		return
+	}
+	st := time.Duration(stretch.Load())
+	switch {
+	case use > busyCPU:
+		st = min(st*3/2+clockTick, maxStretch)
+	case use < relaxedCPU:
+		st = st * 3 / 4
+		if st < clockTick {
+			st = 0
+		}
+	}
+	stretch.Store(int64(st))
 }

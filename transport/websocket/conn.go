@@ -225,12 +225,19 @@ func (c *conn) writeLoop(kick <-chan struct{}) {
 	var (
 		batch, control [][]byte
 		quietSince     time.Time
+		lastWrite      time.Time
 	)
 	wait := func(d time.Duration) {
 		select {
 		case <-defaultClock.after(d):
 		case <-kick:
 		}
+	}
+	// window is the flush window, stretched while the process is
+	// saturated; then even a connection that was quiet waits for it.
+	window := func() (time.Duration, bool) {
+		st := time.Duration(defaultClock.stretch.Load())
+		return c.limits.flushWindow + st, st > 0
 	}
 	for {
 		c.mu.Lock()
@@ -256,6 +263,11 @@ func (c *conn) writeLoop(kick <-chan struct{}) {
 			c.mu.Lock()
 			c.parked = false
 			c.mu.Unlock()
+			if w, stretched := window(); stretched && c.limits.flushWindow > 0 {
+				if since := time.Since(lastWrite); since < w {
+					wait(w - since)
+				}
+			}
 			continue
 		}
 		c.mu.Unlock()
@@ -275,7 +287,9 @@ func (c *conn) writeLoop(kick <-chan struct{}) {
 		clear(batch) // let the written messages be collected
 		clear(control)
 		if c.limits.flushWindow > 0 {
-			wait(c.limits.flushWindow)
+			lastWrite = time.Now()
+			w, _ := window()
+			wait(w)
 		}
 	}
 }

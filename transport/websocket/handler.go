@@ -40,8 +40,10 @@ type Options struct {
 	// steady stream gathers messages between two writes: the first message
 	// after a quiet spell and the replies to a client's commands go out at
 	// once, later ones wait at most this long. It trades a little latency
-	// for far fewer system calls under load. Default DefaultFlushWindow;
-	// negative: write as soon as possible.
+	// for far fewer system calls under load. While the process is
+	// saturated (its CPU time above 85% of GOMAXPROCS) windows stretch,
+	// by up to 24ms, until it keeps up again. Default DefaultFlushWindow;
+	// negative: write as soon as possible (and never stretch).
 	FlushWindow time.Duration
 }
 
