@@ -42,16 +42,21 @@ func (fc *flushClock) after(d time.Duration) <-chan struct{} {
 	n = min(max(n, 1), clockSlots-1)
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
-	t := fc.tickAt(time.Now()) + n
-	t = max(t, fc.done+1)
+	now := fc.tickAt(time.Now())
+	if !fc.running {
+		// Nobody waits: the ticks since the clock stopped need no
+		// closing (and would wrap around the slots).
+		fc.done = max(fc.done, now)
+		fc.running = true
+		go fc.run()
+	}
+	// The slots hold the ticks done+1 … done+clockSlots-1: a later tick
+	// would share a slot with an earlier one (when the clock lags).
+	t := min(max(now+n, fc.done+1), fc.done+clockSlots-1)
 	slot := &fc.slots[t%clockSlots]
 	if *slot == nil {
 		*slot = make(chan struct{})
 		fc.waiting++
-	}
-	if !fc.running {
-		fc.running = true
-		go fc.run()
 	}
 	return *slot
 }

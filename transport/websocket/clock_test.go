@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redcast/redcast/hub"
 )
 
 func TestFlushClockAfter(t *testing.T) {
@@ -13,11 +15,7 @@ func TestFlushClockAfter(t *testing.T) {
 	if d := time.Since(start); d < 2*time.Millisecond {
 		t.Fatalf("after(3ms) fired after %v", d)
 	}
-	a, b := fc.after(5*time.Millisecond), fc.after(5*time.Millisecond)
-	if a != b {
-		t.Error("two waits due in the same tick got different channels")
-	}
-	<-a
+	<-fc.after(time.Hour) // waits are cut to clockSlots-1 ticks
 }
 
 // TestLoadWatch drives the stretch with made-up CPU times: it grows to
@@ -53,4 +51,38 @@ func TestLoadWatch(t *testing.T) {
 	if got := stretch.Load(); got != 0 {
 		t.Fatalf("stretch after 0.5s at 30%% CPU = %v, want 0", time.Duration(got))
 	}
+}
+
+// TestQueueQuarterFullEndsWindow checks that a queue a quarter full is
+// written without waiting for the rest of a long flush window, so that the
+// window never makes a slow consumer of a client that reads.
+func TestQueueQuarterFullEndsWindow(t *testing.T) {
+	cc := &countConn{}
+	c := newConn(cc, hub.FormatProtocol, limits{
+		maxMessages: 8, maxBytes: 1 << 20,
+		writeTimeout: time.Second, pingInterval: time.Hour, flushWindow: time.Hour,
+	})
+	defer func() {
+		c.Close(peerClosed)
+		<-c.done()
+	}()
+	waitFor := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for cc.msgs.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d messages written, want %d", cc.msgs.Load(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	c.Send(benchMsg) // the first goes out at once; the writer then waits its window
+	waitFor(1)
+	c.Send(benchMsg)
+	time.Sleep(10 * time.Millisecond)
+	if got := cc.msgs.Load(); got != 1 {
+		t.Fatalf("%d messages written during the window, want 1", got)
+	}
+	c.Send(benchMsg) // 2 of 8 queued: a quarter
+	waitFor(3)
 }

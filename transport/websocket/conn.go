@@ -156,6 +156,11 @@ func (c *conn) Send(msg []byte) bool {
 	c.queue = append(c.queue, msg)
 	c.queued += len(msg)
 	c.startWriterLocked()
+	if len(c.queue) == c.limits.maxMessages/4 || c.queued-len(msg) < c.limits.maxBytes/4 && c.queued >= c.limits.maxBytes/4 {
+		// A quarter full: the flush window must not make a slow
+		// consumer of a client that reads.
+		c.kickWriter()
+	}
 	return true
 }
 
