@@ -53,13 +53,13 @@ func TestLoadWatch(t *testing.T) {
 	}
 }
 
-// TestQueueQuarterFullEndsWindow checks that a queue a quarter full is
+// TestQueueEighthFullEndsWindow checks that a queue an eighth full is
 // written without waiting for the rest of a long flush window, so that the
 // window never makes a slow consumer of a client that reads.
-func TestQueueQuarterFullEndsWindow(t *testing.T) {
+func TestQueueEighthFullEndsWindow(t *testing.T) {
 	cc := &countConn{}
 	c := newConn(cc, hub.FormatProtocol, limits{
-		maxMessages: 8, maxBytes: 1 << 20,
+		maxMessages: 16, maxBytes: 1 << 20,
 		writeTimeout: time.Second, pingInterval: time.Hour, flushWindow: time.Hour,
 	})
 	defer func() {
@@ -83,6 +83,6 @@ func TestQueueQuarterFullEndsWindow(t *testing.T) {
 	if got := cc.msgs.Load(); got != 1 {
 		t.Fatalf("%d messages written during the window, want 1", got)
 	}
-	c.Send(benchMsg) // 2 of 8 queued: a quarter
+	c.Send(benchMsg) // 2 of 16 queued: an eighth
 	waitFor(3)
 }

@@ -156,8 +156,8 @@ func (c *conn) Send(msg []byte) bool {
 	c.queue = append(c.queue, msg)
 	c.queued += len(msg)
 	c.startWriterLocked()
-	if len(c.queue) == c.limits.maxMessages/4 || c.queued-len(msg) < c.limits.maxBytes/4 && c.queued >= c.limits.maxBytes/4 {
-		// A quarter full: the flush window must not make a slow
+	if len(c.queue) == c.limits.maxMessages/8 || c.queued-len(msg) < c.limits.maxBytes/8 && c.queued >= c.limits.maxBytes/8 {
+		// An eighth full: the flush window must not make a slow
 		// consumer of a client that reads.
 		c.kickWriter()
 	}
@@ -285,6 +285,7 @@ func (c *conn) writeLoop(kick <-chan struct{}) {
 			c.finish(control, batch, d)
 			return
 		}
+		began := time.Now()
 		if err := c.flush(control, batch); err != nil {
 			c.abort()
 			return
@@ -293,8 +294,11 @@ func (c *conn) writeLoop(kick <-chan struct{}) {
 		clear(control)
 		if c.limits.flushWindow > 0 {
 			lastWrite = time.Now()
-			w, _ := window()
-			wait(w)
+			// A write that took a window (the peer reads slowly) was
+			// window enough: what queued meanwhile goes next.
+			if w, _ := window(); lastWrite.Sub(began) < w {
+				wait(w - lastWrite.Sub(began))
+			}
 		}
 	}
 }
