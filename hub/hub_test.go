@@ -106,3 +106,23 @@ func BenchmarkBroadcast(b *testing.B) {
 		})
 	}
 }
+
+// TestBroadcastAllocatesPerEventNotPerDelivery checks that a broadcast to
+// 10,000 subscribers allocates no more than one to 10: nothing per delivery.
+// (A stray allocation of the runtime may show in either count.)
+func TestBroadcastAllocatesPerEventNotPerDelivery(t *testing.T) {
+	allocs := func(n int) float64 {
+		h := New()
+		for range n {
+			h.Add("c", &discard{})
+		}
+		pub := &protocol.Publication{Offset: 1, Data: []byte(`{"text":"hi"}`)}
+		return testing.AllocsPerRun(100, func() {
+			h.Broadcast(&Event{Channel: "c", Kind: KindPublication, Pub: pub})
+		})
+	}
+	few, many := allocs(10), allocs(10000)
+	if perDelivery := (many - few) / (10000 - 10); perDelivery >= 0.001 {
+		t.Errorf("a broadcast to 10,000 subscribers allocates %v times, to 10 %v times: %.3f per delivery, want 0", many, few, perDelivery)
+	}
+}

@@ -109,8 +109,13 @@ type Server struct {
 	RSSBefore    int64 `json:"rss_before"`
 	RSSConnected int64 `json:"rss_connected"`
 	RSSEnd       int64 `json:"rss_end"`
-	// RSSPerConnection is (RSSConnected - RSSBefore) / Connections.OK.
-	RSSPerConnection int64 `json:"rss_per_connection"`
+	// RSSPerConnection is (RSSConnected - RSSBefore) / Connections.OK:
+	// it includes the garbage that connecting left, which the next
+	// collections reuse. RSSEndPerConnection is (RSSEnd - RSSBefore) /
+	// Connections.OK: in the idle scenario, what an idle connection costs
+	// once the runtime returned what it no longer needs.
+	RSSPerConnection    int64 `json:"rss_per_connection"`
+	RSSEndPerConnection int64 `json:"rss_end_per_connection"`
 	// CPU is the server's CPU time during the window (10 ms resolution);
 	// Utilization is CPU / window.
 	CPU         time.Duration `json:"cpu_ns"`
@@ -191,8 +196,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "load gen      CPU %v in the window, GOMAXPROCS %d: %.0f%% (%s)\n",
 		g.CPU.Round(time.Millisecond), g.GOMAXPROCS, 100*g.Utilization, sat)
 	if s := r.Server; s != nil {
-		fmt.Fprintf(&b, "server        pid %d: RSS %s before, %s connected, %s at the end: %s per connection\n",
-			s.PID, fmtBytes(s.RSSBefore), fmtBytes(s.RSSConnected), fmtBytes(s.RSSEnd), fmtBytes(s.RSSPerConnection))
+		fmt.Fprintf(&b, "server        pid %d: RSS %s before, %s connected, %s at the end: %s per connection (%s at the end)\n",
+			s.PID, fmtBytes(s.RSSBefore), fmtBytes(s.RSSConnected), fmtBytes(s.RSSEnd), fmtBytes(s.RSSPerConnection), fmtBytes(s.RSSEndPerConnection))
 		fmt.Fprintf(&b, "              CPU %v in the window (%.0f%% of a core)", s.CPU.Round(time.Millisecond), 100*s.Utilization)
 		if s.CPUPerDelivery > 0 {
 			fmt.Fprintf(&b, ", %.3f µs per delivery", s.CPUPerDelivery/1e3)
@@ -245,4 +250,46 @@ func fmtBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// TableHeader is the header of the table that WriteRow writes rows of.
+const TableHeader = "scenario                    conns     deliveries/s  lost  p50       p99       srv µs/deliv  deliv/write  RSS/conn   RSS end    connect    ready      loadgen"
+
+// WriteRow writes the report as one row of a table under TableHeader,
+// named name: the figures that compare runs. A figure that does not apply
+// to the scenario is "-".
+func (r *Report) WriteRow(w io.Writer, name string) error {
+	dash := func(ok bool, s string) string {
+		if !ok {
+			return "-"
+		}
+		return s
+	}
+	fanout := r.Scenario == Fanout
+	d, l, s := r.Deliveries, r.Latency, r.Server
+	if s == nil {
+		s = &Server{}
+	}
+	conns := fmt.Sprintf("%d", r.Connections.OK)
+	if r.Connections.Failed > 0 || r.Connections.Disconnected > 0 {
+		conns += fmt.Sprintf("(-%d)", r.Connections.Failed+r.Connections.Disconnected)
+	}
+	sat := fmt.Sprintf("%.0f%%", 100*r.LoadGen.Utilization)
+	if r.LoadGen.Saturated {
+		sat += " SAT"
+	}
+	_, err := fmt.Fprintf(w, "%-27s %-9s %-13s %-5s %-9s %-9s %-13s %-12s %-10s %-10s %-10s %-10s %s\n",
+		name, conns,
+		dash(fanout, fmt.Sprintf("%.0f", d.PerSecond)),
+		dash(fanout, fmt.Sprintf("%d", d.Lost)),
+		dash(fanout && l.Count > 0, fmtDur(l.P50)),
+		dash(fanout && l.Count > 0, fmtDur(l.P99)),
+		dash(s.CPUPerDelivery > 0, fmt.Sprintf("%.3f", s.CPUPerDelivery/1e3)),
+		dash(s.DeliveriesPerWrite > 0, fmt.Sprintf("%.1f", s.DeliveriesPerWrite)),
+		dash(s.RSSPerConnection > 0, fmtBytes(s.RSSPerConnection)),
+		dash(s.RSSEndPerConnection > 0, fmtBytes(s.RSSEndPerConnection)),
+		fmtDur(r.Connections.ConnectTime),
+		dash(r.Scenario != Idle, fmtDur(r.Connections.ReadyTime)),
+		sat)
+	return err
 }

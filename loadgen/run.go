@@ -509,8 +509,13 @@ func (r *run) serverRSS(rep *Report, point rssPoint) {
 	case rssEnd:
 		s.RSSEnd = rss
 	}
-	if s.RSSConnected > 0 && rep.Connections.OK > 0 {
-		s.RSSPerConnection = (s.RSSConnected - s.RSSBefore) / int64(rep.Connections.OK)
+	if n := int64(rep.Connections.OK); n > 0 {
+		if s.RSSConnected > 0 {
+			s.RSSPerConnection = (s.RSSConnected - s.RSSBefore) / n
+		}
+		if s.RSSEnd > 0 {
+			s.RSSEndPerConnection = (s.RSSEnd - s.RSSBefore) / n
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -26,9 +27,14 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		warmup      = fs.Duration("warmup", time.Second, "fanout: publishing before measuring, once every subscriber receives (0: none)")
 		sourceAddrs = fs.String("source-addrs", "", "local addresses to spread connections over: a count N for 127.0.0.1 … 127.0.0.N, or a comma-separated list (needed past about 28k connections)")
 		asJSON      = fs.Bool("json", false, "print the report as JSON")
+		row         = fs.String("row", "", "print the report as one row of a table, named `NAME` (scripts/bench); --row-header prints the header")
+		jsonOut     = fs.String("json-out", "", "also write the report as JSON to `FILE`")
+		rowHeader   = fs.Bool("row-header", false, "print the header of the --row table and exit")
+		quick       = fs.Bool("quick", false, "a tiny run that takes about a second, to check that a setup works (flags given explicitly win)")
 		logLevel    = fs.String("log-level", "info", "level of the progress messages on stderr: debug, info, warn, error")
 	)
 	fs.StringVar(&o.URL, "url", "ws://127.0.0.1:8080", "the server's base URL (ws:// or wss://)")
+	fs.StringVar(&o.ChannelPrefix, "channel-prefix", "bench", "full-protocol subscribers use channels PREFIX-0 … PREFIX-(channels-1); a namespace (\"quiet:bench\") picks its options")
 	fs.StringVar(&o.PlainRoom, "plain-room", "", "subscribe in plain mode to this room (rooms ROOM-0 … with several channels); publishers use the full protocol")
 	fs.IntVar(&o.Subscribers, "subscribers", 1000, "subscriber connections, spread round-robin over the channels")
 	fs.IntVar(&o.Channels, "channels", 1, "channels")
@@ -47,10 +53,15 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 			"Every flag can also be set with an environment variable: --server-pid as REDCAST_SERVER_PID.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if _, err := parseWithEnv(fs, args, getenv); err != nil {
+	set, err := parseWithEnv(fs, args, getenv)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
+		return err
+	}
+	if *rowHeader {
+		_, err := fmt.Fprintln(stdout, loadgen.TableHeader)
 		return err
 	}
 	log, err := newLogger(stderr, *logLevel, "text")
@@ -59,6 +70,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	o.Logger = log
 	o.Scenario = loadgen.Scenario(*scenario)
+	if *quick {
+		quickDefaults(&o, set, warmup)
+	}
 	o.Warmup = *warmup
 	if o.Warmup == 0 {
 		o.Warmup = -1 // none; loadgen's zero means its default
@@ -68,15 +82,51 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	rep, err := loadgen.Run(ctx, o)
 	if rep != nil {
-		if perr := printReport(stdout, rep, *asJSON); perr != nil {
+		if perr := printReport(stdout, rep, *asJSON, *row); perr != nil {
 			return errors.Join(err, perr)
+		}
+		if *jsonOut != "" {
+			if werr := writeJSONReport(*jsonOut, rep); werr != nil {
+				return errors.Join(err, werr)
+			}
 		}
 	}
 	return err
 }
 
-func printReport(w io.Writer, rep *loadgen.Report, asJSON bool) error {
-	if !asJSON {
+// quickDefaults shrinks a run to about a second (--quick): few
+// connections, short phases. Flags set explicitly keep their values.
+func quickDefaults(o *loadgen.Options, set map[string]bool, warmup *time.Duration) {
+	if !set["subscribers"] {
+		o.Subscribers = 20
+	}
+	if !set["duration"] {
+		o.Duration = 500 * time.Millisecond
+	}
+	if !set["warmup"] {
+		*warmup = 100 * time.Millisecond
+	}
+	if !set["rate"] && o.Scenario != loadgen.Storm {
+		o.Rate = 200
+	}
+	if !set["channels"] && o.Channels > o.Subscribers {
+		o.Channels = o.Subscribers
+	}
+}
+
+func writeJSONReport(name string, rep *loadgen.Report) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(name, append(b, '\n'), 0o644)
+}
+
+func printReport(w io.Writer, rep *loadgen.Report, asJSON bool, row string) error {
+	switch {
+	case row != "":
+		return rep.WriteRow(w, row)
+	case !asJSON:
 		return rep.WriteText(w)
 	}
 	enc := json.NewEncoder(w)

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -89,5 +91,34 @@ func TestParseSourceAddrs(t *testing.T) {
 	}
 	if got, err := parseSourceAddrs(""); got != nil || err != nil {
 		t.Errorf("empty: %v, %v", got, err)
+	}
+}
+
+// TestBenchQuickRow runs what scripts/bench --quick runs for one scenario:
+// a tiny fan-out that prints a row of the table and writes the JSON report.
+func TestBenchQuickRow(t *testing.T) {
+	base := startBenchServer(t)
+	jsonOut := filepath.Join(t.TempDir(), "s1.json")
+	var out, logs strings.Builder
+	err := runBench(t.Context(), []string{"--url", base, "--quick", "--row", "s1-quick", "--json-out", jsonOut, "--log-level", "warn"},
+		func(string) string { return "" }, &out, &logs)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, logs.String())
+	}
+	if f := strings.Fields(out.String()); len(f) < 6 || f[0] != "s1-quick" || f[1] != "20" || f[3] != "0" {
+		t.Errorf("row %q: want s1-quick, 20 connections, 0 lost", out.String())
+	}
+	b, err := os.ReadFile(jsonOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep loadgen.Report
+	if err := json.Unmarshal(b, &rep); err != nil || rep.Subscribers != 20 || rep.Rate != 200 {
+		t.Errorf("--json-out report: %v\n%s", err, b)
+	}
+	out.Reset()
+	if err := runBench(t.Context(), []string{"--row-header"}, func(string) string { return "" }, &out, &logs); err != nil ||
+		!strings.HasPrefix(out.String(), "scenario ") {
+		t.Errorf("--row-header: %v %q", err, out.String())
 	}
 }

@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"encoding/binary"
 	"net"
 	"sync"
 	"time"
@@ -19,12 +20,29 @@ const maxCoalescedFrame = 64 << 10
 // answer the close frame before the socket is closed.
 const closeLinger = 2 * time.Second
 
+// DefaultFlushWindow is how long a busy connection's writer gathers
+// messages after a write before it writes again (Options.FlushWindow).
+const DefaultFlushWindow = 4 * time.Millisecond
+
+// writerLinger is how long a writer waits for more once the queue is
+// empty before it ends: long enough that a connection receiving a stream
+// in bursts keeps its writer, short enough that idle ones have none.
+const writerLinger = 250 * time.Millisecond
+
 // peerClosed is the Close of a connection whose peer sent a close frame:
 // it is answered with a bare close frame.
 var peerClosed = protocol.Disconnect{Code: uint16(ws.StatusNormalClosure)}
 
 // conn is one WebSocket connection: the redcast.Transport the client writes
-// to, and the writer goroutine that owns all writes to the socket.
+// to. All writes to the socket are made by the connection's writer, a
+// goroutine that runs only while there is something to write: an idle
+// connection has none, and holds no write buffer.
+//
+// The writer writes the first message after a quiet spell at once, then
+// gathers what arrives during the flush window into the next write, so that
+// a connection that receives a steady stream makes one system call per
+// window rather than per message. Replies to the client's own commands do
+// not wait: the read loop calls kick after each frame it handled.
 type conn struct {
 	nc     net.Conn
 	format hub.Format
@@ -33,14 +51,29 @@ type conn struct {
 	mu       sync.Mutex
 	queue    [][]byte
 	queued   int      // bytes in queue
-	control  [][]byte // encoded control frames (pongs) to write first
+	control  [][]byte // encoded control frames (pings, pongs) to write first
 	closing  bool
 	closeMsg protocol.Disconnect
 	// dropQueue tells the writer to discard the queue instead of writing it
 	// (a slow consumer will not read it anyway).
 	dropQueue bool
+	// writing is true while a writer goroutine runs; it is started by the
+	// first message queued when none runs.
+	writing bool
+	// parked is true while the writer waits with an empty queue: the next
+	// message wakes it, so that it goes out at once.
+	parked bool
+	// finished is set once a writer wrote the close frame or gave up on
+	// the socket: no writer starts after it.
+	finished bool
+	ping     *time.Timer
+	// deadline is the socket's write deadline (the writer's).
+	deadline time.Time
 
-	wake       chan struct{} // cap 1: something to write
+	// kick (cap 1) ends the running writer's flush window or wait; nil
+	// when no writer runs.
+	kick chan struct{}
+	// writerDone is closed once finished is set; made on demand (done).
 	writerDone chan struct{}
 }
 
@@ -49,40 +82,85 @@ type limits struct {
 	maxBytes     int
 	writeTimeout time.Duration
 	pingInterval time.Duration
+	// flushWindow is how long the writer gathers messages between writes
+	// of a busy connection; 0 writes as soon as it can.
+	flushWindow time.Duration
 }
 
 func newConn(nc net.Conn, format hub.Format, l limits) *conn {
-	return &conn{
-		nc:         nc,
-		format:     format,
-		limits:     l,
-		wake:       make(chan struct{}, 1),
-		writerDone: make(chan struct{}),
+	return &conn{nc: nc, format: format, limits: l}
+}
+
+// done returns a channel closed once no writer will write again: the close
+// frame is written or the socket failed.
+func (c *conn) done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writerDone == nil {
+		c.writerDone = make(chan struct{})
+		if c.finished {
+			close(c.writerDone)
+		}
+	}
+	return c.writerDone
+}
+
+// startPinging pings the peer every ping interval until the connection
+// closes. A timer, not a goroutine, waits between pings.
+func (c *conn) startPinging() {
+	if c.limits.pingInterval <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closing {
+		c.ping = time.AfterFunc(c.limits.pingInterval, c.sendPing)
 	}
 }
 
-func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+func (c *conn) sendPing() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	c.control = append(c.control, ws.CompiledPing)
+	c.startWriterLocked()
+	c.ping.Reset(c.limits.pingInterval)
+}
+
+// startWriterLocked starts the writer unless it runs, and wakes it when it
+// waits with an empty queue; c.mu is held.
+func (c *conn) startWriterLocked() {
+	switch {
+	case c.parked:
+		c.parked = false
+		c.kickWriter()
+	case !c.writing && !c.finished:
+		c.writing = true
+		c.kick = make(chan struct{}, 1)
+		go c.writeLoop(c.kick)
 	}
 }
 
 // Send implements redcast.Transport.
 func (c *conn) Send(msg []byte) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closing {
-		c.mu.Unlock()
 		return false
 	}
 	if len(c.queue) >= c.limits.maxMessages || c.queued+len(msg) > c.limits.maxBytes {
-		c.mu.Unlock()
 		return false
 	}
 	c.queue = append(c.queue, msg)
 	c.queued += len(msg)
-	c.mu.Unlock()
-	c.signal()
+	c.startWriterLocked()
+	if len(c.queue) == c.limits.maxMessages/8 || c.queued-len(msg) < c.limits.maxBytes/8 && c.queued >= c.limits.maxBytes/8 {
+		// An eighth full: the flush window must not make a slow
+		// consumer of a client that reads.
+		c.kickWriter()
+	}
 	return true
 }
 
@@ -91,15 +169,37 @@ func (c *conn) Send(msg []byte) bool {
 // disconnect, and the close frame.
 func (c *conn) Close(d protocol.Disconnect) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closing {
-		c.mu.Unlock()
 		return
 	}
 	c.closing = true
 	c.closeMsg = d
 	c.dropQueue = d == protocol.DisconnectSlowConsumer
-	c.mu.Unlock()
-	c.signal()
+	if c.ping != nil {
+		c.ping.Stop()
+	}
+	c.startWriterLocked()
+	c.kickWriter()
+}
+
+// flushNow ends the writer's flush window when something is queued, so
+// that it goes out now: the read loop calls it after each frame it handled,
+// so that replies do not wait for the window.
+func (c *conn) flushNow() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writing && (len(c.queue) > 0 || len(c.control) > 0) {
+		c.kickWriter()
+	}
+}
+
+// kickWriter ends the writer's current or next flush window.
+func (c *conn) kickWriter() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
 }
 
 // sendControl queues a control frame (a pong) ahead of data.
@@ -109,11 +209,11 @@ func (c *conn) sendControl(f ws.Frame) {
 		return
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if !c.closing && len(c.control) < 8 {
 		c.control = append(c.control, b)
+		c.startWriterLocked()
 	}
-	c.mu.Unlock()
-	c.signal()
 }
 
 func (c *conn) isClosing() bool {
@@ -122,43 +222,84 @@ func (c *conn) isClosing() bool {
 	return c.closing
 }
 
-// writeLoop owns the socket's write side until the connection closes. It
-// returns after writing the close frame (or failing to write), having
-// half-closed the socket so that the read loop sees the peer's answer or EOF.
-func (c *conn) writeLoop() {
-	defer close(c.writerDone)
-	ping := time.NewTicker(c.limits.pingInterval)
-	defer ping.Stop()
-	var batch, control [][]byte
-	for {
+// writeLoop is the writer: it writes what is queued until the queue stays
+// empty for writerLinger, or the connection closes. Closing, it writes the
+// close frame and half-closes the socket so that the read loop sees the
+// peer's answer or EOF.
+func (c *conn) writeLoop(kick <-chan struct{}) {
+	var (
+		batch, control [][]byte
+		quietSince     time.Time
+		lastWrite      time.Time
+	)
+	wait := func(d time.Duration) {
 		select {
-		case <-c.wake:
-		case <-ping.C:
-			control = append(control[:0], ws.CompiledPing)
-			if c.flush(control, nil) != nil {
-				c.abort()
-				return
-			}
-			continue
+		case <-defaultClock.after(d):
+		case <-kick:
 		}
+	}
+	// window is the flush window, stretched while the process is
+	// saturated; then even a connection that was quiet waits for it.
+	window := func() (time.Duration, bool) {
+		st := time.Duration(defaultClock.stretch.Load())
+		return c.limits.flushWindow + st, st > 0
+	}
+	for {
 		c.mu.Lock()
 		batch, c.queue = c.queue, batch[:0]
 		control, c.control = c.control, control[:0]
 		c.queued = 0
 		closing, drop, d := c.closing, c.dropQueue, c.closeMsg
+		if !closing && len(batch) == 0 && len(control) == 0 {
+			now := time.Now()
+			if quietSince.IsZero() {
+				quietSince = now
+			}
+			if now.Sub(quietSince) >= writerLinger {
+				// Stop, and hold no buffers while idle.
+				c.writing, c.parked = false, false
+				c.queue, c.control, c.kick = nil, nil, nil
+				c.mu.Unlock()
+				return
+			}
+			c.parked = true
+			c.mu.Unlock()
+			wait(writerLinger - now.Sub(quietSince))
+			c.mu.Lock()
+			c.parked = false
+			c.mu.Unlock()
+			if w, stretched := window(); stretched && c.limits.flushWindow > 0 {
+				if since := time.Since(lastWrite); since < w {
+					wait(w - since)
+				}
+			}
+			continue
+		}
 		c.mu.Unlock()
+		quietSince = time.Time{}
 		if drop {
+			clear(batch)
 			batch = batch[:0]
 		}
 		if closing {
 			c.finish(control, batch, d)
 			return
 		}
+		began := time.Now()
 		if err := c.flush(control, batch); err != nil {
 			c.abort()
 			return
 		}
-		clear(batch) // let the queued messages be collected
+		clear(batch) // let the written messages be collected
+		clear(control)
+		if c.limits.flushWindow > 0 {
+			lastWrite = time.Now()
+			// A write that took a window (the peer reads slowly) was
+			// window enough: what queued meanwhile goes next.
+			if w, _ := window(); lastWrite.Sub(began) < w {
+				wait(w - lastWrite.Sub(began))
+			}
+		}
 	}
 }
 
@@ -192,8 +333,14 @@ func (c *conn) flush(control, batch [][]byte) error {
 		fb.b = append(fb.b, f...)
 	}
 	c.appendBatch(fb, batch)
-	if err := c.nc.SetWriteDeadline(time.Now().Add(c.limits.writeTimeout)); err != nil {
-		return err
+	// Move the deadline only when half of it is used up: setting it costs
+	// a runtime timer update, and a write never blocks for long unless the
+	// peer stopped reading.
+	if now := time.Now(); c.deadline.Sub(now) < c.limits.writeTimeout/2 {
+		c.deadline = now.Add(c.limits.writeTimeout)
+		if err := c.nc.SetWriteDeadline(c.deadline); err != nil {
+			return err
+		}
 	}
 	_, err := c.nc.Write(fb.b)
 	return err
@@ -210,7 +357,7 @@ func (c *conn) appendBatch(fb *frameBuf, batch [][]byte) {
 				n++
 			}
 		}
-		_ = ws.WriteHeader(fb, ws.Header{Fin: true, OpCode: ws.OpText, Length: int64(size)}) // cannot fail on a frameBuf
+		fb.b = appendTextHeader(fb.b, size)
 		for i, msg := range batch[:n] {
 			if i > 0 {
 				fb.b = append(fb.b, '\n')
@@ -219,6 +366,19 @@ func (c *conn) appendBatch(fb *frameBuf, batch [][]byte) {
 		}
 		batch = batch[n:]
 	}
+}
+
+// appendTextHeader appends the header of an unmasked, final text frame
+// of size bytes.
+func appendTextHeader(b []byte, size int) []byte {
+	const finText = 0x80 | byte(ws.OpText)
+	switch {
+	case size < 126:
+		return append(b, finText, byte(size))
+	case size <= 0xffff:
+		return append(b, finText, 126, byte(size>>8), byte(size))
+	}
+	return binary.BigEndian.AppendUint64(append(b, finText, 127), uint64(size))
 }
 
 // finish writes what is left, the disconnect push (full protocol) and the
@@ -241,7 +401,21 @@ func (c *conn) finish(control, batch [][]byte, d protocol.Disconnect) {
 	}
 	c.mu.Lock()
 	_ = c.nc.SetReadDeadline(time.Now().Add(closeLinger))
+	c.finishLocked()
 	c.mu.Unlock()
+}
+
+// finishLocked records that no writer will write again; c.mu is held.
+func (c *conn) finishLocked() {
+	c.writing = false
+	c.finished = true
+	c.queue, c.control, c.kick = nil, nil, nil
+	if c.ping != nil {
+		c.ping.Stop()
+	}
+	if c.writerDone != nil {
+		close(c.writerDone)
+	}
 }
 
 // extendReadDeadline gives the peer d more to send its next frame, unless the
@@ -260,7 +434,7 @@ func (c *conn) extendReadDeadline(d time.Duration) error {
 func (c *conn) abort() {
 	c.mu.Lock()
 	c.closing = true
-	c.queue = nil
+	c.finishLocked()
 	c.mu.Unlock()
 	_ = c.nc.Close()
 }

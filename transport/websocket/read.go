@@ -2,9 +2,12 @@ package websocket
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"slices"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -20,16 +23,45 @@ var errViolation = errors.New("websocket: protocol violation")
 // errClosedByPeer ends the read loop when the peer sent a close frame.
 var errClosedByPeer = errors.New("websocket: closed by peer")
 
-// maxReuse is the largest message buffer a reader keeps between messages;
-// a larger one is released so that idle connections stay small.
+// maxReuse is the largest message buffer a reader keeps between the
+// messages of a burst; it keeps none while it waits for the peer.
 const maxReuse = 8 << 10
+
+// readBufferSize is the size of the pooled read buffers.
+const readBufferSize = 4 << 10
+
+// readBufs holds read buffers: a reader takes one when the peer's data
+// arrives and gives it back when it has read all of it, so that an idle
+// connection holds none.
+var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
+// source is what a reader reads: the bytes that came with the upgrade
+// request, then the socket.
+type source struct {
+	pre []byte
+	nc  net.Conn
+}
+
+func (s *source) Read(p []byte) (int, error) {
+	if len(s.pre) > 0 {
+		n := copy(p, s.pre)
+		s.pre = s.pre[n:]
+		return n, nil
+	}
+	return s.nc.Read(p)
+}
 
 // reader reads client messages from a connection: it unmasks payloads,
 // reassembles fragmented messages up to a size limit, answers pings through
 // the writer, and rejects what the protocol does not allow.
+//
+// It waits for the peer without a buffer: the first two bytes of a frame
+// are read straight from the socket, and only then is a pooled buffer taken
+// for the rest, until the peer's data is used up.
 type reader struct {
 	c       *conn
-	br      *bufio.Reader
+	src     source
+	br      *bufio.Reader // nil while waiting for the peer
 	maxSize int
 	// idle is how long the reader waits for the next frame before the
 	// connection counts as dead.
@@ -38,7 +70,14 @@ type reader struct {
 	// differ between the full protocol and plain mode.
 	tooLarge, binary protocol.Disconnect
 
-	buf []byte
+	hdr [ws.MaxHeaderSize]byte
+	// first is set when wait read the first byte of the next header.
+	first bool
+	buf   []byte
+}
+
+func newReader(c *conn, pre []byte) *reader {
+	return &reader{c: c, src: source{pre: pre, nc: c.nc}}
 }
 
 // next returns the next complete text message. The returned slice is valid
@@ -54,7 +93,7 @@ func (r *reader) next() ([]byte, error) {
 		if err := r.c.extendReadDeadline(r.idle); err != nil {
 			return nil, err
 		}
-		h, err := ws.ReadHeader(r.br)
+		h, err := r.readHeader()
 		if err != nil {
 			return nil, err
 		}
@@ -101,6 +140,121 @@ func (r *reader) next() ([]byte, error) {
 	}
 }
 
+// wait waits until the peer sends, with no buffer and the shallowest
+// stack it can: it reads the first byte of the next frame straight from
+// the socket. The read deadline must be set. Call it only when waiting()
+// is true.
+func (r *reader) wait() error {
+	n, err := r.src.nc.Read(r.hdr[:1])
+	if n == 1 {
+		r.first = true
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// waiting reports whether the next read waits for the peer: nothing of
+// its data is buffered.
+func (r *reader) waiting() bool {
+	return len(r.src.pre) == 0 && (r.br == nil || r.br.Buffered() == 0)
+}
+
+// readHeader reads a frame header. When nothing is buffered it gives the
+// read buffer back and waits for the first bytes without one.
+func (r *reader) readHeader() (ws.Header, error) {
+	var h ws.Header
+	b := r.hdr[:2]
+	direct := r.waiting()
+	if direct {
+		r.release()
+		from := b
+		if r.first {
+			from, r.first = b[1:], false
+		}
+		if _, err := io.ReadFull(&r.src, from); err != nil {
+			if len(from) < len(b) {
+				err = noEOF(err)
+			}
+			return h, err
+		}
+	}
+	if r.br == nil {
+		r.br = readBufs.Get().(*bufio.Reader)
+		r.br.Reset(&r.src)
+	}
+	if !direct {
+		if _, err := io.ReadFull(r.br, b); err != nil {
+			return h, err
+		}
+	}
+	h.Fin = b[0]&0x80 != 0
+	h.Rsv = (b[0] & 0x70) >> 4
+	h.OpCode = ws.OpCode(b[0] & 0x0f)
+	h.Masked = b[1]&0x80 != 0
+	extra := 0
+	switch n := b[1] & 0x7f; n {
+	case 126:
+		extra = 2
+	case 127:
+		extra = 8
+	default:
+		h.Length = int64(n)
+	}
+	if h.Masked {
+		extra += 4
+	}
+	if extra == 0 {
+		return h, nil
+	}
+	e := r.hdr[2 : 2+extra]
+	if _, err := io.ReadFull(r.br, e); err != nil {
+		return h, noEOF(err)
+	}
+	switch extra &^ 4 {
+	case 2:
+		h.Length = int64(binary.BigEndian.Uint16(e))
+		e = e[2:]
+	case 8:
+		l := binary.BigEndian.Uint64(e)
+		if l > 1<<63-1 {
+			return h, r.violation(protocol.DisconnectBadFrame)
+		}
+		h.Length = int64(l)
+		e = e[8:]
+	}
+	if h.Masked {
+		copy(h.Mask[:], e)
+	}
+	return h, nil
+}
+
+// noEOF turns an EOF inside a header into io.ErrUnexpectedEOF.
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// park gives back both buffers between messages, before a wait for the
+// peer: call it only when waiting() is true and next returned a message.
+func (r *reader) park() {
+	r.buf = nil
+	r.release()
+}
+
+// release gives the read buffer back to the pool.
+func (r *reader) release() {
+	if r.br != nil {
+		r.br.Reset(nil)
+		readBufs.Put(r.br)
+		r.br = nil
+	}
+}
+
 // control handles a control frame: ping is answered with pong, close ends
 // the connection, pong only proves the peer is alive.
 func (r *reader) control(h ws.Header) error {
@@ -130,7 +284,13 @@ func (r *reader) violation(d protocol.Disconnect) error {
 // drain discards what the peer still sends until it closes or the close
 // linger deadline (set by the writer) passes, so that closing the socket
 // does not reset the connection before the peer has read our close frame.
+// It gives the read buffer back.
 func (r *reader) drain() {
-	<-r.c.writerDone
-	_, _ = io.Copy(io.Discard, r.br)
+	<-r.c.done()
+	if r.br != nil {
+		_, _ = io.Copy(io.Discard, r.br)
+		r.release()
+		return
+	}
+	_, _ = io.Copy(io.Discard, &r.src)
 }

@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"bufio"
 	"bytes"
 	"net"
 	"testing"
@@ -50,8 +49,9 @@ func FuzzReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const maxSize = 256
 		c := newConn(&byteConn{r: bytes.NewReader(data)}, hub.FormatProtocol, limits{maxMessages: 4, maxBytes: 1024})
-		r := &reader{c: c, br: bufio.NewReader(c.nc), maxSize: maxSize, idle: time.Second,
-			tooLarge: protocol.DisconnectFrameTooLarge, binary: protocol.DisconnectBadFrame}
+		r := newReader(c, nil)
+		r.maxSize, r.idle = maxSize, time.Second
+		r.tooLarge, r.binary = protocol.DisconnectFrameTooLarge, protocol.DisconnectBadFrame
 		for {
 			msg, err := r.next()
 			if err != nil {

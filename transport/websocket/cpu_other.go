@@ -1,0 +1,8 @@
+//go:build !unix
+
+package websocket
+
+import "time"
+
+// processCPU returns false: flush windows are not stretched here.
+func processCPU() (time.Duration, bool) { return 0, false }
