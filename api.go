@@ -42,15 +42,21 @@ const (
 func (n *Node) publish(ctx context.Context, source, ch string, data []byte, opts broker.PublishOptions) (protocol.StreamPosition, error) {
 	start := time.Now()
 	pos, err := n.broker.Publish(ctx, ch, data, opts)
+	n.countPublish(source, len(data), time.Since(start), err)
+	return pos, err
+}
+
+// countPublish counts one broker publish of size data bytes that took
+// elapsed and failed with err (nil: succeeded).
+func (n *Node) countPublish(source string, size int, elapsed time.Duration, err error) {
 	if err != nil {
 		n.metrics.BrokerErrors.WithLabelValues("publish").Inc()
-		return pos, err
+		return
 	}
-	n.metrics.BrokerPublishDuration.Observe(time.Since(start).Seconds())
+	n.metrics.BrokerPublishDuration.Observe(elapsed.Seconds())
 	n.table.publications.Add(1)
 	n.metrics.Publications.WithLabelValues(source).Inc()
-	n.metrics.PublicationBytes.WithLabelValues(source).Add(float64(len(data)))
-	return pos, nil
+	n.metrics.PublicationBytes.WithLabelValues(source).Add(float64(size))
 }
 
 // checkData validates publication data: present, within MaxDataSize, JSON.

@@ -63,6 +63,9 @@ type Client struct {
 	connectTime *time.Timer
 
 	out []byte // reply buffer, used by the read goroutine only
+	// pubs are the publishes of the current frame waiting to be sent to
+	// the broker together (read goroutine only; see publish_batch.go).
+	pubs []queuedPublish
 }
 
 // NewClient registers a connection with the node. format is the wire format
@@ -150,12 +153,19 @@ func (c *Client) HandleFrame(frame []byte) {
 	protocol.Lines(frame, func(line []byte) bool {
 		cmd, err := protocol.DecodeCommand(line)
 		if err != nil {
+			c.flushPublishes()
 			c.replyError(cmd.ID, err)
 			return true
 		}
-		c.handleCommand(cmd)
+		if cmd.Method == protocol.MethodPublish && c.node.batch != nil {
+			c.queuePublish(cmd)
+		} else {
+			c.flushPublishes()
+			c.handleCommand(cmd)
+		}
 		return !c.isClosed()
 	})
+	c.flushPublishes()
 }
 
 func (c *Client) isClosed() bool {
@@ -318,15 +328,22 @@ func (c *Client) publish(ch string, data []byte) (protocol.StreamPosition, error
 	if err != nil {
 		return protocol.StreamPosition{}, err
 	}
-	opts := broker.PublishOptions{HistorySize: ns.HistorySize, HistoryTTL: ns.HistoryTTL}
-	if ns.AttachInfo {
-		opts.From = c.info
-	}
+	opts := c.publishOptions(ns)
 	source := sourceClient
 	if c.format == hub.FormatPlain {
 		source = sourcePlain
 	}
 	return c.node.publish(c.ctx, source, ch, data, opts)
+}
+
+// publishOptions returns how a publication of the client to a channel of
+// namespace ns is kept.
+func (c *Client) publishOptions(ns auth.Namespace) broker.PublishOptions {
+	opts := broker.PublishOptions{HistorySize: ns.HistorySize, HistoryTTL: ns.HistoryTTL}
+	if ns.AttachInfo {
+		opts.From = c.info
+	}
+	return opts
 }
 
 // subscribed reports whether the client is subscribed to ch.

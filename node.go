@@ -48,6 +48,9 @@ type Node struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 
+	// batch publishes the publishes of one frame together, when the broker
+	// can (nil otherwise).
+	batch broker.BatchPublisher
 	// historyBatch shares the history reads of concurrent subscribes.
 	historyBatch *historyBatch
 	// table holds what the node knows of all nodes (see nodes.go).
@@ -96,6 +99,7 @@ func NewNode(cfg Config, deps Deps) *Node {
 	if n.presence == nil {
 		n.presence = memory.NewPresence()
 	}
+	n.batch, _ = n.broker.(broker.BatchPublisher)
 	if n.metrics == nil {
 		n.metrics = metrics.New(nil)
 	}

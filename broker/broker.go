@@ -55,6 +55,28 @@ type PublishOptions struct {
 	From *protocol.ClientInfo
 }
 
+// PublishRequest is one publication of a batch (see BatchPublisher).
+type PublishRequest struct {
+	Channel string
+	Data    []byte
+	Options PublishOptions
+}
+
+// PublishResult is the outcome of one PublishRequest: the position
+// assigned, or the error.
+type PublishResult struct {
+	Position protocol.StreamPosition
+	Err      error
+}
+
+// BatchPublisher is implemented by brokers that publish many publications
+// at the cost of about one: PublishMany publishes each request as Publish
+// would, in order for each channel, and returns one result per request.
+// The node uses it for the publishes a client sends in one frame.
+type BatchPublisher interface {
+	PublishMany(ctx context.Context, reqs []PublishRequest) []PublishResult
+}
+
 // HistoryOptions select publications from a channel's history.
 type HistoryOptions struct {
 	// Since, when set, selects publications with an offset greater than

@@ -288,3 +288,74 @@ func waitClosed(t *testing.T, c *conn) {
 		t.Fatal("the connection was not closed")
 	}
 }
+
+// TestRedisPublishesOfOneFrame sends many publishes to several channels in
+// one frame, with an invalid one and a presence command among them, to a
+// node on Redis (which publishes a frame's publishes in one pipeline):
+// the replies come in command order, each publish acknowledged with the
+// next offset of its channel, the invalid one refused, and subscribers get
+// everything in order.
+func TestRedisPublishesOfOneFrame(t *testing.T) {
+	rs := testredis.Start(t, testredis.Options{})
+	nodes := startRedisNodes(t, rs.URL(), 2)
+	ctx := testContext(t)
+	sub := dial(t, nodes[1].base, "sub")
+	for _, ch := range []string{"chat:f1", "chat:f2"} {
+		if _, err := sub.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, _ := dialRawConnected(t, nodes[0].base, "pub")
+	type want struct {
+		id     uint32
+		ch     string
+		offset uint64
+		code   uint32
+	}
+	var lines []string
+	var wants []want
+	next := map[string]uint64{}
+	for i := range 40 {
+		ch := []string{"chat:f1", "chat:f2"}[i%2]
+		switch i {
+		case 7:
+			id, line := raw.command(protocol.MethodPublish, protocol.PublishParams{Channel: "nons:x", Data: []byte(`1`)})
+			lines, wants = append(lines, line), append(wants, want{id: id, code: protocol.ErrUnknownNamespace.Code})
+		case 21:
+			id, line := raw.command(protocol.MethodPresence, protocol.ChannelParams{Channel: "chat:f1"})
+			lines, wants = append(lines, line), append(wants, want{id: id})
+		}
+		next[ch]++
+		id, line := raw.command(protocol.MethodPublish, protocol.PublishParams{Channel: ch, Data: fmt.Appendf(nil, `{"i":%d}`, i)})
+		lines, wants = append(lines, line), append(wants, want{id: id, ch: ch, offset: next[ch]})
+	}
+	raw.send(lines...)
+	for _, w := range wants {
+		m, err := raw.next()
+		for err == nil && m.IsPush() {
+			m, err = raw.next()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.ID != w.id {
+			t.Fatalf("reply to command %d came when the reply to %d was due", m.ID, w.id)
+		}
+		switch {
+		case w.code != 0:
+			if m.Error == nil || m.Error.Code != w.code {
+				t.Fatalf("reply %d: %s %+v, want error %d", m.ID, m.Result, m.Error, w.code)
+			}
+		case w.ch != "":
+			var pos protocol.StreamPosition
+			decodeResult(t, m.Reply, &pos)
+			if pos.Offset != w.offset {
+				t.Fatalf("publish %d to %s acknowledged at offset %d, want %d", m.ID, w.ch, pos.Offset, w.offset)
+			}
+		case m.Error != nil:
+			t.Fatalf("presence reply: %+v", m.Error)
+		}
+	}
+	checkOffsets(t, "chat:f1", sub.waitPubs(t, "chat:f1", 20), 1)
+	checkOffsets(t, "chat:f2", sub.waitPubs(t, "chat:f2", 20), 1)
+}

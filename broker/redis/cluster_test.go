@@ -238,3 +238,10 @@ func checkOrdered(t *testing.T, what string, events []brokertest.Event) {
 		last = e.Pos
 	}
 }
+
+// TestClusterPublishMany is TestPublishMany with channels on every shard.
+func TestClusterPublishMany(t *testing.T) {
+	c := testredis.StartCluster(t, testredis.ClusterOptions{})
+	b := startBrokerAt(t, Config{URL: c.URL(), Prefix: newPrefix()}, nopHandler{})
+	testPublishMany(t, Config{URL: c.URL()}, clusterChannels(t, b, 6))
+}

@@ -313,3 +313,36 @@ func TestChannels(t *testing.T) {
 		t.Fatalf("Channels() = %v, want %v", got, want)
 	}
 }
+
+// TestPublishMany publishes a batch across channels in one pipeline: each
+// gets the next offset of its channel, in request order, and is delivered
+// like any publication.
+func TestPublishMany(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	testPublishMany(t, Config{URL: srv.URL()}, []string{"a", "b", "c"})
+}
+
+func testPublishMany(t *testing.T, cfg Config, chans []string) {
+	cfg.Prefix = newPrefix()
+	rec := brokertest.NewRecorder()
+	sub := startBrokerAt(t, cfg, rec)
+	pub := startBrokerAt(t, cfg, nopHandler{})
+	mustSubscribe(t, sub, chans...)
+	var reqs []broker.PublishRequest
+	for i := range 30 {
+		reqs = append(reqs, broker.PublishRequest{Channel: chans[i%len(chans)], Data: fmt.Appendf(nil, "%d", i), Options: broker.PublishOptions{HistorySize: 100}})
+	}
+	results := pub.PublishMany(t.Context(), reqs)
+	next := map[string]uint64{}
+	for i, r := range results {
+		ch := reqs[i].Channel
+		next[ch]++
+		if r.Err != nil || r.Position.Offset != next[ch] {
+			t.Fatalf("request %d to %s: %+v, want offset %d", i, ch, r, next[ch])
+		}
+	}
+	for _, ch := range chans {
+		events := rec.Wait(t, ch, 30/len(chans))
+		checkOffsets(t, ch, events, results[slices.Index(chans, ch)].Position.Epoch)
+	}
+}

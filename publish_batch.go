@@ -1,0 +1,103 @@
+package redcast
+
+import (
+	"context"
+	"time"
+
+	"github.com/redcast/redcast/broker"
+	"github.com/redcast/redcast/protocol"
+)
+
+// The publishes of one frame go to a broker that can batch (the Redis one)
+// in one call: a client that pipelines publishes (many in flight, so that
+// they share frames) pays about one broker round trip per frame instead of
+// one per publish. Each is checked on its own first, as handleCommand
+// would; replies go out in command order, and any other command, or an
+// error reply, first sends the publishes queued before it.
+
+// queuedPublish is a checked publish waiting for its batch.
+type queuedPublish struct {
+	id    uint32
+	start time.Time
+	req   broker.PublishRequest
+}
+
+// queuePublish checks a publish command and queues it for the frame's
+// batch, or answers it with its error (after the publishes before it).
+func (c *Client) queuePublish(cmd protocol.Command) {
+	start := time.Now()
+	req, err := c.checkPublish(cmd)
+	if err != nil {
+		c.flushPublishes()
+		c.replyError(cmd.ID, err)
+		c.node.metrics.Command(cmd.Method).Observe(time.Since(start).Seconds())
+		return
+	}
+	c.pubs = append(c.pubs, queuedPublish{id: cmd.ID, start: start, req: req})
+}
+
+// checkPublish runs every check of a publish command: the connection's
+// state, its publish rate, the params, permission and data.
+func (c *Client) checkPublish(cmd protocol.Command) (broker.PublishRequest, error) {
+	switch {
+	case !c.isConnected():
+		return broker.PublishRequest{}, protocol.ErrNotConnected
+	case c.tokenExpired():
+		return broker.PublishRequest{}, protocol.ErrTokenExpired.WithMessage("token expired: send refresh with a fresh token")
+	}
+	if err := c.allow(c.pubLimit); err != nil {
+		return broker.PublishRequest{}, err
+	}
+	var p protocol.PublishParams
+	if err := protocol.DecodeParams(cmd, &p); err != nil {
+		return broker.PublishRequest{}, err
+	}
+	if err := c.node.policy.CanPublish(c.credentials(), p.Channel, c.subscribed(p.Channel)); err != nil {
+		return broker.PublishRequest{}, err
+	}
+	if err := c.node.checkData(p.Data); err != nil {
+		return broker.PublishRequest{}, err
+	}
+	ns, err := c.node.policy.Namespace(p.Channel)
+	if err != nil {
+		return broker.PublishRequest{}, err
+	}
+	return broker.PublishRequest{Channel: p.Channel, Data: p.Data, Options: c.publishOptions(ns)}, nil
+}
+
+// flushPublishes publishes the queued publishes in one broker call and
+// answers each, in order.
+func (c *Client) flushPublishes() {
+	if len(c.pubs) == 0 {
+		return
+	}
+	pubs := c.pubs
+	c.pubs = c.pubs[:0]
+	reqs := make([]broker.PublishRequest, len(pubs))
+	for i, p := range pubs {
+		reqs[i] = p.req
+	}
+	results := c.node.publishMany(c.ctx, sourceClient, reqs)
+	for i, p := range pubs {
+		if err := results[i].Err; err != nil {
+			c.replyError(p.id, err)
+		} else {
+			pos := results[i].Position
+			c.reply(p.id, &pos)
+		}
+		c.node.metrics.Command(protocol.MethodPublish).Observe(time.Since(p.start).Seconds())
+	}
+	clear(pubs) // drop the data references
+}
+
+// publishMany publishes checked requests through the batching broker,
+// counting them as publish does.
+func (n *Node) publishMany(ctx context.Context, source string, reqs []broker.PublishRequest) []broker.PublishResult {
+	start := time.Now()
+	results := n.batch.PublishMany(ctx, reqs)
+	elapsed := time.Since(start)
+	for i, r := range results {
+		n.countPublish(source, len(reqs[i].Data), elapsed, r.Err)
+	}
+	return results
+}
