@@ -1,11 +1,14 @@
 package redis
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/broker/brokertest"
@@ -237,4 +240,209 @@ func checkOrdered(t *testing.T, what string, events []brokertest.Event) {
 		}
 		last = e.Pos
 	}
+}
+
+// TestClusterSlotMigration moves the slots of some channels to other
+// masters, step by step as redis-cli --cluster reshard does, while a
+// broker publishes on every channel without pause and another is
+// subscribed: the subscriber receives every publication, acknowledged or
+// not, once and in order, in the channel's first epoch; each moved channel
+// ends up subscribed on its new master; and the subscriber stays ready
+// throughout, without reconnecting.
+func TestClusterSlotMigration(t *testing.T) {
+	c := testredis.StartCluster(t, testredis.ClusterOptions{})
+	cfg := fastReconnect(newPrefix())
+	cfg.URL = c.URL()
+	rec := brokertest.NewRecorder()
+	sub := startBrokerAt(t, cfg, rec)
+	pub := startBrokerAt(t, cfg, nopHandler{})
+	chans := clusterChannels(t, sub, 9)
+	// Two slots move: that of room:0, which a second channel shares, from
+	// its master to another, then that of a channel of a third master.
+	slotA := int(slotOf(sub.tag(chans[0])))
+	chans = append(chans, sameSlot(chans[0], len(chans)))
+	fromA := c.SlotOwner(slotA)
+	var chB string
+	for _, ch := range chans {
+		if m := c.SlotOwner(int(slotOf(sub.tag(ch)))); m != fromA {
+			chB = ch
+			break
+		}
+	}
+	slotB := int(slotOf(sub.tag(chB)))
+	fromB := c.SlotOwner(slotB)
+	var toA *testredis.Server
+	for _, m := range c.Masters() {
+		if m != fromA && m != fromB {
+			toA = m
+		}
+	}
+	moves := []struct {
+		slot  int
+		to    *testredis.Server
+		chans []string
+	}{
+		{slotA, toA, []string{chans[0], chans[len(chans)-1]}},
+		{slotB, fromA, []string{chB}},
+	}
+	mustSubscribe(t, sub, chans...)
+
+	// The publisher goes round the channels until stopped, moving on
+	// after an error (a retry comes with the next round).
+	var (
+		mu      sync.Mutex
+		acked   = map[string]map[uint64]string{} // channel -> offset -> data
+		failed  = map[string]int{}               // channel -> failed publications
+		errs    = map[string]int{}               // error -> count
+		unready int                              // times the subscriber was seen not ready
+		stopped = make(chan struct{})
+	)
+	for _, ch := range chans {
+		acked[ch] = map[uint64]string{}
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	go func() {
+		defer close(stopped)
+		for n := 0; ctx.Err() == nil; n++ {
+			ch, data := chans[n%len(chans)], strconv.Itoa(n)
+			pos, err := pub.Publish(ctx, ch, []byte(data), broker.PublishOptions{HistorySize: 100000})
+			if !sub.Ready() {
+				mu.Lock()
+				unready++
+				mu.Unlock()
+			}
+			switch {
+			case ctx.Err() != nil:
+			case err != nil && !errors.Is(err, broker.ErrUnavailable):
+				t.Errorf("Publish(%s): %v", ch, err)
+				return
+			case err != nil:
+				mu.Lock()
+				failed[ch]++
+				errs[err.Error()]++
+				mu.Unlock()
+			default:
+				mu.Lock()
+				acked[ch][pos.Offset] = data
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		stop()
+		<-stopped
+	})
+	// progress waits until the channels (all if none) got a few more
+	// acknowledged publications.
+	progress := func(what string, only ...string) {
+		t.Helper()
+		if len(only) == 0 {
+			only = chans
+		}
+		mu.Lock()
+		before := map[string]int{}
+		for _, ch := range only {
+			before[ch] = len(acked[ch])
+		}
+		mu.Unlock()
+		brokertest.WaitFor(t, "publications "+what, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, ch := range only {
+				if len(acked[ch]) < before[ch]+3 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	progress("before the migrations")
+	epochs := map[string]string{}
+	for _, ch := range chans {
+		epochs[ch] = rec.Wait(t, ch, 1)[0].Pos.Epoch
+	}
+
+	start := time.Now()
+	for i, mv := range moves {
+		m := c.BeginMigration(mv.slot, mv.to)
+		progress(fmt.Sprintf("while slot %d is migrating", mv.slot))
+		if i == 0 {
+			// With its stream moved ahead of its meta hash, a channel's
+			// publications fail (TRYAGAIN) while the others go on.
+			ch := mv.chans[0]
+			mu.Lock()
+			before := failed[ch]
+			mu.Unlock()
+			m.MoveKey(sub.tag(ch) + ":s")
+			brokertest.WaitFor(t, "a publication on "+ch+" to fail", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return failed[ch] > before
+			})
+			progress("on the other channels", slices.DeleteFunc(slices.Clone(chans), func(c string) bool {
+				return slices.Contains(mv.chans, c)
+			})...)
+		}
+		m.MoveKeys()
+		progress(fmt.Sprintf("once the keys of slot %d moved", mv.slot))
+		m.Finish()
+		progress(fmt.Sprintf("after slot %d moved", mv.slot))
+		for _, ch := range mv.chans {
+			brokertest.WaitFor(t, ch+" to be subscribed on its new master", func() bool {
+				return sub.Ready() && linkAddr(sub, ch) == mv.to.Addr() &&
+					slices.Contains(shardChannels(t, mv.to), sub.tag(ch)) &&
+					!slices.Contains(shardChannels(t, m.From()), sub.tag(ch))
+			})
+		}
+	}
+	t.Logf("migrations took %v", time.Since(start))
+	stop()
+	<-stopped
+
+	// A last publication on each channel comes after all the others.
+	for _, ch := range chans {
+		publishEventually(t, pub, ch, "end")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("failed publications: %v", errs)
+	for _, ch := range chans {
+		var events []brokertest.Event
+		brokertest.WaitFor(t, "the last publication of "+ch, func() bool {
+			events = rec.Events(ch)
+			return len(events) > 0 && string(events[len(events)-1].Pub.Data) == "end"
+		})
+		checkOffsets(t, ch, events, epochs[ch])
+		for off, data := range acked[ch] {
+			if got := string(events[off-1].Pub.Data); got != data {
+				t.Fatalf("%s: offset %d delivered %q, acknowledged as %q", ch, off, got, data)
+			}
+		}
+	}
+	if unready > 0 || !sub.Ready() || sub.Reconnects() != 0 || sub.ProbeFailures() != 0 {
+		t.Fatalf("subscriber seen not ready %d times, ready now %v, %d reconnects, %d probe failures; want always ready and none",
+			unready, sub.Ready(), sub.Reconnects(), sub.ProbeFailures())
+	}
+}
+
+// sameSlot returns a channel room:N (N from n on) whose pub/sub channel
+// is in the same Cluster slot as ch's, whatever the prefix.
+func sameSlot(ch string, n int) string {
+	for ; ; n++ {
+		other := "room:" + strconv.Itoa(n)
+		if slotOf("{"+other+"}") == slotOf("{"+ch+"}") {
+			return other
+		}
+	}
+}
+
+// shardChannels returns the sharded pub/sub channels that have
+// subscribers on a node.
+func shardChannels(t *testing.T, s *testredis.Server) []string {
+	t.Helper()
+	chans, err := s.DoList(t.Context(), "PUBSUB", "SHARDCHANNELS")
+	if err != nil {
+		t.Fatalf("PUBSUB SHARDCHANNELS on %s: %v", s.Addr(), err)
+	}
+	return chans
 }

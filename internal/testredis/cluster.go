@@ -216,6 +216,15 @@ func (m *SlotMigration) MoveKeys() {
 	}
 }
 
+// MoveKey moves one key of the slot to the new master (MIGRATE), ahead of
+// the others: a command on keys of both nodes gets TRYAGAIN until
+// MoveKeys moves the rest.
+func (m *SlotMigration) MoveKey(key string) {
+	m.c.t.Helper()
+	host, port, _ := net.SplitHostPort(m.to.Addr())
+	m.do(m.from, "MIGRATE", host, port, key, "0", "5000")
+}
+
 // Finish makes the new master the slot's owner, with CLUSTER SETSLOT NODE
 // on it first, then on the old master (which unsubscribes the slot's
 // sharded pub/sub channels as it lets go of the slot) and on the other
