@@ -257,14 +257,26 @@ func TestClusterSlotMigration(t *testing.T) {
 	sub := startBrokerAt(t, cfg, rec)
 	pub := startBrokerAt(t, cfg, nopHandler{})
 	chans := clusterChannels(t, sub, 9)
-	// Two slots move: that of room:0, which a second channel shares, from
-	// its master to another, then that of a channel of a third master.
-	slotA := int(slotOf(sub.tag(chans[0])))
-	chans = append(chans, sameSlot(chans[0], len(chans)))
-	fromA := c.SlotOwner(slotA)
-	var chB string
+	// Two slots move: that of a channel chA, which a second channel
+	// shares, from its master to another, then that of a channel chB of a
+	// third master. Neither carries a probe channel: moving one costs a
+	// probe failure and a reconnection (the broker does not move its
+	// probe channels yet).
+	probes := probeSlots(sub, pub)
+	var chA, chB string
 	for _, ch := range chans {
-		if m := c.SlotOwner(int(slotOf(sub.tag(ch)))); m != fromA {
+		if !probes[slotOf(sub.tag(ch))] {
+			chA = ch
+			break
+		}
+	}
+	slotA := int(slotOf(sub.tag(chA)))
+	chA2 := sameSlot(chA, len(chans))
+	chans = append(chans, chA2)
+	fromA := c.SlotOwner(slotA)
+	for _, ch := range chans {
+		slot := int(slotOf(sub.tag(ch)))
+		if c.SlotOwner(slot) != fromA && !probes[uint16(slot)] {
 			chB = ch
 			break
 		}
@@ -282,7 +294,7 @@ func TestClusterSlotMigration(t *testing.T) {
 		to    *testredis.Server
 		chans []string
 	}{
-		{slotA, toA, []string{chans[0], chans[len(chans)-1]}},
+		{slotA, toA, []string{chA, chA2}},
 		{slotB, fromA, []string{chB}},
 	}
 	mustSubscribe(t, sub, chans...)
@@ -443,6 +455,19 @@ func sameSlot(ch string, n int) string {
 			return other
 		}
 	}
+}
+
+// probeSlots returns the slots of the brokers' probe channels.
+func probeSlots(brokers ...*Broker) map[uint16]bool {
+	slots := map[uint16]bool{}
+	for _, b := range brokers {
+		b.subs.mu.Lock()
+		for _, l := range b.subs.links {
+			slots[slotOf(l.probe)] = true
+		}
+		b.subs.mu.Unlock()
+	}
+	return slots
 }
 
 // shardChannels returns the sharded pub/sub channels that have

@@ -96,8 +96,8 @@
 // no channel in a moved slot hears nothing of the move: when it subscribes
 // to one later, the old master answers MOVED, and the broker reads the
 // topology from that master and subscribes on the new one at once, still
-// ready. Behind Sentinel, rueidis follows the master the sentinels name, and a broken
-// (or deaf, see below) connection is reopened to it. The same happens when a
+// ready. Behind Sentinel, rueidis follows the master the sentinels name,
+// and a broken (or deaf, see below) connection is reopened to it. The same happens when a
 // live publication does not follow the remembered offset. When history
 // cannot cover the gap (trimmed, expired, or a new epoch because Redis lost
 // its data) the broker delivers what there is, and the node's
