@@ -1,11 +1,14 @@
 package redis
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/broker/brokertest"
@@ -244,4 +247,243 @@ func TestClusterPublishMany(t *testing.T) {
 	c := testredis.StartCluster(t, testredis.ClusterOptions{})
 	b := startBrokerAt(t, Config{URL: c.URL(), Prefix: newPrefix()}, nopHandler{})
 	testPublishMany(t, Config{URL: c.URL()}, clusterChannels(t, b, 6))
+}
+
+// TestClusterSlotMigration moves the slots of some channels to other
+// masters, step by step as redis-cli --cluster reshard does, while a
+// broker publishes on every channel without pause and another is
+// subscribed: the subscriber receives every publication, acknowledged or
+// not, once and in order, in the channel's first epoch; each moved channel
+// ends up subscribed on its new master; and the subscriber stays ready
+// throughout, without reconnecting.
+func TestClusterSlotMigration(t *testing.T) {
+	c := testredis.StartCluster(t, testredis.ClusterOptions{})
+	cfg := fastReconnect(newPrefix())
+	cfg.URL = c.URL()
+	rec := brokertest.NewRecorder()
+	sub := startBrokerAt(t, cfg, rec)
+	pub := startBrokerAt(t, cfg, nopHandler{})
+	chans := clusterChannels(t, sub, 9)
+	// Two slots move: that of a channel chA, which a second channel
+	// shares, from its master to another, then that of a channel chB of a
+	// third master. Neither carries a probe channel: moving one costs a
+	// probe failure and a reconnection (the broker does not move its
+	// probe channels yet).
+	probes := probeSlots(sub, pub)
+	var chA, chB string
+	for _, ch := range chans {
+		if !probes[slotOf(sub.tag(ch))] {
+			chA = ch
+			break
+		}
+	}
+	slotA := int(slotOf(sub.tag(chA)))
+	chA2 := sameSlot(chA, len(chans))
+	chans = append(chans, chA2)
+	fromA := c.SlotOwner(slotA)
+	for _, ch := range chans {
+		slot := int(slotOf(sub.tag(ch)))
+		if c.SlotOwner(slot) != fromA && !probes[uint16(slot)] {
+			chB = ch
+			break
+		}
+	}
+	slotB := int(slotOf(sub.tag(chB)))
+	fromB := c.SlotOwner(slotB)
+	var toA *testredis.Server
+	for _, m := range c.Masters() {
+		if m != fromA && m != fromB {
+			toA = m
+		}
+	}
+	moves := []struct {
+		slot  int
+		to    *testredis.Server
+		chans []string
+	}{
+		{slotA, toA, []string{chA, chA2}},
+		{slotB, fromA, []string{chB}},
+	}
+	mustSubscribe(t, sub, chans...)
+
+	// The publisher goes round the channels until stopped, moving on
+	// after an error (a retry comes with the next round).
+	var (
+		mu      sync.Mutex
+		acked   = map[string]map[uint64]string{} // channel -> offset -> data
+		failed  = map[string]int{}               // channel -> failed publications
+		errs    = map[string]int{}               // error -> count
+		unready int                              // times a broker was seen not ready
+		stopped = make(chan struct{})
+	)
+	for _, ch := range chans {
+		acked[ch] = map[uint64]string{}
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	go func() {
+		defer close(stopped)
+		for n := 0; ctx.Err() == nil; n++ {
+			ch, data := chans[n%len(chans)], strconv.Itoa(n)
+			pos, err := pub.Publish(ctx, ch, []byte(data), broker.PublishOptions{HistorySize: 100000})
+			if !sub.Ready() || !pub.Ready() {
+				mu.Lock()
+				unready++
+				mu.Unlock()
+			}
+			switch {
+			case ctx.Err() != nil:
+			case err != nil && !errors.Is(err, broker.ErrUnavailable):
+				t.Errorf("Publish(%s): %v", ch, err)
+				return
+			case err != nil:
+				mu.Lock()
+				failed[ch]++
+				errs[err.Error()]++
+				mu.Unlock()
+			default:
+				mu.Lock()
+				acked[ch][pos.Offset] = data
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		stop()
+		<-stopped
+	})
+	// progress waits until the channels (all if none) got a few more
+	// acknowledged publications.
+	progress := func(what string, only ...string) {
+		t.Helper()
+		if len(only) == 0 {
+			only = chans
+		}
+		mu.Lock()
+		before := map[string]int{}
+		for _, ch := range only {
+			before[ch] = len(acked[ch])
+		}
+		mu.Unlock()
+		brokertest.WaitFor(t, "publications "+what, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, ch := range only {
+				if len(acked[ch]) < before[ch]+3 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	progress("before the migrations")
+	epochs := map[string]string{}
+	for _, ch := range chans {
+		epochs[ch] = rec.Wait(t, ch, 1)[0].Pos.Epoch
+	}
+
+	start := time.Now()
+	for i, mv := range moves {
+		m := c.BeginMigration(mv.slot, mv.to)
+		progress(fmt.Sprintf("while slot %d is migrating", mv.slot))
+		if i == 0 {
+			// With its stream moved ahead of its meta hash, a channel's
+			// publications fail (TRYAGAIN) while the others go on.
+			ch := mv.chans[0]
+			mu.Lock()
+			before := failed[ch]
+			mu.Unlock()
+			m.MoveKey(sub.tag(ch) + ":s")
+			brokertest.WaitFor(t, "a publication on "+ch+" to fail", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return failed[ch] > before
+			})
+			progress("on the other channels", slices.DeleteFunc(slices.Clone(chans), func(c string) bool {
+				return slices.Contains(mv.chans, c)
+			})...)
+		}
+		m.MoveKeys()
+		progress(fmt.Sprintf("once the keys of slot %d moved", mv.slot))
+		m.Finish()
+		progress(fmt.Sprintf("after slot %d moved", mv.slot))
+		for _, ch := range mv.chans {
+			brokertest.WaitFor(t, ch+" to be subscribed on its new master", func() bool {
+				return sub.Ready() && linkAddr(sub, ch) == mv.to.Addr() &&
+					slices.Contains(shardChannels(t, mv.to), sub.tag(ch)) &&
+					!slices.Contains(shardChannels(t, m.From()), sub.tag(ch))
+			})
+		}
+	}
+	t.Logf("migrations took %v", time.Since(start))
+	// The publisher had no subscription in the moved slots, so nothing
+	// told it of the moves: it subscribes there all the same.
+	for _, mv := range moves {
+		mustSubscribe(t, pub, mv.chans...)
+	}
+	stop()
+	<-stopped
+
+	// A last publication on each channel comes after all the others.
+	for _, ch := range chans {
+		publishEventually(t, pub, ch, "end")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("failed publications: %v", errs)
+	for _, ch := range chans {
+		var events []brokertest.Event
+		brokertest.WaitFor(t, "the last publication of "+ch, func() bool {
+			events = rec.Events(ch)
+			return len(events) > 0 && string(events[len(events)-1].Pub.Data) == "end"
+		})
+		checkOffsets(t, ch, events, epochs[ch])
+		for off, data := range acked[ch] {
+			if got := string(events[off-1].Pub.Data); got != data {
+				t.Fatalf("%s: offset %d delivered %q, acknowledged as %q", ch, off, got, data)
+			}
+		}
+	}
+	if unready > 0 {
+		t.Errorf("brokers seen not ready %d times", unready)
+	}
+	for _, b := range []*Broker{sub, pub} {
+		if !b.Ready() || b.Reconnects() != 0 || b.ProbeFailures() != 0 {
+			t.Errorf("ready %v, %d reconnects, %d probe failures; want ready and none", b.Ready(), b.Reconnects(), b.ProbeFailures())
+		}
+	}
+}
+
+// sameSlot returns a channel room:N (N from n on) whose pub/sub channel
+// is in the same Cluster slot as ch's, whatever the prefix.
+func sameSlot(ch string, n int) string {
+	for ; ; n++ {
+		other := "room:" + strconv.Itoa(n)
+		if slotOf("{"+other+"}") == slotOf("{"+ch+"}") {
+			return other
+		}
+	}
+}
+
+// probeSlots returns the slots of the brokers' probe channels.
+func probeSlots(brokers ...*Broker) map[uint16]bool {
+	slots := map[uint16]bool{}
+	for _, b := range brokers {
+		b.subs.mu.Lock()
+		for _, l := range b.subs.links {
+			slots[slotOf(l.probe)] = true
+		}
+		b.subs.mu.Unlock()
+	}
+	return slots
+}
+
+// shardChannels returns the sharded pub/sub channels that have
+// subscribers on a node.
+func shardChannels(t *testing.T, s *testredis.Server) []string {
+	t.Helper()
+	chans, err := s.DoList(t.Context(), "PUBSUB", "SHARDCHANNELS")
+	if err != nil {
+		t.Fatalf("PUBSUB SHARDCHANNELS on %s: %v", s.Addr(), err)
+	}
+	return chans
 }

@@ -92,9 +92,12 @@
 // it reconnects, so after a failover it subscribes on the new master. When
 // a master loses a slot (a failover, or a slot migrated) Redis
 // unsubscribes that slot's channels itself; the broker then subscribes
-// them where they are now and fills the gap the same way. Behind
-// Sentinel, rueidis follows the master the sentinels name, and a broken
-// (or deaf, see below) connection is reopened to it. The same happens when a
+// them where they are now and fills the gap the same way. A broker with
+// no channel in a moved slot hears nothing of the move: when it subscribes
+// to one later, the old master answers MOVED, and the broker reads the
+// topology from that master and subscribes on the new one at once, still
+// ready. Behind Sentinel, rueidis follows the master the sentinels name,
+// and a broken (or deaf, see below) connection is reopened to it. The same happens when a
 // live publication does not follow the remembered offset. When history
 // cannot cover the gap (trimmed, expired, or a new epoch because Redis lost
 // its data) the broker delivers what there is, and the node's

@@ -201,11 +201,22 @@ func (s *subscriptions) run(ctx context.Context) {
 // errLinkLost makes run back off before it connects again.
 var errLinkLost = unavailable("pub/sub connection lost", nil)
 
+// errMoved is what reconcile returns when a master refused a subscription
+// with MOVED: a slot moved and the topology is stale, which the broker
+// does not hear of when it had no channel in that slot.
+var errMoved = errors.New("slot moved")
+
+// maxMovedRounds is how often sync reads the topology again and retries
+// after MOVED replies before it gives up as for any other error (the
+// nodes may disagree for a moment while a slot changes hands).
+const maxMovedRounds = 3
+
 // sync brings the links in line with what is wanted: it forgets broken
 // links (and returns errLinkLost, so that run backs off first), reads the
 // Cluster topology if needed, opens missing links, and sends the
 // unsubscribe and subscribe commands that requests since the last call
-// need. The broker is ready when it returns nil.
+// need; after a MOVED reply it does the last three again at once. The
+// broker is ready when it returns nil.
 func (s *subscriptions) sync(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -213,11 +224,17 @@ func (s *subscriptions) sync(ctx context.Context) error {
 	if s.forgetBroken() {
 		return errLinkLost
 	}
-	if err := s.openLinks(ctx); err != nil {
-		return err
-	}
-	if err := s.reconcile(ctx); err != nil {
-		return err
+	for round := 1; ; round++ {
+		if err := s.openLinks(ctx); err != nil {
+			return err
+		}
+		err := s.reconcile(ctx)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errMoved) || round == maxMovedRounds {
+			return err
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -510,7 +527,7 @@ func (s *subscriptions) reconcile(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
-	var firstErr error
+	var firstErr, movedErr error
 	for l, chans := range unsub {
 		if err := s.send(ctx, l, false, chans, false); err != nil && firstErr == nil {
 			firstErr = err
@@ -518,6 +535,7 @@ func (s *subscriptions) reconcile(ctx context.Context) error {
 	}
 	for l, chans := range sub {
 		if err := s.send(ctx, l, true, chans, false); err != nil {
+			moved := isMoved(err)
 			s.mu.Lock()
 			for _, ch := range chans {
 				if s.on[ch] == l {
@@ -528,8 +546,14 @@ func (s *subscriptions) reconcile(ctx context.Context) error {
 				}
 			}
 			s.refresh = true // a MOVED reply, or a master that went away
+			if moved {
+				s.refreshFrom = l // it knows who owns the slot now
+			}
 			s.mu.Unlock()
-			if firstErr == nil {
+			switch {
+			case moved && movedErr == nil:
+				movedErr = fmt.Errorf("%w: %w", errMoved, err)
+			case !moved && firstErr == nil:
 				firstErr = err
 			}
 		}
@@ -545,10 +569,23 @@ func (s *subscriptions) reconcile(ctx context.Context) error {
 	if firstErr != nil {
 		return firstErr
 	}
+	if movedErr != nil {
+		return movedErr
+	}
 	if len(keep) > 0 {
 		return unavailable("subscribe", errors.New("no master for some channels"))
 	}
 	return nil
+}
+
+// isMoved reports whether err is, or wraps, a MOVED reply.
+func isMoved(err error) bool {
+	var rerr *rueidis.RedisError
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	_, moved := rerr.IsMoved()
+	return moved
 }
 
 // ownerLocked returns the up link a channel belongs on, or nil.

@@ -3,6 +3,7 @@ package testredis
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"os/exec"
 	"slices"
@@ -143,6 +144,114 @@ func (c *Cluster) Failover(master *Server) *Server {
 	return replica
 }
 
+// SlotOwner returns the running master that owns slot, as it sees
+// itself, failing the test if none does.
+func (c *Cluster) SlotOwner(slot int) *Server {
+	c.t.Helper()
+	for _, s := range c.running() {
+		if me, err := s.clusterSelf(); err == nil && me.master() && me.owns(slot) {
+			return s
+		}
+	}
+	c.t.Fatalf("testredis: no master owns slot %d", slot)
+	return nil
+}
+
+// MigrateSlot moves slot to the master to, keys and all, as redis-cli
+// --cluster reshard does: BeginMigration, MoveKeys, Finish.
+func (c *Cluster) MigrateSlot(slot int, to *Server) {
+	c.t.Helper()
+	m := c.BeginMigration(slot, to)
+	m.MoveKeys()
+	m.Finish()
+}
+
+// SlotMigration is a slot on its way from one master to another, moved one
+// step at a time so that a test can act between the steps. Its methods
+// fail the test on error.
+type SlotMigration struct {
+	c        *Cluster
+	slot     int
+	from, to *Server
+	toID     string
+}
+
+// BeginMigration starts moving slot from its master to the master to:
+// CLUSTER SETSLOT IMPORTING on to, then MIGRATING on the owner. Meanwhile
+// the owner serves the keys it still has and redirects commands on the
+// others to to (ASK, or TRYAGAIN for a command on keys of both).
+func (c *Cluster) BeginMigration(slot int, to *Server) *SlotMigration {
+	c.t.Helper()
+	from := c.SlotOwner(slot)
+	if from == to {
+		c.t.Fatalf("testredis: %s owns slot %d already", to.Addr(), slot)
+	}
+	m := &SlotMigration{c: c, slot: slot, from: from, to: to, toID: c.nodeID(to)}
+	m.do(to, "CLUSTER", "SETSLOT", strconv.Itoa(slot), "IMPORTING", c.nodeID(from))
+	m.do(from, "CLUSTER", "SETSLOT", strconv.Itoa(slot), "MIGRATING", m.toID)
+	return m
+}
+
+// From returns the master the slot is moved from.
+func (m *SlotMigration) From() *Server { return m.from }
+
+// MoveKeys moves the slot's keys to the new master with MIGRATE ... KEYS,
+// a batch of CLUSTER GETKEYSINSLOT at a time, until the old master has
+// none left (it creates no new ones while migrating).
+func (m *SlotMigration) MoveKeys() {
+	m.c.t.Helper()
+	host, port, _ := net.SplitHostPort(m.to.Addr())
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+		keys, err := m.from.DoList(ctx, "CLUSTER", "GETKEYSINSLOT", strconv.Itoa(m.slot), "100")
+		cancel()
+		if err != nil {
+			m.c.t.Fatalf("testredis: CLUSTER GETKEYSINSLOT %d on %s: %v", m.slot, m.from.Addr(), err)
+		}
+		if len(keys) == 0 {
+			return
+		}
+		args := append([]string{"MIGRATE", host, port, "", "0", "5000", "KEYS"}, keys...)
+		m.do(m.from, args...)
+	}
+}
+
+// MoveKey moves one key of the slot to the new master (MIGRATE), ahead of
+// the others: a command on keys of both nodes gets TRYAGAIN until
+// MoveKeys moves the rest.
+func (m *SlotMigration) MoveKey(key string) {
+	m.c.t.Helper()
+	host, port, _ := net.SplitHostPort(m.to.Addr())
+	m.do(m.from, "MIGRATE", host, port, key, "0", "5000")
+}
+
+// Finish makes the new master the slot's owner, with CLUSTER SETSLOT NODE
+// on it first, then on the old master (which unsubscribes the slot's
+// sharded pub/sub channels as it lets go of the slot) and on the other
+// masters, and waits until the cluster is healthy (see WaitHealthy). The
+// keys must have been moved.
+func (m *SlotMigration) Finish() {
+	m.c.t.Helper()
+	setslot := []string{"CLUSTER", "SETSLOT", strconv.Itoa(m.slot), "NODE", m.toID}
+	m.do(m.to, setslot...)
+	m.do(m.from, setslot...)
+	for _, s := range m.c.Masters() {
+		if s != m.to && s != m.from {
+			m.do(s, setslot...)
+		}
+	}
+	m.c.WaitHealthy()
+}
+
+func (m *SlotMigration) do(s *Server, args ...string) {
+	m.c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	if _, err := s.Do(ctx, args...); err != nil {
+		m.c.t.Fatalf("testredis: %s on %s: %v", strings.Join(args, " "), s.Addr(), err)
+	}
+}
+
 // WaitHealthy waits until every running node reports cluster_state:ok and
 // sees every running node the same way (the same masters owning the same
 // slots, the same replicas of the same masters), and every running
@@ -258,6 +367,23 @@ type clusterNode struct {
 }
 
 func (n clusterNode) master() bool { return strings.Contains(n.flags, "master") }
+
+// owns reports whether slot is among the node's slots ("5461" or
+// "0-5460"; "[5461->-id]", a migration in progress, does not count).
+func (n clusterNode) owns(slot int) bool {
+	for _, r := range n.slots {
+		lo, hi, isRange := strings.Cut(r, "-")
+		if !isRange {
+			hi = lo
+		}
+		first, err1 := strconv.Atoi(lo)
+		last, err2 := strconv.Atoi(hi)
+		if err1 == nil && err2 == nil && first <= slot && slot <= last {
+			return true
+		}
+	}
+	return false
+}
 
 // clusterSelf returns the node's own line of CLUSTER NODES.
 func (s *Server) clusterSelf() (clusterNode, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -217,5 +218,35 @@ func TestSentinel(t *testing.T) {
 	}
 	if got := do(t, master, "GET", "k"); got != "v" {
 		t.Fatalf("GET on the new master: %q, want v", got)
+	}
+}
+
+func TestClusterMigrateSlot(t *testing.T) {
+	c := StartCluster(t, ClusterOptions{})
+	slot, err := strconv.Atoi(do(t, c.Nodes()[0], "CLUSTER", "KEYSLOT", "{k}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := c.SlotOwner(slot)
+	for _, key := range []string{"{k}a", "{k}b"} {
+		do(t, from, "SET", key, "v")
+	}
+	to := c.Masters()[0]
+	if to == from {
+		to = c.Masters()[1]
+	}
+	c.MigrateSlot(slot, to)
+	if got := c.SlotOwner(slot); got != to {
+		t.Fatalf("slot %d owned by %s after the migration, want %s", slot, got.Addr(), to.Addr())
+	}
+	keys, err := to.DoList(t.Context(), "CLUSTER", "GETKEYSINSLOT", strconv.Itoa(slot), "10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Sort(keys); !slices.Equal(keys, []string{"{k}a", "{k}b"}) {
+		t.Fatalf("keys of slot %d on the new owner: %q", slot, keys)
+	}
+	if _, err := from.Do(t.Context(), "GET", "{k}a"); err == nil || !strings.HasPrefix(err.Error(), "MOVED") {
+		t.Fatalf("GET on the old owner: %v, want MOVED", err)
 	}
 }
