@@ -2,8 +2,11 @@ package websocket
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -54,6 +57,9 @@ type conn struct {
 	control  [][]byte // encoded control frames (pings, pongs) to write first
 	closing  bool
 	closeMsg protocol.Disconnect
+	// writeTimedOut records that a write did not finish within the write
+	// timeout, so that the client is released as a slow consumer.
+	writeTimedOut atomic.Bool
 	// dropQueue tells the writer to discard the queue instead of writing it
 	// (a slow consumer will not read it anyway).
 	dropQueue bool
@@ -287,6 +293,11 @@ func (c *conn) writeLoop(kick <-chan struct{}) {
 		}
 		began := time.Now()
 		if err := c.flush(control, batch); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// The peer stopped reading: as slow a consumer as one
+				// whose queue overflowed.
+				c.writeTimedOut.Store(true)
+			}
 			c.abort()
 			return
 		}

@@ -253,5 +253,8 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 func (h *Handler) end(s *session) {
 	s.rd.drain()
 	_ = s.c.nc.Close()
+	if s.c.writeTimedOut.Load() {
+		s.client.Disconnect(protocol.DisconnectSlowConsumer) // for its record: the socket is closed
+	}
 	s.client.Closed()
 }
