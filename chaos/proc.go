@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -124,17 +122,8 @@ func (r *redisProc) url() string { return "redis://" + r.addr() + "/0" }
 
 // ready reports whether Redis answers PING with PONG.
 func (r *redisProc) ready() bool {
-	conn, err := net.DialTimeout("tcp", r.addr(), time.Second)
-	if err != nil {
-		return false
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "+PONG")
+	pong, err := redisDo(r.addr(), "PING")
+	return err == nil && pong == "PONG"
 }
 
 // nodeProc is one redcast node process.

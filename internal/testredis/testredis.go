@@ -20,11 +20,8 @@
 package testredis
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -34,6 +31,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redcast/redcast/internal/resp"
 )
 
 const (
@@ -157,12 +156,7 @@ func (s *Server) Restart() {
 // array, a real client for anything else. Do is meant for checks and setup
 // in tests (CONFIG SET, INFO).
 func (s *Server) Do(ctx context.Context, args ...string) (string, error) {
-	var out string
-	err := s.roundTrip(ctx, args, func(r *bufio.Reader, line string) (err error) {
-		out, err = readScalar(r, line)
-		return err
-	})
-	return out, err
+	return resp.Do(ctx, s.Addr(), args...)
 }
 
 // DoList sends one command whose reply is an array of strings or integers,
@@ -170,62 +164,7 @@ func (s *Server) Do(ctx context.Context, args ...string) (string, error) {
 // elements (a nil element as ""). A Redis error reply is returned as an
 // error.
 func (s *Server) DoList(ctx context.Context, args ...string) ([]string, error) {
-	var out []string
-	err := s.roundTrip(ctx, args, func(r *bufio.Reader, line string) error {
-		if line[0] == '-' {
-			return errors.New(line[1:])
-		}
-		if line[0] != '*' {
-			return fmt.Errorf("reply %q is not an array", line)
-		}
-		n, err := strconv.Atoi(line[1:])
-		if err != nil {
-			return fmt.Errorf("bad array length %q", line)
-		}
-		for range max(n, 0) {
-			line, err := readLine(r)
-			if err != nil {
-				return err
-			}
-			v, err := readScalar(r, line)
-			if err != nil && !errors.Is(err, errNil) {
-				return err
-			}
-			out = append(out, v)
-		}
-		return nil
-	})
-	return out, err
-}
-
-// roundTrip sends args as a RESP array on a new connection and reads the
-// reply with read, given its first line.
-func (s *Server) roundTrip(ctx context.Context, args []string, read func(r *bufio.Reader, line string) error) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", s.Addr())
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	} else {
-		conn.SetDeadline(time.Now().Add(startTimeout))
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := conn.Write([]byte(b.String())); err != nil {
-		return err
-	}
-	r := bufio.NewReader(conn)
-	line, err := readLine(r)
-	if err != nil {
-		return err
-	}
-	return read(r, line)
+	return resp.DoList(ctx, s.Addr(), args...)
 }
 
 // start starts the process on s.port and waits until it is ready.
@@ -356,46 +295,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// errNil is the error of a nil bulk string.
-var errNil = errors.New("nil reply")
-
-// readLine reads one line of a reply, without its CRLF.
-func readLine(r *bufio.Reader) (string, error) {
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	line = strings.TrimSuffix(line, "\r\n")
-	if line == "" {
-		return "", errors.New("empty reply")
-	}
-	return line, nil
-}
-
-// readScalar reads a simple string, an error, an integer or a bulk string
-// whose first line is line.
-func readScalar(r *bufio.Reader, line string) (string, error) {
-	switch line[0] {
-	case '+', ':':
-		return line[1:], nil
-	case '-':
-		return "", errors.New(line[1:])
-	case '$':
-		n, err := strconv.Atoi(line[1:])
-		if err != nil {
-			return "", fmt.Errorf("bad bulk length %q", line)
-		}
-		if n < 0 {
-			return "", errNil
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return "", err
-		}
-		return string(buf[:n]), nil
-	default:
-		return "", fmt.Errorf("unsupported reply type %q", line[0])
-	}
 }
