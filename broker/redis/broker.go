@@ -60,6 +60,7 @@ type Broker struct {
 	probeFailures atomic.Uint64 // pub/sub connections replaced for not returning a probe
 	reconnects    atomic.Uint64 // pub/sub connections lost and opened again
 	rewinds       atomic.Uint64 // streams found behind what was delivered
+	probesBack    atomic.Uint64 // probe tokens that came back (for tests)
 	id            string        // random, names this broker's probe channels
 
 	// testHookReconnect, if set before Start, is called by the pub/sub

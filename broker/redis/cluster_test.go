@@ -470,7 +470,7 @@ func probeSlots(brokers ...*Broker) map[uint16]bool {
 	for _, b := range brokers {
 		b.subs.mu.Lock()
 		for _, l := range b.subs.links {
-			slots[slotOf(l.probe)] = true
+			slots[slotOf(l.probeName())] = true
 		}
 		b.subs.mu.Unlock()
 	}
@@ -486,4 +486,53 @@ func shardChannels(t *testing.T, s *testredis.Server) []string {
 		t.Fatalf("PUBSUB SHARDCHANNELS on %s: %v", s.Addr(), err)
 	}
 	return chans
+}
+
+// TestClusterProbeSlotMigration moves the slot of a link's probe channel
+// to another master: the link gets a new probe channel on its own master
+// and keeps being probed, without a probe failure, a reconnect or a
+// moment of not being ready.
+func TestClusterProbeSlotMigration(t *testing.T) {
+	c := testredis.StartCluster(t, testredis.ClusterOptions{})
+	cfg := Config{URL: c.URL(), Prefix: newPrefix(), ProbeInterval: 50 * time.Millisecond}
+	b := startBrokerAt(t, cfg, nopHandler{})
+	brokertest.WaitFor(t, "a probe round trip", func() bool { return b.probesBack.Load() > 0 })
+	b.subs.mu.Lock()
+	var l *link
+	for _, each := range b.subs.links {
+		l = each
+		break
+	}
+	b.subs.mu.Unlock()
+	old := l.probeName()
+	slot := int(slotOf(old))
+	from := c.SlotOwner(slot)
+	var to *testredis.Server
+	for _, m := range c.Masters() {
+		if m.Addr() != from.Addr() {
+			to = m
+			break
+		}
+	}
+	c.MigrateSlot(slot, to)
+	brokertest.WaitFor(t, "a new probe channel", func() bool { return l.probeName() != old })
+	if owner, ok := b.subs.topologyOwner(l.probeName()); !ok || owner != l.addr {
+		t.Fatalf("new probe channel %s is on %s, want the link's master %s", l.probeName(), owner, l.addr)
+	}
+	back := b.probesBack.Load()
+	brokertest.WaitFor(t, "probes on the new channel", func() bool { return b.probesBack.Load() >= back+3 })
+	if f, r := b.ProbeFailures(), b.Reconnects(); f != 0 || r != 0 || !b.Ready() {
+		t.Fatalf("after moving the probe's slot: %d probe failures, %d reconnects, ready %v; want 0, 0, true", f, r, b.Ready())
+	}
+}
+
+// topologyOwner returns the master that owns a pub/sub channel's slot in
+// the topology the broker knows.
+func (s *subscriptions) topologyOwner(pubsubChannel string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.topo == nil {
+		return "", false
+	}
+	return s.topo.master(pubsubChannel)
 }

@@ -110,7 +110,11 @@
 // Config.ProbeInterval the broker publishes a probe to itself on each
 // connection, through its ordinary client as any publication goes; a probe
 // that has not come back by the next round makes the broker treat that
-// connection as broken, as above, and count it (ProbeFailures).
+// connection as broken, as above, and count it (ProbeFailures). On a
+// Cluster each connection's probe channel is in a slot its master owns;
+// when a resharding moves that slot, Redis drops the probe subscription and
+// the broker picks a new probe channel on the same master, without judging
+// the connection meanwhile.
 //
 // While Redis is unreachable every call that needs it fails within
 // Config.Timeout with an error wrapping broker.ErrUnavailable.

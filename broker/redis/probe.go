@@ -60,7 +60,7 @@ func (s *subscriptions) probe(ctx context.Context) {
 	s.mu.Lock()
 	for _, l := range s.links {
 		switch {
-		case l.down:
+		case l.down, l.probeMoved:
 		case l.token != "":
 			deaf = append(deaf, l)
 		default:
@@ -79,9 +79,9 @@ func (s *subscriptions) probe(ctx context.Context) {
 	cmds := make(rueidis.Commands, len(send))
 	for i, l := range send {
 		if s.b.sharded {
-			cmds[i] = s.b.client.B().Spublish().Channel(l.probe).Message(l.token).Build()
+			cmds[i] = s.b.client.B().Spublish().Channel(l.probeName()).Message(l.token).Build()
 		} else {
-			cmds[i] = s.b.client.B().Publish().Channel(l.probe).Message(l.token).Build()
+			cmds[i] = s.b.client.B().Publish().Channel(l.probeName()).Message(l.token).Build()
 		}
 	}
 	octx, cancel := context.WithTimeout(ctx, s.b.cfg.Timeout)
@@ -104,6 +104,33 @@ func (s *subscriptions) probed(l *link, token string) {
 	s.mu.Lock()
 	if l.token == token {
 		l.token = ""
+		s.b.probesBack.Add(1)
 	}
 	s.mu.Unlock()
+}
+
+// moveProbes gives the links whose probe channel Redis dropped (its slot
+// moved to another master) a new one, in a slot their master owns now, so
+// that a resharding does not look like a deaf connection. It runs on the
+// run goroutine, after the topology was read again.
+func (s *subscriptions) moveProbes(ctx context.Context) error {
+	s.mu.Lock()
+	var moved []*link
+	for _, l := range s.links {
+		if l.probeMoved && !l.down {
+			moved = append(moved, l)
+		}
+	}
+	s.mu.Unlock()
+	for _, l := range moved {
+		name := s.probeChannel(l.addr)
+		l.probe.Store(&name)
+		if err := s.send(ctx, l, true, []string{name}, true); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		l.probeMoved = false
+		s.mu.Unlock()
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -62,10 +63,17 @@ type link struct {
 	addr   string
 	client rueidis.Client // the link's own client to its master on a Cluster; nil elsewhere
 	conn   rueidis.DedicatedClient
-	down   bool   // set (under subscriptions.mu) when the connection broke
-	probe  string // the link's probe channel
-	token  string // the probe token on its way, or ""; under subscriptions.mu
+	down   bool                   // set (under subscriptions.mu) when the connection broke
+	probe  atomic.Pointer[string] // the link's probe channel
+	token  string                 // the probe token on its way, or ""; under subscriptions.mu
+	// probeMoved (under subscriptions.mu) says that Redis dropped the
+	// probe channel (its slot moved to another master): the link needs a
+	// new one, and is not judged by the probe until it has it.
+	probeMoved bool
 }
+
+// probeName returns the link's probe channel.
+func (l *link) probeName() string { return *l.probe.Load() }
 
 func newSubscriptions(b *Broker) *subscriptions {
 	return &subscriptions{
@@ -236,6 +244,9 @@ func (s *subscriptions) sync(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := s.moveProbes(ctx); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, l := range s.links {
@@ -371,7 +382,9 @@ func (s *subscriptions) moveChannels() {
 // a subscription by itself, and mark the link down when its connection
 // breaks.
 func (s *subscriptions) open(ctx context.Context, addr string) (*link, error) {
-	l := &link{addr: addr, probe: s.probeChannel(addr)}
+	l := &link{addr: addr}
+	probe := s.probeChannel(addr)
+	l.probe.Store(&probe)
 	if s.b.sharded {
 		opt := s.b.opt
 		opt.InitAddress = []string{addr}
@@ -387,7 +400,7 @@ func (s *subscriptions) open(ctx context.Context, addr string) (*link, error) {
 	}
 	errc := l.conn.SetPubSubHooks(rueidis.PubSubHooks{
 		OnMessage: func(m rueidis.PubSubMessage) {
-			if m.Channel == l.probe {
+			if m.Channel == l.probeName() {
 				s.probed(l, m.Message)
 				return
 			}
@@ -416,7 +429,7 @@ func (s *subscriptions) open(ctx context.Context, addr string) (*link, error) {
 			return nil, unavailable("connect pub/sub", err)
 		}
 	}
-	if err := s.send(ctx, l, true, []string{l.probe}, true); err != nil {
+	if err := s.send(ctx, l, true, []string{probe}, true); err != nil {
 		l.close()
 		return nil, err
 	}
@@ -454,6 +467,15 @@ func (s *subscriptions) linkDown(l *link) {
 // is now, and what it missed read from history.
 func (s *subscriptions) dropped(l *link, m rueidis.PubSubSubscription) {
 	if m.Kind != "sunsubscribe" && m.Kind != "unsubscribe" {
+		return
+	}
+	if m.Channel == l.probeName() {
+		// The probe channel's slot moved: give the link another one.
+		s.mu.Lock()
+		l.probeMoved, l.token = true, ""
+		s.refresh, s.refreshFrom = true, l
+		s.mu.Unlock()
+		s.wakeRun()
 		return
 	}
 	ch, ok := s.b.channelOf(m.Channel)
