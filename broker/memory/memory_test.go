@@ -3,7 +3,6 @@ package memory
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -49,16 +48,9 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// nopHandler discards what the broker delivers.
-type nopHandler struct{}
-
-func (nopHandler) HandlePublication(string, *protocol.Publication, protocol.StreamPosition) {}
-func (nopHandler) HandleJoin(string, *protocol.ClientInfo)                                  {}
-func (nopHandler) HandleLeave(string, *protocol.ClientInfo)                                 {}
-
 // countHandler counts publications.
 type countHandler struct {
-	nopHandler
+	brokertest.Discard
 	n atomic.Int64
 }
 
@@ -112,7 +104,7 @@ func (b *Broker) hasStream(ch string) (pubs int, ok bool) {
 
 func TestStreamTTLStartsNewEpoch(t *testing.T) {
 	clock := newFakeClock()
-	b := startBroker(t, Config{StreamTTL: time.Hour, Now: clock.Now}, nopHandler{})
+	b := startBroker(t, Config{StreamTTL: time.Hour, Now: clock.Now}, brokertest.Discard{})
 	first := mustPublish(t, b, "a", broker.PublishOptions{})
 	clock.Advance(59 * time.Minute)
 	if pos := mustPublish(t, b, "a", broker.PublishOptions{}); pos != (protocol.StreamPosition{Offset: 2, Epoch: first.Epoch}) {
@@ -126,7 +118,7 @@ func TestStreamTTLStartsNewEpoch(t *testing.T) {
 
 func TestStreamTTLKeepsSubscribed(t *testing.T) {
 	clock := newFakeClock()
-	b := startBroker(t, Config{StreamTTL: time.Hour, Now: clock.Now}, nopHandler{})
+	b := startBroker(t, Config{StreamTTL: time.Hour, Now: clock.Now}, brokertest.Discard{})
 	if err := b.Subscribe(t.Context(), "a"); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +144,7 @@ func TestStreamTTLKeepsSubscribed(t *testing.T) {
 
 func TestStreamTTLWaitsForHistory(t *testing.T) {
 	clock := newFakeClock()
-	b := startBroker(t, Config{StreamTTL: time.Hour, Now: clock.Now}, nopHandler{})
+	b := startBroker(t, Config{StreamTTL: time.Hour, Now: clock.Now}, brokertest.Discard{})
 	first := mustPublish(t, b, "a", broker.PublishOptions{HistorySize: 10, HistoryTTL: 2 * time.Hour})
 	clock.Advance(90 * time.Minute)
 	if res := mustHistory(t, b, "a"); res.Position != first || len(res.Publications) != 1 {
@@ -166,7 +158,7 @@ func TestStreamTTLWaitsForHistory(t *testing.T) {
 
 func TestSweep(t *testing.T) {
 	clock := newFakeClock()
-	b := startBroker(t, Config{StreamTTL: time.Hour, HistoryTTL: 3 * time.Hour, Now: clock.Now}, nopHandler{})
+	b := startBroker(t, Config{StreamTTL: time.Hour, HistoryTTL: 3 * time.Hour, Now: clock.Now}, brokertest.Discard{})
 	mustPublish(t, b, "idle", broker.PublishOptions{})
 	mustPublish(t, b, "kept", broker.PublishOptions{HistorySize: 10})
 	mustPublish(t, b, "short", broker.PublishOptions{HistorySize: 10, HistoryTTL: time.Minute})
@@ -195,7 +187,7 @@ func TestSweep(t *testing.T) {
 func TestCleanupGoroutine(t *testing.T) {
 	clock := newFakeClock()
 	b := New(Config{StreamTTL: time.Hour, CleanupInterval: time.Millisecond, Now: clock.Now})
-	if err := b.Start(t.Context(), nopHandler{}); err != nil {
+	if err := b.Start(t.Context(), brokertest.Discard{}); err != nil {
 		t.Fatal(err)
 	}
 	mustPublish(t, b, "a", broker.PublishOptions{})
@@ -221,14 +213,14 @@ func TestStartAndClose(t *testing.T) {
 	if err := b.Start(t.Context(), nil); err == nil {
 		t.Error("Start with a nil handler succeeded")
 	}
-	if err := b.Start(t.Context(), nopHandler{}); err != nil {
+	if err := b.Start(t.Context(), brokertest.Discard{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Start(t.Context(), nopHandler{}); err == nil {
+	if err := b.Start(t.Context(), brokertest.Discard{}); err == nil {
 		t.Error("second Start succeeded")
 	}
 	b.Close()
-	if err := b.Start(t.Context(), nopHandler{}); !errors.Is(err, broker.ErrClosed) {
+	if err := b.Start(t.Context(), brokertest.Discard{}); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("Start after Close: %v, want broker.ErrClosed", err)
 	}
 	// A broker closed without being started has nothing to wait for.
@@ -264,38 +256,9 @@ func TestNoDeliveryAfterClose(t *testing.T) {
 	}
 }
 
+// BenchmarkPublish: see brokertest.BenchmarkPublish.
 func BenchmarkPublish(b *testing.B) {
-	data := []byte(`{"text":"hello, this is a chat message of a typical size"}`)
-	bench := func(b *testing.B, opts broker.PublishOptions) {
-		br := startBroker(b, Config{}, nopHandler{})
-		if err := br.Subscribe(context.Background(), "chat:bench"); err != nil {
-			b.Fatal(err)
-		}
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := br.Publish(context.Background(), "chat:bench", data, opts); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	b.Run("history=0", func(b *testing.B) { bench(b, broker.PublishOptions{}) })
-	b.Run("history=100", func(b *testing.B) { bench(b, broker.PublishOptions{HistorySize: 100}) })
-	b.Run("parallel/history=100", func(b *testing.B) {
-		br := startBroker(b, Config{}, nopHandler{})
-		b.ReportAllocs()
-		var next atomic.Int64
-		b.RunParallel(func(pb *testing.PB) {
-			ch := "chat:bench" + strconv.FormatInt(next.Add(1), 10) // a channel per goroutine
-			if err := br.Subscribe(context.Background(), ch); err != nil {
-				b.Error(err)
-				return
-			}
-			for pb.Next() {
-				if _, err := br.Publish(context.Background(), ch, data, broker.PublishOptions{HistorySize: 100}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	})
+	brokertest.BenchmarkPublish(b, func(b *testing.B) broker.Broker {
+		return startBroker(b, Config{}, brokertest.Discard{})
+	}, 0)
 }

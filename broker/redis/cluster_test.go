@@ -156,7 +156,7 @@ func TestClusterFailover(t *testing.T) {
 	cfg.URL = c.URL()
 	rec := brokertest.NewRecorder()
 	sub := startBrokerAt(t, cfg, rec)
-	pub := startBrokerAt(t, cfg, nopHandler{})
+	pub := startBrokerAt(t, cfg, brokertest.Discard{})
 	chans := clusterChannels(t, sub, 12)
 	mustSubscribe(t, sub, chans...)
 	publishAll := func(data string) {
@@ -245,7 +245,7 @@ func checkOrdered(t *testing.T, what string, events []brokertest.Event) {
 // TestClusterPublishMany is TestPublishMany with channels on every shard.
 func TestClusterPublishMany(t *testing.T) {
 	c := testredis.StartCluster(t, testredis.ClusterOptions{})
-	b := startBrokerAt(t, Config{URL: c.URL(), Prefix: newPrefix()}, nopHandler{})
+	b := startBrokerAt(t, Config{URL: c.URL(), Prefix: newPrefix()}, brokertest.Discard{})
 	testPublishMany(t, Config{URL: c.URL()}, clusterChannels(t, b, 6))
 }
 
@@ -262,7 +262,7 @@ func TestClusterSlotMigration(t *testing.T) {
 	cfg.URL = c.URL()
 	rec := brokertest.NewRecorder()
 	sub := startBrokerAt(t, cfg, rec)
-	pub := startBrokerAt(t, cfg, nopHandler{})
+	pub := startBrokerAt(t, cfg, brokertest.Discard{})
 	chans := clusterChannels(t, sub, 9)
 	// Two slots move: that of a channel chA, which a second channel
 	// shares, from its master to another, then that of a channel chB of a
@@ -495,7 +495,7 @@ func shardChannels(t *testing.T, s *testredis.Server) []string {
 func TestClusterProbeSlotMigration(t *testing.T) {
 	c := testredis.StartCluster(t, testredis.ClusterOptions{})
 	cfg := Config{URL: c.URL(), Prefix: newPrefix(), ProbeInterval: 50 * time.Millisecond}
-	b := startBrokerAt(t, cfg, nopHandler{})
+	b := startBrokerAt(t, cfg, brokertest.Discard{})
 	brokertest.WaitFor(t, "a probe round trip", func() bool { return b.probesBack.Load() > 0 })
 	b.subs.mu.Lock()
 	var l *link

@@ -147,7 +147,7 @@ func TestSubscribeBurstIsBatched(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
 	rec := brokertest.NewRecorder()
 	b := startBroker(t, srv, Config{}, rec)
-	pub := startBroker(t, srv, Config{Prefix: b.cfg.Prefix}, nopHandler{})
+	pub := startBroker(t, srv, Config{Prefix: b.cfg.Prefix}, brokertest.Discard{})
 	if _, err := srv.Do(t.Context(), "CONFIG", "RESETSTAT"); err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func TestOutageFilledFromHistory(t *testing.T) {
 	if err := a.Start(t.Context(), rec); err != nil {
 		t.Fatal(err)
 	}
-	b := startBroker(t, srv, cfg, nopHandler{})
+	b := startBroker(t, srv, cfg, brokertest.Discard{})
 
 	mustSubscribe(t, a, "busy", "quiet")
 	var epoch string
@@ -131,7 +131,7 @@ func TestRestartWithoutPersistenceChangesEpoch(t *testing.T) {
 	if err := a.Start(t.Context(), rec); err != nil {
 		t.Fatal(err)
 	}
-	b := startBroker(t, srv, cfg, nopHandler{})
+	b := startBroker(t, srv, cfg, brokertest.Discard{})
 	mustSubscribe(t, a, "c")
 	mustPublish(t, b, "c", "1")
 	old := mustPublish(t, b, "c", "2")
@@ -167,7 +167,7 @@ func TestRestartWithoutPersistenceChangesEpoch(t *testing.T) {
 // broker.ErrUnavailable, while Redis is unreachable, and work again after.
 func TestFailFastWhileDown(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
-	a := startBroker(t, srv, fastReconnect(newPrefix()), nopHandler{})
+	a := startBroker(t, srv, fastReconnect(newPrefix()), brokertest.Discard{})
 	mustSubscribe(t, a, "a")
 	srv.Kill()
 	brokertest.WaitFor(t, "the node to notice that Redis is gone", func() bool { return !a.Ready() })
@@ -212,7 +212,7 @@ func TestFailFastWhileDown(t *testing.T) {
 // Config.Timeout with broker.ErrUnavailable instead of hanging.
 func TestTimeoutWhenRedisHangs(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
-	a := startBroker(t, srv, Config{Timeout: 200 * time.Millisecond}, nopHandler{})
+	a := startBroker(t, srv, Config{Timeout: 200 * time.Millisecond}, brokertest.Discard{})
 	if _, err := srv.Do(t.Context(), "CLIENT", "PAUSE", "1000", "ALL"); err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func TestProbeReplacesDeafConnection(t *testing.T) {
 	if err := sub.Start(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
-	pub := startBroker(t, srv, Config{Prefix: cfg.Prefix}, nopHandler{})
+	pub := startBroker(t, srv, Config{Prefix: cfg.Prefix}, brokertest.Discard{})
 	mustSubscribe(t, sub, "a")
 	epoch := mustPublish(t, pub, "a", "1").Epoch
 	rec.Wait(t, "a", 1)
@@ -55,7 +55,7 @@ func TestPubSubConnectionKilled(t *testing.T) {
 	cfg := fastReconnect(newPrefix())
 	rec := brokertest.NewRecorder()
 	sub := startBroker(t, srv, cfg, rec)
-	pub := startBroker(t, srv, cfg, nopHandler{})
+	pub := startBroker(t, srv, cfg, brokertest.Discard{})
 	mustSubscribe(t, sub, "a")
 	epoch := mustPublish(t, pub, "a", "1").Epoch
 	rec.Wait(t, "a", 1)
@@ -82,7 +82,7 @@ func TestRewindStartsNewEpoch(t *testing.T) {
 	cfg := fastReconnect(newPrefix())
 	rec := brokertest.NewRecorder()
 	sub := startBroker(t, srv, cfg, rec)
-	pub := startBroker(t, srv, cfg, nopHandler{})
+	pub := startBroker(t, srv, cfg, brokertest.Discard{})
 	mustSubscribe(t, sub, "a")
 	epoch := mustPublish(t, pub, "a", "1").Epoch
 	mustPublish(t, pub, "a", "2")

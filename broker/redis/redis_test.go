@@ -109,13 +109,6 @@ func offsetOf(e brokertest.Event) uint64 {
 	return e.Pub.Offset
 }
 
-// nopHandler discards what it is given.
-type nopHandler struct{}
-
-func (nopHandler) HandlePublication(string, *protocol.Publication, protocol.StreamPosition) {}
-func (nopHandler) HandleJoin(string, *protocol.ClientInfo)                                  {}
-func (nopHandler) HandleLeave(string, *protocol.ClientInfo)                                 {}
-
 func mustPublish(t *testing.T, b *Broker, ch string, data string) protocol.StreamPosition {
 	t.Helper()
 	pos, err := b.Publish(t.Context(), ch, []byte(data), broker.PublishOptions{HistorySize: 100})
@@ -169,13 +162,13 @@ func TestStartAndClose(t *testing.T) {
 	if err := b.Start(t.Context(), nil); err == nil {
 		t.Error("Start with a nil handler succeeded")
 	}
-	if err := b.Start(t.Context(), nopHandler{}); err != nil {
+	if err := b.Start(t.Context(), brokertest.Discard{}); err != nil {
 		t.Fatal(err)
 	}
 	if !b.Ready() {
 		t.Error("not Ready after Start")
 	}
-	if err := b.Start(t.Context(), nopHandler{}); err == nil {
+	if err := b.Start(t.Context(), brokertest.Discard{}); err == nil {
 		t.Error("second Start succeeded")
 	}
 	canceled, cancel := context.WithCancel(t.Context())
@@ -190,7 +183,7 @@ func TestStartAndClose(t *testing.T) {
 	if b.Ready() {
 		t.Error("Ready after Close")
 	}
-	if err := b.Start(t.Context(), nopHandler{}); !errors.Is(err, broker.ErrClosed) {
+	if err := b.Start(t.Context(), brokertest.Discard{}); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("Start after Close: %v, want broker.ErrClosed", err)
 	}
 	if err := b.AddPresence(t.Context(), "a", &protocol.ClientInfo{Client: "c"}); !errors.Is(err, broker.ErrClosed) {
@@ -206,7 +199,7 @@ func TestStartFailsWhenRedisIsGone(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
 	b := newBroker(t, srv, Config{})
 	srv.Kill()
-	err := b.Start(t.Context(), nopHandler{})
+	err := b.Start(t.Context(), brokertest.Discard{})
 	if !errors.Is(err, broker.ErrUnavailable) {
 		t.Fatalf("Start with Redis down: %v, want broker.ErrUnavailable", err)
 	}
@@ -217,7 +210,7 @@ func TestStartFailsWhenRedisIsGone(t *testing.T) {
 
 func TestKeysAreNamespaced(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
-	b := startBroker(t, srv, Config{Prefix: "app"}, nopHandler{})
+	b := startBroker(t, srv, Config{Prefix: "app"}, brokertest.Discard{})
 	if _, err := b.Publish(t.Context(), "chat:room", []byte(`{"a":1}`), broker.PublishOptions{HistorySize: 10, HistoryTTL: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +241,7 @@ func clientInfo(id string) *protocol.ClientInfo {
 func TestCloseStopsEverything(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
 	ignore := goleak.IgnoreCurrent() // the server's
-	pub := startBroker(t, srv, Config{Prefix: "close"}, nopHandler{})
+	pub := startBroker(t, srv, Config{Prefix: "close"}, brokertest.Discard{})
 	h := &countHandler{}
 	a := startBroker(t, srv, Config{Prefix: "close"}, h)
 	mustSubscribe(t, a, "a", "b")
@@ -285,7 +278,7 @@ func TestCloseStopsEverything(t *testing.T) {
 
 // countHandler counts publications.
 type countHandler struct {
-	nopHandler
+	brokertest.Discard
 	n atomic.Int64
 }
 
@@ -297,9 +290,9 @@ func (h *countHandler) HandlePublication(string, *protocol.Publication, protocol
 // under its own prefix only.
 func TestChannels(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
-	a := startBroker(t, srv, Config{Prefix: "app*"}, nopHandler{})
-	b := startBroker(t, srv, Config{Prefix: "app*"}, nopHandler{})
-	other := startBroker(t, srv, Config{Prefix: "appx"}, nopHandler{})
+	a := startBroker(t, srv, Config{Prefix: "app*"}, brokertest.Discard{})
+	b := startBroker(t, srv, Config{Prefix: "app*"}, brokertest.Discard{})
+	other := startBroker(t, srv, Config{Prefix: "appx"}, brokertest.Discard{})
 	mustSubscribe(t, a, "chat:1", "lobby")
 	mustSubscribe(t, b, "chat:2")
 	mustSubscribe(t, other, "chat:3")
@@ -326,7 +319,7 @@ func testPublishMany(t *testing.T, cfg Config, chans []string) {
 	cfg.Prefix = newPrefix()
 	rec := brokertest.NewRecorder()
 	sub := startBrokerAt(t, cfg, rec)
-	pub := startBrokerAt(t, cfg, nopHandler{})
+	pub := startBrokerAt(t, cfg, brokertest.Discard{})
 	mustSubscribe(t, sub, chans...)
 	var reqs []broker.PublishRequest
 	for i := range 30 {

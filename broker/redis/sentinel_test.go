@@ -19,7 +19,7 @@ func TestSentinelFailover(t *testing.T) {
 	cfg.URL = st.URL()
 	rec := brokertest.NewRecorder()
 	sub := startBrokerAt(t, cfg, rec)
-	pub := startBrokerAt(t, cfg, nopHandler{})
+	pub := startBrokerAt(t, cfg, brokertest.Discard{})
 	if sub.sharded {
 		t.Fatal("a Sentinel setup taken for a Cluster")
 	}
