@@ -1,14 +1,14 @@
 package chaos
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/redcast/redcast/client"
 	"github.com/redcast/redcast/protocol"
@@ -234,7 +234,7 @@ func (w *world) sample(ctx context.Context) {
 	defer t.Stop()
 	for {
 		for i, n := range w.r.nodes {
-			m, err := scrape(ctx, "http://"+n.base()+"/metrics")
+			m, err := gauges(ctx, "http://"+n.base()+"/metrics", "process_resident_memory_bytes", "go_goroutines")
 			if err != nil {
 				w.r.logf("sample node %d: %v", i, err)
 				continue
@@ -253,9 +253,9 @@ func (w *world) sample(ctx context.Context) {
 	}
 }
 
-// scrape reads a Prometheus text endpoint into name → value (labels kept
-// in the name).
-func scrape(ctx context.Context, url string) (map[string]float64, error) {
+// gauges reads the values of unlabelled gauges from a Prometheus text
+// endpoint.
+func gauges(ctx context.Context, url string, names ...string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -265,17 +265,16 @@ func scrape(ctx context.Context, url string) (map[string]float64, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]float64, len(names))
+	for _, name := range names {
+		if f := families[name]; f != nil && len(f.GetMetric()) == 1 {
+			out[name] = f.GetMetric()[0].GetGauge().GetValue()
 		}
 	}
-	return out, sc.Err()
+	return out, nil
 }

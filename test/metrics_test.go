@@ -1,21 +1,24 @@
 package test
 
 import (
-	"bufio"
+	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/client"
 	"github.com/redcast/redcast/protocol"
 )
 
-// scrape reads the server's /metrics and returns every sample by its name
-// with labels as written ("redcast_pushes_total",
-// `redcast_publications_total{source="client"}`).
+// scrape reads the server's /metrics (failing unless it is the Prometheus
+// text format) and returns every sample by its name with its labels as
+// written ("redcast_pushes_total", `redcast_publications_total{source="client"}`,
+// a histogram as its _count and _sum).
 func scrape(t *testing.T, httpBase string) map[string]float64 {
 	t.Helper()
 	req, err := http.NewRequestWithContext(testContext(t), http.MethodGet, httpBase+"/metrics", nil)
@@ -31,23 +34,34 @@ func scrape(t *testing.T, httpBase string) map[string]float64 {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("GET /metrics: %d %s: %.200s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("metrics line %q: %v", line, err)
-		}
-		out[line[:i]] = v
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("GET /metrics: not the Prometheus text format: %v", err)
 	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
+	out := map[string]float64{}
+	for name, f := range families {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			key := ""
+			if len(labels) > 0 {
+				key = "{" + strings.Join(labels, ",") + "}"
+			}
+			switch {
+			case m.Counter != nil:
+				out[name+key] = m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				out[name+key] = m.GetGauge().GetValue()
+			case m.Histogram != nil:
+				out[name+"_count"+key] = float64(m.GetHistogram().GetSampleCount())
+				out[name+"_sum"+key] = m.GetHistogram().GetSampleSum()
+			case m.Untyped != nil:
+				out[name+key] = m.GetUntyped().GetValue()
+			}
+		}
 	}
 	return out
 }
