@@ -53,6 +53,7 @@ type Metrics struct {
 
 	closedByCode map[uint16]prometheus.Counter
 	closedOther  prometheus.Counter
+	closedClient prometheus.Counter
 	commands     map[string]prometheus.Observer
 }
 
@@ -120,7 +121,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.closedByCode[code] = m.ConnectionsClosed.WithLabelValues(strconv.Itoa(int(code)))
 	}
 	m.closedOther = m.ConnectionsClosed.WithLabelValues("other")
-	m.ConnectionsClosed.WithLabelValues("client")
+	m.closedClient = m.ConnectionsClosed.WithLabelValues("client")
 	for _, meth := range append(Methods, "unknown") {
 		m.commands[meth] = m.CommandDuration.WithLabelValues(meth)
 	}
@@ -142,7 +143,7 @@ func New(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) Closed(code uint16) {
 	switch c, ok := m.closedByCode[code]; {
 	case code == 0:
-		m.ConnectionsClosed.WithLabelValues("client").Inc()
+		m.closedClient.Inc()
 	case ok:
 		c.Inc()
 	default:

@@ -126,29 +126,21 @@ func New(cfg Config) (*Server, error) {
 // registerBrokerMetrics exports the counters a broker keeps, for brokers
 // that keep them (the Redis one).
 func registerBrokerMetrics(reg prometheus.Registerer, b broker.Broker) {
+	counter := func(name, help string, value func() uint64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metrics.Namespace, Name: name, Help: help},
+			func() float64 { return float64(value()) }))
+	}
 	if d, ok := b.(interface{ Dropped() uint64 }); ok {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: metrics.Namespace, Name: "broker_dropped_total",
-			Help: "Pub/sub messages the broker dropped on a full delivery queue (and then read from history instead).",
-		}, func() float64 { return float64(d.Dropped()) }))
+		counter("broker_dropped_total", "Pub/sub messages the broker dropped on a full delivery queue (and then read from history instead).", d.Dropped)
 	}
 	if p, ok := b.(interface{ ProbeFailures() uint64 }); ok {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: metrics.Namespace, Name: "broker_probe_failures_total",
-			Help: "Pub/sub connections replaced because a probe publication did not come back in time.",
-		}, func() float64 { return float64(p.ProbeFailures()) }))
+		counter("broker_probe_failures_total", "Pub/sub connections replaced because a probe publication did not come back in time.", p.ProbeFailures)
 	}
 	if r, ok := b.(interface{ Rewinds() uint64 }); ok {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: metrics.Namespace, Name: "broker_rewinds_total",
-			Help: "Channels whose stream Redis had lost writes of (a failover to a replica behind its master), restarted in a new epoch.",
-		}, func() float64 { return float64(r.Rewinds()) }))
+		counter("broker_rewinds_total", "Channels whose stream Redis had lost writes of (a failover to a replica behind its master), restarted in a new epoch.", r.Rewinds)
 	}
 	if r, ok := b.(interface{ Reconnects() uint64 }); ok {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: metrics.Namespace, Name: "broker_reconnects_total",
-			Help: "Times the broker's pub/sub connection was re-established.",
-		}, func() float64 { return float64(r.Reconnects()) }))
+		counter("broker_reconnects_total", "Times the broker's pub/sub connection was re-established.", r.Reconnects)
 	}
 }
 
