@@ -253,15 +253,9 @@ func (r *run) startRedis(ctx context.Context) error {
 		r.cluster = c
 		return err
 	}
-	rp, err := newRedis(r.opts.RedisServer, r.dir)
-	if err != nil {
-		return err
-	}
+	rp, err := startRedis(ctx, r.opts.RedisServer, r.dir, "redis", false)
 	r.redis = rp
-	if err := rp.start(); err != nil {
-		return err
-	}
-	return waitFor(ctx, 10*time.Second, "redis to answer", rp.ready)
+	return err
 }
 
 func (r *run) startNode(ctx context.Context, i int) error {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -37,33 +36,18 @@ func (r *run) startCluster(ctx context.Context, masters int) (*cluster, error) {
 	for i := range 2 * masters {
 		dir := filepath.Join(r.dir, fmt.Sprintf("redis%d", i))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
+			return c, err
 		}
-		rp, err := newRedis(r.opts.RedisServer, dir)
+		rp, err := startRedis(ctx, r.opts.RedisServer, dir, fmt.Sprintf("redis%d", i), true)
 		if err != nil {
-			return nil, err
-		}
-		bus, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		rp.name = fmt.Sprintf("redis%d", i)
-		rp.args = append(rp.args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-port", strconv.Itoa(bus), "--cluster-node-timeout", "2000")
-		if err := rp.start(); err != nil {
-			return nil, err
+			return c, err
 		}
 		c.nodes = append(c.nodes, rp)
 		create = append(create, rp.addr())
 	}
-	for _, n := range c.nodes {
-		if err := waitFor(ctx, 10*time.Second, n.name+" to answer", n.ready); err != nil {
-			return nil, err
-		}
-	}
 	create = append(create, "--cluster-replicas", "1", "--cluster-yes")
 	if out, err := exec.CommandContext(ctx, cli, create...).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("redis-cli %s: %v\n%s", strings.Join(create, " "), err, out)
+		return c, fmt.Errorf("redis-cli %s: %v\n%s", strings.Join(create, " "), err, out)
 	}
 	return c, waitFor(ctx, 30*time.Second, "the cluster to be healthy", c.healthy)
 }

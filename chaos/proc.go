@@ -102,18 +102,52 @@ type redisProc struct {
 	port int
 }
 
-func newRedis(bin, dir string) (*redisProc, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+// startRedis starts a redis-server named name with its data in dir (a
+// Cluster node when cluster is set) on free ports, and waits until it
+// answers. A port found free can be taken by another process before the
+// server binds it: then the server exits, and another port is tried.
+func startRedis(ctx context.Context, bin, dir, name string, cluster bool) (*redisProc, error) {
+	var last error
+	for range 5 {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		r := &redisProc{port: port}
+		r.process = process{
+			name: name, path: bin, log: filepath.Join(dir, "redis.log"),
+			args: []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+				"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no"},
+		}
+		if cluster {
+			bus, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			r.args = append(r.args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+				"--cluster-port", strconv.Itoa(bus), "--cluster-node-timeout", "2000")
+		}
+		if err := r.start(); err != nil {
+			return nil, err
+		}
+		done := r.done
+		exited := func() bool {
+			select {
+			case <-done:
+				return true
+			default:
+				return false
+			}
+		}
+		if last = waitFor(ctx, 30*time.Second, name+" to answer", func() bool { return exited() || r.ready() }); last == nil && !exited() {
+			return r, nil
+		}
+		r.kill()
+		if last == nil {
+			last = fmt.Errorf("%s exited at start (see %s)", name, r.log)
+		}
 	}
-	r := &redisProc{port: port}
-	r.process = process{
-		name: "redis", path: bin, log: filepath.Join(dir, "redis.log"),
-		args: []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-			"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no"},
-	}
-	return r, nil
+	return nil, last
 }
 
 func (r *redisProc) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
