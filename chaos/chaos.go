@@ -258,23 +258,32 @@ func (r *run) startRedis(ctx context.Context) error {
 	return err
 }
 
+// startNode starts node i on a free port and waits until it is ready,
+// trying another port when the node exits at start.
 func (r *run) startNode(ctx context.Context, i int) error {
-	port, err := freePort()
-	if err != nil {
-		return err
+	var last error
+	for range 5 {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		n := &nodeProc{port: port}
+		n.process = process{
+			name: "node" + strconv.Itoa(i), path: r.opts.Binary, log: filepath.Join(r.dir, fmt.Sprintf("node%d.log", i)),
+			args: []string{"serve", "--addr", "127.0.0.1:" + strconv.Itoa(port), "--redis", r.redisURL(),
+				"--redis-prefix", r.prefix, "--history-size", "10000", "--publish-rate", "-1",
+				"--node-name", "chaos-" + strconv.Itoa(i), "--log-level", "warn", "--reconnect-spread", "500ms"},
+		}
+		exited, err := n.startReady(ctx, 30*time.Second, n.ready)
+		if err == nil {
+			r.nodes = append(r.nodes, n)
+			return nil
+		}
+		if last = err; !exited {
+			return err
+		}
 	}
-	n := &nodeProc{port: port}
-	n.process = process{
-		name: "node" + strconv.Itoa(i), path: r.opts.Binary, log: filepath.Join(r.dir, fmt.Sprintf("node%d.log", i)),
-		args: []string{"serve", "--addr", "127.0.0.1:" + strconv.Itoa(port), "--redis", r.redisURL(),
-			"--redis-prefix", r.prefix, "--history-size", "10000", "--publish-rate", "-1",
-			"--node-name", "chaos-" + strconv.Itoa(i), "--log-level", "warn", "--reconnect-spread", "500ms"},
-	}
-	r.nodes = append(r.nodes, n)
-	if err := n.start(); err != nil {
-		return err
-	}
-	return waitFor(ctx, 30*time.Second, n.name+" ready", n.ready)
+	return last
 }
 
 func (r *run) stopAll() {

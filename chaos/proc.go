@@ -45,6 +45,32 @@ func (p *process) start() error {
 	return nil
 }
 
+// startReady starts p and waits until ready holds. When the process exits
+// first (its port was taken by another process, say) it reports exited.
+func (p *process) startReady(ctx context.Context, timeout time.Duration, ready func() bool) (exited bool, err error) {
+	if err := p.start(); err != nil {
+		return false, err
+	}
+	done := p.done
+	gone := func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}
+	err = waitFor(ctx, timeout, p.name+" ready", func() bool { return gone() || ready() })
+	if err == nil && gone() {
+		err = fmt.Errorf("%s exited at start (see %s)", p.name, p.log)
+	}
+	if err != nil {
+		exited = gone()
+		p.kill()
+	}
+	return exited, err
+}
+
 // kill sends SIGKILL and waits for the process to be gone.
 func (p *process) kill() {
 	if p.cmd == nil {
@@ -127,24 +153,12 @@ func startRedis(ctx context.Context, bin, dir, name string, cluster bool) (*redi
 			r.args = append(r.args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
 				"--cluster-port", strconv.Itoa(bus), "--cluster-node-timeout", "2000")
 		}
-		if err := r.start(); err != nil {
-			return nil, err
-		}
-		done := r.done
-		exited := func() bool {
-			select {
-			case <-done:
-				return true
-			default:
-				return false
-			}
-		}
-		if last = waitFor(ctx, 30*time.Second, name+" to answer", func() bool { return exited() || r.ready() }); last == nil && !exited() {
+		exited, err := r.startReady(ctx, 30*time.Second, r.ready)
+		if err == nil {
 			return r, nil
 		}
-		r.kill()
-		if last == nil {
-			last = fmt.Errorf("%s exited at start (see %s)", name, r.log)
+		if last = err; !exited {
+			return nil, err
 		}
 	}
 	return nil, last
