@@ -28,6 +28,13 @@ type Transport interface {
 	Close(d protocol.Disconnect)
 }
 
+// directSender is a Transport that can also write a message to the socket
+// from the caller's goroutine when the connection is quiet, never waiting
+// for the network (websocket connections do).
+type directSender interface {
+	SendDirect(msg []byte) bool
+}
+
 // Client is the protocol session of one connection. The transport calls
 // HandleFrame (full protocol) or the plain-mode methods from its read
 // goroutine, one at a time, and Closed exactly once when the connection is
@@ -119,6 +126,19 @@ func (c *Client) send(msg []byte) {
 	}
 }
 
+// deliver queues a message of a broadcast; direct (hub.Event.Direct)
+// lets a transport that can write it at once from this goroutine.
+func (c *Client) deliver(msg []byte, direct bool) {
+	ds, ok := c.t.(directSender)
+	if !direct || !ok {
+		c.send(msg)
+		return
+	}
+	if !ds.SendDirect(msg) {
+		c.Disconnect(protocol.DisconnectSlowConsumer)
+	}
+}
+
 // Closed releases everything the client holds: its subscriptions (with leave
 // pushes) and its registration. The transport calls it once, after the
 // connection is gone.
@@ -149,7 +169,14 @@ func (c *Client) Closed() {
 
 // HandleFrame handles one text frame of the full protocol: every command in
 // it, in order. Replies are queued on the transport.
-func (c *Client) HandleFrame(frame []byte) {
+//
+// more tells that the transport has the client's next frame already and
+// hands it over at once: publishes to a batching broker then wait for the
+// next frame's, so that a client whose frames queued up while its last
+// publish was under way has them published in one broker call (up to
+// maxPublishBatch). A call with more false ends the batch; a transport
+// whose read loop ends after more was true calls HandleFrame(nil, false).
+func (c *Client) HandleFrame(frame []byte, more bool) {
 	protocol.Lines(frame, func(line []byte) bool {
 		cmd, err := protocol.DecodeCommand(line)
 		if err != nil {
@@ -165,7 +192,9 @@ func (c *Client) HandleFrame(frame []byte) {
 		}
 		return !c.isClosed()
 	})
-	c.flushPublishes()
+	if !more || len(c.pubs) >= maxPublishBatch {
+		c.flushPublishes()
+	}
 }
 
 func (c *Client) isClosed() bool {

@@ -65,17 +65,18 @@ func (s *subscription) Deliver(ev *hub.Event) {
 	}
 	if ev.Kind != hub.KindPublication {
 		if msg != nil {
-			s.client.send(msg)
+			s.client.deliver(msg, ev.Direct())
 		}
 		return
 	}
-	s.deliverLocked(ev.Pub, ev.Pos, msg)
+	s.deliverLocked(ev.Pub, ev.Pos, msg, ev.Direct())
 }
 
 // deliverLocked sends a publication to a live subscription, dropping
 // duplicates and disconnecting the client on a gap or an epoch change so
-// that it reconnects and recovers (or learns that it cannot).
-func (s *subscription) deliverLocked(pub *protocol.Publication, pos protocol.StreamPosition, msg []byte) {
+// that it reconnects and recovers (or learns that it cannot). direct is
+// hub.Event.Direct.
+func (s *subscription) deliverLocked(pub *protocol.Publication, pos protocol.StreamPosition, msg []byte, direct bool) {
 	if pos.Epoch == s.pos.Epoch && pub.Offset <= s.pos.Offset {
 		return // already delivered (history and live overlap)
 	}
@@ -90,7 +91,7 @@ func (s *subscription) deliverLocked(pub *protocol.Publication, pos protocol.Str
 	if msg == nil || s.skipOwn(pub) {
 		return
 	}
-	s.client.send(msg)
+	s.client.deliver(msg, direct)
 }
 
 // skipOwn reports whether pub is the client's own publication that plain
@@ -210,7 +211,7 @@ func (s *subscription) goLive(res *protocol.SubscribeResult, reply func(*protoco
 	s.state = subLive
 	s.pos = protocol.StreamPosition{Offset: res.Offset, Epoch: res.Epoch}
 	for _, b := range s.buf {
-		s.deliverLocked(b.pub, b.pos, b.msg)
+		s.deliverLocked(b.pub, b.pos, b.msg, false)
 	}
 	s.buf = nil
 	return true

@@ -114,6 +114,7 @@ func (h *Hub) Broadcast(ev *Event) int {
 	if subs == nil {
 		return 0
 	}
+	ev.direct = len(subs.list) <= DirectFanout
 	for _, s := range subs.list {
 		s.Deliver(ev)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws"
+
 	"github.com/redcast/redcast/broker/redis"
 	"github.com/redcast/redcast/client"
 	"github.com/redcast/redcast/internal/testredis"
@@ -358,4 +360,110 @@ func TestRedisPublishesOfOneFrame(t *testing.T) {
 	}
 	checkOffsets(t, "chat:f1", sub.waitPubs(t, "chat:f1", 20), 1)
 	checkOffsets(t, "chat:f2", sub.waitPubs(t, "chat:f2", 20), 1)
+}
+
+// TestRedisPublishesOfQueuedFrames writes many frames of publishes in one
+// write, as a client does whose frames queue up while the server waits for
+// Redis: the node publishes frames that are already there together, and
+// the replies still come in command order with each channel's next offset,
+// an invalid publish and a presence command among them answered in their
+// place. A frame the reader refuses after them (invalid UTF-8) closes the
+// connection, but the publishes before it, received whole, are published.
+func TestRedisPublishesOfQueuedFrames(t *testing.T) {
+	rs := testredis.Start(t, testredis.Options{})
+	nodes := startRedisNodes(t, rs.URL(), 2)
+	ctx := testContext(t)
+	sub := dial(t, nodes[1].base, "sub")
+	chans := []string{"chat:q1", "chat:q2"}
+	for _, ch := range chans {
+		if _, err := sub.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, _ := dialRawConnected(t, nodes[0].base, "pub")
+	// frames writes one frame per line (masked, as a client must), all in
+	// one write.
+	frames := func(lines []string, extra ...[]byte) {
+		var b []byte
+		for _, l := range lines {
+			f := ws.MaskFrameInPlace(ws.NewFrame(ws.OpText, true, []byte(l)))
+			bf, err := ws.CompileFrame(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = append(b, bf...)
+		}
+		for _, e := range extra {
+			b = append(b, e...)
+		}
+		if _, err := raw.nc.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		lines   []string
+		ids     []uint32
+		offsets []uint64 // 0: an error reply is due; 1<<63: the presence reply
+	)
+	next := map[string]uint64{}
+	for i := range 30 {
+		ch := chans[i%2]
+		switch i {
+		case 9:
+			id, line := raw.command(protocol.MethodPublish, protocol.PublishParams{Channel: "nons:x", Data: []byte(`1`)})
+			lines, ids, offsets = append(lines, line), append(ids, id), append(offsets, 0)
+		case 17:
+			id, line := raw.command(protocol.MethodPresence, protocol.ChannelParams{Channel: ch})
+			lines, ids, offsets = append(lines, line), append(ids, id), append(offsets, 1<<63)
+		}
+		next[ch]++
+		id, line := raw.command(protocol.MethodPublish, protocol.PublishParams{Channel: ch, Data: fmt.Appendf(nil, `{"i":%d}`, i)})
+		lines, ids, offsets = append(lines, line), append(ids, id), append(offsets, next[ch])
+	}
+	frames(lines)
+	for i, id := range ids {
+		m, err := raw.next()
+		for err == nil && m.IsPush() {
+			m, err = raw.next()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.ID != id {
+			t.Fatalf("reply to command %d came when the reply to %d was due", m.ID, id)
+		}
+		switch offsets[i] {
+		case 0:
+			if m.Error == nil || m.Error.Code != protocol.ErrUnknownNamespace.Code {
+				t.Fatalf("reply %d: %s %+v, want error %d", id, m.Result, m.Error, protocol.ErrUnknownNamespace.Code)
+			}
+		case 1 << 63:
+			if m.Error != nil {
+				t.Fatalf("presence reply: %+v", m.Error)
+			}
+		default:
+			var pos protocol.StreamPosition
+			decodeResult(t, m.Reply, &pos)
+			if pos.Offset != offsets[i] {
+				t.Fatalf("publish %d acknowledged at offset %d, want %d", id, pos.Offset, offsets[i])
+			}
+		}
+	}
+	checkOffsets(t, chans[0], sub.waitPubs(t, chans[0], 15), 1)
+	checkOffsets(t, chans[1], sub.waitPubs(t, chans[1], 15), 1)
+
+	// Ten more publishes, then a frame that is not UTF-8.
+	lines = lines[:0]
+	for i := range 10 {
+		_, line := raw.command(protocol.MethodPublish, protocol.PublishParams{Channel: chans[i%2], Data: fmt.Appendf(nil, `{"i":%d}`, 30+i)})
+		lines = append(lines, line)
+	}
+	bad, err := ws.CompileFrame(ws.MaskFrameInPlace(ws.NewFrame(ws.OpText, true, []byte{0xff, 0xfe})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames(lines, bad)
+	raw.expectDisconnect(protocol.DisconnectBadFrame.Code)
+	checkOffsets(t, chans[0], sub.waitPubs(t, chans[0], 20), 1)
+	checkOffsets(t, chans[1], sub.waitPubs(t, chans[1], 20), 1)
 }

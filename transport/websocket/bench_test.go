@@ -69,7 +69,7 @@ func BenchmarkFlush(b *testing.B) {
 				}
 				b.ReportAllocs()
 				for b.Loop() {
-					if err := c.flush(nil, batch); err != nil {
+					if err := c.flush(nil, nil, batch); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -3,10 +3,12 @@ package websocket
 import (
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -75,6 +77,27 @@ type conn struct {
 	ping     *time.Timer
 	// deadline is the socket's write deadline (the writer's).
 	deadline time.Time
+	// flushing is true while the writer writes outside c.mu: nothing else
+	// may write then.
+	flushing bool
+	// holding is true while the read loop handles a frame: the replies it
+	// queues go out together when it calls flushNow.
+	holding bool
+	// lastWrite is when data was last written, by the writer or directly;
+	// the flush window runs from it.
+	lastWrite time.Time
+	// partial is the unwritten rest of a direct write that the socket did
+	// not take whole; the writer writes it before anything else.
+	partial []byte
+	// raw writes to the socket without waiting (see writeDirectLocked);
+	// nil when the connection has no file descriptor (TLS, tests).
+	raw syscall.RawConn
+	// rawBuf, rawN and rawErr carry rawWrite's argument and results, so
+	// that the function passed to raw.Write is made once per connection.
+	rawBuf   []byte
+	rawN     int
+	rawErr   error
+	rawWrite func(fd uintptr) bool
 
 	// kick (cap 1) ends the running writer's flush window or wait; nil
 	// when no writer runs.
@@ -94,7 +117,13 @@ type limits struct {
 }
 
 func newConn(nc net.Conn, format hub.Format, l limits) *conn {
-	return &conn{nc: nc, format: format, limits: l}
+	c := &conn{nc: nc, format: format, limits: l}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+		}
+	}
+	return c
 }
 
 // done returns a channel closed once no writer will write again: the close
@@ -150,7 +179,18 @@ func (c *conn) startWriterLocked() {
 }
 
 // Send implements redcast.Transport.
-func (c *conn) Send(msg []byte) bool {
+func (c *conn) Send(msg []byte) bool { return c.send(msg, false) }
+
+// SendDirect is Send for a message that the caller may write to the socket
+// itself: when the connection is quiet (no writer at work, the flush window
+// over, nothing queued), the message goes out at once from the caller's
+// goroutine, without starting or waking the writer. The write never waits:
+// what the socket does not take is left to the writer. The hub asks for
+// this when a broadcast has few subscribers (see hub.Event.Direct), where
+// a goroutine wake-up per delivery costs as much as the write.
+func (c *conn) SendDirect(msg []byte) bool { return c.send(msg, true) }
+
+func (c *conn) send(msg []byte, direct bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
@@ -161,11 +201,115 @@ func (c *conn) Send(msg []byte) bool {
 	}
 	c.queue = append(c.queue, msg)
 	c.queued += len(msg)
+	if direct && len(c.queue) == 1 && c.canWriteDirectLocked() && c.windowOverLocked() {
+		c.writeDirectLocked()
+		return true
+	}
 	c.startWriterLocked()
 	if len(c.queue) == c.limits.maxMessages/8 || c.queued-len(msg) < c.limits.maxBytes/8 && c.queued >= c.limits.maxBytes/8 {
 		// An eighth full: the flush window must not make a slow
 		// consumer of a client that reads.
 		c.kickWriter()
+	}
+	return true
+}
+
+// canWriteDirectLocked reports whether a goroutine holding c.mu may write
+// to the socket: no writer is in the middle of a write or has a write
+// pending, and nothing half-written waits; c.mu is held.
+func (c *conn) canWriteDirectLocked() bool {
+	return c.raw != nil && !c.closing && !c.holding && !c.flushing &&
+		(!c.writing || c.parked) && len(c.partial) == 0
+}
+
+// windowOverLocked reports whether the flush window since the last write
+// is over; c.mu is held.
+func (c *conn) windowOverLocked() bool {
+	if c.limits.flushWindow <= 0 {
+		return true
+	}
+	w := c.limits.flushWindow + time.Duration(defaultClock.stretch.Load())
+	return time.Since(c.lastWrite) >= w
+}
+
+// writeDirectLocked writes the control frames and the queue to the socket
+// from the calling goroutine, without waiting: what the socket does not
+// take at once is kept in partial for the writer, which is started. A
+// failed write closes the socket, as a failed write of the writer does.
+// c.mu is held; canWriteDirectLocked is true.
+func (c *conn) writeDirectLocked() {
+	fb := writeBufs.Get().(*frameBuf)
+	defer putFrameBuf(fb)
+	for _, f := range c.control {
+		fb.b = append(fb.b, f...)
+	}
+	c.appendBatch(fb, c.queue)
+	clear(c.queue)
+	clear(c.control)
+	c.queue, c.control, c.queued = c.queue[:0], c.control[:0], 0
+	n, err := c.writeRaw(fb.b)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The writer's deadline of an earlier write has passed: a write
+		// that does not wait needs none, and the writer sets its own.
+		c.deadline = time.Time{}
+		if err = c.nc.SetWriteDeadline(c.deadline); err == nil {
+			n, err = c.writeRaw(fb.b)
+		}
+	}
+	c.lastWrite = time.Now()
+	if err != nil && !errors.Is(err, syscall.EAGAIN) {
+		// The peer is gone: close the socket, which the read loop sees
+		// and releases the client. A parked writer ends as on Close.
+		c.closing = true
+		_ = c.nc.Close()
+		if c.writing {
+			c.kickWriter()
+		} else {
+			c.finishLocked()
+		}
+		return
+	}
+	if n < len(fb.b) {
+		c.partial = append(c.partial[:0], fb.b[n:]...)
+		c.startWriterLocked()
+	}
+}
+
+// writeRaw writes b with one raw.Write that does not wait, and returns
+// how much the socket took.
+func (c *conn) writeRaw(b []byte) (int, error) {
+	if c.rawWrite == nil {
+		c.rawWrite = c.writeNow
+	}
+	c.rawBuf, c.rawN, c.rawErr = b, 0, nil
+	err := c.raw.Write(c.rawWrite)
+	if err == nil {
+		err = c.rawErr
+	}
+	n := c.rawN
+	c.rawBuf, c.rawErr = nil, nil
+	return n, err
+}
+
+// writeNow is the function raw.Write calls with the socket: one write
+// system call that does not wait for the socket to become writable
+// (returning true tells the runtime not to wait either).
+func (c *conn) writeNow(fd uintptr) bool {
+	for len(c.rawBuf) > c.rawN {
+		n, err := syscall.Write(int(fd), c.rawBuf[c.rawN:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if n > 0 {
+			c.rawN += n
+		}
+		if err != nil || n <= 0 {
+			c.rawErr = err
+			if err == nil {
+				c.rawErr = io.ErrShortWrite
+			}
+			break
+		}
 	}
 	return true
 }
@@ -189,14 +333,32 @@ func (c *conn) Close(d protocol.Disconnect) {
 	c.kickWriter()
 }
 
-// flushNow ends the writer's flush window when something is queued, so
-// that it goes out now: the read loop calls it after each frame it handled,
-// so that replies do not wait for the window.
+// hold makes the replies the read loop queues while it handles a frame
+// wait for flushNow, which writes them together.
+func (c *conn) hold() {
+	c.mu.Lock()
+	c.holding = true
+	c.mu.Unlock()
+}
+
+// flushNow writes what is queued now: the read loop calls it after each
+// frame it handled, so that replies do not wait for the flush window. It
+// writes them itself when it may (see canWriteDirectLocked), and otherwise
+// ends the writer's window.
 func (c *conn) flushNow() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.writing && (len(c.queue) > 0 || len(c.control) > 0) {
+	c.holding = false
+	if len(c.queue) == 0 && len(c.control) == 0 {
+		return
+	}
+	switch {
+	case c.canWriteDirectLocked():
+		c.writeDirectLocked()
+	case c.writing:
 		c.kickWriter()
+	default:
+		c.startWriterLocked()
 	}
 }
 
@@ -235,8 +397,8 @@ func (c *conn) isClosing() bool {
 func (c *conn) writeLoop(kick <-chan struct{}) {
 	var (
 		batch, control [][]byte
+		partial        []byte
 		quietSince     time.Time
-		lastWrite      time.Time
 	)
 	wait := func(d time.Duration) {
 		select {
@@ -250,13 +412,22 @@ func (c *conn) writeLoop(kick <-chan struct{}) {
 		st := time.Duration(defaultClock.stretch.Load())
 		return c.limits.flushWindow + st, st > 0
 	}
+	c.mu.Lock()
+	lastWrite := c.lastWrite
+	c.mu.Unlock()
+	if w, _ := window(); c.limits.flushWindow > 0 && time.Since(lastWrite) < w {
+		// Started right after a direct write: gather for the rest of its
+		// window.
+		wait(w - time.Since(lastWrite))
+	}
 	for {
 		c.mu.Lock()
 		batch, c.queue = c.queue, batch[:0]
 		control, c.control = c.control, control[:0]
+		partial, c.partial = c.partial, partial[:0]
 		c.queued = 0
 		closing, drop, d := c.closing, c.dropQueue, c.closeMsg
-		if !closing && len(batch) == 0 && len(control) == 0 {
+		if !closing && len(batch) == 0 && len(control) == 0 && len(partial) == 0 {
 			now := time.Now()
 			if quietSince.IsZero() {
 				quietSince = now
@@ -264,7 +435,7 @@ func (c *conn) writeLoop(kick <-chan struct{}) {
 			if now.Sub(quietSince) >= writerLinger {
 				// Stop, and hold no buffers while idle.
 				c.writing, c.parked = false, false
-				c.queue, c.control, c.kick = nil, nil, nil
+				c.queue, c.control, c.partial, c.kick = nil, nil, nil, nil
 				c.mu.Unlock()
 				return
 			}
@@ -273,6 +444,7 @@ func (c *conn) writeLoop(kick <-chan struct{}) {
 			wait(writerLinger - now.Sub(quietSince))
 			c.mu.Lock()
 			c.parked = false
+			lastWrite = c.lastWrite // a direct write may have been made meanwhile
 			c.mu.Unlock()
 			if w, stretched := window(); stretched && c.limits.flushWindow > 0 {
 				if since := time.Since(lastWrite); since < w {
@@ -281,6 +453,7 @@ func (c *conn) writeLoop(kick <-chan struct{}) {
 			}
 			continue
 		}
+		c.flushing = !closing
 		c.mu.Unlock()
 		quietSince = time.Time{}
 		if drop {
@@ -288,11 +461,17 @@ func (c *conn) writeLoop(kick <-chan struct{}) {
 			batch = batch[:0]
 		}
 		if closing {
-			c.finish(control, batch, d)
+			c.finish(partial, control, batch, d)
 			return
 		}
 		began := time.Now()
-		if err := c.flush(control, batch); err != nil {
+		err := c.flush(partial, control, batch)
+		lastWrite = time.Now()
+		c.mu.Lock()
+		c.flushing = false
+		c.lastWrite = lastWrite
+		c.mu.Unlock()
+		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				// The peer stopped reading: as slow a consumer as one
 				// whose queue overflowed.
@@ -304,7 +483,6 @@ func (c *conn) writeLoop(kick <-chan struct{}) {
 		clear(batch) // let the written messages be collected
 		clear(control)
 		if c.limits.flushWindow > 0 {
-			lastWrite = time.Now()
 			// A write that took a window (the peer reads slowly) was
 			// window enough: what queued meanwhile goes next.
 			if w, _ := window(); lastWrite.Sub(began) < w {
@@ -329,17 +507,22 @@ func (f *frameBuf) Write(p []byte) (int, error) {
 // maxPooledBuf is the largest buffer returned to the pool.
 const maxPooledBuf = 256 << 10
 
-// flush writes control frames, then the batch, with one write to the
-// socket: the frames are assembled in a pooled buffer first, which costs a
-// copy of a few bytes per message and saves a system call per 4 KiB.
-func (c *conn) flush(control, batch [][]byte) error {
+// putFrameBuf returns fb to the pool unless it grew too large to keep.
+func putFrameBuf(fb *frameBuf) {
+	if cap(fb.b) <= maxPooledBuf {
+		fb.b = fb.b[:0]
+		writeBufs.Put(fb)
+	}
+}
+
+// flush writes the rest of a direct write, control frames, then the
+// batch, with one write to the socket: the frames are assembled in a
+// pooled buffer first, which costs a copy of a few bytes per message and
+// saves a system call per 4 KiB.
+func (c *conn) flush(partial []byte, control, batch [][]byte) error {
 	fb := writeBufs.Get().(*frameBuf)
-	defer func() {
-		if cap(fb.b) <= maxPooledBuf {
-			fb.b = fb.b[:0]
-			writeBufs.Put(fb)
-		}
-	}()
+	defer putFrameBuf(fb)
+	fb.b = append(fb.b, partial...)
 	for _, f := range control {
 		fb.b = append(fb.b, f...)
 	}
@@ -395,7 +578,7 @@ func appendTextHeader(b []byte, size int) []byte {
 // finish writes what is left, the disconnect push (full protocol) and the
 // close frame, then half-closes the socket and bounds how long the read loop
 // waits for the peer.
-func (c *conn) finish(control, batch [][]byte, d protocol.Disconnect) {
+func (c *conn) finish(partial []byte, control, batch [][]byte, d protocol.Disconnect) {
 	if c.format == hub.FormatProtocol && d != peerClosed {
 		batch = append(batch, d.AppendPush(nil))
 	}
@@ -404,8 +587,8 @@ func (c *conn) finish(control, batch [][]byte, d protocol.Disconnect) {
 		control = append(control, closeFrame)
 	}
 	// Data first, then the close frame: write them in that order.
-	if err := c.flush(nil, batch); err == nil {
-		_ = c.flush(control, nil)
+	if err := c.flush(partial, nil, batch); err == nil {
+		_ = c.flush(nil, control, nil)
 	}
 	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		_ = tc.CloseWrite()
@@ -420,7 +603,7 @@ func (c *conn) finish(control, batch [][]byte, d protocol.Disconnect) {
 func (c *conn) finishLocked() {
 	c.writing = false
 	c.finished = true
-	c.queue, c.control, c.kick = nil, nil, nil
+	c.queue, c.control, c.partial, c.kick = nil, nil, nil, nil
 	if c.ping != nil {
 		c.ping.Stop()
 	}

@@ -204,6 +204,9 @@ func (h *Handler) run(c *conn, rd *reader, format hub.Format, room *plainRoom, r
 func (h *Handler) readLoop(s *session, fresh bool) {
 	c, rd := s.c, s.rd
 	used := !fresh
+	// batching is true while the client holds publishes for the frame
+	// that follows (see Client.HandleFrame).
+	batching := false
 	for {
 		if used && rd.waiting() {
 			rd.park()
@@ -236,13 +239,20 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 		}
 		used = true
 		if s.room == nil {
-			s.client.HandleFrame(msg)
-			c.flushNow()
+			c.hold()
+			batching = rd.frameBuffered()
+			s.client.HandleFrame(msg, batching)
+			if !batching {
+				c.flushNow()
+			}
 		} else if err := s.client.PublishText(s.room.channel, msg); err != nil {
 			h.log.Warn("plain publish failed", "channel", s.room.channel, "client", s.client.ID(), "err", err)
 			c.Close(protocol.DisconnectPlainInternal)
 			break
 		}
+	}
+	if batching {
+		s.client.HandleFrame(nil, false)
 	}
 	h.end(s)
 }

@@ -162,6 +162,44 @@ func (r *reader) waiting() bool {
 	return len(r.src.pre) == 0 && (r.br == nil || r.br.Buffered() == 0)
 }
 
+// frameBuffered reports whether the next frame is a whole, final data frame
+// that is buffered already, so that next returns it without waiting for
+// the peer.
+func (r *reader) frameBuffered() bool {
+	if r.br == nil || len(r.src.pre) > 0 {
+		return false
+	}
+	n := r.br.Buffered()
+	if n < 2 {
+		return false
+	}
+	b, _ := r.br.Peek(min(n, ws.MaxHeaderSize))
+	op := ws.OpCode(b[0] & 0x0f)
+	if b[0]&0x80 == 0 || (op != ws.OpText && op != ws.OpContinuation) {
+		return false
+	}
+	size, length := 2, int64(b[1]&0x7f)
+	switch length {
+	case 126:
+		size += 2
+	case 127:
+		size += 8
+	}
+	if b[1]&0x80 != 0 {
+		size += 4
+	}
+	if len(b) < size {
+		return false
+	}
+	switch length {
+	case 126:
+		length = int64(binary.BigEndian.Uint16(b[2:4]))
+	case 127:
+		length = int64(binary.BigEndian.Uint64(b[2:10]))
+	}
+	return length >= 0 && length <= int64(n-size)
+}
+
 // readHeader reads a frame header. When nothing is buffered it gives the
 // read buffer back and waits for the first bytes without one.
 func (r *reader) readHeader() (ws.Header, error) {

@@ -16,10 +16,11 @@ import (
 // byteConn is a net.Conn that reads from a fixed input and discards writes.
 type byteConn struct {
 	net.Conn
-	r *bytes.Reader
+	r     *bytes.Reader
+	reads int
 }
 
-func (c *byteConn) Read(p []byte) (int, error)       { return c.r.Read(p) }
+func (c *byteConn) Read(p []byte) (int, error)       { c.reads++; return c.r.Read(p) }
 func (c *byteConn) Write(p []byte) (int, error)      { return len(p), nil }
 func (c *byteConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *byteConn) SetWriteDeadline(time.Time) error { return nil }
@@ -37,26 +38,35 @@ func clientFrame(op ws.OpCode, fin bool, payload []byte) []byte {
 
 // FuzzReader feeds arbitrary bytes to the frame reader as if a client sent
 // them. It must never panic, never return a message larger than the limit
-// or with invalid UTF-8, and stop at the first violation.
+// or with invalid UTF-8, and stop at the first violation; when it says the
+// next frame is buffered whole, reading it must not read the socket.
 func FuzzReader(f *testing.F) {
 	f.Add(clientFrame(ws.OpText, true, []byte(`{"id":1,"method":"ping"}`)))
 	f.Add(append(clientFrame(ws.OpText, false, []byte("he")), clientFrame(ws.OpContinuation, true, []byte("llo"))...))
 	f.Add(append(clientFrame(ws.OpPing, true, []byte("p")), clientFrame(ws.OpText, true, []byte("x"))...))
+	f.Add(append(clientFrame(ws.OpText, true, []byte("a")), clientFrame(ws.OpText, true, bytes.Repeat([]byte("b"), 200))...))
 	f.Add(clientFrame(ws.OpBinary, true, []byte{0xff}))
 	f.Add(clientFrame(ws.OpText, true, bytes.Repeat([]byte("a"), 300)))
 	f.Add(clientFrame(ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusNormalClosure, "")))
 	f.Add([]byte{0x81, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const maxSize = 256
-		c := newConn(&byteConn{r: bytes.NewReader(data)}, hub.FormatProtocol, limits{maxMessages: 4, maxBytes: 1024})
+		bc := &byteConn{r: bytes.NewReader(data)}
+		c := newConn(bc, hub.FormatProtocol, limits{maxMessages: 4, maxBytes: 1024})
 		r := newReader(c, nil)
 		r.maxSize, r.idle = maxSize, time.Second
 		r.tooLarge, r.binary = protocol.DisconnectFrameTooLarge, protocol.DisconnectBadFrame
+		buffered := false
 		for {
+			reads := bc.reads
 			msg, err := r.next()
+			if buffered && bc.reads != reads {
+				t.Fatal("a frame said to be buffered was read from the socket")
+			}
 			if err != nil {
 				return
 			}
+			buffered = r.frameBuffered()
 			if len(msg) > maxSize {
 				t.Fatalf("message of %d bytes passed a %d-byte limit", len(msg), maxSize)
 			}
