@@ -58,6 +58,8 @@ type Client struct {
 
 	// pubLimit and subLimit are the connection's rate limits; refusals
 	// counts commands refused in a row by them (read goroutine only).
+	// pubLimit is made by the first publish (publishLimit): most
+	// connections only subscribe.
 	pubLimit, subLimit *rate.Limiter
 	refusals           int
 
@@ -69,7 +71,6 @@ type Client struct {
 	subs        map[string]*subscription
 	connectTime *time.Timer
 
-	out []byte // reply buffer, used by the read goroutine only
 	// pubs are the publishes of the current frame waiting to be sent to
 	// the broker together (read goroutine only; see publish_batch.go).
 	pubs []queuedPublish
@@ -88,7 +89,6 @@ func (n *Node) NewClient(t Transport, format hub.Format) (*Client, error) {
 		cancel: cancel,
 		subs:   make(map[string]*subscription),
 
-		pubLimit: newLimiter(n.cfg.PublishRate, n.cfg.PublishBurst),
 		subLimit: newLimiter(n.cfg.SubscribeRate, n.cfg.SubscribeBurst),
 	}
 	if err := n.register(c); err != nil {
@@ -245,7 +245,7 @@ func (c *Client) handleCommand(cmd protocol.Command) {
 		}
 	case protocol.MethodPublish:
 		var p protocol.PublishParams
-		if err = c.allow(c.pubLimit); err != nil {
+		if err = c.allow(c.publishLimit()); err != nil {
 			break
 		}
 		if err = protocol.DecodeParams(cmd, &p); err == nil {
@@ -279,6 +279,15 @@ func (c *Client) handleCommand(cmd protocol.Command) {
 }
 
 // newLimiter returns a token bucket of perSecond (negative: no limit).
+// publishLimit returns the connection's publish rate limiter, made on first
+// use (read goroutine only).
+func (c *Client) publishLimit() *rate.Limiter {
+	if c.pubLimit == nil {
+		c.pubLimit = newLimiter(c.node.cfg.PublishRate, c.node.cfg.PublishBurst)
+	}
+	return c.pubLimit
+}
+
 func newLimiter(perSecond float64, burst int) *rate.Limiter {
 	if perSecond < 0 {
 		return rate.NewLimiter(rate.Inf, burst)
@@ -308,12 +317,14 @@ func (c *Client) isConnected() bool {
 }
 
 func (c *Client) reply(id uint32, result any) {
-	out, err := protocol.AppendReply(c.out[:0], id, result)
+	buf := replyBufs.Get().(*[]byte)
+	out, err := protocol.AppendReply((*buf)[:0], id, result)
 	if err != nil {
 		c.replyError(id, protocol.ErrInternal)
-		return
+	} else {
+		c.send(append([]byte(nil), out...))
 	}
-	c.sendCopy(out)
+	putReplyBuf(buf, out)
 }
 
 // replyError answers a command with err: a *protocol.Error as it is, a
@@ -329,13 +340,24 @@ func (c *Client) replyError(id uint32, err error) {
 		c.node.log.Error("command failed", "client", c.ID(), "id", id, "err", err)
 		perr = protocol.ErrInternal
 	}
-	c.sendCopy(protocol.AppendError(c.out[:0], id, perr))
+	buf := replyBufs.Get().(*[]byte)
+	out := protocol.AppendError((*buf)[:0], id, perr)
+	c.send(append([]byte(nil), out...))
+	putReplyBuf(buf, out)
 }
 
-// sendCopy sends a copy of b, which is the client's reusable reply buffer.
-func (c *Client) sendCopy(b []byte) {
-	c.out = b
-	c.send(append([]byte(nil), b...))
+// replyBufs holds the buffers replies are encoded in before they are
+// copied to the transport's queue: shared by all clients, so that an idle
+// client holds none.
+var replyBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// putReplyBuf returns a reply buffer, grown to out, to the pool unless it
+// grew large (a reply with many publications).
+func putReplyBuf(buf *[]byte, out []byte) {
+	if cap(out) <= 64<<10 {
+		*buf = out[:0]
+		replyBufs.Put(buf)
+	}
 }
 
 // Publish validates and publishes data to a channel, returning the position

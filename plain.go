@@ -23,7 +23,7 @@ func (c *Client) PublishText(ch string, text []byte) error {
 	if err := c.node.policy.CanPublish(nil, ch, true); err != nil {
 		return err
 	}
-	if err := c.pubLimit.Wait(c.ctx); err != nil {
+	if err := c.publishLimit().Wait(c.ctx); err != nil {
 		return err
 	}
 	_, err := c.publish(ch, protocol.PlainData(text))

@@ -52,7 +52,7 @@ func (c *Client) checkPublish(cmd protocol.Command) (broker.PublishRequest, erro
 	case c.tokenExpired():
 		return broker.PublishRequest{}, protocol.ErrTokenExpired.WithMessage("token expired: send refresh with a fresh token")
 	}
-	if err := c.allow(c.pubLimit); err != nil {
+	if err := c.allow(c.publishLimit()); err != nil {
 		return broker.PublishRequest{}, err
 	}
 	var p protocol.PublishParams

@@ -80,6 +80,7 @@ func (c *Client) Connect(p protocol.ConnectParams) (*protocol.ConnectResult, err
 	c.connected = true
 	if c.connectTime != nil {
 		c.connectTime.Stop()
+		c.connectTime = nil // an idle connection keeps no timer it is done with
 	}
 	return res, nil
 }
