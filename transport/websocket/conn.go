@@ -92,12 +92,6 @@ type conn struct {
 	// raw writes to the socket without waiting (see writeDirectLocked);
 	// nil when the connection has no file descriptor (TLS, tests).
 	raw syscall.RawConn
-	// rawBuf, rawN and rawErr carry rawWrite's argument and results, so
-	// that the function passed to raw.Write is made once per connection.
-	rawBuf   []byte
-	rawN     int
-	rawErr   error
-	rawWrite func(fd uintptr) bool
 
 	// kick (cap 1) ends the running writer's flush window or wait; nil
 	// when no writer runs.
@@ -247,13 +241,13 @@ func (c *conn) writeDirectLocked() {
 	clear(c.queue)
 	clear(c.control)
 	c.queue, c.control, c.queued = c.queue[:0], c.control[:0], 0
-	n, err := c.writeRaw(fb.b)
+	n, err := c.writeRaw(fb)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// The writer's deadline of an earlier write has passed: a write
 		// that does not wait needs none, and the writer sets its own.
 		c.deadline = time.Time{}
 		if err = c.nc.SetWriteDeadline(c.deadline); err == nil {
-			n, err = c.writeRaw(fb.b)
+			n, err = c.writeRaw(fb)
 		}
 	}
 	c.lastWrite = time.Now()
@@ -275,43 +269,15 @@ func (c *conn) writeDirectLocked() {
 	}
 }
 
-// writeRaw writes b with one raw.Write that does not wait, and returns
+// writeRaw writes fb.b with one raw.Write that does not wait, and returns
 // how much the socket took.
-func (c *conn) writeRaw(b []byte) (int, error) {
-	if c.rawWrite == nil {
-		c.rawWrite = c.writeNow
-	}
-	c.rawBuf, c.rawN, c.rawErr = b, 0, nil
-	err := c.raw.Write(c.rawWrite)
+func (c *conn) writeRaw(fb *frameBuf) (int, error) {
+	fb.n, fb.err = 0, nil
+	err := c.raw.Write(fb.writeNow)
 	if err == nil {
-		err = c.rawErr
+		err = fb.err
 	}
-	n := c.rawN
-	c.rawBuf, c.rawErr = nil, nil
-	return n, err
-}
-
-// writeNow is the function raw.Write calls with the socket: one write
-// system call that does not wait for the socket to become writable
-// (returning true tells the runtime not to wait either).
-func (c *conn) writeNow(fd uintptr) bool {
-	for len(c.rawBuf) > c.rawN {
-		n, err := syscall.Write(int(fd), c.rawBuf[c.rawN:])
-		if err == syscall.EINTR {
-			continue
-		}
-		if n > 0 {
-			c.rawN += n
-		}
-		if err != nil || n <= 0 {
-			c.rawErr = err
-			if err == nil {
-				c.rawErr = io.ErrShortWrite
-			}
-			break
-		}
-	}
-	return true
+	return fb.n, err
 }
 
 // Close implements redcast.Transport. The first call wins; the writer then
@@ -494,14 +460,48 @@ func (c *conn) writeLoop(kick <-chan struct{}) {
 
 // writeBufs holds the buffers flushes assemble frames in, so that an idle
 // connection holds none and a busy one reuses them.
-var writeBufs = sync.Pool{New: func() any { return new(frameBuf) }}
+var writeBufs = sync.Pool{New: func() any {
+	fb := new(frameBuf)
+	fb.writeNow = fb.write
+	return fb
+}}
 
-// frameBuf is an io.Writer that appends to a byte slice.
-type frameBuf struct{ b []byte }
+// frameBuf is an io.Writer that appends to a byte slice, and the state of
+// a direct write of it.
+type frameBuf struct {
+	b []byte
+	// writeNow is fb.write, made once per buffer rather than per write.
+	writeNow func(fd uintptr) bool
+	n        int   // bytes of b written by writeNow
+	err      error // writeNow's error
+}
 
 func (f *frameBuf) Write(p []byte) (int, error) {
 	f.b = append(f.b, p...)
 	return len(p), nil
+}
+
+// write is the function raw.Write calls with the socket: one write system
+// call that does not wait for the socket to become writable (returning
+// true tells the runtime not to wait either).
+func (f *frameBuf) write(fd uintptr) bool {
+	for len(f.b) > f.n {
+		n, err := syscall.Write(int(fd), f.b[f.n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if n > 0 {
+			f.n += n
+		}
+		if err != nil || n <= 0 {
+			f.err = err
+			if err == nil {
+				f.err = io.ErrShortWrite
+			}
+			break
+		}
+	}
+	return true
 }
 
 // maxPooledBuf is the largest buffer returned to the pool.
