@@ -257,7 +257,7 @@ func (b *Broker) PublishMany(ctx context.Context, reqs []broker.PublishRequest) 
 	}
 	octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	for j, res := range publishScript.ExecMulti(octx, b.client, execs...) {
+	for j, res := range b.execMulti(octx, publishScript, publishSHA, true, execs) {
 		i := idx[j]
 		out[i].Position, out[i].Err = b.parsePublish(ctx, res)
 	}
@@ -422,7 +422,7 @@ func (b *Broker) historyMany(ctx context.Context, calls []historyCall) ([]broker
 			execs[i].Keys, execs[i].Args = b.historyArgs(c.channel, c.opts)
 		}
 		octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
-		replies := historyScript.ExecMulti(octx, b.client, execs...)
+		replies := b.execMulti(octx, historyScript, historySHA, false, execs)
 		cancel()
 		for i, r := range replies {
 			res, err := parseHistory(r)

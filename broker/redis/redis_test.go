@@ -315,6 +315,59 @@ func TestPublishMany(t *testing.T) {
 	testPublishMany(t, Config{URL: srv.URL()}, []string{"a", "b", "c"})
 }
 
+// TestPublishManyAfterScriptsLost publishes batches after Redis lost its
+// scripts (SCRIPT FLUSH, as after a restart without them): the batch is
+// answered NOSCRIPT, the scripts are loaded again and it runs, in order;
+// history batches recover the same way. The counts of INFO commandstats
+// show one EVALSHA per publish and no SCRIPT LOAD per batch otherwise.
+func TestPublishManyAfterScriptsLost(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	cfg := Config{URL: srv.URL()}
+	b := newBroker(t, srv, cfg)
+	for round := range 2 {
+		if _, err := srv.Do(t.Context(), "SCRIPT", "FLUSH"); err != nil {
+			t.Fatal(err)
+		}
+		var reqs []broker.PublishRequest
+		for i := range 20 {
+			reqs = append(reqs, broker.PublishRequest{Channel: []string{"a", "b"}[i%2], Data: []byte("1"), Options: broker.PublishOptions{HistorySize: 100}})
+		}
+		for i, r := range b.PublishMany(t.Context(), reqs) {
+			if want := uint64(round*10 + i/2 + 1); r.Err != nil || r.Position.Offset != want {
+				t.Fatalf("round %d, publish %d after SCRIPT FLUSH: %+v, want offset %d", round, i, r, want)
+			}
+		}
+	}
+	if _, err := srv.Do(t.Context(), "SCRIPT", "FLUSH"); err != nil {
+		t.Fatal(err)
+	}
+	calls := []historyCall{{channel: "x"}, {channel: "y"}}
+	if _, errs := b.historyMany(t.Context(), calls); errs[0] != nil || errs[1] != nil {
+		t.Fatalf("history after SCRIPT FLUSH: %v", errs)
+	}
+	before := scriptLoads(t, srv)
+	testPublishMany(t, cfg, []string{"d", "e"})
+	if n := scriptLoads(t, srv) - before; n != 2*len(allScripts) {
+		t.Fatalf("%d SCRIPT LOADs for two new brokers and one batch, want %d (the brokers' own)", n, 2*len(allScripts))
+	}
+}
+
+// scriptLoads returns how many SCRIPT LOADs Redis served.
+func scriptLoads(t *testing.T, srv *testredis.Server) int {
+	t.Helper()
+	info, err := srv.Do(t.Context(), "INFO", "commandstats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(info) {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_script|load:calls="); ok {
+			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+			return n
+		}
+	}
+	return 0
+}
+
 func testPublishMany(t *testing.T, cfg Config, chans []string) {
 	cfg.Prefix = newPrefix()
 	rec := brokertest.NewRecorder()

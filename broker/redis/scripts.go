@@ -1,6 +1,12 @@
 package redis
 
-import "github.com/redis/rueidis"
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+
+	"github.com/redis/rueidis"
+)
 
 // The Lua scripts the broker runs. Each touches the keys of one channel
 // only, all sharing the channel's hash tag, so they stay valid on a Redis
@@ -186,6 +192,62 @@ var (
 	presenceRemoveScript = rueidis.NewLuaScript(presenceRemoveLua)
 	presenceScript       = rueidis.NewLuaScript(presenceLua)
 )
+
+// Digests of the scripts run by execMulti: the names Redis knows them by.
+var (
+	publishSHA = scriptSHA(publishLua)
+	historySHA = scriptSHA(historyLua)
+)
+
+func scriptSHA(src string) string {
+	sum := sha1.Sum([]byte(src))
+	return hex.EncodeToString(sum[:])
+}
+
+// execMulti runs a script once for each of execs, with EVALSHA in one
+// pipeline (one per node of a Cluster): one round trip. (rueidis's
+// Lua.ExecMulti sends SCRIPT LOAD to every node before every batch, a
+// round trip of its own; the scripts are loaded when the broker starts
+// instead.) Redis answers NOSCRIPT when it lost them (it restarted, or a
+// replica without them took over): the scripts are loaded again, and the
+// calls answered NOSCRIPT run again, in order, with fallback to EVAL. When
+// ordered is set and a call after them in the batch ran (another caller
+// loaded the scripts meanwhile), running them now would reorder the
+// batch: they fail instead, with a NOSCRIPT error the caller reports as
+// a broker error.
+func (b *Broker) execMulti(ctx context.Context, s *rueidis.Lua, sha string, ordered bool, execs []rueidis.LuaExec) []rueidis.RedisResult {
+	cmds := make(rueidis.Commands, len(execs))
+	for i, e := range execs {
+		cmds[i] = b.client.B().Evalsha().Sha1(sha).Numkeys(int64(len(e.Keys))).Key(e.Keys...).Arg(e.Args...).Build()
+	}
+	res := b.client.DoMulti(ctx, cmds...)
+	first, ranAfter := -1, false
+	for i, r := range res {
+		switch {
+		case isNoScript(r.Error()):
+			if first < 0 {
+				first = i
+			}
+		case first >= 0:
+			ranAfter = true
+		}
+	}
+	if first < 0 || ordered && ranAfter {
+		return res
+	}
+	_ = b.loadScripts(ctx) // Exec falls back to EVAL where this failed
+	for i := first; i < len(res); i++ {
+		if isNoScript(res[i].Error()) {
+			res[i] = s.Exec(ctx, b.client, execs[i].Keys, execs[i].Args)
+		}
+	}
+	return res
+}
+
+func isNoScript(err error) bool {
+	re, ok := rueidis.IsRedisErr(err)
+	return ok && re.IsNoScript()
+}
 
 // allScripts are loaded by New, so that the first calls find them.
 var allScripts = []string{publishLua, historyLua, presenceAddLua, presenceRemoveLua, presenceLua, rewindLua}
