@@ -221,7 +221,7 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 		if err == nil {
 			msg, err = rd.next()
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, errDrained) {
 			switch {
 			case errors.Is(err, errClosedByPeer):
 				c.Close(peerClosed)
@@ -235,6 +235,9 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 			break
 		}
 		used = true
+		if err != nil {
+			continue // errDrained: control frames only, nothing for the client
+		}
 		if s.room == nil {
 			s.client.HandleFrame(msg)
 			c.flushNow()

@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -54,6 +55,9 @@ func FuzzReader(f *testing.F) {
 		r.tooLarge, r.binary = protocol.DisconnectFrameTooLarge, protocol.DisconnectBadFrame
 		for {
 			msg, err := r.next()
+			if errors.Is(err, errDrained) {
+				continue
+			}
 			if err != nil {
 				return
 			}
