@@ -73,8 +73,18 @@ type conn struct {
 	// the socket: no writer starts after it.
 	finished bool
 	ping     *time.Timer
+	// nextPing is when the ping timer sends the next ping.
+	nextPing time.Time
 	// deadline is the socket's write deadline (the writer's).
 	deadline time.Time
+	// readDeadline is the socket's read deadline. While the read loop is
+	// parked (see Handler.readLoop) nothing reads, so the runtime never
+	// reports that it passed: the ping timer checks it instead.
+	readDeadline time.Time
+	// wakeReader starts the read loop if it is parked, so that it sees
+	// the connection close or its read deadline pass; nil when nothing
+	// parks it. It is set before the connection is shared.
+	wakeReader func()
 
 	// kick (cap 1) ends the running writer's flush window or wait; nil
 	// when no writer runs.
@@ -120,19 +130,43 @@ func (c *conn) startPinging() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.closing {
+		c.nextPing = time.Now().Add(c.limits.pingInterval)
 		c.ping = time.AfterFunc(c.limits.pingInterval, c.sendPing)
 	}
 }
 
+// sendPing is the ping timer's function. It pings the peer when a ping is
+// due, and stands in for the runtime's read deadline, which does not fire
+// while the read loop is parked: once the read deadline has passed it
+// wakes the read loop, whose read then fails as it would have, and when
+// the deadline comes before the next ping it fires at the deadline, so
+// that a silent peer is disconnected no later than by a waiting read.
 func (c *conn) sendPing() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closing {
+		c.mu.Unlock()
 		return
 	}
-	c.control = append(c.control, ws.CompiledPing)
-	c.startWriterLocked()
-	c.ping.Reset(c.limits.pingInterval)
+	now := time.Now()
+	if !now.Before(c.nextPing) {
+		c.control = append(c.control, ws.CompiledPing)
+		c.startWriterLocked()
+		c.nextPing = now.Add(c.limits.pingInterval)
+	}
+	next := c.nextPing
+	expired := false
+	if !c.readDeadline.IsZero() {
+		expired = !now.Before(c.readDeadline)
+		if !expired && c.readDeadline.Before(next) {
+			next = c.readDeadline
+		}
+	}
+	c.ping.Reset(next.Sub(now))
+	wake := c.wakeReader
+	c.mu.Unlock()
+	if expired && wake != nil {
+		wake()
+	}
 }
 
 // startWriterLocked starts the writer unless it runs, and wakes it when it
@@ -173,10 +207,13 @@ func (c *conn) Send(msg []byte) bool {
 // Close implements redcast.Transport. The first call wins; the writer then
 // sends what is queued (unless the client is a slow consumer), the
 // disconnect, and the close frame.
+//
+// A parked read loop is woken, so that it reads the peer's answer or sees
+// the close linger deadline pass and then releases the client.
 func (c *conn) Close(d protocol.Disconnect) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closing {
+		c.mu.Unlock()
 		return
 	}
 	c.closing = true
@@ -187,6 +224,11 @@ func (c *conn) Close(d protocol.Disconnect) {
 	}
 	c.startWriterLocked()
 	c.kickWriter()
+	wake := c.wakeReader
+	c.mu.Unlock()
+	if wake != nil {
+		wake()
+	}
 }
 
 // flushNow ends the writer's flush window when something is queued, so
@@ -411,7 +453,8 @@ func (c *conn) finish(control, batch [][]byte, d protocol.Disconnect) {
 		_ = tc.CloseWrite()
 	}
 	c.mu.Lock()
-	_ = c.nc.SetReadDeadline(time.Now().Add(closeLinger))
+	c.readDeadline = time.Now().Add(closeLinger)
+	_ = c.nc.SetReadDeadline(c.readDeadline)
 	c.finishLocked()
 	c.mu.Unlock()
 }
@@ -437,15 +480,21 @@ func (c *conn) extendReadDeadline(d time.Duration) error {
 	if c.closing {
 		return nil
 	}
-	return c.nc.SetReadDeadline(time.Now().Add(d))
+	c.readDeadline = time.Now().Add(d)
+	return c.nc.SetReadDeadline(c.readDeadline)
 }
 
 // abort is the writer's answer to a failed write: the peer is gone or too
-// slow; close the socket so that the read loop ends.
+// slow; close the socket so that the read loop ends. A parked read loop
+// is woken: a closed socket leaves the poller's set without an event.
 func (c *conn) abort() {
 	c.mu.Lock()
 	c.closing = true
 	c.finishLocked()
+	wake := c.wakeReader
 	c.mu.Unlock()
 	_ = c.nc.Close()
+	if wake != nil {
+		wake()
+	}
 }

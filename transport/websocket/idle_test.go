@@ -19,8 +19,9 @@ import (
 )
 
 // The reader holds no buffer while it waits, and a connection's read loop
-// moves to a fresh goroutine when it goes idle: these tests cover the
-// edges of that, where bytes are already there or a message is half read.
+// parks (or moves to a fresh goroutine) when it goes idle: these tests
+// cover the edges of that, where bytes are already there or a message is
+// half read. park_test.go covers what a parked connection must still do.
 
 // TestFramesWithUpgradeRequest sends the first frame in the same write as
 // the upgrade request: the bytes net/http read past the request must be
