@@ -59,6 +59,7 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	http    *http.Server
+	ws      *websocket.Handler
 
 	shutdownDelay time.Duration
 	shutdownOnce  sync.Once
@@ -80,6 +81,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{node: node, log: log, shutdownDelay: cfg.ShutdownDelay}
 	ws := websocket.NewHandler(node, websocket.Options{AllowedOrigins: cfg.AllowedOrigins, Logger: log, FlushWindow: cfg.FlushWindow})
+	s.ws = ws
 	mux := http.NewServeMux()
 	mux.Handle("GET /connection/websocket", ws.Protocol())
 	mux.Handle("GET /rooms/{room}", ws.Plain())
@@ -103,6 +105,7 @@ func New(cfg Config) (*Server, error) {
 		h, err := api.NewHandler(node, api.Options{Key: cfg.APIKey, Logger: log})
 		if err != nil {
 			_ = node.Shutdown(context.Background())
+			_ = ws.Close()
 			return nil, fmt.Errorf("server: %w", err)
 		}
 		mux.Handle("/api/", h)
@@ -162,7 +165,8 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 
 // Shutdown stops accepting connections, tells every client to reconnect
 // elsewhere (disconnect 3001), waits for them to close until ctx ends, and
-// closes the broker. It is safe to call more than once.
+// closes the broker and the WebSocket handler (its poller of idle
+// connections). It is safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		if s.shutdownDelay > 0 {
@@ -181,7 +185,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if errors.Is(herr, http.ErrServerClosed) {
 			herr = nil
 		}
-		s.shutdownErr = errors.Join(herr, nerr)
+		// Connections still parked (past ctx) get read loops of their own.
+		werr := s.ws.Close()
+		s.shutdownErr = errors.Join(herr, nerr, werr)
 	})
 	return s.shutdownErr
 }

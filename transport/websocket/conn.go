@@ -75,6 +75,8 @@ type conn struct {
 	// the socket: no writer starts after it.
 	finished bool
 	ping     *time.Timer
+	// nextPing is when the ping timer sends the next ping.
+	nextPing time.Time
 	// deadline is the socket's write deadline (the writer's).
 	deadline time.Time
 	// flushing is true while the writer writes outside c.mu: nothing else
@@ -92,6 +94,14 @@ type conn struct {
 	// raw writes to the socket without waiting (see writeDirectLocked);
 	// nil when the connection has no file descriptor (TLS, tests).
 	raw syscall.RawConn
+	// readDeadline is the socket's read deadline. While the read loop is
+	// parked (see Handler.readLoop) nothing reads, so the runtime never
+	// reports that it passed: the ping timer checks it instead.
+	readDeadline time.Time
+	// wakeReader starts the read loop if it is parked, so that it sees
+	// the connection close or its read deadline pass; nil when nothing
+	// parks it. It is set before the connection is shared.
+	wakeReader func()
 
 	// kick (cap 1) ends the running writer's flush window or wait; nil
 	// when no writer runs.
@@ -143,19 +153,43 @@ func (c *conn) startPinging() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.closing {
+		c.nextPing = time.Now().Add(c.limits.pingInterval)
 		c.ping = time.AfterFunc(c.limits.pingInterval, c.sendPing)
 	}
 }
 
+// sendPing is the ping timer's function. It pings the peer when a ping is
+// due, and stands in for the runtime's read deadline, which does not fire
+// while the read loop is parked: once the read deadline has passed it
+// wakes the read loop, whose read then fails as it would have, and when
+// the deadline comes before the next ping it fires at the deadline, so
+// that a silent peer is disconnected no later than by a waiting read.
 func (c *conn) sendPing() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closing {
+		c.mu.Unlock()
 		return
 	}
-	c.control = append(c.control, ws.CompiledPing)
-	c.startWriterLocked()
-	c.ping.Reset(c.limits.pingInterval)
+	now := time.Now()
+	if !now.Before(c.nextPing) {
+		c.control = append(c.control, ws.CompiledPing)
+		c.startWriterLocked()
+		c.nextPing = now.Add(c.limits.pingInterval)
+	}
+	next := c.nextPing
+	expired := false
+	if !c.readDeadline.IsZero() {
+		expired = !now.Before(c.readDeadline)
+		if !expired && c.readDeadline.Before(next) {
+			next = c.readDeadline
+		}
+	}
+	c.ping.Reset(next.Sub(now))
+	wake := c.wakeReader
+	c.mu.Unlock()
+	if expired && wake != nil {
+		wake()
+	}
 }
 
 // startWriterLocked starts the writer unless it runs, and wakes it when it
@@ -261,6 +295,11 @@ func (c *conn) writeDirectLocked() {
 		} else {
 			c.finishLocked()
 		}
+		if c.wakeReader != nil {
+			// A closed socket leaves epoll without an event. (The
+			// poller's lock is only ever taken after c.mu.)
+			c.wakeReader()
+		}
 		return
 	}
 	if n < len(fb.b) {
@@ -283,10 +322,13 @@ func (c *conn) writeRaw(fb *frameBuf) (int, error) {
 // Close implements redcast.Transport. The first call wins; the writer then
 // sends what is queued (unless the client is a slow consumer), the
 // disconnect, and the close frame.
+//
+// A parked read loop is woken, so that it reads the peer's answer or sees
+// the close linger deadline pass and then releases the client.
 func (c *conn) Close(d protocol.Disconnect) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closing {
+		c.mu.Unlock()
 		return
 	}
 	c.closing = true
@@ -297,6 +339,11 @@ func (c *conn) Close(d protocol.Disconnect) {
 	}
 	c.startWriterLocked()
 	c.kickWriter()
+	wake := c.wakeReader
+	c.mu.Unlock()
+	if wake != nil {
+		wake()
+	}
 }
 
 // hold makes the replies the read loop queues while it handles a frame
@@ -594,7 +641,8 @@ func (c *conn) finish(partial []byte, control, batch [][]byte, d protocol.Discon
 		_ = tc.CloseWrite()
 	}
 	c.mu.Lock()
-	_ = c.nc.SetReadDeadline(time.Now().Add(closeLinger))
+	c.readDeadline = time.Now().Add(closeLinger)
+	_ = c.nc.SetReadDeadline(c.readDeadline)
 	c.finishLocked()
 	c.mu.Unlock()
 }
@@ -620,15 +668,21 @@ func (c *conn) extendReadDeadline(d time.Duration) error {
 	if c.closing {
 		return nil
 	}
-	return c.nc.SetReadDeadline(time.Now().Add(d))
+	c.readDeadline = time.Now().Add(d)
+	return c.nc.SetReadDeadline(c.readDeadline)
 }
 
 // abort is the writer's answer to a failed write: the peer is gone or too
-// slow; close the socket so that the read loop ends.
+// slow; close the socket so that the read loop ends. A parked read loop
+// is woken: a closed socket leaves the poller's set without an event.
 func (c *conn) abort() {
 	c.mu.Lock()
 	c.closing = true
 	c.finishLocked()
+	wake := c.wakeReader
 	c.mu.Unlock()
 	_ = c.nc.Close()
+	if wake != nil {
+		wake()
+	}
 }

@@ -20,11 +20,15 @@ import (
 // "chat:R", the same channel the chat page shows as room R.
 const PlainNamespace = "chat"
 
-// Handler serves WebSocket connections of one node.
+// Handler serves WebSocket connections of one node. Where it can (Linux,
+// connections without TLS) it parks the sockets of idle connections with
+// a poller goroutine of its own, started with the first: Close stops it.
 type Handler struct {
 	node *redcast.Node
 	log  *slog.Logger
 	opts Options
+	// poller waits for the peers of idle connections (see readLoop).
+	poller poller
 }
 
 // Options configure a Handler. The zero value means the defaults.
@@ -53,8 +57,17 @@ func NewHandler(node *redcast.Node, opts Options) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{node: node, log: log, opts: opts}
+	h := &Handler{node: node, log: log, opts: opts}
+	h.poller.init(h.resume, log)
+	return h
 }
+
+// Close stops the goroutine that waits for the peers of idle connections,
+// and hands each connection still parked back to a read loop of its own:
+// call it once the node is shut down (it does not close connections).
+// Connections served after Close wait for their peers on a goroutine each.
+// It is safe to call more than once.
+func (h *Handler) Close() error { return h.poller.close() }
 
 // originAllowed checks a browser's Origin against the request's own host
 // and the allow-list (see package origin).
@@ -166,10 +179,15 @@ type session struct {
 	c      *conn
 	rd     *reader
 	room   *plainRoom
+	// park is the session's state in the poller.
+	park parking
 }
 
 // run serves an upgraded connection until it closes.
 func (h *Handler) run(c *conn, rd *reader, format hub.Format, room *plainRoom, remote string) {
+	s := &session{c: c, rd: rd, room: room}
+	// Before the client exists, and with it whoever could close it.
+	c.wakeReader = func() { h.poller.unpark(s) }
 	client, err := h.node.NewClient(c, format)
 	if err != nil {
 		d := protocol.DisconnectShutdown
@@ -183,7 +201,7 @@ func (h *Handler) run(c *conn, rd *reader, format hub.Format, room *plainRoom, r
 	}
 	h.log.Debug("client connected", "client", client.ID(), "remote", remote, "plain", room != nil)
 	c.startPinging()
-	s := &session{client: client, c: c, rd: rd, room: room}
+	s.client = client
 	if room != nil {
 		if err := client.JoinRoom(room.channel, room.name, room.echo); err != nil {
 			h.log.Warn("plain client could not join", "channel", room.channel, "err", err)
@@ -196,11 +214,15 @@ func (h *Handler) run(c *conn, rd *reader, format hub.Format, room *plainRoom, r
 }
 
 // readLoop hands the client's messages to its session until the connection
-// closes, then releases it. Handling commands grows a goroutine's stack,
-// and an idle connection should not keep that: when a read loop that
-// handled frames would wait for the peer, it continues on a fresh
-// goroutine, which waits for the next frame with as little stack as it
-// can (fresh).
+// closes, then releases it. An idle connection should hold no goroutine:
+// when a read loop that handled frames would wait for the peer, it parks
+// the socket in the poller and returns, and the poller starts a fresh read
+// loop once the peer sends (or hangs up), or the connection closes, or its
+// read deadline passes (see conn.sendPing). Where the socket cannot be
+// parked (TLS, systems other than Linux), the read loop continues on a
+// fresh goroutine instead, which waits for the next frame with as little
+// stack as it can: handling commands grows a goroutine's stack, and an
+// idle connection should not keep that.
 func (h *Handler) readLoop(s *session, fresh bool) {
 	c, rd := s.c, s.rd
 	used := !fresh
@@ -211,7 +233,9 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 		if used && rd.waiting() {
 			rd.park()
 			_ = c.extendReadDeadline(rd.idle) // here, where the stack is grown already
-			go h.readLoop(s, true)
+			if !h.poller.park(s) {
+				h.resume(s)
+			}
 			return
 		}
 		var (
@@ -224,7 +248,7 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 		if err == nil {
 			msg, err = rd.next()
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, errDrained) {
 			switch {
 			case errors.Is(err, errClosedByPeer):
 				c.Close(peerClosed)
@@ -238,6 +262,9 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 			break
 		}
 		used = true
+		if err != nil {
+			continue // errDrained: control frames only, nothing for the client
+		}
 		if s.room == nil {
 			c.hold()
 			batching = rd.frameBuffered()
@@ -256,6 +283,10 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 	}
 	h.end(s)
 }
+
+// resume continues the read loop of s on a fresh goroutine, which first
+// waits for the peer.
+func (h *Handler) resume(s *session) { go h.readLoop(s, true) }
 
 // end releases a connection whose read loop ended (it is closing). The
 // socket is closed before the client is released, so that a node that saw

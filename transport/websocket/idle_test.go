@@ -2,9 +2,12 @@ package websocket
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,11 +15,13 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/hub"
 )
 
 // The reader holds no buffer while it waits, and a connection's read loop
-// moves to a fresh goroutine when it goes idle: these tests cover the
-// edges of that, where bytes are already there or a message is half read.
+// parks (or moves to a fresh goroutine) when it goes idle: these tests
+// cover the edges of that, where bytes are already there or a message is
+// half read. park_test.go covers what a parked connection must still do.
 
 // TestFramesWithUpgradeRequest sends the first frame in the same write as
 // the upgrade request: the bytes net/http read past the request must be
@@ -72,5 +77,26 @@ func TestFragmentsAcrossIdle(t *testing.T) {
 			t.Fatalf("ping reply %q", got)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestControlFramesBetweenMessages: after control frames outside a
+// message, with nothing more to read, next returns errDrained, so that the
+// read loop waits for the peer like after a message; inside a fragmented
+// message it reads on.
+func TestControlFramesBetweenMessages(t *testing.T) {
+	read := func(frames ...[]byte) ([]byte, error) {
+		c := newConn(&byteConn{r: bytes.NewReader(slices.Concat(frames...))}, hub.FormatProtocol, limits{maxMessages: 4, maxBytes: 1024})
+		r := newReader(c, nil)
+		r.maxSize, r.idle = 1024, time.Second
+		return r.next()
+	}
+	ping := clientFrame(ws.OpPing, true, []byte("p"))
+	if msg, err := read(ping, ping); !errors.Is(err, errDrained) {
+		t.Fatalf("after pings: %q, %v; want errDrained", msg, err)
+	}
+	msg, err := read(clientFrame(ws.OpText, false, []byte("he")), ping, clientFrame(ws.OpContinuation, true, []byte("llo")))
+	if err != nil || string(msg) != "hello" {
+		t.Fatalf("a ping inside a message: %q, %v; want \"hello\"", msg, err)
 	}
 }

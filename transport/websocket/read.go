@@ -23,6 +23,11 @@ var errViolation = errors.New("websocket: protocol violation")
 // errClosedByPeer ends the read loop when the peer sent a close frame.
 var errClosedByPeer = errors.New("websocket: closed by peer")
 
+// errDrained is returned by next when it handled control frames (a pong,
+// say) and the peer sent nothing more: the read loop may park then,
+// rather than wait for the next message where it is.
+var errDrained = errors.New("websocket: no message, the peer's data is used up")
+
 // maxReuse is the largest message buffer a reader keeps between the
 // messages of a burst; it keeps none while it waits for the peer.
 const maxReuse = 8 << 10
@@ -82,7 +87,8 @@ func newReader(c *conn, pre []byte) *reader {
 
 // next returns the next complete text message. The returned slice is valid
 // until the next call. On a protocol violation it closes the connection with
-// the matching disconnect and returns errViolation.
+// the matching disconnect and returns errViolation; after control frames
+// outside a message, with nothing more to read, it returns errDrained.
 func (r *reader) next() ([]byte, error) {
 	if cap(r.buf) > maxReuse {
 		r.buf = nil
@@ -103,6 +109,9 @@ func (r *reader) next() ([]byte, error) {
 		if h.OpCode.IsControl() {
 			if err := r.control(h); err != nil {
 				return nil, err
+			}
+			if !fragmented && r.waiting() {
+				return nil, errDrained
 			}
 			continue
 		}
@@ -278,7 +287,8 @@ func noEOF(err error) error {
 }
 
 // park gives back both buffers between messages, before a wait for the
-// peer: call it only when waiting() is true and next returned a message.
+// peer: call it only when waiting() is true and next returned a message
+// or errDrained.
 func (r *reader) park() {
 	r.buf = nil
 	r.release()

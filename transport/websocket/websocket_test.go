@@ -26,6 +26,23 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // the ws:// base URL.
 func startNode(t *testing.T, cfg redcast.Config) (string, *redcast.Node) {
 	t.Helper()
+	ts := startServer(t, cfg, false)
+	return ts.base, ts.node
+}
+
+// testServer is a node served by a Handler on a free port.
+type testServer struct {
+	base string // ws:// or wss:// base URL
+	node *redcast.Node
+	h    *Handler
+	srv  *httptest.Server
+}
+
+// startServer serves a node's WebSocket endpoints on a free port, with TLS
+// if tls is set. When the test ends the node shuts down and the Handler
+// closes.
+func startServer(t *testing.T, cfg redcast.Config, tls bool) *testServer {
+	t.Helper()
 	node := redcast.NewNode(cfg, redcast.Deps{})
 	if err := node.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -34,16 +51,24 @@ func startNode(t *testing.T, cfg redcast.Config) (string, *redcast.Node) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /connection/websocket", h.Protocol())
 	mux.Handle("GET /rooms/{room}", h.Plain())
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewUnstartedServer(mux)
+	if tls {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := node.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
+		if err := h.Close(); err != nil {
+			t.Errorf("close handler: %v", err)
+		}
 		srv.Close()
 	})
-	return "ws" + strings.TrimPrefix(srv.URL, "http"), node
+	return &testServer{base: "ws" + strings.TrimPrefix(srv.URL, "http"), node: node, h: h, srv: srv}
 }
 
 type rawConn struct {
@@ -54,9 +79,14 @@ type rawConn struct {
 
 func dial(t *testing.T, url string) *rawConn {
 	t.Helper()
+	return dialWith(t, ws.DefaultDialer, url)
+}
+
+func dialWith(t *testing.T, d ws.Dialer, url string) *rawConn {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	nc, br, _, err := ws.Dial(ctx, url)
+	nc, br, _, err := d.Dial(ctx, url)
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}
