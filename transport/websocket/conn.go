@@ -672,6 +672,41 @@ func (c *conn) extendReadDeadline(d time.Duration) error {
 	return c.nc.SetReadDeadline(c.readDeadline)
 }
 
+// readLinger is how long a read loop waits for the peer on its goroutine
+// before it parks the socket: a client that sends often (a publisher)
+// keeps its goroutine and is read at once, without the poller's wake-up
+// and a new goroutine per frame; one that went quiet parks soon.
+const readLinger = 250 * time.Millisecond
+
+// linger waits up to readLinger for the peer to send, reading the first
+// byte of its next frame (see reader.wait), and reports whether the read
+// loop should read on rather than park: the peer sent, or the read failed
+// otherwise than by the linger running out (the next read reports that
+// failure again). The read deadline set by extendReadDeadline stays in
+// force. Connections that cannot park do not linger.
+func (c *conn) linger(rd *reader) bool {
+	c.mu.Lock()
+	deadline := c.readDeadline
+	c.mu.Unlock()
+	if c.raw == nil || c.limits.pingInterval <= 0 {
+		return false
+	}
+	if until := time.Now().Add(readLinger); until.Before(deadline) {
+		if c.nc.SetReadDeadline(until) != nil {
+			return false
+		}
+	}
+	err := rd.wait()
+	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || !time.Now().Before(deadline) {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Close may have moved the deadline meanwhile (finish); restore the
+	// one in force.
+	return c.nc.SetReadDeadline(c.readDeadline) != nil
+}
+
 // abort is the writer's answer to a failed write: the peer is gone or too
 // slow; close the socket so that the read loop ends. A parked read loop
 // is woken: a closed socket leaves the poller's set without an event.

@@ -181,6 +181,13 @@ type session struct {
 	room   *plainRoom
 	// park is the session's state in the poller.
 	park parking
+	// parkedAt (unix nanoseconds) is when the read loop last parked, and
+	// quick counts the times in a row the peer sent again soon after
+	// (within readLinger): from the second on, the read loop lingers
+	// before it parks again. (A client that connects and subscribes wakes
+	// it once.) Both belong to the read loop.
+	parkedAt int64
+	quick    uint8
 }
 
 // run serves an upgraded connection until it closes.
@@ -216,7 +223,8 @@ func (h *Handler) run(c *conn, rd *reader, format hub.Format, room *plainRoom, r
 // readLoop hands the client's messages to its session until the connection
 // closes, then releases it. An idle connection should hold no goroutine:
 // when a read loop that handled frames would wait for the peer, it parks
-// the socket in the poller and returns, and the poller starts a fresh read
+// the socket in the poller and returns (a read loop of a client that sends
+// often first waits readLinger on its goroutine, see conn.linger), and the poller starts a fresh read
 // loop once the peer sends (or hangs up), or the connection closes, or its
 // read deadline passes (see conn.sendPing). Where the socket cannot be
 // parked (TLS, systems other than Linux), the read loop continues on a
@@ -226,6 +234,15 @@ func (h *Handler) run(c *conn, rd *reader, format hub.Format, room *plainRoom, r
 func (h *Handler) readLoop(s *session, fresh bool) {
 	c, rd := s.c, s.rd
 	used := !fresh
+	if fresh && s.parkedAt != 0 {
+		// Woken soon after it parked, again: a client that sends often,
+		// which lingers from now on rather than park after every frame.
+		if time.Now().UnixNano()-s.parkedAt < int64(readLinger) {
+			s.quick = min(s.quick+1, 2)
+		} else {
+			s.quick = 0
+		}
+	}
 	// batching is true while the client holds publishes for the frame
 	// that follows (see Client.HandleFrame).
 	batching := false
@@ -233,10 +250,13 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 		if used && rd.waiting() {
 			rd.park()
 			_ = c.extendReadDeadline(rd.idle) // here, where the stack is grown already
-			if !h.poller.park(s) {
-				h.resume(s)
+			if s.quick < 2 || !c.linger(rd) {
+				s.parkedAt = time.Now().UnixNano()
+				if !h.poller.park(s) {
+					h.resume(s)
+				}
+				return
 			}
-			return
 		}
 		var (
 			msg []byte

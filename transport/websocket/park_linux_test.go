@@ -119,3 +119,21 @@ func TestTLSConnectionWaitsOnGoroutine(t *testing.T) {
 	}
 	c.ping(3)
 }
+
+// TestBusyConnectionLingers: a client that sends again soon after each
+// park keeps its read loop waiting on a goroutine for readLinger before
+// it parks, instead of parking after every frame; once it is quiet for
+// that long it parks.
+func TestBusyConnectionLingers(t *testing.T) {
+	ts := startServer(t, redcast.Config{}, false)
+	c := dial(t, ts.base+"/connection/websocket")
+	c.connect(1)
+	lingering := func() bool {
+		return goroutinesIn("github.com/redcast/redcast/transport/websocket.(*conn).linger(") == 1
+	}
+	for id := 2; id < 8; id++ {
+		c.ping(id)
+	}
+	waitFor(t, "the read loop of a busy connection to linger", lingering)
+	waitFor(t, "the connection to park after the linger", func() bool { return serving() == 0 })
+}
