@@ -605,7 +605,6 @@ func ms(d time.Duration) string { return strconv.FormatInt(max(d.Milliseconds(),
 // rewind starts a new epoch for a channel whose stream is behind seen (see
 // rewindLua) and returns its position afterwards.
 func (b *Broker) rewind(ctx context.Context, channel string, seen protocol.StreamPosition) (protocol.StreamPosition, error) {
-	b.rewinds.Add(1)
 	tag := b.tag(channel)
 	octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
@@ -614,6 +613,9 @@ func (b *Broker) rewind(ctx context.Context, channel string, seen protocol.Strea
 	if err != nil {
 		return protocol.StreamPosition{}, b.wrap(ctx, "rewind", err)
 	}
+	// Counted once the new epoch is in Redis, so that whoever sees the
+	// count can publish in it.
+	b.rewinds.Add(1)
 	if len(reply) != 2 {
 		return protocol.StreamPosition{}, fmt.Errorf("redis: rewind: unexpected reply of %d elements", len(reply))
 	}
