@@ -243,10 +243,32 @@ func checkOrdered(t *testing.T, what string, events []brokertest.Event) {
 }
 
 // TestClusterPublishMany is TestPublishMany with channels on every shard.
+// Then one master loses its scripts (as a replica without them that took
+// over would): a batch over every shard, answered NOSCRIPT there and run
+// elsewhere, still publishes everything, in order, and the master has the
+// scripts again.
 func TestClusterPublishMany(t *testing.T) {
 	c := testredis.StartCluster(t, testredis.ClusterOptions{})
 	b := startBrokerAt(t, Config{URL: c.URL(), Prefix: newPrefix()}, brokertest.Discard{})
-	testPublishMany(t, Config{URL: c.URL()}, clusterChannels(t, b, 6))
+	chans := clusterChannels(t, b, 6)
+	testPublishMany(t, Config{URL: c.URL()}, chans)
+
+	m := masterOf(t, c, b, chans[0])
+	if _, err := m.Do(t.Context(), "SCRIPT", "FLUSH"); err != nil {
+		t.Fatal(err)
+	}
+	var reqs []broker.PublishRequest
+	for i := range 2 * len(chans) {
+		reqs = append(reqs, broker.PublishRequest{Channel: chans[i%len(chans)], Data: []byte("1"), Options: broker.PublishOptions{HistorySize: 10}})
+	}
+	for i, r := range b.PublishMany(t.Context(), reqs) {
+		if want := uint64(i/len(chans) + 1); r.Err != nil || r.Position.Offset != want {
+			t.Fatalf("publish %d to %s after SCRIPT FLUSH on its master: %+v, want offset %d", i, reqs[i].Channel, r, want)
+		}
+	}
+	if got, err := m.DoList(t.Context(), "SCRIPT", "EXISTS", publishSHA); err != nil || len(got) != 1 || got[0] != "1" {
+		t.Fatalf("SCRIPT EXISTS on the flushed master: %v %v", got, err)
+	}
 }
 
 // TestClusterSlotMigration moves the slots of some channels to other

@@ -208,40 +208,65 @@ func scriptSHA(src string) string {
 // pipeline (one per node of a Cluster): one round trip. (rueidis's
 // Lua.ExecMulti sends SCRIPT LOAD to every node before every batch, a
 // round trip of its own; the scripts are loaded when the broker starts
-// instead.) Redis answers NOSCRIPT when it lost them (it restarted, or a
+// instead.) A node answers NOSCRIPT when it lost them (it restarted, or a
 // replica without them took over): the scripts are loaded again, and the
-// calls answered NOSCRIPT run again, in order, with fallback to EVAL. When
-// ordered is set and a call after them in the batch ran (another caller
-// loaded the scripts meanwhile), running them now would reorder the
-// batch: they fail instead, with a NOSCRIPT error the caller reports as
-// a broker error.
+// calls answered NOSCRIPT run again, in one pipeline, falling back to EVAL
+// where a node still lacks them. When ordered is set, a call for a channel
+// whose later call in the batch ran (its node had the scripts, or another
+// caller loaded them meanwhile) is not run again, which would reorder the
+// channel's publications: it fails with the NOSCRIPT error.
 func (b *Broker) execMulti(ctx context.Context, s *rueidis.Lua, sha string, ordered bool, execs []rueidis.LuaExec) []rueidis.RedisResult {
+	evalsha := func(e rueidis.LuaExec) rueidis.Completed {
+		return b.client.B().Evalsha().Sha1(sha).Numkeys(int64(len(e.Keys))).Key(e.Keys...).Arg(e.Args...).Build()
+	}
 	cmds := make(rueidis.Commands, len(execs))
 	for i, e := range execs {
-		cmds[i] = b.client.B().Evalsha().Sha1(sha).Numkeys(int64(len(e.Keys))).Key(e.Keys...).Arg(e.Args...).Build()
+		cmds[i] = evalsha(e)
 	}
 	res := b.client.DoMulti(ctx, cmds...)
-	first, ranAfter := -1, false
+	var (
+		lost  bool
+		again []int
+	)
 	for i, r := range res {
-		switch {
-		case isNoScript(r.Error()):
-			if first < 0 {
-				first = i
-			}
-		case first >= 0:
-			ranAfter = true
+		if !isNoScript(r.Error()) {
+			continue
+		}
+		lost = true
+		if !ordered || !ranLater(res, execs, i) {
+			again = append(again, i)
 		}
 	}
-	if first < 0 || ordered && ranAfter {
+	if !lost {
 		return res
 	}
-	_ = b.loadScripts(ctx) // Exec falls back to EVAL where this failed
-	for i := first; i < len(res); i++ {
-		if isNoScript(res[i].Error()) {
-			res[i] = s.Exec(ctx, b.client, execs[i].Keys, execs[i].Args)
+	_ = b.loadScripts(ctx) // where it fails, EVAL below stands in
+	if len(again) == 0 {
+		return res
+	}
+	cmds = cmds[:0]
+	for _, i := range again {
+		cmds = append(cmds, evalsha(execs[i]))
+	}
+	for j, r := range b.client.DoMulti(ctx, cmds...) {
+		i := again[j]
+		if isNoScript(r.Error()) {
+			r = s.Exec(ctx, b.client, execs[i].Keys, execs[i].Args)
 		}
+		res[i] = r
 	}
 	return res
+}
+
+// ranLater reports whether a call after the i-th, for the same channel
+// (the same first key), ran: Redis answered it with anything but NOSCRIPT.
+func ranLater(res []rueidis.RedisResult, execs []rueidis.LuaExec, i int) bool {
+	for k := i + 1; k < len(res); k++ {
+		if execs[k].Keys[0] == execs[i].Keys[0] && !isNoScript(res[k].Error()) {
+			return true
+		}
+	}
+	return false
 }
 
 func isNoScript(err error) bool {
