@@ -278,7 +278,6 @@ func (c *Client) handleCommand(cmd protocol.Command) {
 	c.reply(cmd.ID, result)
 }
 
-// newLimiter returns a token bucket of perSecond (negative: no limit).
 // publishLimit returns the connection's publish rate limiter, made on first
 // use (read goroutine only).
 func (c *Client) publishLimit() *rate.Limiter {
@@ -288,6 +287,7 @@ func (c *Client) publishLimit() *rate.Limiter {
 	return c.pubLimit
 }
 
+// newLimiter returns a token bucket of perSecond (negative: no limit).
 func newLimiter(perSecond float64, burst int) *rate.Limiter {
 	if perSecond < 0 {
 		return rate.NewLimiter(rate.Inf, burst)

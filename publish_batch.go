@@ -13,9 +13,10 @@ import (
 // they share frames) pays about one broker round trip per frame instead of
 // one per publish. Frames that arrived while a batch was under way form
 // the next batch together (HandleFrame's more), so that a backlog costs
-// one round trip instead of one per frame, and does not grow. Each is checked on its own first, as handleCommand
-// would; replies go out in command order, and any other command, or an
-// error reply, first sends the publishes queued before it.
+// one round trip instead of one per frame, and does not grow. Each publish
+// is checked on its own first, as handleCommand would; replies go out in
+// command order, and any other command, or an error reply, first sends the
+// publishes queued before it.
 
 // maxPublishBatch is the most publishes of consecutive frames that wait
 // for one broker call (see HandleFrame); one frame's publishes always go

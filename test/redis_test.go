@@ -452,17 +452,32 @@ func TestRedisPublishesOfQueuedFrames(t *testing.T) {
 	checkOffsets(t, chans[0], sub.waitPubs(t, chans[0], 15), 1)
 	checkOffsets(t, chans[1], sub.waitPubs(t, chans[1], 15), 1)
 
-	// Ten more publishes, then a frame that is not UTF-8.
-	lines = lines[:0]
+	// Ten more publishes, then a frame that is not UTF-8: the publishes
+	// are answered before the disconnect.
+	lines, ids = lines[:0], ids[:0]
 	for i := range 10 {
-		_, line := raw.command(protocol.MethodPublish, protocol.PublishParams{Channel: chans[i%2], Data: fmt.Appendf(nil, `{"i":%d}`, 30+i)})
-		lines = append(lines, line)
+		id, line := raw.command(protocol.MethodPublish, protocol.PublishParams{Channel: chans[i%2], Data: fmt.Appendf(nil, `{"i":%d}`, 30+i)})
+		lines, ids = append(lines, line), append(ids, id)
 	}
 	bad, err := ws.CompileFrame(ws.MaskFrameInPlace(ws.NewFrame(ws.OpText, true, []byte{0xff, 0xfe})))
 	if err != nil {
 		t.Fatal(err)
 	}
 	frames(lines, bad)
+	for i, id := range ids {
+		m, err := raw.next()
+		for err == nil && m.IsPush() {
+			m, err = raw.next()
+		}
+		if err != nil {
+			t.Fatalf("reply to publish %d of the last frames: %v", i, err)
+		}
+		var pos protocol.StreamPosition
+		decodeResult(t, m.Reply, &pos)
+		if want := uint64(16 + i/2); m.ID != id || pos.Offset != want {
+			t.Fatalf("reply %d %+v at offset %d, want reply %d at offset %d", m.ID, m.Error, pos.Offset, id, want)
+		}
+	}
 	raw.expectDisconnect(protocol.DisconnectBadFrame.Code)
 	checkOffsets(t, chans[0], sub.waitPubs(t, chans[0], 20), 1)
 	checkOffsets(t, chans[1], sub.waitPubs(t, chans[1], 20), 1)

@@ -39,15 +39,17 @@ const writerLinger = 250 * time.Millisecond
 var peerClosed = protocol.Disconnect{Code: uint16(ws.StatusNormalClosure)}
 
 // conn is one WebSocket connection: the redcast.Transport the client writes
-// to. All writes to the socket are made by the connection's writer, a
-// goroutine that runs only while there is something to write: an idle
-// connection has none, and holds no write buffer.
+// to. Writes to the socket are made by the connection's writer, a
+// goroutine that runs only while there is something to write (an idle
+// connection has none, and holds no write buffer), or, while no writer is
+// at work, directly by the goroutine that has something to send (see
+// SendDirect and flushNow), with a write that never waits.
 //
 // The writer writes the first message after a quiet spell at once, then
 // gathers what arrives during the flush window into the next write, so that
 // a connection that receives a steady stream makes one system call per
 // window rather than per message. Replies to the client's own commands do
-// not wait: the read loop calls kick after each frame it handled.
+// not wait: the read loop calls flushNow after each frame it handled.
 type conn struct {
 	nc     net.Conn
 	format hub.Format
@@ -233,8 +235,14 @@ func (c *conn) send(msg []byte, direct bool) bool {
 		c.writeDirectLocked()
 		return true
 	}
+	eighth := len(c.queue) == c.limits.maxMessages/8 || c.queued-len(msg) < c.limits.maxBytes/8 && c.queued >= c.limits.maxBytes/8
+	if c.holding && (!c.writing || c.parked) && !eighth {
+		// The read loop is handling a frame: flushNow writes this with
+		// its replies (directly, when it may) once it is done.
+		return true
+	}
 	c.startWriterLocked()
-	if len(c.queue) == c.limits.maxMessages/8 || c.queued-len(msg) < c.limits.maxBytes/8 && c.queued >= c.limits.maxBytes/8 {
+	if eighth {
 		// An eighth full: the flush window must not make a slow
 		// consumer of a client that reads.
 		c.kickWriter()
@@ -678,33 +686,38 @@ func (c *conn) extendReadDeadline(d time.Duration) error {
 // and a new goroutine per frame; one that went quiet parks soon.
 const readLinger = 250 * time.Millisecond
 
+// errLingerOver is linger's answer when the peer sent nothing: park.
+var errLingerOver = errors.New("websocket: nothing read while lingering")
+
 // linger waits up to readLinger for the peer to send, reading the first
-// byte of its next frame (see reader.wait), and reports whether the read
-// loop should read on rather than park: the peer sent, or the read failed
-// otherwise than by the linger running out (the next read reports that
-// failure again). The read deadline set by extendReadDeadline stays in
-// force. Connections that cannot park do not linger.
-func (c *conn) linger(rd *reader) bool {
+// byte of its next frame (see reader.wait). It returns nil when the peer
+// sent, errLingerOver when it did not (or the connection cannot park), and
+// the read's error otherwise: a read deadline that passed (the ping
+// timeout) or a failed socket. The read deadline in force
+// (extendReadDeadline, or the close linger of a closing connection) is
+// the socket's again when it returns.
+func (c *conn) linger(rd *reader) error {
+	if c.raw == nil || c.limits.pingInterval <= 0 {
+		return errLingerOver
+	}
 	c.mu.Lock()
 	deadline := c.readDeadline
 	c.mu.Unlock()
-	if c.raw == nil || c.limits.pingInterval <= 0 {
-		return false
-	}
 	if until := time.Now().Add(readLinger); until.Before(deadline) {
 		if c.nc.SetReadDeadline(until) != nil {
-			return false
+			return errLingerOver
 		}
 	}
 	err := rd.wait()
-	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || !time.Now().Before(deadline) {
-		return true
+	if errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(deadline) {
+		err = errLingerOver
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// Close may have moved the deadline meanwhile (finish); restore the
-	// one in force.
-	return c.nc.SetReadDeadline(c.readDeadline) != nil
+	if rerr := c.nc.SetReadDeadline(c.readDeadline); rerr != nil && err == nil {
+		err = rerr
+	}
+	return err
 }
 
 // abort is the writer's answer to a failed write: the peer is gone or too

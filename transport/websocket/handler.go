@@ -224,9 +224,9 @@ func (h *Handler) run(c *conn, rd *reader, format hub.Format, room *plainRoom, r
 // closes, then releases it. An idle connection should hold no goroutine:
 // when a read loop that handled frames would wait for the peer, it parks
 // the socket in the poller and returns (a read loop of a client that sends
-// often first waits readLinger on its goroutine, see conn.linger), and the poller starts a fresh read
-// loop once the peer sends (or hangs up), or the connection closes, or its
-// read deadline passes (see conn.sendPing). Where the socket cannot be
+// often first waits readLinger on its goroutine, see conn.linger), and the
+// poller starts a fresh read loop once the peer sends (or hangs up), or
+// the connection closes, or its read deadline passes (see conn.sendPing). Where the socket cannot be
 // parked (TLS, systems other than Linux), the read loop continues on a
 // fresh goroutine instead, which waits for the next frame with as little
 // stack as it can: handling commands grows a goroutine's stack, and an
@@ -243,36 +243,55 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 			s.quick = 0
 		}
 	}
+	// handled is true once this read loop handled a frame: only then does
+	// a park count for quick (the first, before the peer sent anything,
+	// does not).
+	handled := false
 	// batching is true while the client holds publishes for the frame
 	// that follows (see Client.HandleFrame).
 	batching := false
 	for {
+		var err error
 		if used && rd.waiting() {
 			rd.park()
 			_ = c.extendReadDeadline(rd.idle) // here, where the stack is grown already
-			if s.quick < 2 || !c.linger(rd) {
-				s.parkedAt = time.Now().UnixNano()
+			if s.quick < 2 {
+				err = errLingerOver
+			} else {
+				err = c.linger(rd)
+			}
+			if errors.Is(err, errLingerOver) {
+				s.parkedAt = 0
+				if handled {
+					s.parkedAt = time.Now().UnixNano()
+				}
 				if !h.poller.park(s) {
 					h.resume(s)
 				}
 				return
 			}
 		}
-		var (
-			msg []byte
-			err error
-		)
-		if fresh {
+		var msg []byte
+		if fresh && err == nil {
 			err, fresh = rd.wait(), false
 		}
 		if err == nil {
 			msg, err = rd.next()
 		}
 		if err != nil && !errors.Is(err, errDrained) {
+			// Publishes of frames already read go out, and their
+			// replies before the close.
+			if batching {
+				s.client.HandleFrame(nil, false)
+				batching = false
+				c.flushNow()
+			}
 			switch {
+			case errors.Is(err, errViolation):
+				c.Close(rd.violated)
 			case errors.Is(err, errClosedByPeer):
 				c.Close(peerClosed)
-			case !errors.Is(err, errViolation):
+			default:
 				// The socket failed or the peer went quiet past the ping timeout.
 				c.Close(protocol.DisconnectNoPong)
 			}
@@ -285,6 +304,7 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 		if err != nil {
 			continue // errDrained: control frames only, nothing for the client
 		}
+		handled = true
 		if s.room == nil {
 			c.hold()
 			batching = rd.frameBuffered()

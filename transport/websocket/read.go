@@ -16,8 +16,8 @@ import (
 	"github.com/redcast/redcast/protocol"
 )
 
-// errViolation ends the read loop after the reader closed the connection
-// for a protocol violation.
+// errViolation ends the read loop on a protocol violation; the reader's
+// violated field holds the disconnect to close the connection with.
 var errViolation = errors.New("websocket: protocol violation")
 
 // errClosedByPeer ends the read loop when the peer sent a close frame.
@@ -78,7 +78,9 @@ type reader struct {
 	hdr [ws.MaxHeaderSize]byte
 	// first is set when wait read the first byte of the next header.
 	first bool
-	buf   []byte
+	// violated is the disconnect for the violation next reported.
+	violated protocol.Disconnect
+	buf      []byte
 }
 
 func newReader(c *conn, pre []byte) *reader {
@@ -86,8 +88,8 @@ func newReader(c *conn, pre []byte) *reader {
 }
 
 // next returns the next complete text message. The returned slice is valid
-// until the next call. On a protocol violation it closes the connection with
-// the matching disconnect and returns errViolation; after control frames
+// until the next call. On a protocol violation it returns errViolation, with
+// the disconnect to close the connection with in r.violated; after control frames
 // outside a message, with nothing more to read, it returns errDrained.
 func (r *reader) next() ([]byte, error) {
 	if cap(r.buf) > maxReuse {
@@ -323,9 +325,9 @@ func (r *reader) control(h ws.Header) error {
 	return nil
 }
 
-// violation closes the connection with d.
+// violation reports a violation, to be answered with disconnect d.
 func (r *reader) violation(d protocol.Disconnect) error {
-	r.c.Close(d)
+	r.violated = d
 	return errViolation
 }
 
