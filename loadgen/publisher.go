@@ -155,6 +155,20 @@ func (p *publisher) writeLoop() {
 	var tick <-chan time.Time
 	if perSecond > 0 {
 		interval := max(time.Millisecond, time.Duration(float64(time.Second)/perSecond))
+		// Publishers start at even offsets within the interval: started
+		// together, a thousand publishers at one message a second each
+		// would send a burst of a thousand every second instead of a
+		// steady 1,000/s.
+		phase := time.NewTimer(interval * time.Duration(p.index) / time.Duration(r.opts.Publishers))
+		select {
+		case <-phase.C:
+		case <-r.stop:
+			phase.Stop()
+			return
+		case <-p.readerDone:
+			phase.Stop()
+			return
+		}
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		tick = t.C
