@@ -129,7 +129,7 @@ func (c *Client) send(msg []byte) {
 // deliver queues a message of a broadcast; direct (hub.Event.Direct)
 // lets a transport that can write it at once from this goroutine.
 func (c *Client) deliver(msg []byte, direct bool) {
-	ds, ok := c.t.(directSender)
+	ds, ok := c.t.(directSender) // a cached itab lookup: cheaper than a field in every client
 	if !direct || !ok {
 		c.send(msg)
 		return
@@ -317,14 +317,10 @@ func (c *Client) isConnected() bool {
 }
 
 func (c *Client) reply(id uint32, result any) {
-	buf := replyBufs.Get().(*[]byte)
-	out, err := protocol.AppendReply((*buf)[:0], id, result)
+	err := c.sendEncoded(func(b []byte) ([]byte, error) { return protocol.AppendReply(b, id, result) })
 	if err != nil {
 		c.replyError(id, protocol.ErrInternal)
-	} else {
-		c.send(append([]byte(nil), out...))
 	}
-	putReplyBuf(buf, out)
 }
 
 // replyError answers a command with err: a *protocol.Error as it is, a
@@ -340,10 +336,7 @@ func (c *Client) replyError(id uint32, err error) {
 		c.node.log.Error("command failed", "client", c.ID(), "id", id, "err", err)
 		perr = protocol.ErrInternal
 	}
-	buf := replyBufs.Get().(*[]byte)
-	out := protocol.AppendError((*buf)[:0], id, perr)
-	c.send(append([]byte(nil), out...))
-	putReplyBuf(buf, out)
+	_ = c.sendEncoded(func(b []byte) ([]byte, error) { return protocol.AppendError(b, id, perr), nil })
 }
 
 // replyBufs holds the buffers replies are encoded in before they are
@@ -351,13 +344,19 @@ func (c *Client) replyError(id uint32, err error) {
 // client holds none.
 var replyBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-// putReplyBuf returns a reply buffer, grown to out, to the pool unless it
-// grew large (a reply with many publications).
-func putReplyBuf(buf *[]byte, out []byte) {
-	if cap(out) <= 64<<10 {
+// sendEncoded sends what encode appends to a pooled buffer (a copy of it:
+// the queue keeps the message); nothing when encode fails.
+func (c *Client) sendEncoded(encode func([]byte) ([]byte, error)) error {
+	buf := replyBufs.Get().(*[]byte)
+	out, err := encode((*buf)[:0])
+	if err == nil {
+		c.send(append([]byte(nil), out...))
+	}
+	if cap(out) <= 64<<10 { // not one that grew for a reply with many publications
 		*buf = out[:0]
 		replyBufs.Put(buf)
 	}
+	return err
 }
 
 // Publish validates and publishes data to a channel, returning the position

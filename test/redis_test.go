@@ -422,16 +422,7 @@ func TestRedisPublishesOfQueuedFrames(t *testing.T) {
 	}
 	frames(lines)
 	for i, id := range ids {
-		m, err := raw.next()
-		for err == nil && m.IsPush() {
-			m, err = raw.next()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.ID != id {
-			t.Fatalf("reply to command %d came when the reply to %d was due", m.ID, id)
-		}
+		m := raw.reply(id) // fails unless the next reply is id's: command order
 		switch offsets[i] {
 		case 0:
 			if m.Error == nil || m.Error.Code != protocol.ErrUnknownNamespace.Code {
@@ -443,7 +434,7 @@ func TestRedisPublishesOfQueuedFrames(t *testing.T) {
 			}
 		default:
 			var pos protocol.StreamPosition
-			decodeResult(t, m.Reply, &pos)
+			decodeResult(t, m, &pos)
 			if pos.Offset != offsets[i] {
 				t.Fatalf("publish %d acknowledged at offset %d, want %d", id, pos.Offset, offsets[i])
 			}
@@ -465,17 +456,10 @@ func TestRedisPublishesOfQueuedFrames(t *testing.T) {
 	}
 	frames(lines, bad)
 	for i, id := range ids {
-		m, err := raw.next()
-		for err == nil && m.IsPush() {
-			m, err = raw.next()
-		}
-		if err != nil {
-			t.Fatalf("reply to publish %d of the last frames: %v", i, err)
-		}
 		var pos protocol.StreamPosition
-		decodeResult(t, m.Reply, &pos)
-		if want := uint64(16 + i/2); m.ID != id || pos.Offset != want {
-			t.Fatalf("reply %d %+v at offset %d, want reply %d at offset %d", m.ID, m.Error, pos.Offset, id, want)
+		decodeResult(t, raw.reply(id), &pos)
+		if want := uint64(16 + i/2); pos.Offset != want {
+			t.Fatalf("publish %d of the last frames acknowledged at offset %d, want %d", i, pos.Offset, want)
 		}
 	}
 	raw.expectDisconnect(protocol.DisconnectBadFrame.Code)

@@ -258,13 +258,21 @@ func (c *conn) canWriteDirectLocked() bool {
 		(!c.writing || c.parked) && len(c.partial) == 0
 }
 
+// window returns the flush window, stretched while the process is
+// saturated (see loadWatch), and whether it is stretched; while it is,
+// even a connection that was quiet waits for it.
+func (c *conn) window() (time.Duration, bool) {
+	st := time.Duration(defaultClock.stretch.Load())
+	return c.limits.flushWindow + st, st > 0
+}
+
 // windowOverLocked reports whether the flush window since the last write
 // is over; c.mu is held.
 func (c *conn) windowOverLocked() bool {
 	if c.limits.flushWindow <= 0 {
 		return true
 	}
-	w := c.limits.flushWindow + time.Duration(defaultClock.stretch.Load())
+	w, _ := c.window()
 	return time.Since(c.lastWrite) >= w
 }
 
@@ -427,16 +435,10 @@ func (c *conn) writeLoop(kick <-chan struct{}) {
 		case <-kick:
 		}
 	}
-	// window is the flush window, stretched while the process is
-	// saturated; then even a connection that was quiet waits for it.
-	window := func() (time.Duration, bool) {
-		st := time.Duration(defaultClock.stretch.Load())
-		return c.limits.flushWindow + st, st > 0
-	}
 	c.mu.Lock()
 	lastWrite := c.lastWrite
 	c.mu.Unlock()
-	if w, _ := window(); c.limits.flushWindow > 0 && time.Since(lastWrite) < w {
+	if w, _ := c.window(); c.limits.flushWindow > 0 && time.Since(lastWrite) < w {
 		// Started right after a direct write: gather for the rest of its
 		// window.
 		wait(w - time.Since(lastWrite))
@@ -467,7 +469,7 @@ func (c *conn) writeLoop(kick <-chan struct{}) {
 			c.parked = false
 			lastWrite = c.lastWrite // a direct write may have been made meanwhile
 			c.mu.Unlock()
-			if w, stretched := window(); stretched && c.limits.flushWindow > 0 {
+			if w, stretched := c.window(); stretched && c.limits.flushWindow > 0 {
 				if since := time.Since(lastWrite); since < w {
 					wait(w - since)
 				}
@@ -506,7 +508,7 @@ func (c *conn) writeLoop(kick <-chan struct{}) {
 		if c.limits.flushWindow > 0 {
 			// A write that took a window (the peer reads slowly) was
 			// window enough: what queued meanwhile goes next.
-			if w, _ := window(); lastWrite.Sub(began) < w {
+			if w, _ := c.window(); lastWrite.Sub(began) < w {
 				wait(w - lastWrite.Sub(began))
 			}
 		}

@@ -226,9 +226,9 @@ func (h *Handler) run(c *conn, rd *reader, format hub.Format, room *plainRoom, r
 // the socket in the poller and returns (a read loop of a client that sends
 // often first waits readLinger on its goroutine, see conn.linger), and the
 // poller starts a fresh read loop once the peer sends (or hangs up), or
-// the connection closes, or its read deadline passes (see conn.sendPing). Where the socket cannot be
-// parked (TLS, systems other than Linux), the read loop continues on a
-// fresh goroutine instead, which waits for the next frame with as little
+// the connection closes, or its read deadline passes (see conn.sendPing).
+// Where the socket cannot be parked (TLS, systems other than Linux), the
+// read loop continues on a fresh goroutine instead, which waits for the next frame with as little
 // stack as it can: handling commands grows a goroutine's stack, and an
 // idle connection should not keep that.
 func (h *Handler) readLoop(s *session, fresh bool) {
@@ -248,8 +248,16 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 	// does not).
 	handled := false
 	// batching is true while the client holds publishes for the frame
-	// that follows (see Client.HandleFrame).
+	// that follows (see Client.HandleFrame); endBatch publishes them, and
+	// writes their replies, when no such frame comes.
 	batching := false
+	endBatch := func() {
+		if batching {
+			s.client.HandleFrame(nil, false)
+			batching = false
+			c.flushNow()
+		}
+	}
 	for {
 		var err error
 		if used && rd.waiting() {
@@ -279,13 +287,7 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 			msg, err = rd.next()
 		}
 		if err != nil && !errors.Is(err, errDrained) {
-			// Publishes of frames already read go out, and their
-			// replies before the close.
-			if batching {
-				s.client.HandleFrame(nil, false)
-				batching = false
-				c.flushNow()
-			}
+			endBatch() // before the close, so that the replies go out
 			switch {
 			case errors.Is(err, errViolation):
 				c.Close(rd.violated)
@@ -318,9 +320,7 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 			break
 		}
 	}
-	if batching {
-		s.client.HandleFrame(nil, false)
-	}
+	endBatch()
 	h.end(s)
 }
 

@@ -88,9 +88,10 @@ func newReader(c *conn, pre []byte) *reader {
 }
 
 // next returns the next complete text message. The returned slice is valid
-// until the next call. On a protocol violation it returns errViolation, with
-// the disconnect to close the connection with in r.violated; after control frames
-// outside a message, with nothing more to read, it returns errDrained.
+// until the next call. On a protocol violation it returns errViolation,
+// with the disconnect to close the connection with in r.violated; after
+// control frames outside a message, with nothing more to read, it returns
+// errDrained.
 func (r *reader) next() ([]byte, error) {
 	if cap(r.buf) > maxReuse {
 		r.buf = nil
@@ -185,30 +186,11 @@ func (r *reader) frameBuffered() bool {
 		return false
 	}
 	b, _ := r.br.Peek(min(n, ws.MaxHeaderSize))
-	op := ws.OpCode(b[0] & 0x0f)
-	if b[0]&0x80 == 0 || (op != ws.OpText && op != ws.OpContinuation) {
+	h, extra := decodeHeaderStart(b)
+	if !h.Fin || h.OpCode != ws.OpText && h.OpCode != ws.OpContinuation || len(b) < 2+extra {
 		return false
 	}
-	size, length := 2, int64(b[1]&0x7f)
-	switch length {
-	case 126:
-		size += 2
-	case 127:
-		size += 8
-	}
-	if b[1]&0x80 != 0 {
-		size += 4
-	}
-	if len(b) < size {
-		return false
-	}
-	switch length {
-	case 126:
-		length = int64(binary.BigEndian.Uint16(b[2:4]))
-	case 127:
-		length = int64(binary.BigEndian.Uint64(b[2:10]))
-	}
-	return length >= 0 && length <= int64(n-size)
+	return decodeHeaderRest(&h, b[2:2+extra]) && h.Length <= int64(n-2-extra)
 }
 
 // readHeader reads a frame header. When nothing is buffered it gives the
@@ -239,11 +221,27 @@ func (r *reader) readHeader() (ws.Header, error) {
 			return h, err
 		}
 	}
+	h, extra := decodeHeaderStart(b)
+	if extra == 0 {
+		return h, nil
+	}
+	e := r.hdr[2 : 2+extra]
+	if _, err := io.ReadFull(r.br, e); err != nil {
+		return h, noEOF(err)
+	}
+	if !decodeHeaderRest(&h, e) {
+		return h, r.violation(protocol.DisconnectBadFrame)
+	}
+	return h, nil
+}
+
+// decodeHeaderStart decodes the first two bytes of a frame header and
+// returns how many bytes of it follow (extended length and mask).
+func decodeHeaderStart(b []byte) (h ws.Header, extra int) {
 	h.Fin = b[0]&0x80 != 0
 	h.Rsv = (b[0] & 0x70) >> 4
 	h.OpCode = ws.OpCode(b[0] & 0x0f)
 	h.Masked = b[1]&0x80 != 0
-	extra := 0
 	switch n := b[1] & 0x7f; n {
 	case 126:
 		extra = 2
@@ -255,21 +253,21 @@ func (r *reader) readHeader() (ws.Header, error) {
 	if h.Masked {
 		extra += 4
 	}
-	if extra == 0 {
-		return h, nil
-	}
-	e := r.hdr[2 : 2+extra]
-	if _, err := io.ReadFull(r.br, e); err != nil {
-		return h, noEOF(err)
-	}
-	switch extra &^ 4 {
+	return h, extra
+}
+
+// decodeHeaderRest decodes the extended length and mask that follow the
+// first two bytes (e, of the length decodeHeaderStart gave). It reports
+// false for a length that does not fit an int64.
+func decodeHeaderRest(h *ws.Header, e []byte) bool {
+	switch len(e) &^ 4 {
 	case 2:
 		h.Length = int64(binary.BigEndian.Uint16(e))
 		e = e[2:]
 	case 8:
 		l := binary.BigEndian.Uint64(e)
 		if l > 1<<63-1 {
-			return h, r.violation(protocol.DisconnectBadFrame)
+			return false
 		}
 		h.Length = int64(l)
 		e = e[8:]
@@ -277,7 +275,7 @@ func (r *reader) readHeader() (ws.Header, error) {
 	if h.Masked {
 		copy(h.Mask[:], e)
 	}
-	return h, nil
+	return true
 }
 
 // noEOF turns an EOF inside a header into io.ErrUnexpectedEOF.
