@@ -166,6 +166,15 @@ func (c *Client) Closed() {
 func (c *Client) HandleFrame(frame []byte) {
 	c.out.Hold()
 	protocol.Lines(frame, func(line []byte) bool {
+		if c.out.Crowded() {
+			// Replies fill the queue faster than the client reads
+			// them: stop reading its commands until they went out,
+			// rather than cut it as a slow consumer.
+			c.flushPublishes()
+			if !c.out.WaitRoom(c.ctx.Done()) {
+				return false
+			}
+		}
 		cmd, err := protocol.DecodeCommand(line)
 		if err != nil {
 			c.flushPublishes()
