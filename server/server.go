@@ -39,6 +39,11 @@ type Config struct {
 	// AllowedOrigins lists browser origins other than the server's own
 	// that may open WebSockets ("*" for any). Default: same origin only.
 	AllowedOrigins []string
+	// PublicURL is the server's public origin (https://chat.example.com).
+	// When set, a browser is let in only from it or AllowedOrigins,
+	// whatever Host its request carries (see package internal/origin);
+	// empty: the request's own scheme and Host are the server's origin.
+	PublicURL string
 	// ShutdownDelay is how long Shutdown keeps serving, not ready (/readyz
 	// answers 503) and refusing new connections, before it closes the
 	// listener and disconnects clients, so that load balancers stop
@@ -76,12 +81,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s := &Server{node: node, log: log, shutdownDelay: cfg.ShutdownDelay}
-	ws := websocket.NewHandler(node, websocket.Options{AllowedOrigins: cfg.AllowedOrigins, Logger: log})
+	ws := websocket.NewHandler(node, websocket.Options{AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, Logger: log})
 	s.ws = ws
 	mux := http.NewServeMux()
 	mux.Handle("GET /connection/websocket", ws.Protocol())
 	mux.Handle("GET /rooms/{room}", ws.Plain())
-	events := sse.NewHandler(node, sse.Options{AllowedOrigins: cfg.AllowedOrigins, Logger: log})
+	events := sse.NewHandler(node, sse.Options{AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, Logger: log})
 	mux.Handle("GET /connection/sse", events)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

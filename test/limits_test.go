@@ -107,8 +107,78 @@ func TestMaxChannelLength(t *testing.T) {
 
 // TestOriginCheck: browsers from other origins are refused (403) unless
 // allowed; same-origin pages and clients without an Origin are accepted.
+// Same origin means scheme, host and port: an https page of the same host
+// is another origin, and so is one with user information.
 func TestOriginCheck(t *testing.T) {
-	srv, err := server.New(server.Config{AllowedOrigins: []string{"https://app.example"}})
+	base := startOriginServer(t, server.Config{AllowedOrigins: []string{"https://app.example"}})
+	addr := strings.TrimPrefix(base, "ws://")
+	checkOrigins(t, base, "", []originCase{
+		{"", true},
+		{"http://" + addr, true},
+		{"https://app.example", true},
+		{"https://evil.example", false},
+		{"http://" + strings.Replace(addr, "127.0.0.1", "localhost", 1), false},
+		{"https://" + addr, false},
+		{"http://user@" + addr, false},
+	})
+}
+
+// TestOriginPublicURL: with a public URL, the server's own origin is that
+// URL's, whatever Host the request carries: a DNS-rebinding page, whose
+// Origin and Host agree on the attacker's name, is refused.
+func TestOriginPublicURL(t *testing.T) {
+	base := startOriginServer(t, server.Config{PublicURL: "https://chat.example", AllowedOrigins: []string{"https://app.example"}})
+	checkOrigins(t, base, "rebind.example:8080", []originCase{
+		{"", true},
+		{"https://chat.example", true},
+		{"https://chat.example:443", true},
+		{"https://app.example", true},
+		{"http://rebind.example:8080", false},
+		{"http://" + strings.TrimPrefix(base, "ws://"), false},
+	})
+}
+
+type originCase struct {
+	origin string
+	ok     bool
+}
+
+// checkOrigins dials both WebSocket endpoints with each Origin (and Host
+// header host, when not empty) and checks who is let in.
+func checkOrigins(t *testing.T, base, host string, cases []originCase) {
+	t.Helper()
+	for _, tc := range cases {
+		d := ws.Dialer{}
+		if tc.origin != "" {
+			d.Header = ws.HandshakeHeaderHTTP(http.Header{"Origin": {tc.origin}})
+		}
+		url := base
+		if host != "" {
+			// The request names host (its Host header); the connection
+			// goes to the server.
+			addr := strings.TrimPrefix(base, "ws://")
+			d.NetDial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, addr)
+			}
+			url = "ws://" + host
+		}
+		for _, path := range []string{"/connection/websocket", "/rooms/x"} {
+			_, err := dialRawDialer(t, d, url+path)
+			var se ws.StatusError
+			switch {
+			case tc.ok && err != nil:
+				t.Errorf("origin %q on %s refused: %v", tc.origin, path, err)
+			case !tc.ok && (!errors.As(err, &se) || int(se) != http.StatusForbidden):
+				t.Errorf("origin %q on %s: %v, want HTTP 403", tc.origin, path, err)
+			}
+		}
+	}
+}
+
+// startOriginServer serves cfg on a random port until the test ends.
+func startOriginServer(t *testing.T, cfg server.Config) string {
+	t.Helper()
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,30 +192,5 @@ func TestOriginCheck(t *testing.T) {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	})
-	base := "ws://" + ln.Addr().String()
-	for _, tc := range []struct {
-		origin string
-		ok     bool
-	}{
-		{"", true},
-		{"http://" + ln.Addr().String(), true},
-		{"https://app.example", true},
-		{"https://evil.example", false},
-		{"http://" + strings.Replace(ln.Addr().String(), "127.0.0.1", "localhost", 1), false},
-	} {
-		d := ws.Dialer{}
-		if tc.origin != "" {
-			d.Header = ws.HandshakeHeaderHTTP(http.Header{"Origin": {tc.origin}})
-		}
-		for _, path := range []string{"/connection/websocket", "/rooms/x"} {
-			_, err := dialRawDialer(t, d, base+path)
-			var se ws.StatusError
-			switch {
-			case tc.ok && err != nil:
-				t.Errorf("origin %q on %s refused: %v", tc.origin, path, err)
-			case !tc.ok && (!errors.As(err, &se) || int(se) != http.StatusForbidden):
-				t.Errorf("origin %q on %s: %v, want HTTP 403", tc.origin, path, err)
-			}
-		}
-	}
+	return "ws://" + ln.Addr().String()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/broker/redis"
+	"github.com/redcast/redcast/internal/origin"
 	"github.com/redcast/redcast/server"
 )
 
@@ -60,6 +61,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		tlsCert         = fs.String("tls-cert", "", "PEM certificate file: serve https and wss (with --tls-key)")
 		tlsKey          = fs.String("tls-key", "", "PEM private key file of --tls-cert")
 		allowedOrigins  = fs.String("allowed-origins", "", "comma-separated browser origins besides the server's own that may open WebSockets (* for any)")
+		publicURL       = fs.String("public-url", "", "the server's public origin, e.g. https://chat.example.com: browsers are let in from it (and --allowed-origins) only, whatever Host their requests carry")
 		debugAddr       = fs.String("debug-addr", "", "address of a separate listener serving net/http/pprof at /debug/pprof/ (keep it private); empty: off")
 		apiKey          = fs.String("api-key", "", "key of the HTTP server API at /api/ (header \"Authorization: apikey KEY\"); empty turns the API off")
 		presenceTTL     = fs.Duration("presence-ttl", 60*time.Second, "with --redis: how long a crashed node's clients stay in presence (nodes refresh their entries every third of it)")
@@ -117,7 +119,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 
-	scfg := server.Config{Node: cfg, Logger: log, APIKey: *apiKey, ShutdownDelay: *shutdownDelay}
+	if *publicURL != "" {
+		if _, ok := origin.Canonical(*publicURL); !ok {
+			return fmt.Errorf("--public-url %q: want scheme://host[:port] with http or https", *publicURL)
+		}
+	}
+	scfg := server.Config{Node: cfg, Logger: log, APIKey: *apiKey, ShutdownDelay: *shutdownDelay, PublicURL: *publicURL}
 	if fc != nil && !set["allowed-origins"] {
 		scfg.AllowedOrigins = fc.AllowedOrigins
 	}

@@ -25,6 +25,10 @@ type Options struct {
 	// any. Requests without an Origin header (non-browser clients) are
 	// always allowed. Default: same origin only.
 	AllowedOrigins []string
+	// PublicURL is the server's public origin (scheme://host[:port]).
+	// When set, it is the server's own origin, whatever Host a request
+	// carries; empty: the request's scheme and Host are.
+	PublicURL string
 	// Retry is the reconnection delay advised to clients (the retry
 	// field). A stream that ends with a disconnect advising to reconnect
 	// advises Retry to 2×Retry instead, so that the clients of a node that
@@ -89,7 +93,7 @@ type request struct {
 // errors with a JSON body, see docs/protocol.md), subscribes the channels,
 // and writes events until the stream ends.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !origin.Allowed(r, h.opts.AllowedOrigins) {
+	if !origin.Allowed(r, h.opts.AllowedOrigins, h.opts.PublicURL) {
 		h.log.Debug("sse origin refused", "origin", r.Header.Get("Origin"), "host", r.Host)
 		writeError(w, http.StatusForbidden, protocol.ErrPermissionDenied.WithMessage("origin not allowed"))
 		return

@@ -38,6 +38,10 @@ type Options struct {
 	// Requests without an Origin header (non-browser clients) are always
 	// allowed. Default: same origin only.
 	AllowedOrigins []string
+	// PublicURL is the server's public origin (scheme://host[:port]).
+	// When set, it is the server's own origin, whatever Host a request
+	// carries; empty: the request's scheme and Host are.
+	PublicURL string
 	// Logger receives connection logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -63,7 +67,7 @@ func (h *Handler) Close() error { return h.poller.close() }
 // originAllowed checks a browser's Origin against the request's own host
 // and the allow-list (see package origin).
 func (h *Handler) originAllowed(r *http.Request) bool {
-	if origin.Allowed(r, h.opts.AllowedOrigins) {
+	if origin.Allowed(r, h.opts.AllowedOrigins, h.opts.PublicURL) {
 		return true
 	}
 	h.log.Debug("websocket origin refused", "origin", r.Header.Get("Origin"), "host", r.Host)
