@@ -22,8 +22,6 @@ import (
 )
 
 const (
-	// haproxyConfig is the shipped configuration, used as it is.
-	haproxyConfig = "../deploy/haproxy/haproxy.cfg"
 	// lbBase is its frontend; haproxyStats its statistics page.
 	lbBase       = "ws://127.0.0.1:8080"
 	haproxyStats = "http://127.0.0.1:8404/stats;csv"
