@@ -23,10 +23,14 @@ import (
 // ports agree with each other, and that the stop timeouts nest: the
 // balancer notices a drain within --shutdown-delay, which fits in
 // --shutdown-timeout, which fits in what the supervisor waits before it
-// kills. The HAProxy file is also run as it is (haproxy_test.go).
+// kills. The HAProxy and nginx files are also run as they are
+// (balancer_test.go).
 
-// haproxyConfig is the shipped HAProxy configuration.
-const haproxyConfig = "../deploy/haproxy/haproxy.cfg"
+// The shipped balancer configurations.
+const (
+	haproxyConfig = "../deploy/haproxy/haproxy.cfg"
+	nginxSite     = "../deploy/nginx/redcast.conf"
+)
 
 // redcastFlags returns the flags of `redcast --help` with their defaults
 // ("" when the help shows none).
@@ -466,6 +470,33 @@ func TestDeploySystemd(t *testing.T) {
 	maxConns, err2 := strconv.Atoi(s.get(flags, "max-connections"))
 	if err := errors.Join(err1, err2); err != nil || nofile <= maxConns {
 		t.Errorf("redcast.service: LimitNOFILE %s, want above --max-connections %s (%v)", unit["LimitNOFILE"][0], s.get(flags, "max-connections"), err)
+	}
+}
+
+// TestDeployNginx checks deploy/nginx/redcast.conf: the layout of
+// haproxy.cfg, the same frontend port and nodes.
+func TestDeployNginx(t *testing.T) {
+	lb := readHAProxy(t)
+	b, err := os.ReadFile(nginxSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listen int
+	var servers []int
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(strings.TrimSuffix(strings.TrimSpace(line), ";"))
+		switch {
+		case len(f) >= 2 && f[0] == "listen":
+			listen, err = strconv.Atoi(f[1])
+			if err != nil {
+				t.Fatalf("redcast.conf: %q: %v", line, err)
+			}
+		case len(f) >= 2 && f[0] == "server" && f[1] != "{": // a node, not the server block
+			servers = append(servers, mustPort(t, "redcast.conf server", f[1]))
+		}
+	}
+	if listen != lb.bind || !sameInts(servers, lb.servers) {
+		t.Errorf("redcast.conf: listen %d, servers %v; haproxy.cfg: bind %d, servers %v", listen, servers, lb.bind, lb.servers)
 	}
 }
 

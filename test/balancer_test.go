@@ -6,9 +6,12 @@ import (
 	"bufio"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,29 +25,33 @@ import (
 )
 
 const (
-	// lbBase is its frontend; haproxyStats its statistics page.
+	// lbBase is the balancers' frontend, in both shipped configurations;
+	// haproxyStats is HAProxy's statistics page.
 	lbBase       = "ws://127.0.0.1:8080"
 	haproxyStats = "http://127.0.0.1:8404/stats;csv"
 	// drainDelay is the --shutdown-delay of the nodes: longer than the
-	// 2.5s the configuration takes to mark a node down, with room for a
-	// loaded machine.
+	// 2.5s HAProxy takes to mark a node down, with room for a loaded
+	// machine.
 	drainDelay = 5 * time.Second
 )
 
-// TestHAProxy runs Debian's HAProxy with deploy/haproxy/haproxy.cfg in
-// front of three node processes on 127.0.0.1:8081-8083 sharing one Redis,
-// in a network namespace of its own (so the fixed ports of the file collide
-// with nothing), and shows that
-//   - sessions connected through :8080 are spread over the nodes and work;
-//   - an event stream through :8080 streams each event as it is published;
-//   - when a node is killed (SIGKILL), its sessions reconnect through :8080
-//     to the other nodes and recover what they missed;
-//   - when a node gets SIGTERM, /readyz answers 503 during --shutdown-delay,
-//     HAProxy marks it down before the delay ends and sends it no new
-//     connection, and its sessions then reconnect elsewhere and recover.
-//
-// Every session receives every acknowledged publication exactly once, in
-// order.
+// balancer is a load balancer under test, in front of the nodes of
+// runBalancerDrills.
+type balancer struct {
+	// start starts it; it may not route yet.
+	start func(t *testing.T) *process
+	// routes waits until it routes new connections to node i.
+	routes func(t *testing.T, lb *process, i int)
+	// drained, when the balancer can tell, waits until it has taken node
+	// i out of rotation and returns a function that reports how many
+	// connections it sent to the node since.
+	drained func(t *testing.T, lb *process, i int) (sentSince func() int)
+}
+
+// TestHAProxy runs the drills of runBalancerDrills with Debian's HAProxy
+// and deploy/haproxy/haproxy.cfg as shipped. HAProxy polls /readyz: it
+// takes a draining node out of rotation before the node's --shutdown-delay
+// ends, and sends it no connection from then on.
 func TestHAProxy(t *testing.T) {
 	if !inNetns(t) {
 		return
@@ -56,9 +63,99 @@ func TestHAProxy(t *testing.T) {
 	if out, err := exec.Command(haproxy, "-c", "-f", haproxyConfig).CombinedOutput(); err != nil {
 		t.Fatalf("haproxy -c -f %s (scripts/test installs Debian's haproxy): %v\n%s", haproxyConfig, err, out)
 	}
+	runBalancerDrills(t, balancer{
+		start: func(t *testing.T) *process {
+			cmd := exec.Command(haproxy, "-f", haproxyConfig)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+			return startCommand(t, cmd)
+		},
+		routes: func(t *testing.T, lb *process, i int) { waitServer(t, lb, nodeName(i), "UP") },
+		drained: func(t *testing.T, lb *process, i int) func() int {
+			down := waitServer(t, lb, nodeName(i), "DOWN")
+			return func() int { return haproxyServerStats(t)[nodeName(i)].sessions - down.sessions }
+		},
+	})
+}
 
+// TestNginx runs the drills of runBalancerDrills with Debian's nginx and
+// deploy/nginx/redcast.conf as shipped, included in a minimal nginx.conf
+// whose process id, logs and temporary files stay in the test's directory.
+// nginx does not poll /readyz: a draining node's clients go elsewhere
+// because the node answers new ones 503 and nginx passes them on.
+func TestNginx(t *testing.T) {
+	if !inNetns(t) {
+		return
+	}
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		nginx = "/usr/sbin/nginx"
+	}
+	site, err := filepath.Abs(nginxSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nginx.conf")
+	// One process (no master and workers): SIGKILL stops all of nginx.
+	main := fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log stderr notice;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	client_body_temp_path %[1]s/body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+	include %[2]s;
+}
+`, dir, site)
+	if err := os.WriteFile(conf, []byte(main), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(nginx, "-t", "-e", "stderr", "-c", conf).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t with %s (scripts/test installs Debian's nginx): %v\n%s", nginxSite, err, out)
+	}
+	runBalancerDrills(t, balancer{
+		start: func(t *testing.T) *process {
+			cmd := exec.Command(nginx, "-e", "stderr", "-c", conf)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+			return startCommand(t, cmd)
+		},
+		// nginx has no view of its own to ask: its port answers once it
+		// serves, and a node it set aside comes back after fail_timeout.
+		routes: func(t *testing.T, lb *process, _ int) {
+			waitFor(t, "nginx serves", func() bool {
+				if lb.exited() {
+					t.Fatalf("nginx exited: %v\n%s", lb.exitErr, strings.Join(lb.logLines(), "\n"))
+				}
+				status, err := readyz(t.Context(), "127.0.0.1:8080")
+				return err == nil && status == http.StatusOK
+			})
+		},
+	})
+}
+
+// runBalancerDrills starts Redis and three node processes on
+// 127.0.0.1:8081-8083, then the balancer b on :8080 (the ports of the
+// shipped configurations: the caller runs in a network namespace of its
+// own, so they collide with nothing), and shows that
+//   - sessions connected through :8080 are spread over the nodes and work;
+//   - when a node is killed (SIGKILL), its sessions reconnect through :8080
+//     to the other nodes and recover what they missed;
+//   - when a node gets SIGTERM, /readyz answers 503 during --shutdown-delay,
+//     it registers no new connection (the balancer sends none, or the node
+//     turns them away to try again), its sessions then reconnect elsewhere
+//     and recover, and it exits 0;
+//   - an event stream through :8080 streams each event as it is published.
+//
+// Every session receives every acknowledged publication exactly once, in
+// order.
+func runBalancerDrills(t *testing.T, b balancer) {
 	rs := testredis.Start(t, testredis.Options{})
-	args := []string{"--redis", rs.URL(), "--redis-prefix", "haproxy", "--history-size", "10000",
+	args := []string{"--redis", rs.URL(), "--redis-prefix", "lb", "--history-size", "10000",
 		"--shutdown-delay", drainDelay.String(), "--shutdown-timeout", (drainDelay + 5*time.Second).String(),
 		"--reconnect-spread", "1s"}
 	var nodes [3]*nodeProcess
@@ -68,18 +165,18 @@ func TestHAProxy(t *testing.T) {
 	for i := range nodes {
 		startNode(i)
 	}
-	cmd := exec.Command(haproxy, "-f", haproxyConfig)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	lb := startCommand(t, cmd)
+	lb := b.start(t)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("haproxy printed:\n%s\n%s", strings.Join(lb.outLines(), "\n"), strings.Join(lb.logLines(), "\n"))
+			t.Logf("the balancer printed:\n%s\n%s", strings.Join(lb.outLines(), "\n"), strings.Join(lb.logLines(), "\n"))
 		}
 	})
-	waitServers(t, lb, "UP", "UP", "UP")
+	for i := range nodes {
+		b.routes(t, lb, i)
+	}
 
 	// Six sessions through the balancer, on the channels of both drills.
-	const killCh, drainCh = "chat:haproxy-kill", "chat:haproxy-drain"
+	const killCh, drainCh = "chat:lb-kill", "chat:lb-drain"
 	subs := make([]*sessionRecorder, 6)
 	for i := range subs {
 		subs[i] = connectSession(t, lbBase, killCh, drainCh)
@@ -87,16 +184,12 @@ func TestHAProxy(t *testing.T) {
 	perNode := connectionsPerNode(t, nodes[:])
 	for i, n := range perNode {
 		if n == 0 {
-			t.Fatalf("no session on %s of %v: leastconn should spread them", nodeName(i), perNode)
+			t.Fatalf("no session on %s of %v: least connections should spread them", nodeName(i), perNode)
 		}
 	}
 
-	t.Run("SSE", func(t *testing.T) { checkSSEThroughLB(t, nodes[0].base) })
 	// From here on, clients other than the sessions are on node1, so the
 	// connections of node2 and node3 are sessions.
-	waitFor(t, "the event stream closed", func() bool {
-		return sum(connectionsPerNode(t, nodes[:])) == len(subs)+1
-	})
 
 	// kill -9 of a node with sessions; the publisher is on node1.
 	victim := 1
@@ -117,9 +210,8 @@ func TestHAProxy(t *testing.T) {
 	t.Logf("its %d sessions recovered on the other nodes %v after the kill", perNode[victim], time.Since(killed).Round(time.Millisecond))
 	pub.waitAcked(t, killCh, len(pub.acked()[killCh])+20)
 	checkEvery(t, subs, killCh, pub.stop(t))
-	waitServer(t, lb, nodeName(victim), "DOWN")
 	startNode(victim)
-	waitServers(t, lb, "UP", "UP", "UP")
+	b.routes(t, lb, victim)
 
 	// SIGTERM of the node (not node1) with the most sessions.
 	perNode = connectionsPerNode(t, nodes[:])
@@ -134,6 +226,7 @@ func TestHAProxy(t *testing.T) {
 	}
 	clients := sum(connectionsPerNode(t, nodes[:]))
 	d := nodes[drained]
+	opened := scrape(t, "http://"+d.addr)["redcast_connections_opened_total"]
 	t.Logf("connections per node %v (node1 has the publishers too); SIGTERM to %s", perNode, nodeName(drained))
 	termed := time.Now()
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -143,20 +236,31 @@ func TestHAProxy(t *testing.T) {
 		status, err := readyz(t.Context(), d.addr)
 		return err == nil && status == http.StatusServiceUnavailable
 	})
-	down := waitServer(t, lb, nodeName(drained), "DOWN")
-	t.Logf("HAProxy marked it down %v after the SIGTERM (--shutdown-delay %v)", time.Since(termed).Round(time.Millisecond), drainDelay)
-	if status, err := readyz(t.Context(), d.addr); err != nil || status != http.StatusServiceUnavailable || d.exited() {
-		t.Fatalf("HAProxy marked the node down only after its --shutdown-delay (%v) ended: /readyz %d, %v", drainDelay, status, err)
-	}
-	// New clients go to the other nodes.
-	for i := range 3 {
-		c := dial(t, lbBase, fmt.Sprintf("late%d", i))
-		if _, err := c.Subscribe(testContext(t), drainCh, client.SubscribeOptions{}); err != nil {
-			t.Fatal(err)
+	var sentSince func() int
+	if b.drained != nil {
+		sentSince = b.drained(t, lb, drained)
+		t.Logf("the balancer took it out of rotation %v after the SIGTERM (--shutdown-delay %v)", time.Since(termed).Round(time.Millisecond), drainDelay)
+		if status, err := readyz(t.Context(), d.addr); err != nil || status != http.StatusServiceUnavailable || d.exited() {
+			t.Fatalf("the balancer took the node out only after its --shutdown-delay (%v) ended: /readyz %d, %v", drainDelay, status, err)
 		}
 	}
-	if after := haproxyServerStats(t)[nodeName(drained)]; after.sessions != down.sessions {
-		t.Errorf("HAProxy sent %d new connections to the node it had marked down", after.sessions-down.sessions)
+	// New clients, while the node still drains, connect to the other
+	// nodes: the balancer sends them there, or the draining node turns
+	// them away (3001) and they try again.
+	turnedAway := 0
+	for i := range 3 {
+		turnedAway += dialRetrying(t, lbBase, fmt.Sprintf("late%d", i))
+	}
+	if sentSince != nil {
+		// Nothing reached the node, which is still draining.
+		if n := sentSince(); n != 0 || turnedAway != 0 {
+			t.Errorf("the balancer sent %d new connections to the node it had taken out (%d turned away)", n, turnedAway)
+		}
+		if n := scrape(t, "http://"+d.addr)["redcast_connections_opened_total"] - opened; n != 0 || d.exited() {
+			t.Errorf("the draining node took %v new connections (exited: %v)", n, d.exited())
+		}
+	} else {
+		t.Logf("the draining node turned %d attempts of the 3 new clients away", turnedAway)
 	}
 	if err := d.wait(t); err != nil {
 		t.Fatalf("the drained node exited with %v; log:\n%s", err, strings.Join(d.logLines(), "\n"))
@@ -170,6 +274,31 @@ func TestHAProxy(t *testing.T) {
 	waitFor(t, "every client of the drained node connected to the other nodes", func() bool {
 		return sum(connectionsPerNode(t, nodes[:])) == clients+3 // and the late ones
 	})
+
+	// Last, so that the stream stays out of the connection counts above.
+	t.Run("SSE", func(t *testing.T) { checkSSEThroughLB(t, nodes[0].base) })
+}
+
+// dialRetrying connects a client named name to base, trying again every
+// 50ms, as clients do, while a draining node turns it away with 3001. It
+// returns how many times it was turned away. The client is closed when
+// the test ends.
+func dialRetrying(t *testing.T, base, name string) (turnedAway int) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		c, err := client.Dial(testContext(t), protocolURL(base), client.Options{Name: name})
+		if err == nil {
+			t.Cleanup(func() { c.Close() })
+			return turnedAway
+		}
+		var d protocol.Disconnect
+		if !errors.As(err, &d) || d.Code != protocol.DisconnectShutdown.Code || time.Now().After(deadline) {
+			t.Fatalf("dial %s: %v (turned away %d times before)", name, err, turnedAway)
+		}
+		turnedAway++
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func sum(ns []int) int {
@@ -285,20 +414,11 @@ func waitServer(t *testing.T, lb *process, name, status string) serverStat {
 	return st
 }
 
-// waitServers waits until HAProxy reports node1, node2, node3 with these
-// statuses.
-func waitServers(t *testing.T, lb *process, statuses ...string) {
-	t.Helper()
-	for i, s := range statuses {
-		waitServer(t, lb, nodeName(i), s)
-	}
-}
-
 // checkSSEThroughLB reads an event stream through the balancer while a
 // client of the node at pubBase publishes, one publication at a time: each arrives before the
 // next is published, and the fastest within 100ms, so nothing on the way
 // holds the stream back (without "option http-no-delay" HAProxy delays
-// each event by 200ms).
+// each event by 200ms; nginx buffers without "proxy_buffering off").
 func checkSSEThroughLB(t *testing.T, pubBase string) {
 	const ch = "chat:haproxy-sse"
 	ctx := testContext(t)
@@ -312,7 +432,7 @@ func checkSSEThroughLB(t *testing.T, pubBase string) {
 	}
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 		resp.Body.Close()
-		t.Fatalf("GET /connection/sse through HAProxy: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		t.Fatalf("GET /connection/sse through the balancer: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	pubs := make(chan protocol.Publication, 16)
 	read := make(chan struct{})
@@ -347,9 +467,9 @@ func checkSSEThroughLB(t *testing.T, pubBase string) {
 			}
 			took := time.Since(sent)
 			fastest = min(fastest, took)
-			t.Logf("publication %d reached the event stream through HAProxy after %v", p.Offset, took)
+			t.Logf("publication %d reached the event stream through the balancer after %v", p.Offset, took)
 		case <-ctx.Done():
-			t.Fatalf("publication %d did not reach the event stream through HAProxy", pos.Offset)
+			t.Fatalf("publication %d did not reach the event stream through the balancer", pos.Offset)
 		}
 	}
 	if fastest > 100*time.Millisecond {
