@@ -154,80 +154,109 @@ http {
 // Every session receives every acknowledged publication exactly once, in
 // order.
 func runBalancerDrills(t *testing.T, b balancer) {
+	r := startLBRig(t, b)
+	r.killDrill(t)
+	r.drainDrill(t)
+	// Last, so that the stream stays out of the connection counts.
+	t.Run("SSE", func(t *testing.T) { checkSSEThroughLB(t, r.nodes[0].base) })
+}
+
+// The channels of the drills, to which every session subscribes.
+const killCh, drainCh = "chat:lb-kill", "chat:lb-drain"
+
+// lbRig is Redis, three node processes and a balancer in front of them,
+// with six sessions connected through the balancer. Other clients connect
+// to node1 directly, so the connections of node2 and node3 are sessions.
+type lbRig struct {
+	b     balancer
+	lb    *process
+	args  []string // of every node
+	nodes [3]*nodeProcess
+	subs  []*sessionRecorder
+}
+
+// startLBRig starts the rig and checks that the sessions are spread over
+// the three nodes.
+func startLBRig(t *testing.T, b balancer) *lbRig {
 	rs := testredis.Start(t, testredis.Options{})
-	args := []string{"--redis", rs.URL(), "--redis-prefix", "lb", "--history-size", "10000",
+	r := &lbRig{b: b, args: []string{"--redis", rs.URL(), "--redis-prefix", "lb", "--history-size", "10000",
 		"--shutdown-delay", drainDelay.String(), "--shutdown-timeout", (drainDelay + 5*time.Second).String(),
-		"--reconnect-spread", "1s"}
-	var nodes [3]*nodeProcess
-	startNode := func(i int) {
-		nodes[i] = startNodeProcess(t, append(args, "--addr", fmt.Sprintf("127.0.0.1:%d", 8081+i), "--node-name", nodeName(i))...)
+		"--reconnect-spread", "1s"}}
+	for i := range r.nodes {
+		r.startNode(t, i)
 	}
-	for i := range nodes {
-		startNode(i)
-	}
-	lb := b.start(t)
+	r.lb = b.start(t)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("the balancer printed:\n%s\n%s", strings.Join(lb.outLines(), "\n"), strings.Join(lb.logLines(), "\n"))
+			t.Logf("the balancer printed:\n%s\n%s", strings.Join(r.lb.outLines(), "\n"), strings.Join(r.lb.logLines(), "\n"))
 		}
 	})
-	for i := range nodes {
-		b.routes(t, lb, i)
+	for i := range r.nodes {
+		b.routes(t, r.lb, i)
 	}
-
-	// Six sessions through the balancer, on the channels of both drills.
-	const killCh, drainCh = "chat:lb-kill", "chat:lb-drain"
-	subs := make([]*sessionRecorder, 6)
-	for i := range subs {
-		subs[i] = connectSession(t, lbBase, killCh, drainCh)
+	r.subs = make([]*sessionRecorder, 6)
+	for i := range r.subs {
+		r.subs[i] = connectSession(t, lbBase, killCh, drainCh)
 	}
-	perNode := connectionsPerNode(t, nodes[:])
-	for i, n := range perNode {
+	for i, n := range connectionsPerNode(t, r.nodes[:]) {
 		if n == 0 {
-			t.Fatalf("no session on %s of %v: least connections should spread them", nodeName(i), perNode)
+			t.Fatalf("no session on %s: least connections should spread them", nodeName(i))
 		}
 	}
+	return r
+}
 
-	// From here on, clients other than the sessions are on node1, so the
-	// connections of node2 and node3 are sessions.
+// startNode starts node i (again) on its port.
+func (r *lbRig) startNode(t *testing.T, i int) {
+	r.nodes[i] = startNodeProcess(t, append(r.args, "--addr", fmt.Sprintf("127.0.0.1:%d", 8081+i), "--node-name", nodeName(i))...)
+}
 
-	// kill -9 of a node with sessions; the publisher is on node1.
+// killDrill kills (SIGKILL) a node with sessions, not node1, while node1
+// publishes: its sessions reconnect through the balancer and recover. The
+// node is started again at the end.
+func (r *lbRig) killDrill(t *testing.T) {
+	perNode := connectionsPerNode(t, r.nodes[:])
 	victim := 1
 	if perNode[victim] == 0 {
 		victim = 2
 	}
-	before := subscribeCounts(subs, killCh)
-	pub := startPublisher(t, dial(t, nodes[0].base, "pub"), []string{killCh})
-	for _, s := range subs {
+	before := subscribeCounts(r.subs, killCh)
+	pub := startPublisher(t, dial(t, r.nodes[0].base, "pub"), []string{killCh})
+	for _, s := range r.subs {
 		s.waitCount(t, killCh, 20)
 	}
-	t.Logf("connections per node %v (node1 has the publishers too); killing %s", perNode, nodeName(victim))
+	t.Logf("sessions per node %v; killing %s", perNode, nodeName(victim))
 	killed := time.Now()
-	nodes[victim].kill()
+	r.nodes[victim].kill()
 	waitFor(t, "the killed node's sessions resubscribed through the balancer", func() bool {
-		return countMoved(subs, killCh, before) == perNode[victim]
+		return countMoved(r.subs, killCh, before) == perNode[victim]
 	})
 	t.Logf("its %d sessions recovered on the other nodes %v after the kill", perNode[victim], time.Since(killed).Round(time.Millisecond))
 	pub.waitAcked(t, killCh, len(pub.acked()[killCh])+20)
-	checkEvery(t, subs, killCh, pub.stop(t))
-	startNode(victim)
-	b.routes(t, lb, victim)
+	checkEvery(t, r.subs, killCh, pub.stop(t))
+	r.startNode(t, victim)
+	r.b.routes(t, r.lb, victim)
+}
 
-	// SIGTERM of the node (not node1) with the most sessions.
-	perNode = connectionsPerNode(t, nodes[:])
-	drained := 1
+// drainDrill stops (SIGTERM) the node with the most sessions, not node1,
+// while node1 publishes: /readyz answers 503 during --shutdown-delay, the
+// node registers no new client (with HAProxy: gets none), its sessions
+// then reconnect elsewhere and recover, and it exits 0.
+func (r *lbRig) drainDrill(t *testing.T) {
+	perNode := connectionsPerNode(t, r.nodes[:])
+	i := 1
 	if perNode[2] > perNode[1] {
-		drained = 2
+		i = 2
 	}
-	before = subscribeCounts(subs, drainCh)
-	pub = startPublisher(t, dial(t, nodes[0].base, "pub"), []string{drainCh})
-	for _, s := range subs {
+	d := r.nodes[i]
+	before := subscribeCounts(r.subs, drainCh)
+	pub := startPublisher(t, dial(t, r.nodes[0].base, "pub"), []string{drainCh})
+	for _, s := range r.subs {
 		s.waitCount(t, drainCh, 20)
 	}
-	clients := sum(connectionsPerNode(t, nodes[:]))
-	d := nodes[drained]
+	clients := sum(connectionsPerNode(t, r.nodes[:]))
 	opened := scrape(t, "http://"+d.addr)["redcast_connections_opened_total"]
-	t.Logf("connections per node %v (node1 has the publishers too); SIGTERM to %s", perNode, nodeName(drained))
+	t.Logf("connections per node %v (node1 has the publishers too); SIGTERM to %s", perNode, nodeName(i))
 	termed := time.Now()
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -237,8 +266,8 @@ func runBalancerDrills(t *testing.T, b balancer) {
 		return err == nil && status == http.StatusServiceUnavailable
 	})
 	var sentSince func() int
-	if b.drained != nil {
-		sentSince = b.drained(t, lb, drained)
+	if r.b.drained != nil {
+		sentSince = r.b.drained(t, r.lb, i)
 		t.Logf("the balancer took it out of rotation %v after the SIGTERM (--shutdown-delay %v)", time.Since(termed).Round(time.Millisecond), drainDelay)
 		if status, err := readyz(t.Context(), d.addr); err != nil || status != http.StatusServiceUnavailable || d.exited() {
 			t.Fatalf("the balancer took the node out only after its --shutdown-delay (%v) ended: /readyz %d, %v", drainDelay, status, err)
@@ -248,8 +277,8 @@ func runBalancerDrills(t *testing.T, b balancer) {
 	// nodes: the balancer sends them there, or the draining node turns
 	// them away (3001) and they try again.
 	turnedAway := 0
-	for i := range 3 {
-		turnedAway += dialRetrying(t, lbBase, fmt.Sprintf("late%d", i))
+	for j := range 3 {
+		turnedAway += dialRetrying(t, lbBase, fmt.Sprintf("late%d", j))
 	}
 	if sentSince != nil {
 		// Nothing reached the node, which is still draining.
@@ -266,17 +295,14 @@ func runBalancerDrills(t *testing.T, b balancer) {
 		t.Fatalf("the drained node exited with %v; log:\n%s", err, strings.Join(d.logLines(), "\n"))
 	}
 	waitFor(t, "the drained node's sessions resubscribed through the balancer", func() bool {
-		return countMoved(subs, drainCh, before) == perNode[drained]
+		return countMoved(r.subs, drainCh, before) == perNode[i]
 	})
-	t.Logf("it exited and its %d sessions recovered on the other nodes %v after the SIGTERM", perNode[drained], time.Since(termed).Round(time.Millisecond))
+	t.Logf("it exited and its %d sessions recovered on the other nodes %v after the SIGTERM", perNode[i], time.Since(termed).Round(time.Millisecond))
 	pub.waitAcked(t, drainCh, len(pub.acked()[drainCh])+20)
-	checkEvery(t, subs, drainCh, pub.stop(t))
+	checkEvery(t, r.subs, drainCh, pub.stop(t))
 	waitFor(t, "every client of the drained node connected to the other nodes", func() bool {
-		return sum(connectionsPerNode(t, nodes[:])) == clients+3 // and the late ones
+		return sum(connectionsPerNode(t, r.nodes[:])) == clients+3 // and the late ones
 	})
-
-	// Last, so that the stream stays out of the connection counts above.
-	t.Run("SSE", func(t *testing.T) { checkSSEThroughLB(t, nodes[0].base) })
 }
 
 // dialRetrying connects a client named name to base, trying again every
