@@ -29,7 +29,7 @@ var (
 )
 
 // binaryEnv names a redcast binary already built, for a test binary that
-// a test runs again (in a network namespace of its own: netns_test.go).
+// a test runs again (in a network namespace of its own: netns_linux_test.go).
 const binaryEnv = "REDCAST_TEST_BINARY"
 
 // redcastBinary builds cmd/redcast once per test run.
