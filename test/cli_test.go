@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -46,11 +47,13 @@ func (r cliResult) String() string {
 	return fmt.Sprintf("exit status %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 }
 
-// TestCLIVersion: `redcast version` prints the version and nothing else.
+// TestCLIVersion: `redcast version` prints the version, the commit when the
+// go command recorded one, and the Go release, and nothing else.
 func TestCLIVersion(t *testing.T) {
 	r := runCLI(t, "", nil, "version")
-	if r.code != 0 || r.stdout != "redcast "+redcast.Version+"\n" || r.stderr != "" {
-		t.Errorf("redcast version: %v, want exit 0 and %q", r, "redcast "+redcast.Version)
+	want := regexp.MustCompile(`^redcast ` + regexp.QuoteMeta(redcast.Version) + ` \((commit [0-9a-f]{40}(-dirty)?, )?go\S+\)\n$`)
+	if r.code != 0 || !want.MatchString(r.stdout) || r.stderr != "" {
+		t.Errorf("redcast version: %v, want exit 0 and stdout matching %s", r, want)
 	}
 }
 

@@ -28,10 +28,18 @@ var (
 	buildErr  error
 )
 
+// binaryEnv names a redcast binary already built, for a test binary that
+// a test runs again (in a network namespace of its own: netns_linux_test.go).
+const binaryEnv = "REDCAST_TEST_BINARY"
+
 // redcastBinary builds cmd/redcast once per test run.
 func redcastBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		if b := os.Getenv(binaryEnv); b != "" {
+			binary = b // built by the test that started this one
+			return
+		}
 		dir, err := os.MkdirTemp("", "redcast-bin")
 		if err != nil {
 			buildErr = err
@@ -67,6 +75,13 @@ func startProcess(t *testing.T, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(redcastBinary(t), args...)
 	cmd.Env = cliEnv()
+	return startCommand(t, cmd)
+}
+
+// startCommand starts cmd, collecting the lines it prints. It is killed
+// when the test ends.
+func startCommand(t *testing.T, cmd *exec.Cmd) *process {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

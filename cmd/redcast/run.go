@@ -161,7 +161,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_ = srv.Shutdown(ctx)
 		return fmt.Errorf("listen: %w", err)
 	}
-	log.Info("redcast serving", "addr", ln.Addr().String(), "tls", *tlsCert != "", "version", redcast.Version, "broker", brokerName)
+	ver, rev := buildVersion()
+	log.Info("redcast serving", "addr", ln.Addr().String(), "tls", *tlsCert != "", "version", ver, "commit", rev, "broker", brokerName)
 	served := make(chan error, 1)
 	go func() {
 		if *tlsCert != "" {
