@@ -183,13 +183,18 @@ func (n *Node) Drain() {
 	n.mu.Unlock()
 }
 
+// Draining reports whether the node is shutting down (Drain or Shutdown
+// was called): it takes no new connections.
+func (n *Node) Draining() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.draining
+}
+
 // Ready reports whether the node can serve: it is not shutting down and its
 // broker is reachable (for brokers that can tell, by a Ready() bool method).
 func (n *Node) Ready() bool {
-	n.mu.Lock()
-	draining := n.draining
-	n.mu.Unlock()
-	if draining {
+	if n.Draining() {
 		return false
 	}
 	if r, ok := n.broker.(interface{ Ready() bool }); ok {

@@ -121,6 +121,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, format hub.Forma
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
+	if h.node.Draining() {
+		// Before the upgrade, so that a balancer (nginx's
+		// proxy_next_upstream http_503) passes the client to another node.
+		http.Error(w, "node shutting down, try another node", http.StatusServiceUnavailable)
+		return
+	}
 	if h.node.Full() {
 		http.Error(w, "connection limit reached, try another node", http.StatusServiceUnavailable)
 		return
