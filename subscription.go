@@ -218,17 +218,19 @@ func (s *subscription) goLive(res *protocol.SubscribeResult, reply func(*protoco
 }
 
 // join records the client in the channel's presence and announces it, as
-// far as the namespace keeps presence and join/leave.
+// far as the namespace keeps presence and join/leave. With presence, the
+// join is announced by whoever added the client (see refreshSub).
 func (c *Client) join(ch string, opts auth.Namespace) {
+	entered := true
 	if opts.Presence {
-		if err := c.node.presence.AddPresence(c.ctx, ch, c.info); err != nil {
+		change, err := c.node.presence.AddPresence(c.ctx, ch, c.info)
+		if err != nil {
 			c.node.log.Warn("add presence failed", "channel", ch, "client", c.ID(), "err", err)
 		}
+		entered = change.Client != nil
 	}
-	if opts.JoinLeave {
-		if err := c.node.broker.PublishJoin(c.ctx, ch, c.info); err != nil {
-			c.node.log.Warn("publish join failed", "channel", ch, "client", c.ID(), "err", err)
-		}
+	if entered {
+		c.node.announcePresence(c.ctx, ch, opts, protocol.PushJoin, c.info)
 	}
 }
 
@@ -265,14 +267,18 @@ func (c *Client) unsubscribeFrom(s *subscription) {
 	// leaving must still happen.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), cleanupTimeout)
 	defer cancel()
+	// With presence, the leave is announced by whoever removed the client:
+	// not here when it had expired and another node announced it.
+	left := true
 	if s.opts.Presence {
-		if err := c.node.presence.RemovePresence(ctx, s.channel, c.ID()); err != nil {
+		change, err := c.node.presence.RemovePresence(ctx, s.channel, c.ID())
+		if err != nil {
 			c.node.log.Warn("remove presence failed", "channel", s.channel, "client", c.ID(), "err", err)
+		} else {
+			left = change.Client != nil
 		}
 	}
-	if s.opts.JoinLeave {
-		if err := c.node.broker.PublishLeave(ctx, s.channel, c.info); err != nil {
-			c.node.log.Warn("publish leave failed", "channel", s.channel, "client", c.ID(), "err", err)
-		}
+	if left {
+		c.node.announcePresence(ctx, s.channel, s.opts, protocol.PushLeave, c.info)
 	}
 }
