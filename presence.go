@@ -76,7 +76,7 @@ func (n *Node) refreshSub(ctx context.Context, s *subscription) {
 		}
 		return
 	}
-	n.log.Info("presence entered again", "channel", s.channel, "client", c.ID())
+	n.log.Debug("presence entered again", "channel", s.channel, "client", c.ID())
 	n.announcePresence(ctx, s.channel, s.opts, protocol.PushJoin, change.Client)
 }
 

@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		debugAddr       = fs.String("debug-addr", "", "address of a separate listener serving net/http/pprof at /debug/pprof/ (keep it private); empty: off")
 		flushWindow     = fs.Duration("flush-window", 4*time.Millisecond, "how long a busy WebSocket connection gathers messages between two writes (stretched up to 24ms more while the process is saturated); negative: write at once")
 		apiKey          = fs.String("api-key", "", "key of the HTTP server API at /api/ (header \"Authorization: apikey KEY\"); empty turns the API off")
-		presenceTTL     = fs.Duration("presence-ttl", 60*time.Second, "with --redis: how long a crashed node's clients stay in presence (nodes refresh their entries every third of it)")
+		presenceTTL     = fs.Duration("presence-ttl", 60*time.Second, "with --redis: how long a crashed node's clients stay in presence before the other nodes send their leaves (nodes refresh their entries every third of it)")
 		cfg             redcast.Config
 	)
 	fs.IntVar(&cfg.MaxFrameSize, "max-frame-size", 64<<10, "largest WebSocket frame a client may send, in bytes")
