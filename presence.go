@@ -46,6 +46,9 @@ func (n *Node) every(ctx context.Context, interval time.Duration, f func(context
 // whose join failed, enters again: its join is announced.
 func (n *Node) refreshPresence(ctx context.Context) {
 	for _, s := range n.presenceSubs() {
+		if !s.live() {
+			continue // join adds it, after the subscribe reply
+		}
 		actx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 		n.refreshSub(actx, s)
 		cancel()
@@ -131,6 +134,14 @@ func (n *Node) presenceSubs() []*subscription {
 		c.mu.Unlock()
 	}
 	return out
+}
+
+// live reports whether the subscription has gone live (its reply was
+// sent), so that a join announced for it reaches its own client too.
+func (s *subscription) live() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state == subLive
 }
 
 // clientList returns the registered clients.
