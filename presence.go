@@ -80,7 +80,7 @@ func (n *Node) refreshSub(ctx context.Context, s *subscription) {
 		return
 	}
 	n.log.Debug("presence entered again", "channel", s.channel, "client", c.ID())
-	n.announcePresence(ctx, s.channel, s.opts, protocol.PushJoin, change.Client)
+	n.presenceChanged(ctx, s.channel, s.opts, protocol.PushJoin, change)
 }
 
 // expirePresence removes the expired clients of every channel with
@@ -100,15 +100,20 @@ func (n *Node) expirePresence(ctx context.Context, pe broker.PresenceExpirer) {
 		}
 		for _, c := range changes {
 			n.log.Debug("presence expired", "channel", ch, "client", c.Client.Client)
-			n.announcePresence(actx, ch, opts, protocol.PushLeave, c.Client)
+			n.presenceChanged(actx, ch, opts, protocol.PushLeave, c)
 		}
 		cancel()
 	}
 }
 
-// announce publishes a join or leave (kind) of info in ch, when the
-// channel's namespace has join/leave on.
-func (n *Node) announcePresence(ctx context.Context, ch string, opts auth.Namespace, kind string, info *protocol.ClientInfo) {
+// presenceChanged acts on a client entering (kind protocol.PushJoin) or
+// leaving (protocol.PushLeave) channel ch. Every join and leave of the
+// cluster passes here once, on the node that made the change: a subscribe,
+// an unsubscribe or disconnect, a refresh that re-added an expired client,
+// or an expiry. It publishes the join or leave when the namespace has
+// join/leave on; change.User (in namespaces with presence) tells whether
+// the client's user entered or left too, for per-user events to come.
+func (n *Node) presenceChanged(ctx context.Context, ch string, opts auth.Namespace, kind string, change broker.PresenceChange) {
 	if !opts.JoinLeave {
 		return
 	}
@@ -116,8 +121,8 @@ func (n *Node) announcePresence(ctx context.Context, ch string, opts auth.Namesp
 	if kind == protocol.PushLeave {
 		publish = n.broker.PublishLeave
 	}
-	if err := publish(ctx, ch, info); err != nil && ctx.Err() == nil {
-		n.log.Warn("publish "+kind+" failed", "channel", ch, "client", info.Client, "err", err)
+	if err := publish(ctx, ch, change.Client); err != nil && ctx.Err() == nil {
+		n.log.Warn("publish "+kind+" failed", "channel", ch, "client", change.Client.Client, "err", err)
 	}
 }
 

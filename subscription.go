@@ -221,16 +221,15 @@ func (s *subscription) goLive(res *protocol.SubscribeResult, reply func(*protoco
 // far as the namespace keeps presence and join/leave. With presence, the
 // join is announced by whoever added the client (see refreshSub).
 func (c *Client) join(ch string, opts auth.Namespace) {
-	entered := true
+	change := broker.PresenceChange{Client: c.info}
 	if opts.Presence {
-		change, err := c.node.presence.AddPresence(c.ctx, ch, c.info)
-		if err != nil {
+		var err error
+		if change, err = c.node.presence.AddPresence(c.ctx, ch, c.info); err != nil {
 			c.node.log.Warn("add presence failed", "channel", ch, "client", c.ID(), "err", err)
 		}
-		entered = change.Client != nil
 	}
-	if entered {
-		c.node.announcePresence(c.ctx, ch, opts, protocol.PushJoin, c.info)
+	if change.Client != nil {
+		c.node.presenceChanged(c.ctx, ch, opts, protocol.PushJoin, change)
 	}
 }
 
@@ -269,16 +268,16 @@ func (c *Client) unsubscribeFrom(s *subscription) {
 	defer cancel()
 	// With presence, the leave is announced by whoever removed the client:
 	// not here when it had expired and another node announced it.
-	left := true
+	change := broker.PresenceChange{Client: c.info}
 	if s.opts.Presence {
-		change, err := c.node.presence.RemovePresence(ctx, s.channel, c.ID())
+		removed, err := c.node.presence.RemovePresence(ctx, s.channel, c.ID())
 		if err != nil {
 			c.node.log.Warn("remove presence failed", "channel", s.channel, "client", c.ID(), "err", err)
 		} else {
-			left = change.Client != nil
+			change = removed
 		}
 	}
-	if left {
-		c.node.announcePresence(ctx, s.channel, s.opts, protocol.PushLeave, c.info)
+	if change.Client != nil {
+		c.node.presenceChanged(ctx, s.channel, s.opts, protocol.PushLeave, change)
 	}
 }
