@@ -3,7 +3,6 @@ package web_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redcast/redcast/internal/testredis"
+	"github.com/redcast/redcast/internal/testserver"
 )
 
 // TestChatPageAfterNodeCrash: Alice's node dies (kill -9) while Bob, on
@@ -131,13 +131,7 @@ type node struct {
 // waits until it serves. It is killed when the test ends.
 func startNode(t *testing.T, bin string, args ...string) *node {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	n := &node{t: t, bin: bin, args: args, addr: addr}
+	n := &node{t: t, bin: bin, args: args, addr: testserver.FreeAddr(t)}
 	n.restart()
 	t.Cleanup(n.kill)
 	return n
