@@ -2,6 +2,7 @@ package redcast
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/redcast/redcast/auth"
@@ -95,14 +96,17 @@ func (n *Node) expirePresence(ctx context.Context, pe broker.PresenceExpirer) {
 	for ch, opts := range channels {
 		actx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 		changes, err := pe.ExpirePresence(actx, ch)
-		if err != nil && ctx.Err() == nil {
-			n.log.Warn("expire presence failed", "channel", ch, "err", err)
-		}
-		for _, c := range changes {
+		for _, c := range changes { // those removed before an error too
 			n.log.Debug("presence expired", "channel", ch, "client", c.Client.Client)
 			n.presenceChanged(actx, ch, opts, protocol.PushLeave, c)
 		}
 		cancel()
+		if err != nil && ctx.Err() == nil {
+			n.log.Warn("expire presence failed", "channel", ch, "err", err)
+		}
+		if errors.Is(err, broker.ErrUnavailable) {
+			return // the next round tries every channel again
+		}
 	}
 }
 
