@@ -41,7 +41,9 @@ const (
 // publish publishes checked data through the broker, counting it.
 func (n *Node) publish(ctx context.Context, source, ch string, data []byte, opts broker.PublishOptions) (protocol.StreamPosition, error) {
 	start := time.Now()
+	ctx, flush := withBatch(ctx)
 	pos, err := n.broker.Publish(ctx, ch, data, opts)
+	flush()
 	n.countPublish(source, len(data), time.Since(start), err)
 	return pos, err
 }

@@ -12,36 +12,20 @@ import (
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/outbox"
 	"github.com/redcast/redcast/protocol"
 )
 
-// Transport is the connection under a Client. Implementations must be safe
-// for concurrent use and must never block the caller on the network.
-type Transport interface {
-	// Send queues one encoded message (a JSON line in FormatProtocol, a text
-	// frame in FormatPlain). It returns false when the connection is closed
-	// or its queue is full; the Client then disconnects it as a slow consumer.
-	Send(msg []byte) bool
-	// Close closes the connection, telling the peer d (as a disconnect push
-	// where the format has one, and as the close code). It returns at once;
-	// the transport later calls Client.Closed from its read loop.
-	Close(d protocol.Disconnect)
-}
-
-// directSender is a Transport that can also write a message to the socket
-// from the caller's goroutine when the connection is quiet, never waiting
-// for the network (websocket connections do).
-type directSender interface {
-	SendDirect(msg []byte) bool
-}
-
 // Client is the protocol session of one connection. The transport calls
-// HandleFrame (full protocol) or the plain-mode methods from its read
-// goroutine, one at a time, and Closed exactly once when the connection is
-// gone. Other methods are safe for concurrent use.
+// HandleFrame and Flush (full protocol) or the plain-mode methods from its
+// read goroutine, one at a time, and Closed exactly once when the
+// connection is gone. Other methods are safe for concurrent use.
+//
+// Everything the client sends goes through its outbox, which the transport
+// made: replies, pushes of its subscriptions, and the end (Disconnect).
 type Client struct {
 	node   *Node
-	t      Transport
+	out    *outbox.Outbox
 	format hub.Format
 	info   *protocol.ClientInfo
 	// ctx is cancelled when the client closes, stopping broker calls made
@@ -76,13 +60,16 @@ type Client struct {
 	pubs []queuedPublish
 }
 
-// NewClient registers a connection with the node. format is the wire format
-// the transport writes. It returns ErrDraining after Shutdown began.
-func (n *Node) NewClient(t Transport, format hub.Format) (*Client, error) {
+// NewClient registers a connection with the node. out is the connection's
+// outbox (made with the node's OutboxOptions), format the wire format its
+// sink writes. It returns ErrDraining after Shutdown began, and
+// ErrConnectionLimit when the node is full: the transport then closes out
+// itself.
+func (n *Node) NewClient(out *outbox.Outbox, format hub.Format) (*Client, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		node:   n,
-		t:      t,
+		out:    out,
 		format: format,
 		info:   &protocol.ClientInfo{Client: newClientID()},
 		ctx:    ctx,
@@ -115,29 +102,27 @@ func (c *Client) ID() string { return c.info.Client }
 func (c *Client) Disconnect(d protocol.Disconnect) {
 	c.closeCode.CompareAndSwap(0, uint32(d.Code))
 	c.node.log.Debug("disconnecting client", "client", c.ID(), "code", d.Code, "reason", d.Reason)
-	c.t.Close(d)
+	c.out.Close(d)
 }
 
 // send queues msg, disconnecting the client as a slow consumer when its
 // queue is full.
 func (c *Client) send(msg []byte) {
-	if !c.t.Send(msg) {
+	if !c.out.Push(msg) {
 		c.Disconnect(protocol.DisconnectSlowConsumer)
 	}
 }
 
-// deliver queues a message of a broadcast; direct (hub.Event.Direct)
-// lets a transport that can write it at once from this goroutine.
-func (c *Client) deliver(msg []byte, direct bool) {
-	ds, ok := c.t.(directSender) // a cached itab lookup: cheaper than a field in every client
-	if !direct || !ok {
-		c.send(msg)
-		return
-	}
-	if !ds.SendDirect(msg) {
+// deliver queues a message of a broadcast through its batch, likewise.
+func (c *Client) deliver(msg []byte, b *outbox.Batch) {
+	if !b.Push(c.out, msg) {
 		c.Disconnect(protocol.DisconnectSlowConsumer)
 	}
 }
+
+// errClientClosed ends the outbox of a client released before its
+// transport ended it.
+var errClientClosed = errors.New("redcast: client closed")
 
 // Closed releases everything the client holds: its subscriptions (with leave
 // pushes) and its registration. The transport calls it once, after the
@@ -149,6 +134,9 @@ func (c *Client) Closed() {
 		return
 	}
 	c.closed = true
+	if errors.Is(c.out.Err(), outbox.ErrSlowConsumer) {
+		c.closeCode.CompareAndSwap(0, uint32(protocol.DisconnectSlowConsumer.Code)) // a write timed out
+	}
 	if c.connectTime != nil {
 		c.connectTime.Stop()
 	}
@@ -159,6 +147,7 @@ func (c *Client) Closed() {
 	}
 	clear(c.subs)
 	c.mu.Unlock()
+	c.out.Abort(errClientClosed) // nothing more is written, if the transport did not end it
 	c.cancel()
 	for _, s := range subs {
 		c.unsubscribeFrom(s)
@@ -168,15 +157,14 @@ func (c *Client) Closed() {
 }
 
 // HandleFrame handles one text frame of the full protocol: every command in
-// it, in order. Replies are queued on the transport.
-//
-// more tells that the transport has the client's next frame already and
-// hands it over at once: publishes to a batching broker then wait for the
-// next frame's, so that a client whose frames queued up while its last
-// publish was under way has them published in one broker call (up to
-// maxPublishBatch). A call with more false ends the batch; a transport
-// whose read loop ends after more was true calls HandleFrame(nil, false).
-func (c *Client) HandleFrame(frame []byte, more bool) {
+// it, in order. Its replies wait in the outbox (held) until Flush, with
+// those of the frames that follow, and so do publishes to a broker that
+// batches: a client whose frames queued up while its last publish was under
+// way has them published in one broker call (up to maxPublishBatch) and
+// answered in one write. A transport calls Flush when it has no further
+// frame at hand, before it waits for the peer.
+func (c *Client) HandleFrame(frame []byte) {
+	c.out.Hold()
 	protocol.Lines(frame, func(line []byte) bool {
 		cmd, err := protocol.DecodeCommand(line)
 		if err != nil {
@@ -192,9 +180,17 @@ func (c *Client) HandleFrame(frame []byte, more bool) {
 		}
 		return !c.isClosed()
 	})
-	if !more || len(c.pubs) >= maxPublishBatch {
+	if len(c.pubs) >= maxPublishBatch {
 		c.flushPublishes()
 	}
+}
+
+// Flush publishes the publishes HandleFrame held and writes every reply
+// (from the calling goroutine when the connection is quiet): call it from
+// the read goroutine, holding no lock.
+func (c *Client) Flush() {
+	c.flushPublishes()
+	c.out.Release()
 }
 
 func (c *Client) isClosed() bool {

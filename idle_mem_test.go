@@ -7,6 +7,7 @@ import (
 
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/outbox"
 )
 
 // BenchmarkIdleClientHeap reports the live heap an idle client holds once
@@ -23,12 +24,13 @@ func BenchmarkIdleClientHeap(b *testing.B) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for i := range clients {
-		c, err := n.NewClient(&fakeTransport{max: -1}, hub.FormatProtocol)
+		c, err := n.NewClient(outbox.New(&fakeTransport{countOnly: true}, n.OutboxOptions()), hub.FormatProtocol)
 		if err != nil {
 			b.Fatal(err)
 		}
-		c.HandleFrame([]byte(`{"id":1,"method":"connect"}`), false)
-		c.HandleFrame(fmt.Appendf(nil, `{"id":2,"method":"subscribe","params":{"channel":"quiet:%d"}}`, i), false)
+		c.HandleFrame([]byte(`{"id":1,"method":"connect"}`))
+		c.HandleFrame(fmt.Appendf(nil, `{"id":2,"method":"subscribe","params":{"channel":"quiet:%d"}}`, i))
+		c.Flush()
 		keep = append(keep, c)
 	}
 	runtime.GC()

@@ -17,6 +17,7 @@ import (
 	"github.com/redcast/redcast/broker/memory"
 	"github.com/redcast/redcast/hub"
 	"github.com/redcast/redcast/metrics"
+	"github.com/redcast/redcast/outbox"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -57,6 +58,9 @@ type Node struct {
 	table *nodeTable
 	// controls queues control requests from other nodes (see control.go).
 	controls chan []byte
+	// outbox configures the outboxes of the node's connections; its Clock
+	// is shared by all of them.
+	outbox outbox.Options
 
 	mu       sync.Mutex
 	clients  map[*Client]struct{}
@@ -91,6 +95,12 @@ func NewNode(cfg Config, deps Deps) *Node {
 		controls: make(chan []byte, controlQueueSize),
 	}
 	n.table = newNodeTable(n.cfg.NodeName)
+	n.outbox = outbox.Options{
+		MaxMessages: n.cfg.QueueMaxMessages,
+		MaxBytes:    n.cfg.QueueMaxBytes,
+		FlushWindow: n.cfg.FlushWindow,
+		Clock:       outbox.NewClock(),
+	}
 	n.historyBatch = newHistoryBatch()
 	n.policy = auth.Policy{Namespaces: n.cfg.Namespaces, Verifier: n.cfg.Verifier, MaxChannelLength: n.cfg.MaxChannelLength}
 	if n.broker == nil {
@@ -287,20 +297,33 @@ func (n *Node) removeSubscriber(ch string, s hub.Subscriber) {
 }
 
 // HandlePublication implements broker.EventHandler.
-func (n *Node) HandlePublication(ch string, pub *protocol.Publication, pos protocol.StreamPosition) {
+func (n *Node) HandlePublication(ctx context.Context, ch string, pub *protocol.Publication, pos protocol.StreamPosition) {
 	if ch == controlChannel {
 		n.receiveControl(pub.Data)
 		return
 	}
-	n.broadcast(&hub.Event{Channel: ch, Kind: hub.KindPublication, Pub: pub, Pos: pos})
+	n.broadcast(ctx, &hub.Event{Channel: ch, Kind: hub.KindPublication, Pub: pub, Pos: pos})
 }
 
 // broadcast hands ev to the channel's local subscribers and counts the
 // pushes once for all of them. Their bytes are counted in the protocol
 // encoding, which the broadcast made unless every subscriber is plain.
-func (n *Node) broadcast(ev *hub.Event) {
+//
+// The broker may hold its locks: the subscribers' writes are left in the
+// outbox.Batch of ctx, which its owner flushes once it holds none (see
+// withBatch and DeliveryScope). Without one, the writers are woken and
+// nothing is written from here.
+func (n *Node) broadcast(ctx context.Context, ev *hub.Event) {
 	n.metrics.Broadcasts.Inc()
-	if k := n.hub.Broadcast(ev); k > 0 {
+	b := outbox.FromContext(ctx)
+	if b == nil {
+		b = outbox.GetBatch()
+		defer func() {
+			b.Wake()
+			outbox.PutBatch(b)
+		}()
+	}
+	if k := n.hub.Broadcast(ev, b); k > 0 {
 		n.table.pushes.Add(uint64(k))
 		n.metrics.Pushes.Add(float64(k))
 		n.metrics.PushBytes.Add(float64(k * len(ev.Bytes(hub.FormatProtocol))))
@@ -308,14 +331,36 @@ func (n *Node) broadcast(ev *hub.Event) {
 }
 
 // HandleJoin implements broker.EventHandler.
-func (n *Node) HandleJoin(ch string, info *protocol.ClientInfo) {
-	n.broadcast(&hub.Event{Channel: ch, Kind: hub.KindJoin, Client: info})
+func (n *Node) HandleJoin(ctx context.Context, ch string, info *protocol.ClientInfo) {
+	n.broadcast(ctx, &hub.Event{Channel: ch, Kind: hub.KindJoin, Client: info})
 }
 
 // HandleLeave implements broker.EventHandler.
-func (n *Node) HandleLeave(ch string, info *protocol.ClientInfo) {
-	n.broadcast(&hub.Event{Channel: ch, Kind: hub.KindLeave, Client: info})
+func (n *Node) HandleLeave(ctx context.Context, ch string, info *protocol.ClientInfo) {
+	n.broadcast(ctx, &hub.Event{Channel: ch, Kind: hub.KindLeave, Client: info})
 }
+
+// DeliveryScope implements broker.EventHandler: the deliveries of a broker
+// goroutine wait in a Batch of its own until it calls flush.
+func (n *Node) DeliveryScope(ctx context.Context) (context.Context, func()) {
+	b := new(outbox.Batch)
+	return outbox.NewContext(ctx, b), b.Flush
+}
+
+// withBatch returns ctx carrying a Batch for the deliveries a broker call
+// makes from the calling goroutine (the memory broker delivers from
+// Publish), and done, which writes them: call it once the broker returned.
+func withBatch(ctx context.Context) (context.Context, func()) {
+	b := outbox.GetBatch()
+	return outbox.NewContext(ctx, b), func() {
+		b.Flush()
+		outbox.PutBatch(b)
+	}
+}
+
+// OutboxOptions returns the options of the outboxes a transport makes for
+// the node's connections (see NewClient).
+func (n *Node) OutboxOptions() outbox.Options { return n.outbox }
 
 var _ broker.EventHandler = (*Node)(nil)
 

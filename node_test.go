@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,55 +13,77 @@ import (
 
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/internal/wait"
+	"github.com/redcast/redcast/outbox"
 	"github.com/redcast/redcast/protocol"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// fakeTransport records what a client sends, with a bounded queue like the
-// real one.
+// fakeTransport is the outbox.Sink of a test client: it records the
+// messages the outbox writes and the end it writes.
 type fakeTransport struct {
+	countOnly bool // benchmarks: count messages, keep none
+
 	mu     sync.Mutex
-	max    int
 	msgs   [][]byte
 	closed *protocol.Disconnect
 	count  atomic.Int64
 }
 
-func (f *fakeTransport) Send(msg []byte) bool {
-	f.count.Add(1)
-	if f.max < 0 {
-		return true // benchmark: count only
+func (f *fakeTransport) AppendFrames(dst []byte, msgs [][]byte) []byte {
+	f.count.Add(int64(len(msgs)))
+	if f.countOnly {
+		return dst
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed != nil || (f.max > 0 && len(f.msgs) >= f.max) {
-		return false
+	for _, m := range msgs {
+		f.msgs = append(f.msgs, slices.Clone(m))
 	}
-	f.msgs = append(f.msgs, msg)
-	return true
+	return dst
 }
 
-func (f *fakeTransport) Close(d protocol.Disconnect) {
+func (f *fakeTransport) AppendClose(dst []byte, d protocol.Disconnect) []byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed == nil {
-		f.closed = &d
-	}
+	f.closed = &d
+	return dst
 }
 
-func (f *fakeTransport) lines() []protocol.ServerMessage {
+func (f *fakeTransport) Write([]byte) error { return nil }
+func (f *fakeTransport) Finish(error)       {}
+
+// waitLines waits until the client was sent at least n messages, and
+// returns them decoded.
+func (f *fakeTransport) waitLines(t *testing.T, n int) []protocol.ServerMessage {
+	t.Helper()
+	wait.For(t, fmt.Sprintf("%d messages", n), func() bool { return f.count.Load() >= int64(n) })
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := make([]protocol.ServerMessage, 0, len(f.msgs))
 	for _, m := range f.msgs {
 		var sm protocol.ServerMessage
 		if err := json.Unmarshal(m, &sm); err != nil {
-			panic(fmt.Sprintf("bad line %q: %v", m, err))
+			t.Fatalf("bad line %q: %v", m, err)
 		}
 		out = append(out, sm)
 	}
 	return out
+}
+
+// closedWith returns the disconnect the client was closed with, waiting for
+// it.
+func (f *fakeTransport) closedWith(t *testing.T) protocol.Disconnect {
+	t.Helper()
+	var d *protocol.Disconnect
+	wait.For(t, "the close", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		d = f.closed
+		return d != nil
+	})
+	return *d
 }
 
 func startNode(t testing.TB, cfg Config) *Node {
@@ -77,7 +100,7 @@ func startNode(t testing.TB, cfg Config) *Node {
 }
 
 func newConnected(t testing.TB, n *Node, tr *fakeTransport) *Client {
-	c, err := n.NewClient(tr, hub.FormatProtocol)
+	c, err := n.NewClient(outbox.New(tr, n.OutboxOptions()), hub.FormatProtocol)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +149,7 @@ func TestSubscribeMergesBufferedLive(t *testing.T) {
 	var reply *protocol.SubscribeResult
 	err := c.Subscribe(protocol.SubscribeParams{Channel: ch, History: 10}, func(res *protocol.SubscribeResult) {
 		reply = res
-		tr.Send([]byte(`{"id":1,"result":{}}`))
+		c.send([]byte(`{"id":1,"result":{}}`))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +157,7 @@ func TestSubscribeMergesBufferedLive(t *testing.T) {
 	if reply == nil || reply.Offset != 1 || len(reply.Publications) != 1 {
 		t.Fatalf("reply = %+v, want position 1 with one publication", reply)
 	}
-	lines := tr.lines()
+	lines := tr.waitLines(t, 2)
 	if len(lines) < 2 || lines[0].ID != 1 {
 		t.Fatalf("want the reply first, got %+v", lines)
 	}
@@ -161,11 +184,9 @@ func TestLiveGapDisconnects(t *testing.T) {
 	c.mu.Lock()
 	s := c.subs["chat:gap"]
 	c.mu.Unlock()
-	n.HandlePublication("chat:gap", &protocol.Publication{Offset: 5, Data: json.RawMessage(`1`)}, protocol.StreamPosition{Offset: 5, Epoch: s.pos.Epoch})
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	if tr.closed == nil || *tr.closed != protocol.DisconnectInsufficientState {
-		t.Fatalf("closed = %v, want %v", tr.closed, protocol.DisconnectInsufficientState)
+	n.HandlePublication(context.Background(), "chat:gap", &protocol.Publication{Offset: 5, Data: json.RawMessage(`1`)}, protocol.StreamPosition{Offset: 5, Epoch: s.pos.Epoch})
+	if d := tr.closedWith(t); d != protocol.DisconnectInsufficientState {
+		t.Fatalf("closed = %v, want %v", d, protocol.DisconnectInsufficientState)
 	}
 }
 
@@ -184,7 +205,7 @@ func BenchmarkFanout(b *testing.B) {
 			n := startNode(b, Config{})
 			trs := make([]*fakeTransport, subs)
 			for i := range trs {
-				trs[i] = &fakeTransport{max: -1}
+				trs[i] = &fakeTransport{countOnly: true}
 				c := newConnected(b, n, trs[i])
 				if err := c.Subscribe(protocol.SubscribeParams{Channel: "chat:bench"}, nil); err != nil {
 					b.Fatal(err)

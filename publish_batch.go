@@ -102,7 +102,9 @@ func (c *Client) flushPublishes() {
 // counting them as publish does.
 func (n *Node) publishMany(ctx context.Context, source string, reqs []broker.PublishRequest) []broker.PublishResult {
 	start := time.Now()
+	ctx, flush := withBatch(ctx)
 	results := n.batch.PublishMany(ctx, reqs)
+	flush()
 	elapsed := time.Since(start)
 	for i, r := range results {
 		n.countPublish(source, len(reqs[i].Data), elapsed, r.Err)

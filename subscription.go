@@ -7,6 +7,7 @@ import (
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/outbox"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -43,7 +44,7 @@ type bufferedPub struct {
 }
 
 // Deliver implements hub.Subscriber.
-func (s *subscription) Deliver(ev *hub.Event) {
+func (s *subscription) Deliver(ev *hub.Event, b *outbox.Batch) {
 	msg := ev.Bytes(s.client.format)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -65,18 +66,18 @@ func (s *subscription) Deliver(ev *hub.Event) {
 	}
 	if ev.Kind != hub.KindPublication {
 		if msg != nil {
-			s.client.deliver(msg, ev.Direct())
+			s.client.deliver(msg, b)
 		}
 		return
 	}
-	s.deliverLocked(ev.Pub, ev.Pos, msg, ev.Direct())
+	s.deliverLocked(ev.Pub, ev.Pos, msg, b)
 }
 
 // deliverLocked sends a publication to a live subscription, dropping
 // duplicates and disconnecting the client on a gap or an epoch change so
-// that it reconnects and recovers (or learns that it cannot). direct is
-// hub.Event.Direct.
-func (s *subscription) deliverLocked(pub *protocol.Publication, pos protocol.StreamPosition, msg []byte, direct bool) {
+// that it reconnects and recovers (or learns that it cannot). b is the
+// broadcast's batch; nil queues directly (the read loop writes it).
+func (s *subscription) deliverLocked(pub *protocol.Publication, pos protocol.StreamPosition, msg []byte, b *outbox.Batch) {
 	if pos.Epoch == s.pos.Epoch && pub.Offset <= s.pos.Offset {
 		return // already delivered (history and live overlap)
 	}
@@ -91,7 +92,11 @@ func (s *subscription) deliverLocked(pub *protocol.Publication, pos protocol.Str
 	if msg == nil || s.skipOwn(pub) {
 		return
 	}
-	s.client.deliver(msg, direct)
+	if b == nil {
+		s.client.send(msg)
+		return
+	}
+	s.client.deliver(msg, b)
 }
 
 // skipOwn reports whether pub is the client's own publication that plain
@@ -211,7 +216,7 @@ func (s *subscription) goLive(res *protocol.SubscribeResult, reply func(*protoco
 	s.state = subLive
 	s.pos = protocol.StreamPosition{Offset: res.Offset, Epoch: res.Epoch}
 	for _, b := range s.buf {
-		s.deliverLocked(b.pub, b.pos, b.msg, false)
+		s.deliverLocked(b.pub, b.pos, b.msg, nil)
 	}
 	s.buf = nil
 	return true

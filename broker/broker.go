@@ -28,18 +28,28 @@ var (
 // implements it; the broker never sees client connections.
 //
 // For any one channel, the broker calls the handler from one goroutine at a
-// time, publications in offset order. Handlers must not block and must not
-// call back into the broker: they hand events to local subscribers' bounded
-// queues and return. Delivered publications are shared and must not be
-// modified.
+// time, publications in offset order, and may hold its own locks while it
+// does. Handlers must not block, must not call back into the broker, and
+// must not write to a connection: they queue events for local subscribers
+// and return. The writes wait for whoever delivers to let go of its locks:
+// the publisher (the memory broker delivers from Publish, with the
+// publisher's ctx) or a goroutine of the broker's own, which takes its
+// context from DeliveryScope. Delivered publications are shared and must
+// not be modified.
 type EventHandler interface {
 	// HandlePublication delivers a publication of a channel this node is
 	// subscribed to. pos is the channel's position after pub (pos.Offset ==
 	// pub.Offset) and carries the epoch.
-	HandlePublication(channel string, pub *protocol.Publication, pos protocol.StreamPosition)
+	HandlePublication(ctx context.Context, channel string, pub *protocol.Publication, pos protocol.StreamPosition)
 	// HandleJoin and HandleLeave deliver presence changes of a subscribed channel.
-	HandleJoin(channel string, info *protocol.ClientInfo)
-	HandleLeave(channel string, info *protocol.ClientInfo)
+	HandleJoin(ctx context.Context, channel string, info *protocol.ClientInfo)
+	HandleLeave(ctx context.Context, channel string, info *protocol.ClientInfo)
+	// DeliveryScope returns the context a goroutine of the broker's own
+	// passes to the Handle methods for its deliveries, and flush, which it
+	// calls whenever it delivered and holds none of its locks: the
+	// handler's writes to connections are made then. The goroutine owns
+	// what it gets for its life and uses it alone.
+	DeliveryScope(ctx context.Context) (dctx context.Context, flush func())
 }
 
 // PublishOptions control how one publication is kept.

@@ -37,19 +37,7 @@ type Event struct {
 
 	encoded [numFormats][]byte
 	done    [numFormats]bool
-	direct  bool
 }
-
-// DirectFanout is the most subscribers a broadcast may have for its
-// deliveries to be direct (see Event.Direct).
-const DirectFanout = 16
-
-// Direct reports whether the broadcast delivering ev has few subscribers
-// (at most DirectFanout): then each may write ev to its socket from the
-// broadcasting goroutine when its connection is quiet, instead of waking
-// a writer goroutine. A broadcast to many subscribers leaves the writes to
-// their writers, which run on every core and do not hold up the hub.
-func (ev *Event) Direct() bool { return ev.direct }
 
 // Bytes returns the event encoded in format f, encoding it on first use so
 // that a broadcast encodes once however many subscribers read it. It returns

@@ -2,21 +2,26 @@
 // which channel, and the broadcast that hands one event to all of them.
 //
 // The hub encodes an event at most once per wire format, however many
-// subscribers receive it, and never blocks on a subscriber: Subscriber.Deliver
-// must only queue.
+// subscribers receive it, and never blocks on a subscriber nor writes to a
+// connection: Subscriber.Deliver only queues, through the broadcast's
+// outbox.Batch, whose writes the caller makes once it holds no lock.
 package hub
 
 import (
 	"hash/maphash"
 	"sync"
+
+	"github.com/redcast/redcast/outbox"
 )
 
 // Subscriber is one local subscription of one channel. Deliver is called with
 // the events of the channel in order, from one goroutine at a time per
-// channel, while the hub holds a read lock: it must not block and must not
-// call back into the hub.
+// channel, while the hub holds a read lock: it must not block, must not
+// call back into the hub, and must not write to a connection. It queues
+// what it sends through b (outbox.Batch.Push), which the broadcaster
+// flushes after it let go of its locks.
 type Subscriber interface {
-	Deliver(ev *Event)
+	Deliver(ev *Event, b *outbox.Batch)
 }
 
 const numShards = 64
@@ -105,8 +110,10 @@ func (h *Hub) Remove(ch string, s Subscriber) (last, removed bool) {
 }
 
 // Broadcast delivers ev to every local subscriber of ev.Channel and returns
-// how many there were.
-func (h *Hub) Broadcast(ev *Event) int {
+// how many there were. The subscribers queue what they send in b; the
+// caller flushes it (b.Flush) once it holds no lock, or wakes it (b.Wake)
+// when it may still hold one.
+func (h *Hub) Broadcast(ev *Event, b *outbox.Batch) int {
 	sh := h.shard(ev.Channel)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
@@ -114,9 +121,8 @@ func (h *Hub) Broadcast(ev *Event) int {
 	if subs == nil {
 		return 0
 	}
-	ev.direct = len(subs.list) <= DirectFanout
 	for _, s := range subs.list {
-		s.Deliver(ev)
+		s.Deliver(ev, b)
 	}
 	return len(subs.list)
 }

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"fmt"
+	"github.com/redcast/redcast/outbox"
 	"sync"
 	"testing"
 
@@ -14,7 +15,7 @@ type recorder struct {
 	got    [][]byte
 }
 
-func (r *recorder) Deliver(ev *Event) {
+func (r *recorder) Deliver(ev *Event, _ *outbox.Batch) {
 	r.mu.Lock()
 	r.got = append(r.got, ev.Bytes(r.format))
 	r.mu.Unlock()
@@ -58,7 +59,7 @@ func TestBroadcastEncodesOncePerFormat(t *testing.T) {
 	h.Add("c", plain)
 	h.Add("d", other)
 	pub := &protocol.Publication{Offset: 1, Data: []byte(`{"text":"hi"}`)}
-	if n := h.Broadcast(&Event{Channel: "c", Kind: KindPublication, Pub: pub}); n != 3 {
+	if n := h.Broadcast(&Event{Channel: "c", Kind: KindPublication, Pub: pub}, nil); n != 3 {
 		t.Fatalf("Broadcast reached %d subscribers, want 3", n)
 	}
 	want := `{"push":"publication","channel":"c","pub":{"offset":1,"data":{"text":"hi"}}}`
@@ -74,7 +75,7 @@ func TestBroadcastEncodesOncePerFormat(t *testing.T) {
 	if len(other.got) != 0 {
 		t.Error("a subscriber of another channel received the broadcast")
 	}
-	h.Broadcast(&Event{Channel: "c", Kind: KindJoin, Client: &protocol.ClientInfo{Client: "x"}})
+	h.Broadcast(&Event{Channel: "c", Kind: KindJoin, Client: &protocol.ClientInfo{Client: "x"}}, nil)
 	if plain.got[1] != nil {
 		t.Errorf("plain form of a join = %q, want none", plain.got[1])
 	}
@@ -85,7 +86,7 @@ func TestBroadcastEncodesOncePerFormat(t *testing.T) {
 
 type discard struct{ format Format }
 
-func (d *discard) Deliver(ev *Event) { _ = ev.Bytes(d.format) }
+func (d *discard) Deliver(ev *Event, _ *outbox.Batch) { _ = ev.Bytes(d.format) }
 
 // BenchmarkBroadcast measures the hub's share of fan-out: per-delivery cost
 // with the encoding amortised over all subscribers.
@@ -100,7 +101,7 @@ func BenchmarkBroadcast(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				h.Broadcast(&Event{Channel: "c", Kind: KindPublication, Pub: pub})
+				h.Broadcast(&Event{Channel: "c", Kind: KindPublication, Pub: pub}, nil)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
 		})
@@ -118,7 +119,7 @@ func TestBroadcastAllocatesPerEventNotPerDelivery(t *testing.T) {
 		}
 		pub := &protocol.Publication{Offset: 1, Data: []byte(`{"text":"hi"}`)}
 		return testing.AllocsPerRun(100, func() {
-			h.Broadcast(&Event{Channel: "c", Kind: KindPublication, Pub: pub})
+			h.Broadcast(&Event{Channel: "c", Kind: KindPublication, Pub: pub}, nil)
 		})
 	}
 	few, many := allocs(10), allocs(10000)

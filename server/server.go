@@ -39,10 +39,6 @@ type Config struct {
 	// AllowedOrigins lists browser origins other than the server's own
 	// that may open WebSockets ("*" for any). Default: same origin only.
 	AllowedOrigins []string
-	// FlushWindow is how long a busy WebSocket connection gathers messages
-	// between two writes (see websocket.Options.FlushWindow). Default
-	// websocket.DefaultFlushWindow (4ms); negative: write at once.
-	FlushWindow time.Duration
 	// ShutdownDelay is how long Shutdown keeps serving, not ready (/readyz
 	// answers 503) and refusing new connections, before it closes the
 	// listener and disconnects clients, so that load balancers stop
@@ -80,7 +76,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s := &Server{node: node, log: log, shutdownDelay: cfg.ShutdownDelay}
-	ws := websocket.NewHandler(node, websocket.Options{AllowedOrigins: cfg.AllowedOrigins, Logger: log, FlushWindow: cfg.FlushWindow})
+	ws := websocket.NewHandler(node, websocket.Options{AllowedOrigins: cfg.AllowedOrigins, Logger: log})
 	s.ws = ws
 	mux := http.NewServeMux()
 	mux.Handle("GET /connection/websocket", ws.Protocol())

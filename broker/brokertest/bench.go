@@ -14,9 +14,13 @@ import (
 // deliveries a test or benchmark does not look at.
 type Discard struct{}
 
-func (Discard) HandlePublication(string, *protocol.Publication, protocol.StreamPosition) {}
-func (Discard) HandleJoin(string, *protocol.ClientInfo)                                  {}
-func (Discard) HandleLeave(string, *protocol.ClientInfo)                                 {}
+func (Discard) HandlePublication(context.Context, string, *protocol.Publication, protocol.StreamPosition) {
+}
+func (Discard) HandleJoin(context.Context, string, *protocol.ClientInfo)  {}
+func (Discard) HandleLeave(context.Context, string, *protocol.ClientInfo) {}
+
+// DeliveryScope implements broker.EventHandler: nothing to flush.
+func (Discard) DeliveryScope(ctx context.Context) (context.Context, func()) { return ctx, func() {} }
 
 // BenchmarkPublish measures Publish of a chat-sized message to a channel
 // the broker is subscribed to (so delivery runs too): without history,

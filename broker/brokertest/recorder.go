@@ -1,6 +1,7 @@
 package brokertest
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"sync"
@@ -41,7 +42,7 @@ func NewRecorder() *Recorder {
 }
 
 // HandlePublication implements broker.EventHandler.
-func (r *Recorder) HandlePublication(ch string, pub *protocol.Publication, pos protocol.StreamPosition) {
+func (r *Recorder) HandlePublication(_ context.Context, ch string, pub *protocol.Publication, pos protocol.StreamPosition) {
 	r.mu.Lock()
 	wait := r.Gate != nil && !r.gated
 	r.gated = true
@@ -63,12 +64,17 @@ func (r *Recorder) HandlePublication(ch string, pub *protocol.Publication, pos p
 }
 
 // HandleJoin implements broker.EventHandler.
-func (r *Recorder) HandleJoin(ch string, info *protocol.ClientInfo) {
+func (r *Recorder) HandleJoin(_ context.Context, ch string, info *protocol.ClientInfo) {
 	r.add(ch, Event{Kind: "join", Info: info})
 }
 
+// DeliveryScope implements broker.EventHandler: nothing to flush.
+func (r *Recorder) DeliveryScope(ctx context.Context) (context.Context, func()) {
+	return ctx, func() {}
+}
+
 // HandleLeave implements broker.EventHandler.
-func (r *Recorder) HandleLeave(ch string, info *protocol.ClientInfo) {
+func (r *Recorder) HandleLeave(_ context.Context, ch string, info *protocol.ClientInfo) {
 	r.add(ch, Event{Kind: "leave", Info: info})
 }
 

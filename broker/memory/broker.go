@@ -139,7 +139,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 	s.add(pub, opts.HistorySize, now.Add(ttl).UnixNano())
 	pos := s.position()
 	if s.subscribed && b.handler != nil {
-		b.handler.HandlePublication(channel, pub, pos)
+		b.handler.HandlePublication(ctx, channel, pub, pos)
 	}
 	return pos, nil
 }
@@ -168,9 +168,9 @@ func (b *Broker) publishPresence(ctx context.Context, channel string, info *prot
 	switch {
 	case !s.subscribed || b.handler == nil:
 	case join:
-		b.handler.HandleJoin(channel, info)
+		b.handler.HandleJoin(ctx, channel, info)
 	default:
-		b.handler.HandleLeave(channel, info)
+		b.handler.HandleLeave(ctx, channel, info)
 	}
 	return nil
 }

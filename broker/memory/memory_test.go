@@ -58,7 +58,7 @@ type countHandler struct {
 	n atomic.Int64
 }
 
-func (h *countHandler) HandlePublication(string, *protocol.Publication, protocol.StreamPosition) {
+func (h *countHandler) HandlePublication(context.Context, string, *protocol.Publication, protocol.StreamPosition) {
 	h.n.Add(1)
 }
 

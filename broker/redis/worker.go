@@ -79,6 +79,10 @@ func (b *Broker) route(m rueidis.PubSubMessage) {
 	}
 }
 
+// maxDrain is how many more queued messages a worker delivers after one
+// before it flushes the handler's writes (see EventHandler.DeliveryScope).
+const maxDrain = 64
+
 // run delivers until ctx ends. Channels whose resync failed (Redis could
 // not be read) are tried again after a backoff.
 func (w *worker) run(ctx context.Context) {
@@ -86,17 +90,32 @@ func (w *worker) run(ctx context.Context) {
 		retry <-chan time.Time
 		delay = w.b.cfg.MinReconnectDelay
 	)
+	dctx, flush := w.b.handler.DeliveryScope(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case it := <-w.queue:
-			w.handle(ctx, it)
+			w.handle(dctx, it)
+			// Deliver what else is queued before writing to connections:
+			// a connection that gets several gets them in one write.
+			for range maxDrain {
+				select {
+				case it = <-w.queue:
+					w.handle(dctx, it)
+					continue
+				default:
+				}
+				break
+			}
+			flush()
 			continue
 		case <-w.wake:
 		case <-retry:
 		}
-		if w.resyncDirty(ctx) {
+		ok := w.resyncDirty(dctx)
+		flush()
+		if ok {
 			retry, delay = nil, w.b.cfg.MinReconnectDelay
 		} else {
 			retry = time.After(delay)
@@ -193,9 +212,9 @@ func (w *worker) handle(ctx context.Context, it item) {
 			return
 		}
 		if it.msg[0] == msgJoin {
-			w.b.handler.HandleJoin(it.channel, info)
+			w.b.handler.HandleJoin(ctx, it.channel, info)
 		} else {
-			w.b.handler.HandleLeave(it.channel, info)
+			w.b.handler.HandleLeave(ctx, it.channel, info)
 		}
 	}
 }
@@ -219,11 +238,11 @@ func (w *worker) handlePublication(ctx context.Context, ch string, pub *protocol
 	if st.known && pos.Epoch == st.pos.Epoch && pos.Offset <= st.pos.Offset {
 		return // delivered already (live after history, or a duplicate)
 	}
-	w.deliverLocked(ch, st, pub, pos)
+	w.deliverLocked(ctx, ch, st, pub, pos)
 }
 
-func (w *worker) deliverLocked(ch string, st *chanState, pub *protocol.Publication, pos protocol.StreamPosition) {
-	w.b.handler.HandlePublication(ch, pub, pos)
+func (w *worker) deliverLocked(ctx context.Context, ch string, st *chanState, pub *protocol.Publication, pos protocol.StreamPosition) {
+	w.b.handler.HandlePublication(ctx, ch, pub, pos)
 	st.pos, st.known = pos, true
 }
 
@@ -318,7 +337,7 @@ func (w *worker) resync(ctx context.Context, chans []string) (failed []string) {
 			if res.Position.Epoch == st.pos.Epoch && pub.Offset <= st.pos.Offset {
 				continue
 			}
-			w.deliverLocked(c.channel, st, pub, protocol.StreamPosition{Offset: pub.Offset, Epoch: res.Position.Epoch})
+			w.deliverLocked(ctx, c.channel, st, pub, protocol.StreamPosition{Offset: pub.Offset, Epoch: res.Position.Epoch})
 		}
 		if res.Position.Epoch != st.pos.Epoch || res.Position.Offset > st.pos.Offset {
 			st.pos = res.Position

@@ -61,7 +61,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		tlsKey          = fs.String("tls-key", "", "PEM private key file of --tls-cert")
 		allowedOrigins  = fs.String("allowed-origins", "", "comma-separated browser origins besides the server's own that may open WebSockets (* for any)")
 		debugAddr       = fs.String("debug-addr", "", "address of a separate listener serving net/http/pprof at /debug/pprof/ (keep it private); empty: off")
-		flushWindow     = fs.Duration("flush-window", 4*time.Millisecond, "how long a busy WebSocket connection gathers messages between two writes (stretched up to 24ms more while the process is saturated); negative: write at once")
 		apiKey          = fs.String("api-key", "", "key of the HTTP server API at /api/ (header \"Authorization: apikey KEY\"); empty turns the API off")
 		presenceTTL     = fs.Duration("presence-ttl", 60*time.Second, "with --redis: how long a crashed node's clients stay in presence before the other nodes send their leaves (nodes refresh their entries every third of it)")
 		cfg             redcast.Config
@@ -80,6 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&cfg.NodeName, "node-name", "", "name of this node on the admin page and in /api/info (default: the host name)")
 	fs.DurationVar(&cfg.ReconnectSpread, "reconnect-spread", 3*time.Second, "at shutdown, clients are told to wait a random delay up to this before reconnecting")
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", 25*time.Second, "interval of server pings")
+	fs.DurationVar(&cfg.FlushWindow, "flush-window", redcast.DefaultFlushWindow, "how long a busy connection gathers messages between two writes (stretched up to 24ms more while the process is saturated); negative: write at once")
 	fs.DurationVar(&cfg.PongTimeout, "pong-timeout", 10*time.Second, "silence past the ping interval after which a connection is closed")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: redcast [serve] [flags]\n       redcast pub|sub|token|bench|chaos --help\n       redcast version\n\n"+
@@ -117,7 +117,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 
-	scfg := server.Config{Node: cfg, Logger: log, APIKey: *apiKey, ShutdownDelay: *shutdownDelay, FlushWindow: *flushWindow}
+	scfg := server.Config{Node: cfg, Logger: log, APIKey: *apiKey, ShutdownDelay: *shutdownDelay}
 	if fc != nil && !set["allowed-origins"] {
 		scfg.AllowedOrigins = fc.AllowedOrigins
 	}

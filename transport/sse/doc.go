@@ -13,12 +13,15 @@
 //
 // A Handler checks the request (origin, token, channels, permissions)
 // before it subscribes anything, so refusals are plain HTTP errors. Each
-// stream is a redcast.Transport with a send queue bounded in messages and
-// bytes: the hub only appends to it, and the handler's goroutine, which
-// owns the response, reads the position of each publication from the
-// front of its line, frames the events and writes what is queued with one
-// write and one flush, with a write deadline. An idle stream gets a ": ping"
-// comment every ping interval. A full queue ends the stream as a slow
-// consumer (3002); Node.Shutdown or Handler.Drain end it with a final
-// disconnect event (3001) advising to reconnect.
+// stream is the outbox.Sink of its client's outbox (package outbox owns the
+// queue, its bounds and the slow-consumer decision): the stream reads the
+// position of each publication from the front of its line, frames the
+// events and writes what the outbox hands it with one write and one flush,
+// with a write deadline; its own connect and subscribe events are queued in
+// order with the client's pushes. Writes wait until the handler wrote the
+// response's header, and the handler's goroutine, which owns the response,
+// returns only once the outbox ended. A stream gets a ": ping" comment
+// every ping interval. A full queue ends the stream as a slow consumer
+// (3002); Node.Shutdown or Handler.Drain end it with a final disconnect
+// event (3001) advising to reconnect.
 package sse

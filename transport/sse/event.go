@@ -48,13 +48,6 @@ type eventWriter struct {
 	buf   []byte
 }
 
-func (ew *eventWriter) reset() {
-	if cap(ew.buf) > 256<<10 {
-		ew.buf = nil // do not keep a large burst's buffer for the stream's life
-	}
-	ew.buf = ew.buf[:0]
-}
-
 // event appends one event with the current id and data (a JSON line).
 func (ew *eventWriter) event(data []byte) {
 	ew.buf = append(ew.buf, "id: "...)
@@ -83,22 +76,24 @@ func appendData(dst, data []byte) []byte {
 	}
 }
 
-func (ew *eventWriter) ping() { ew.buf = append(ew.buf, ": ping\n\n"...) }
-
-// item appends the events of one queued item.
-func (ew *eventWriter) item(it item) {
+// own appends the events of one of the stream's own items.
+func (ew *eventWriter) own(it item) {
 	switch {
 	case it.conn != nil:
 		ew.buf = appendRetry(ew.buf, ew.retry)
 		ew.event(encode(connectPush{Push: PushConnect, ConnectResult: it.conn}))
 	case it.sub != nil:
 		ew.subscribed(it.sub)
-	default:
-		if ch, offset, ok := publicationHead(it.line); ok {
-			ew.pos.advance(ch, offset)
-		}
-		ew.event(it.line)
 	}
+}
+
+// line appends the event of a push line of the full protocol, advancing
+// the channel's position when it is a publication.
+func (ew *eventWriter) line(line []byte) {
+	if ch, offset, ok := publicationHead(line); ok {
+		ew.pos.advance(ch, offset)
+	}
+	ew.event(line)
 }
 
 // subscribed appends a subscribe event and the publications of the

@@ -110,20 +110,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, protocol.ErrLimitExceeded.WithMessage("connection limit reached or server shutting down: try another node"))
 		return
 	}
-	s := newStream(limits{
-		maxMessages:  cfg.QueueMaxMessages,
-		maxBytes:     cfg.QueueMaxBytes,
-		writeTimeout: cfg.WriteTimeout,
-		pingInterval: cfg.PingInterval,
-		retry:        h.opts.Retry,
-	})
-	client, err := h.node.NewClient(s, hub.FormatProtocol)
+	s := newStream(w, cfg.WriteTimeout, h.opts.Retry, newPositions(req.channels, req.since), h.node.OutboxOptions())
+	client, err := h.node.NewClient(s.out, hub.FormatProtocol)
 	if err != nil {
+		s.refuse()
 		writeError(w, http.StatusServiceUnavailable, protocol.ErrLimitExceeded.WithMessage("connection limit reached or server shutting down: try another node"))
 		return
 	}
 	defer client.Closed()
 	if err := h.start(client, s, req); err != nil {
+		s.refuse()
 		h.refuse(w, err)
 		return
 	}
@@ -133,7 +129,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
-	s.run(r.Context(), w, newPositions(req.channels, req.since), h.quit)
+	s.begin()
+	s.run(r.Context(), cfg.PingInterval, h.quit, client.Disconnect)
 }
 
 // start connects the client, checks every channel and subscribes them, so
@@ -152,7 +149,7 @@ func (h *Handler) start(client *redcast.Client, s *stream, req *request) error {
 	}
 	s.push(item{conn: res})
 	for _, ch := range req.channels {
-		if s.isClosing() {
+		if s.out.Closing() {
 			return nil // the stream ends with its disconnect event
 		}
 		var since *protocol.StreamPosition

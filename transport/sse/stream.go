@@ -9,42 +9,54 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redcast/redcast/outbox"
 	"github.com/redcast/redcast/protocol"
 )
 
-// peerGone is the Close of a stream whose client went away: nothing more
-// is written.
-var peerGone = protocol.Disconnect{Code: 0, Reason: "client gone"}
+// errPeerGone ends a stream whose client went away: nothing more is
+// written.
+var errPeerGone = errors.New("sse: client gone")
 
-// stream is one SSE response: the redcast.Transport the client writes to,
-// and the write loop, run by the handler's goroutine, that owns the
-// response. Send and Close only queue and never block.
+// errRefused ends a stream whose request was refused with an HTTP error
+// before the stream started.
+var errRefused = errors.New("sse: request refused")
+
+// pingComment keeps an idle stream (and the proxies on its way) alive.
+var pingComment = []byte(": ping\n\n")
+
+// ownMarker is the line queued for an event of the stream's own (see
+// stream.own): the core's lines are JSON and never a NUL.
+var ownMarker = []byte{0}
+
+// stream is one SSE response: the outbox.Sink of its client's outbox. The
+// outbox's writer writes the response; the handler's goroutine, which owns
+// it, waits until the outbox ended (see run), so that nothing is written
+// after the handler returns. Writes wait until the handler wrote the
+// response's header (begin), so that a refusal can still be an HTTP error.
 type stream struct {
-	limits limits
-
-	mu        sync.Mutex
-	queue     []item
-	queued    int // bytes in queue
-	closing   bool
-	closeMsg  protocol.Disconnect
-	dropQueue bool // a slow consumer: discard the queue, write the end only
-
-	wake chan struct{} // cap 1: something to write
-}
-
-type limits struct {
-	maxMessages  int
-	maxBytes     int
+	w            http.ResponseWriter
+	rc           *http.ResponseController
 	writeTimeout time.Duration
-	pingInterval time.Duration
-	retry        time.Duration
+	out          *outbox.Outbox
+
+	// ew frames events; only sink calls (one at a time) use it.
+	ew eventWriter
+
+	// ready is closed when the header is written (begin) or the request
+	// refused (refused set first): writes wait for it.
+	ready   chan struct{}
+	refused bool
+
+	mu sync.Mutex
+	// own holds the stream's own events (connect, subscribe) in the order
+	// their markers were queued.
+	own []item
 }
 
-// item is one queued thing to write: a push line of the full protocol, or
-// (from the handler) an event of the stream's own.
+// item is an event of the stream's own: a connect result, or a channel's
+// subscribe result.
 type item struct {
-	line []byte
-	sub  *subscribed // the subscription of a channel went live
+	sub  *subscribed
 	conn *protocol.ConnectResult
 }
 
@@ -56,138 +68,117 @@ type subscribed struct {
 	res     *protocol.SubscribeResult
 }
 
-func newStream(l limits) *stream {
-	return &stream{limits: l, wake: make(chan struct{}, 1)}
-}
-
-func (s *stream) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+func newStream(w http.ResponseWriter, writeTimeout, retry time.Duration, pos *positions, opts outbox.Options) *stream {
+	s := &stream{
+		w:            w,
+		rc:           http.NewResponseController(w),
+		writeTimeout: writeTimeout,
+		ew:           eventWriter{pos: pos, retry: retry},
+		ready:        make(chan struct{}),
 	}
+	s.out = outbox.New(s, opts)
+	return s
 }
 
-// Send implements redcast.Transport.
-func (s *stream) Send(msg []byte) bool {
-	s.mu.Lock()
-	if s.closing || len(s.queue) >= s.limits.maxMessages || s.queued+len(msg) > s.limits.maxBytes {
-		s.mu.Unlock()
-		return false
-	}
-	s.queue = append(s.queue, item{line: msg})
-	s.queued += len(msg)
-	s.mu.Unlock()
-	s.signal()
-	return true
-}
-
-// push queues an event of the stream's own (connect, subscribe). They come
-// from the handler before the stream starts and are bounded by the
-// channel limit and history sizes, not by the queue's limits.
+// push queues an event of the stream's own, in order with the client's
+// pushes.
 func (s *stream) push(it item) {
 	s.mu.Lock()
-	if !s.closing {
-		s.queue = append(s.queue, it)
-	}
+	s.own = append(s.own, it)
 	s.mu.Unlock()
-	s.signal()
-}
-
-// Close implements redcast.Transport. The first call wins; the write loop
-// then writes what is queued (unless the client is a slow consumer) and a
-// final disconnect event, and ends the response.
-func (s *stream) Close(d protocol.Disconnect) {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		return
+	if !s.out.Push(ownMarker) {
+		s.out.Close(protocol.DisconnectSlowConsumer)
 	}
-	s.closing = true
-	s.closeMsg = d
-	s.dropQueue = d == protocol.DisconnectSlowConsumer
-	s.mu.Unlock()
-	s.signal()
 }
 
-func (s *stream) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
-
-// run writes the stream until it closes: queued events, a ping comment
-// when it has been idle for the ping interval, and at the end the final
-// disconnect event. It returns when the response is done: after the final
-// event, when a write fails, when ctx ends (the client went away) or when
-// quit closes (the handler drains; the stream ends with 3001).
-func (s *stream) run(ctx context.Context, w http.ResponseWriter, pos *positions, quit <-chan struct{}) {
-	rc := http.NewResponseController(w)
+// begin lets writes start once the handler wrote the response's header.
+func (s *stream) begin() {
 	// The stream outlives any read timeout of the server; the client's
-	// leaving still cancels ctx.
-	_ = rc.SetReadDeadline(time.Time{})
-	ew := &eventWriter{pos: pos, retry: s.limits.retry}
-	ping := time.NewTicker(s.limits.pingInterval)
-	defer ping.Stop()
-	var batch []item
+	// leaving still cancels the request's context.
+	_ = s.rc.SetReadDeadline(time.Time{})
+	close(s.ready)
+}
+
+// refuse ends a stream that never started: nothing queued is written.
+func (s *stream) refuse() {
+	s.refused = true
+	close(s.ready)
+	s.out.Abort(errRefused)
+	<-s.out.Done()
+}
+
+// run waits until the stream ends, pinging it every ping interval. It
+// returns once the outbox ended: after the final event, a failed write,
+// the client's leaving (ctx), or quit closing (the handler drains; the
+// stream ends with 3001 through disconnect).
+func (s *stream) run(ctx context.Context, ping time.Duration, quit <-chan struct{}, disconnect func(protocol.Disconnect)) {
+	t := time.NewTicker(ping)
+	defer t.Stop()
+	done := s.out.Done()
 	for {
 		select {
-		case <-s.wake:
-		case <-ping.C:
-			ew.ping()
-			if s.flush(w, rc, ew) != nil {
-				s.Close(peerGone)
-				return
-			}
-			continue
+		case <-done:
+			return
+		case <-t.C:
+			s.out.PushControl(pingComment)
 		case <-ctx.Done():
-			s.Close(peerGone)
+			s.out.Abort(errPeerGone)
+			<-done
 			return
 		case <-quit:
-			s.Close(protocol.DisconnectShutdown)
+			disconnect(protocol.DisconnectShutdown)
 			quit = nil
-			continue
 		}
-		s.mu.Lock()
-		batch, s.queue = s.queue, batch[:0]
-		s.queued = 0
-		closing, drop, d := s.closing, s.dropQueue, s.closeMsg
-		s.mu.Unlock()
-		if drop {
-			batch = batch[:0]
-		}
-		for _, it := range batch {
-			ew.item(it)
-		}
-		clear(batch) // let the queued messages be collected
-		if closing {
-			if d != peerGone {
-				ew.disconnect(d)
-				_ = s.flush(w, rc, ew)
-			}
-			return
-		}
-		if s.flush(w, rc, ew) != nil {
-			s.Close(peerGone)
-			return
-		}
-		ping.Reset(s.limits.pingInterval)
 	}
 }
 
-// flush writes what ew holds with one write, bounded by the write timeout.
-func (s *stream) flush(w http.ResponseWriter, rc *http.ResponseController, ew *eventWriter) error {
-	defer ew.reset()
-	if len(ew.buf) == 0 {
-		return nil
+// AppendFrames implements outbox.Sink: each line becomes an event with the
+// stream's current id.
+func (s *stream) AppendFrames(dst []byte, lines [][]byte) []byte {
+	s.ew.buf = dst
+	for _, line := range lines {
+		if len(line) == 1 && line[0] == 0 {
+			s.mu.Lock()
+			it := s.own[0]
+			s.own[0] = item{}
+			s.own = s.own[1:]
+			s.mu.Unlock()
+			s.ew.own(it)
+			continue
+		}
+		s.ew.line(line)
 	}
-	if err := rc.SetWriteDeadline(time.Now().Add(s.limits.writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return err
-	}
-	if _, err := w.Write(ew.buf); err != nil {
-		return err
-	}
-	return rc.Flush()
+	dst, s.ew.buf = s.ew.buf, nil
+	return dst
 }
+
+// AppendClose implements outbox.Sink: the final disconnect event.
+func (s *stream) AppendClose(dst []byte, d protocol.Disconnect) []byte {
+	s.ew.buf = dst
+	s.ew.disconnect(d)
+	dst, s.ew.buf = s.ew.buf, nil
+	return dst
+}
+
+// Write implements outbox.Sink: one write and one flush, bounded by the
+// write timeout.
+func (s *stream) Write(b []byte) error {
+	<-s.ready
+	if s.refused {
+		return errRefused
+	}
+	if err := s.rc.SetWriteDeadline(time.Now().Add(s.writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	if _, err := s.w.Write(b); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+// Finish implements outbox.Sink: the handler, waiting in run, returns and
+// net/http ends the response.
+func (s *stream) Finish(error) {}
 
 // jitter returns a reconnection delay between d and 2d, so that the clients
 // of a node that shuts down do not all come back at once.

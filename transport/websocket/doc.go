@@ -1,18 +1,17 @@
 // Package websocket serves redcast over WebSocket: the full JSON protocol and
 // plain mode. It upgrades HTTP requests with github.com/gobwas/ws and returns
 // from the HTTP handler at once, so that net/http keeps nothing of the
-// connection; a read loop then serves it, and it implements
-// redcast.Transport with a send queue bounded in messages and bytes. A
-// writer goroutine runs only while there is something to write; it drains
-// everything queued into as few frames and one socket write (the full
-// protocol joins queued messages with '\n' into one frame; plain mode writes
-// one frame per message but flushes them together), and while messages keep
-// coming it writes at most once per flush window. A quiet connection (no
-// writer at work, the flush window over) is written directly instead, by
-// the goroutine that delivers a broadcast of few subscribers or by the read
-// loop with its replies, with one write that never waits; what the socket
-// does not take is left to the writer. Read buffers are pooled and held
-// only while the peer's data is being read.
+// connection; a read loop then serves it. A connection (conn) is the
+// outbox.Sink of its client's outbox: it turns queued messages into text
+// frames (the full protocol joins them with '\n' into as few frames as it
+// can; plain mode writes a frame per message), writes them with a write
+// deadline, and, having a file descriptor, also writes without waiting
+// (outbox.TryWriter) for the outbox's direct writes. The queue, its bounds,
+// coalescing, the flush window and the slow-consumer decision belong to
+// package outbox. The read loop holds the outbox while its client handles
+// the frames it has at hand (Client.HandleFrame) and lets it go with
+// Client.Flush, so that their replies go out together. Read buffers are
+// pooled and held only while the peer's data is being read.
 //
 // An idle connection holds no goroutine on Linux: its read loop parks the
 // socket in an epoll instance, which one goroutine per Handler waits on,

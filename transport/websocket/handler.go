@@ -40,15 +40,6 @@ type Options struct {
 	AllowedOrigins []string
 	// Logger receives connection logs; nil discards them.
 	Logger *slog.Logger
-	// FlushWindow is how long the writer of a connection that receives a
-	// steady stream gathers messages between two writes: the first message
-	// after a quiet spell and the replies to a client's commands go out at
-	// once, later ones wait at most this long. It trades a little latency
-	// for far fewer system calls under load. While the process is
-	// saturated (its CPU time above 85% of GOMAXPROCS) windows stretch,
-	// by up to 24ms, until it keeps up again. Default DefaultFlushWindow;
-	// negative: write as soon as possible (and never stretch).
-	FlushWindow time.Duration
 }
 
 // NewHandler returns a Handler for node.
@@ -147,20 +138,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, format hub.Forma
 		b, _ := rw.Reader.Peek(n)
 		pre = slices.Clone(b)
 	}
-	window := h.opts.FlushWindow
-	switch {
-	case window == 0:
-		window = DefaultFlushWindow
-	case window < 0:
-		window = 0
-	}
-	c := newConn(nc, format, limits{
-		maxMessages:  cfg.QueueMaxMessages,
-		maxBytes:     cfg.QueueMaxBytes,
-		writeTimeout: cfg.WriteTimeout,
-		pingInterval: cfg.PingInterval,
-		flushWindow:  window,
-	})
+	c := newConn(nc, format, limits{writeTimeout: cfg.WriteTimeout, pingInterval: cfg.PingInterval}, h.node.OutboxOptions())
 	rd := newReader(c, pre)
 	rd.maxSize = cfg.MaxFrameSize
 	rd.idle = cfg.PingInterval + cfg.PongTimeout
@@ -195,13 +173,13 @@ func (h *Handler) run(c *conn, rd *reader, format hub.Format, room *plainRoom, r
 	s := &session{c: c, rd: rd, room: room}
 	// Before the client exists, and with it whoever could close it.
 	c.wakeReader = func() { h.poller.unpark(s) }
-	client, err := h.node.NewClient(c, format)
+	client, err := h.node.NewClient(c.out, format)
 	if err != nil {
 		d := protocol.DisconnectShutdown
 		if errors.Is(err, redcast.ErrConnectionLimit) {
 			d = protocol.DisconnectConnectionLimit
 		}
-		c.Close(d)
+		c.out.Close(d)
 		rd.drain()
 		_ = c.nc.Close()
 		return
@@ -212,7 +190,7 @@ func (h *Handler) run(c *conn, rd *reader, format hub.Format, room *plainRoom, r
 	if room != nil {
 		if err := client.JoinRoom(room.channel, room.name, room.echo); err != nil {
 			h.log.Warn("plain client could not join", "channel", room.channel, "err", err)
-			c.Close(protocol.DisconnectPlainInternal)
+			c.out.Close(protocol.DisconnectPlainInternal)
 			h.end(s)
 			return
 		}
@@ -247,15 +225,14 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 	// a park count for quick (the first, before the peer sent anything,
 	// does not).
 	handled := false
-	// batching is true while the client holds publishes for the frame
-	// that follows (see Client.HandleFrame); endBatch publishes them, and
-	// writes their replies, when no such frame comes.
-	batching := false
-	endBatch := func() {
-		if batching {
-			s.client.HandleFrame(nil, false)
-			batching = false
-			c.flushNow()
+	// pending is true while the client holds replies (and publishes) of
+	// frames it handled, for Client.Flush: called once no further frame
+	// is buffered, and before the read loop ends.
+	pending := false
+	flush := func() {
+		if pending {
+			s.client.Flush()
+			pending = false
 		}
 	}
 	for {
@@ -287,15 +264,15 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 			msg, err = rd.next()
 		}
 		if err != nil && !errors.Is(err, errDrained) {
-			endBatch() // before the close, so that the replies go out
+			flush() // before the close, so that the replies go out
 			switch {
 			case errors.Is(err, errViolation):
-				c.Close(rd.violated)
+				c.out.Close(rd.violated)
 			case errors.Is(err, errClosedByPeer):
-				c.Close(peerClosed)
+				c.out.Close(peerClosed)
 			default:
 				// The socket failed or the peer went quiet past the ping timeout.
-				c.Close(protocol.DisconnectNoPong)
+				c.out.Close(protocol.DisconnectNoPong)
 			}
 			break
 		}
@@ -308,19 +285,18 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 		}
 		handled = true
 		if s.room == nil {
-			c.hold()
-			batching = rd.frameBuffered()
-			s.client.HandleFrame(msg, batching)
-			if !batching {
-				c.flushNow()
+			s.client.HandleFrame(msg)
+			pending = true
+			if !rd.frameBuffered() {
+				flush()
 			}
 		} else if err := s.client.PublishText(s.room.channel, msg); err != nil {
 			h.log.Warn("plain publish failed", "channel", s.room.channel, "client", s.client.ID(), "err", err)
-			c.Close(protocol.DisconnectPlainInternal)
+			c.out.Close(protocol.DisconnectPlainInternal)
 			break
 		}
 	}
-	endBatch()
+	flush()
 	h.end(s)
 }
 
@@ -334,8 +310,5 @@ func (h *Handler) resume(s *session) { go h.readLoop(s, true) }
 func (h *Handler) end(s *session) {
 	s.rd.drain()
 	_ = s.c.nc.Close()
-	if s.c.writeTimedOut.Load() {
-		s.client.Disconnect(protocol.DisconnectSlowConsumer) // for its record: the socket is closed
-	}
 	s.client.Closed()
 }

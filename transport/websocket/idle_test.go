@@ -16,6 +16,7 @@ import (
 
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/outbox"
 )
 
 // The reader holds no buffer while it waits, and a connection's read loop
@@ -86,7 +87,7 @@ func TestFragmentsAcrossIdle(t *testing.T) {
 // message it reads on.
 func TestControlFramesBetweenMessages(t *testing.T) {
 	read := func(frames ...[]byte) ([]byte, error) {
-		c := newConn(&byteConn{r: bytes.NewReader(slices.Concat(frames...))}, hub.FormatProtocol, limits{maxMessages: 4, maxBytes: 1024})
+		c := newConn(&byteConn{r: bytes.NewReader(slices.Concat(frames...))}, hub.FormatProtocol, limits{}, outbox.Options{MaxMessages: 4, MaxBytes: 1024})
 		r := newReader(c, nil)
 		r.maxSize, r.idle = 1024, time.Second
 		return r.next()

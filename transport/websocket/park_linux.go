@@ -100,9 +100,10 @@ func (p *poller) park(s *session) bool {
 	p.parked[id] = s
 	s.park.id = id
 	p.mu.Unlock()
-	// Close and abort wake a parked read loop, but one that ran before s
-	// was in the table found nothing to wake: take s back then.
-	if s.c.isClosing() && p.take(s) {
+	// The end of a connection (conn.Finish) wakes a parked read loop,
+	// but one that ran before s was in the table found nothing to wake:
+	// take s back then.
+	if s.c.isFinished() && p.take(s) {
 		return false
 	}
 	return true

@@ -11,6 +11,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/outbox"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -53,7 +54,7 @@ func FuzzReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const maxSize = 256
 		bc := &byteConn{r: bytes.NewReader(data)}
-		c := newConn(bc, hub.FormatProtocol, limits{maxMessages: 4, maxBytes: 1024})
+		c := newConn(bc, hub.FormatProtocol, limits{}, outbox.Options{MaxMessages: 4, MaxBytes: 1024})
 		r := newReader(c, nil)
 		r.maxSize, r.idle = maxSize, time.Second
 		r.tooLarge, r.binary = protocol.DisconnectFrameTooLarge, protocol.DisconnectBadFrame

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package websocket
+package outbox
 
 import "time"
 

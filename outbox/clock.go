@@ -1,4 +1,4 @@
-package websocket
+package outbox
 
 import (
 	"runtime"
@@ -14,13 +14,16 @@ const clockTick = time.Millisecond
 // waits are cut to clockSlots-1 ticks (callers re-check and wait again).
 const clockSlots = 64
 
-// flushClock wakes writers whose flush window ended. Writers due in the
-// same tick share one channel, closed by one goroutine that runs only
-// while someone waits: a thousand busy connections then cost the runtime
-// a thousand wake-ups a second, not a timer per connection per window
+// Clock wakes writers whose flush window ended. Writers due in the same
+// tick share one channel, closed by one goroutine that runs only while
+// someone waits: a thousand busy connections then cost the runtime a
+// thousand wake-ups a second, not a timer per connection per window
 // (which, armed and fired a quarter of a million times a second, cost as
 // much CPU as the writes they spaced out).
-type flushClock struct {
+//
+// A node has one Clock for all its outboxes (Options.Clock). Its methods
+// are safe for concurrent use. The zero value is not usable: call NewClock.
+type Clock struct {
 	// stretch is added to every flush window while the process is
 	// saturated (see loadWatch).
 	stretch atomic.Int64
@@ -33,11 +36,17 @@ type flushClock struct {
 	running bool
 }
 
-var defaultClock = &flushClock{epoch: time.Now()}
+// NewClock returns a clock. Its goroutine runs only while a writer waits
+// on it, so it needs no stopping.
+func NewClock() *Clock { return &Clock{epoch: time.Now()} }
+
+// Stretch returns how much longer than configured flush windows are now,
+// because the process is saturated (see loadWatch).
+func (fc *Clock) Stretch() time.Duration { return time.Duration(fc.stretch.Load()) }
 
 // after returns a channel closed once at least d has passed (rounded up to
 // the next tick, at most clockSlots-1 ticks).
-func (fc *flushClock) after(d time.Duration) <-chan struct{} {
+func (fc *Clock) after(d time.Duration) <-chan struct{} {
 	n := uint64((d + clockTick - 1) / clockTick)
 	n = min(max(n, 1), clockSlots-1)
 	fc.mu.Lock()
@@ -61,13 +70,13 @@ func (fc *flushClock) after(d time.Duration) <-chan struct{} {
 	return *slot
 }
 
-func (fc *flushClock) tickAt(now time.Time) uint64 {
+func (fc *Clock) tickAt(now time.Time) uint64 {
 	return uint64(now.Sub(fc.epoch) / clockTick)
 }
 
 // run closes the channels of the ticks that passed, every tick, until no
 // one waits.
-func (fc *flushClock) run() {
+func (fc *Clock) run() {
 	t := time.NewTicker(clockTick)
 	defer t.Stop()
 	var load loadWatch

@@ -1,15 +1,13 @@
-package websocket
+package outbox
 
 import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/redcast/redcast/hub"
 )
 
 func TestFlushClockAfter(t *testing.T) {
-	fc := &flushClock{epoch: time.Now()}
+	fc := NewClock()
 	start := time.Now()
 	<-fc.after(3 * time.Millisecond)
 	if d := time.Since(start); d < 2*time.Millisecond {
@@ -51,38 +49,4 @@ func TestLoadWatch(t *testing.T) {
 	if got := stretch.Load(); got != 0 {
 		t.Fatalf("stretch after 0.5s at 30%% CPU = %v, want 0", time.Duration(got))
 	}
-}
-
-// TestQueueEighthFullEndsWindow checks that a queue an eighth full is
-// written without waiting for the rest of a long flush window, so that the
-// window never makes a slow consumer of a client that reads.
-func TestQueueEighthFullEndsWindow(t *testing.T) {
-	cc := &countConn{}
-	c := newConn(cc, hub.FormatProtocol, limits{
-		maxMessages: 16, maxBytes: 1 << 20,
-		writeTimeout: time.Second, pingInterval: time.Hour, flushWindow: time.Hour,
-	})
-	defer func() {
-		c.Close(peerClosed)
-		<-c.done()
-	}()
-	waitFor := func(n int64) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for cc.msgs.Load() < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d messages written, want %d", cc.msgs.Load(), n)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	c.Send(benchMsg) // the first goes out at once; the writer then waits its window
-	waitFor(1)
-	c.Send(benchMsg)
-	time.Sleep(10 * time.Millisecond)
-	if got := cc.msgs.Load(); got != 1 {
-		t.Fatalf("%d messages written during the window, want 1", got)
-	}
-	c.Send(benchMsg) // 2 of 16 queued: an eighth
-	waitFor(3)
 }
