@@ -5,15 +5,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redcast/redcast/broker/brokertest"
 	"github.com/redcast/redcast/broker/memory"
+	"github.com/redcast/redcast/internal/wait"
 	"github.com/redcast/redcast/protocol"
 )
 
 // pushesAbout returns the pushes of type typ about client id that tr got.
-func pushesAbout(tr *fakeTransport, typ, id string) int {
+func pushesAbout(t *testing.T, tr *fakeTransport, typ, id string) int {
 	n := 0
-	for _, l := range tr.lines() {
+	for _, l := range tr.waitLines(t, 0) {
 		if l.Push.Type == typ && l.Push.Client != nil && l.Push.Client.Client == id {
 			n++
 		}
@@ -46,7 +46,7 @@ func TestNodeExpiresPresence(t *testing.T) {
 		t.Fatal(err)
 	}
 	begin := time.Now()
-	brokertest.WaitFor(t, "the ghost's leave", func() bool { return pushesAbout(tr, protocol.PushLeave, "ghost") > 0 })
+	wait.For(t, "the ghost's leave", func() bool { return pushesAbout(t, tr, protocol.PushLeave, "ghost") > 0 })
 	if took := time.Since(begin); took > ttl+500*time.Millisecond {
 		t.Errorf("the leave came %v after the ghost's last add, want within the TTL %v", took, ttl)
 	}
@@ -54,13 +54,13 @@ func TestNodeExpiresPresence(t *testing.T) {
 	if _, err := pm.RemovePresence(ctx, ch, c.ID()); err != nil {
 		t.Fatal(err)
 	}
-	brokertest.WaitFor(t, "the client's join again", func() bool { return pushesAbout(tr, protocol.PushJoin, c.ID()) == 2 })
+	wait.For(t, "the client's join again", func() bool { return pushesAbout(t, tr, protocol.PushJoin, c.ID()) == 2 })
 	// Three TTLs more: the ghost leaves once, the live client never.
-	brokertest.WaitFor(t, "three TTLs", func() bool { return time.Since(begin) > 3*ttl })
-	if got := pushesAbout(tr, protocol.PushLeave, "ghost"); got != 1 {
+	wait.For(t, "three TTLs", func() bool { return time.Since(begin) > 3*ttl })
+	if got := pushesAbout(t, tr, protocol.PushLeave, "ghost"); got != 1 {
 		t.Errorf("%d leaves of the ghost, want 1", got)
 	}
-	if got := pushesAbout(tr, protocol.PushLeave, c.ID()); got != 0 {
+	if got := pushesAbout(t, tr, protocol.PushLeave, c.ID()); got != 0 {
 		t.Errorf("%d leaves of the live client, want 0", got)
 	}
 	infos, err := pm.Presence(ctx, ch)

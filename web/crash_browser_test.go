@@ -12,6 +12,7 @@ import (
 
 	"github.com/redcast/redcast/internal/testredis"
 	"github.com/redcast/redcast/internal/testserver"
+	"github.com/redcast/redcast/internal/wait"
 )
 
 // TestChatPageAfterNodeCrash: Alice's node dies (kill -9) while Bob, on
@@ -150,24 +151,22 @@ func (n *node) restart() {
 		close(done)
 	}()
 	n.cmd, n.done = cmd, done
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	for {
+	wait.For(n.t, "redcast serving on "+n.addr, func() bool {
 		select {
 		case <-done:
 			n.t.Fatalf("redcast exited before serving on %s", n.addr)
-		case <-ctx.Done():
-			n.t.Fatalf("redcast did not serve on %s within %v", n.addr, waitTimeout)
-		case <-time.After(20 * time.Millisecond):
+		default:
 		}
+		ctx, cancel := context.WithTimeout(n.t.Context(), time.Second)
+		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.addr+"/healthz", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
 		}
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }
 
 // kill stops the process with SIGKILL (no cleanup of any kind) and waits
