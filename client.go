@@ -166,6 +166,15 @@ func (c *Client) Closed() {
 func (c *Client) HandleFrame(frame []byte) {
 	c.out.Hold()
 	protocol.Lines(frame, func(line []byte) bool {
+		if c.out.Crowded() {
+			// Replies fill the queue faster than the client reads
+			// them: stop reading its commands until they went out,
+			// rather than cut it as a slow consumer.
+			c.flushPublishes()
+			if !c.out.WaitRoom(c.ctx.Done()) {
+				return false
+			}
+		}
 		cmd, err := protocol.DecodeCommand(line)
 		if err != nil {
 			c.flushPublishes()
@@ -319,18 +328,12 @@ func (c *Client) reply(id uint32, result any) {
 	}
 }
 
-// replyError answers a command with err: a *protocol.Error as it is, a
-// broker outage as ErrBrokerUnavailable, anything else as ErrInternal (and
-// logged, since the client learns nothing of it).
+// replyError answers a command with err as ProtocolError shows it (an
+// internal error is logged, since the client learns nothing of it).
 func (c *Client) replyError(id uint32, err error) {
-	var perr *protocol.Error
-	switch {
-	case errors.As(err, &perr):
-	case errors.Is(err, broker.ErrUnavailable):
-		perr = protocol.ErrBrokerUnavailable
-	default:
+	perr, internal := ProtocolError(err)
+	if internal {
 		c.node.log.Error("command failed", "client", c.ID(), "id", id, "err", err)
-		perr = protocol.ErrInternal
 	}
 	_ = c.sendEncoded(func(b []byte) ([]byte, error) { return protocol.AppendError(b, id, perr), nil })
 }
@@ -353,43 +356,6 @@ func (c *Client) sendEncoded(encode func([]byte) ([]byte, error)) error {
 		replyBufs.Put(buf)
 	}
 	return err
-}
-
-// Publish validates and publishes data to a channel, returning the position
-// the broker assigned once it stored the publication.
-func (c *Client) Publish(p protocol.PublishParams) (protocol.StreamPosition, error) {
-	if err := c.node.policy.CanPublish(c.credentials(), p.Channel, c.subscribed(p.Channel)); err != nil {
-		return protocol.StreamPosition{}, err
-	}
-	if err := c.node.checkData(p.Data); err != nil {
-		return protocol.StreamPosition{}, err
-	}
-	return c.publish(p.Channel, p.Data)
-}
-
-// publish publishes data that passed the checks, with the publisher's info
-// when the namespace attaches it.
-func (c *Client) publish(ch string, data []byte) (protocol.StreamPosition, error) {
-	ns, err := c.node.policy.Namespace(ch)
-	if err != nil {
-		return protocol.StreamPosition{}, err
-	}
-	opts := c.publishOptions(ns)
-	source := sourceClient
-	if c.format == hub.FormatPlain {
-		source = sourcePlain
-	}
-	return c.node.publish(c.ctx, source, ch, data, opts)
-}
-
-// publishOptions returns how a publication of the client to a channel of
-// namespace ns is kept.
-func (c *Client) publishOptions(ns auth.Namespace) broker.PublishOptions {
-	opts := broker.PublishOptions{HistorySize: ns.HistorySize, HistoryTTL: ns.HistoryTTL}
-	if ns.AttachInfo {
-		opts.From = c.info
-	}
-	return opts
 }
 
 // subscribed reports whether the client is subscribed to ch.

@@ -26,7 +26,12 @@ func (c *Client) PublishText(ch string, text []byte) error {
 	if err := c.publishLimit().Wait(c.ctx); err != nil {
 		return err
 	}
-	_, err := c.publish(ch, protocol.PlainData(text))
+	data := protocol.PlainData(text)
+	ns, err := c.node.policy.Namespace(ch)
+	if err != nil {
+		return err
+	}
+	_, err = c.node.publish(c.ctx, sourcePlain, ch, data, c.publishOptions(ns))
 	return err
 }
 

@@ -63,7 +63,8 @@ func (c *Client) Connect(p protocol.ConnectParams) (*protocol.ConnectResult, err
 	res := &protocol.ConnectResult{
 		Client:  c.ID(),
 		Version: Version,
-		Ping:    int(c.node.cfg.PingInterval / time.Second),
+		PingMS:  c.node.cfg.PingInterval.Milliseconds(),
+		Ping:    int((c.node.cfg.PingInterval + time.Second - 1) / time.Second),
 	}
 	if creds != nil {
 		c.creds = creds

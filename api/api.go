@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/redcast/redcast"
-	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -161,21 +160,8 @@ func (h *Handler) writeError(w http.ResponseWriter, err error) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{protocol.ErrDataTooLarge.WithMessage("%s", strings.TrimPrefix(err.Error(), "api: "))})
 		return
 	}
-	perr, ok := errors.AsType[*protocol.Error](err)
-	status := http.StatusBadRequest
-	switch {
-	case ok && perr.Code == protocol.ErrInternal.Code:
-		status = http.StatusInternalServerError
-	case ok && perr.Code == protocol.ErrBrokerUnavailable.Code:
-		status = http.StatusServiceUnavailable
-	case ok:
-	case errors.Is(err, broker.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		h.opts.Logger.Warn("api: broker unavailable", "err", err)
-		perr, status = protocol.ErrBrokerUnavailable, http.StatusServiceUnavailable
-	default:
-		h.opts.Logger.Error("api: request failed", "err", err)
-		perr, status = protocol.ErrInternal, http.StatusInternalServerError
-	}
+	perr := h.protocolError(err)
+	status := redcast.HTTPStatus(perr)
 	writeJSON(w, status, errorBody{perr})
 }
 
@@ -250,16 +236,17 @@ func (h *Handler) broadcast(ctx context.Context, req *BroadcastRequest) (*Broadc
 	return res, nil
 }
 
-// protocolError returns err as the protocol error a caller is shown.
+// protocolError returns err as the protocol error a caller is shown,
+// logging what the caller learns nothing of.
 func (h *Handler) protocolError(err error) *protocol.Error {
-	if perr, ok := errors.AsType[*protocol.Error](err); ok {
-		return perr
+	perr, internal := redcast.ProtocolError(err)
+	switch {
+	case internal:
+		h.opts.Logger.Error("api: request failed", "err", err)
+	case perr == protocol.ErrBrokerUnavailable && !errors.Is(err, perr):
+		h.opts.Logger.Warn("api: broker unavailable", "err", err)
 	}
-	if errors.Is(err, broker.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-		return protocol.ErrBrokerUnavailable
-	}
-	h.opts.Logger.Error("api: request failed", "err", err)
-	return protocol.ErrInternal
+	return perr
 }
 
 // HistoryRequest is the body of /api/history: the latest Limit

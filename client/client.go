@@ -92,8 +92,12 @@ func dialConn(ctx context.Context, url string, opts Options, onPush func(*Client
 		return nil, fmt.Errorf("client: connect: %w", err)
 	}
 	c.id = res.Client
-	if res.Ping > 0 && c.opts.PingTimeout > 0 {
-		d := time.Duration(res.Ping)*time.Second + c.opts.PingTimeout
+	interval := time.Duration(res.PingMS) * time.Millisecond
+	if interval == 0 { // a server older than ping_ms
+		interval = time.Duration(res.Ping) * time.Second
+	}
+	if interval > 0 && c.opts.PingTimeout > 0 {
+		d := interval + c.opts.PingTimeout
 		c.readTimeout.Store(int64(d))
 		// The reader is already waiting for a frame without a deadline.
 		_ = c.conn.SetReadDeadline(time.Now().Add(d))

@@ -154,6 +154,9 @@ type Outbox struct {
 	lastWrite time.Time
 	// kick (cap 1) ends the writer's wait; nil while no writer runs.
 	kick chan struct{}
+	// room is closed when the queue is emptied into a write or the
+	// outbox ends: WaitRoom waits for it; nil while nobody waits.
+	room chan struct{}
 	// done is closed once the writer called Finish; made on demand.
 	done chan struct{}
 }
@@ -265,6 +268,7 @@ func (o *Outbox) Flush() {
 	o.direct = true
 	batch, control := o.queue, o.control
 	o.queue, o.control, o.queued = nil, nil, 0
+	o.roomLocked()
 	o.mu.Unlock()
 
 	buf := writeBufs.Get().(*[]byte)
@@ -377,6 +381,66 @@ func (o *Outbox) failLocked(err error) {
 	o.err = err
 	clear(o.queue)
 	o.queue, o.control, o.partial, o.queued = nil, nil, nil, 0
+	o.roomLocked()
+}
+
+// roomLocked wakes WaitRoom: the queue was emptied, or the outbox ended;
+// o.mu is held.
+func (o *Outbox) roomLocked() {
+	if o.room != nil {
+		close(o.room)
+		o.room = nil
+	}
+}
+
+// Crowded reports whether the queue is half full (in messages or bytes):
+// a reader that produces replies should then wait for room (WaitRoom)
+// before it handles more of its peer's commands.
+func (o *Outbox) Crowded() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.crowdedLocked()
+}
+
+func (o *Outbox) crowdedLocked() bool {
+	return len(o.queue) >= o.opts.MaxMessages/2 || o.queued >= o.opts.MaxBytes/2
+}
+
+// WaitRoom is the backpressure of a client's own commands on its reading:
+// the read loop calls it (holding no lock) while Crowded, and it writes
+// what is queued (ending a Hold, which it takes again before it returns)
+// and waits until the queue is no longer crowded, the outbox ends, or stop
+// closes. It reports whether the outbox is still open. It waits at most
+// about the sink's write timeout: a peer that does not read makes the
+// write fail, which ends the outbox as a slow consumer.
+func (o *Outbox) WaitRoom(stop <-chan struct{}) bool {
+	o.mu.Lock()
+	held := o.held
+	o.held = false
+	o.mu.Unlock()
+	o.Flush()
+	o.mu.Lock()
+	defer func() {
+		o.held = held
+		o.mu.Unlock()
+	}()
+	for o.phase == phaseOpen && o.crowdedLocked() {
+		if o.room == nil {
+			o.room = make(chan struct{})
+		}
+		room := o.room
+		o.wakeLocked()
+		o.kickLocked() // out of a flush window: this queue is urgent
+		o.mu.Unlock()
+		select {
+		case <-room:
+		case <-stop:
+			o.mu.Lock()
+			return o.phase == phaseOpen
+		}
+		o.mu.Lock()
+	}
+	return o.phase == phaseOpen
 }
 
 // wakeLocked starts the writer unless it runs, and ends its wait when it
@@ -506,6 +570,7 @@ func (o *Outbox) run(kick <-chan struct{}) {
 		control, o.control = o.control, control[:0]
 		partial, o.partial = o.partial, partial[:0]
 		o.queued = 0
+		o.roomLocked()
 		d, drop := o.closeMsg, o.drop
 		o.writer = writerBusy
 		o.mu.Unlock()

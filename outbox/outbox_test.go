@@ -306,3 +306,30 @@ func TestConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitRoom: a crowded, held outbox is written by WaitRoom, which
+// returns once the queue emptied; on an ended outbox it returns false at
+// once.
+func TestWaitRoom(t *testing.T) {
+	s := newSink(false)
+	o := New(s, Options{MaxMessages: 8})
+	o.Hold()
+	for range 4 {
+		o.Push([]byte("r"))
+	}
+	if !o.Crowded() {
+		t.Fatal("4 of 8 queued: want crowded")
+	}
+	if !o.WaitRoom(nil) {
+		t.Fatal("WaitRoom on an open outbox returned false")
+	}
+	if o.Crowded() {
+		t.Fatal("crowded after WaitRoom")
+	}
+	wait.For(t, "the replies written", func() bool { return s.all() == "r\nr\nr\nr" })
+	o.Abort(errors.New("gone"))
+	if o.WaitRoom(nil) {
+		t.Fatal("WaitRoom on an ended outbox returned true")
+	}
+	<-o.Done()
+}

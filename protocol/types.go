@@ -106,9 +106,12 @@ type ConnectParams struct {
 type ConnectResult struct {
 	Client  string `json:"client"`
 	Version string `json:"version"`
-	// Ping is the interval in seconds at which the server sends WebSocket
-	// pings; a client that hears nothing for longer than Ping plus a margin
-	// may consider the connection dead.
+	// PingMS is the interval in milliseconds at which the server sends
+	// WebSocket pings; a client that hears nothing for longer than PingMS
+	// plus a margin may consider the connection dead.
+	PingMS int64 `json:"ping_ms"`
+	// Ping is PingMS in seconds, rounded up (so never 0 while the server
+	// pings), for the clients written before ping_ms.
 	Ping int `json:"ping"`
 	// User is the authenticated user; empty for anonymous clients.
 	User string `json:"user,omitempty"`

@@ -1,7 +1,6 @@
 package sse
 
 import (
-	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/redcast/redcast"
-	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/hub"
 	"github.com/redcast/redcast/internal/origin"
 	"github.com/redcast/redcast/protocol"
@@ -229,31 +227,11 @@ func (h *Handler) refuse(w http.ResponseWriter, err error) {
 	writeError(w, status, perr)
 }
 
-// statusOf maps an error of a stream request to an HTTP status: 400 for a
-// bad request, channel name, namespace or too many channels (101, 105,
-// 106, 109), 401 for a bad or expired token or none where one is required
-// (114, 115), 403 when the client may not subscribe (107), 503 when the
-// broker is unavailable (112), and 500 for anything else.
+// statusOf maps an error of a stream request to its protocol error and
+// HTTP status (see redcast.ProtocolError and redcast.HTTPStatus).
 func statusOf(err error) (int, *protocol.Error) {
-	var perr *protocol.Error
-	switch {
-	case errors.As(err, &perr):
-	case errors.Is(err, broker.ErrUnavailable):
-		perr = protocol.ErrBrokerUnavailable
-	default:
-		perr = protocol.ErrInternal
-	}
-	switch perr.Code {
-	case protocol.ErrBadRequest.Code, protocol.ErrInvalidChannel.Code, protocol.ErrUnknownNamespace.Code, protocol.ErrLimitExceeded.Code:
-		return http.StatusBadRequest, perr
-	case protocol.ErrUnauthorized.Code, protocol.ErrTokenExpired.Code:
-		return http.StatusUnauthorized, perr
-	case protocol.ErrPermissionDenied.Code:
-		return http.StatusForbidden, perr
-	case protocol.ErrBrokerUnavailable.Code:
-		return http.StatusServiceUnavailable, perr
-	}
-	return http.StatusInternalServerError, protocol.ErrInternal
+	perr, _ := redcast.ProtocolError(err)
+	return redcast.HTTPStatus(perr), perr
 }
 
 // writeError answers status with {"error": {"code": …, "message": …}}.

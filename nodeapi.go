@@ -2,77 +2,18 @@ package redcast
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/protocol"
 )
 
-// This file is the node's server API: what the application's backend may do
-// (through the HTTP API in package api, or directly when it embeds a Node).
+// This file is the Node's Go API for the application's backend: what it may
+// do through the HTTP API of package api, or directly when it embeds a Node.
+// (Node.Publish is in publish.go, with every other publish.)
 // The backend is trusted: channel permissions do not apply, but channel
 // names, namespaces and data limits do.
-
-// Publish publishes data (a JSON value of at most MaxDataSize bytes) to a
-// channel of a configured namespace, with the namespace's history options,
-// and returns the position the broker assigned. Errors: 101 (data not
-// JSON), 105, 106, 110, and broker errors.
-func (n *Node) Publish(ctx context.Context, ch string, data []byte) (protocol.StreamPosition, error) {
-	ns, err := n.policy.Namespace(ch)
-	if err != nil {
-		return protocol.StreamPosition{}, err
-	}
-	if err := n.checkData(data); err != nil {
-		return protocol.StreamPosition{}, err
-	}
-	return n.publish(ctx, sourceAPI, ch, data, broker.PublishOptions{HistorySize: ns.HistorySize, HistoryTTL: ns.HistoryTTL})
-}
-
-// Sources of publications, as counted in metrics.
-const (
-	sourceClient = "client"
-	sourcePlain  = "plain"
-	sourceAPI    = "api"
-)
-
-// publish publishes checked data through the broker, counting it.
-func (n *Node) publish(ctx context.Context, source, ch string, data []byte, opts broker.PublishOptions) (protocol.StreamPosition, error) {
-	start := time.Now()
-	ctx, flush := withBatch(ctx)
-	pos, err := n.broker.Publish(ctx, ch, data, opts)
-	flush()
-	n.countPublish(source, len(data), time.Since(start), err)
-	return pos, err
-}
-
-// countPublish counts one broker publish of size data bytes that took
-// elapsed and failed with err (nil: succeeded).
-func (n *Node) countPublish(source string, size int, elapsed time.Duration, err error) {
-	if err != nil {
-		n.metrics.BrokerErrors.WithLabelValues("publish").Inc()
-		return
-	}
-	n.metrics.BrokerPublishDuration.Observe(elapsed.Seconds())
-	n.table.publications.Add(1)
-	n.metrics.Publications.WithLabelValues(source).Inc()
-	n.metrics.PublicationBytes.WithLabelValues(source).Add(float64(size))
-}
-
-// checkData validates publication data: present, within MaxDataSize, JSON.
-func (n *Node) checkData(data []byte) error {
-	switch {
-	case len(data) == 0:
-		return protocol.ErrBadRequest.WithMessage("publish needs data")
-	case len(data) > n.cfg.MaxDataSize:
-		return protocol.ErrDataTooLarge.WithMessage("data is %d bytes, the limit is %d", len(data), n.cfg.MaxDataSize)
-	case !json.Valid(data):
-		return protocol.ErrBadRequest.WithMessage("data is not valid JSON")
-	}
-	return nil
-}
 
 // History returns publications of a channel (the latest limit, or those
 // after since when it is set) and its current position. limit is at most

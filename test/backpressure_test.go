@@ -1,0 +1,38 @@
+package test
+
+import (
+	"testing"
+
+	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/protocol"
+)
+
+// TestBatchedCommandsAreNotASlowConsumer sends many more commands in one
+// frame than the connection's queue holds, from a client that reads every
+// reply: the server must stop reading the client's commands while their
+// replies wait (backpressure), not disconnect it as a slow consumer
+// (3002), and answer every command in order.
+func TestBatchedCommandsAreNotASlowConsumer(t *testing.T) {
+	const pings = 5000
+	base, _ := startServer(t, redcast.Config{QueueMaxMessages: 64, MaxFrameSize: 1 << 20})
+	c := dialRaw(t, protocolURL(base))
+	c.connect("batcher")
+	lines := make([]string, pings)
+	first := c.lastID + 1
+	for i := range lines {
+		_, lines[i] = c.command(protocol.MethodPing, nil)
+	}
+	c.send(lines...)
+	for i := range pings {
+		m, err := c.next()
+		if err != nil {
+			t.Fatalf("after %d of %d replies: %v", i, pings, err)
+		}
+		if m.IsPush() {
+			t.Fatalf("after %d of %d replies: push %s %d %q", i, pings, m.Push.Type, m.Push.Code, m.Push.Reason)
+		}
+		if m.ID != first+uint32(i) || m.Error != nil {
+			t.Fatalf("reply %d: id %d, error %v; want id %d and a result", i, m.ID, m.Error, first+uint32(i))
+		}
+	}
+}
