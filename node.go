@@ -136,9 +136,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("redcast: subscribe to control channel: %w", err)
 	}
 	n.wg.Go(func() { n.announce(bg, n.cfg.NodeInfoInterval) })
-	if r, ok := n.presence.(presenceRefresher); ok && r.PresenceRefreshInterval() > 0 {
-		n.wg.Go(func() { n.refreshPresence(bg, r.PresenceRefreshInterval()) })
-	}
+	n.startPresence(bg)
 	return nil
 }
 

@@ -2,20 +2,33 @@ package redcast
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/redcast/redcast/auth"
+	"github.com/redcast/redcast/broker"
+	"github.com/redcast/redcast/protocol"
 )
 
-// presenceRefresher is implemented by presence managers whose entries
-// expire (the Redis one): the node re-adds the entries of its clients at
-// least every PresenceRefreshInterval, so that the entries of a node that
-// died expire while those of live nodes never do.
-type presenceRefresher interface {
-	PresenceRefreshInterval() time.Duration
+// startPresence starts, when the presence manager's entries expire, the
+// two goroutines that keep this node's clients in presence and announce
+// the leaves of clients whose node died (see broker.PresenceExpirer).
+// They stop when ctx ends; n.wg waits for them.
+func (n *Node) startPresence(ctx context.Context) {
+	pe, ok := n.presence.(broker.PresenceExpirer)
+	if !ok {
+		return
+	}
+	timing := pe.PresenceTiming()
+	if timing.Refresh <= 0 || timing.Expire <= 0 {
+		return
+	}
+	n.wg.Go(func() { n.every(ctx, timing.Refresh, n.refreshPresence) })
+	n.wg.Go(func() { n.every(ctx, timing.Expire, func(ctx context.Context) { n.expirePresence(ctx, pe) }) })
 }
 
-// refreshPresence re-adds the presence of every local subscription with
-// presence, every interval, until ctx ends.
-func (n *Node) refreshPresence(ctx context.Context, interval time.Duration) {
+// every calls f every interval until ctx ends.
+func (n *Node) every(ctx context.Context, interval time.Duration, f func(context.Context)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -24,17 +37,120 @@ func (n *Node) refreshPresence(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		for _, c := range n.clientList() {
-			for _, ch := range c.presenceChannels() {
-				actx, cancel := context.WithTimeout(ctx, cleanupTimeout)
-				err := n.presence.AddPresence(actx, ch, c.info)
-				cancel()
-				if err != nil && ctx.Err() == nil {
-					n.log.Warn("refresh presence failed", "channel", ch, "client", c.ID(), "err", err)
-				}
-			}
+		f(ctx)
+	}
+}
+
+// refreshPresence re-adds the presence of every local subscription with
+// presence. A client whose entry had expired meanwhile (its refreshes
+// failed for longer than the TTL, and a node announced its leave), or
+// whose join failed, enters again: its join is announced.
+func (n *Node) refreshPresence(ctx context.Context) {
+	for _, s := range n.presenceSubs() {
+		if !s.live() {
+			continue // join adds it, after the subscribe reply
+		}
+		actx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+		n.refreshSub(actx, s)
+		cancel()
+	}
+}
+
+func (n *Node) refreshSub(ctx context.Context, s *subscription) {
+	c := s.client
+	change, err := n.presence.AddPresence(ctx, s.channel, c.info)
+	if err != nil {
+		if ctx.Err() == nil {
+			n.log.Warn("refresh presence failed", "channel", s.channel, "client", c.ID(), "err", err)
+		}
+		return
+	}
+	if change.Client == nil {
+		return
+	}
+	// The client entered: either it was gone from presence, or it
+	// unsubscribed since presenceSubs (its RemovePresence came before this
+	// add). Then the add is undone, unannounced.
+	c.mu.Lock()
+	current := c.subs[s.channel] == s
+	c.mu.Unlock()
+	if !current {
+		if _, err := n.presence.RemovePresence(ctx, s.channel, c.ID()); err != nil {
+			n.log.Warn("remove presence failed", "channel", s.channel, "client", c.ID(), "err", err)
+		}
+		return
+	}
+	n.log.Debug("presence entered again", "channel", s.channel, "client", c.ID())
+	n.presenceChanged(ctx, s.channel, s.opts, protocol.PushJoin, change)
+}
+
+// expirePresence removes the expired clients of every channel with
+// presence that this node serves, and announces their leaves. Every node
+// serving the channel does the same; the presence manager gives each
+// expired client to one of them, so each leave is announced once.
+func (n *Node) expirePresence(ctx context.Context, pe broker.PresenceExpirer) {
+	channels := make(map[string]auth.Namespace)
+	for _, s := range n.presenceSubs() {
+		channels[s.channel] = s.opts
+	}
+	for ch, opts := range channels {
+		actx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+		changes, err := pe.ExpirePresence(actx, ch)
+		for _, c := range changes { // those removed before an error too
+			n.log.Debug("presence expired", "channel", ch, "client", c.Client.Client)
+			n.presenceChanged(actx, ch, opts, protocol.PushLeave, c)
+		}
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			n.log.Warn("expire presence failed", "channel", ch, "err", err)
+		}
+		if errors.Is(err, broker.ErrUnavailable) {
+			return // the next round tries every channel again
 		}
 	}
+}
+
+// presenceChanged acts on a client entering (kind protocol.PushJoin) or
+// leaving (protocol.PushLeave) channel ch. Every join and leave of the
+// cluster passes here once, on the node that made the change: a subscribe,
+// an unsubscribe or disconnect, a refresh that re-added an expired client,
+// or an expiry. It publishes the join or leave when the namespace has
+// join/leave on; change.User (in namespaces with presence) tells whether
+// the client's user entered or left too, for per-user events to come.
+func (n *Node) presenceChanged(ctx context.Context, ch string, opts auth.Namespace, kind string, change broker.PresenceChange) {
+	if !opts.JoinLeave {
+		return
+	}
+	publish := n.broker.PublishJoin
+	if kind == protocol.PushLeave {
+		publish = n.broker.PublishLeave
+	}
+	if err := publish(ctx, ch, change.Client); err != nil && ctx.Err() == nil {
+		n.log.Warn("publish "+kind+" failed", "channel", ch, "client", change.Client.Client, "err", err)
+	}
+}
+
+// presenceSubs returns the local subscriptions with presence.
+func (n *Node) presenceSubs() []*subscription {
+	var out []*subscription
+	for _, c := range n.clientList() {
+		c.mu.Lock()
+		for _, s := range c.subs {
+			if s.opts.Presence {
+				out = append(out, s)
+			}
+		}
+		c.mu.Unlock()
+	}
+	return out
+}
+
+// live reports whether the subscription has gone live (its reply was
+// sent), so that a join announced for it reaches its own client too.
+func (s *subscription) live() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state == subLive
 }
 
 // clientList returns the registered clients.
@@ -44,19 +160,6 @@ func (n *Node) clientList() []*Client {
 	out := make([]*Client, 0, len(n.clients))
 	for c := range n.clients {
 		out = append(out, c)
-	}
-	return out
-}
-
-// presenceChannels returns the client's channels that keep presence.
-func (c *Client) presenceChannels() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []string
-	for ch, s := range c.subs {
-		if s.opts.Presence {
-			out = append(out, ch)
-		}
 	}
 	return out
 }

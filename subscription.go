@@ -223,17 +223,18 @@ func (s *subscription) goLive(res *protocol.SubscribeResult, reply func(*protoco
 }
 
 // join records the client in the channel's presence and announces it, as
-// far as the namespace keeps presence and join/leave.
+// far as the namespace keeps presence and join/leave. With presence, the
+// join is announced by whoever added the client (see refreshSub).
 func (c *Client) join(ch string, opts auth.Namespace) {
+	change := broker.PresenceChange{Client: c.info}
 	if opts.Presence {
-		if err := c.node.presence.AddPresence(c.ctx, ch, c.info); err != nil {
+		var err error
+		if change, err = c.node.presence.AddPresence(c.ctx, ch, c.info); err != nil {
 			c.node.log.Warn("add presence failed", "channel", ch, "client", c.ID(), "err", err)
 		}
 	}
-	if opts.JoinLeave {
-		if err := c.node.broker.PublishJoin(c.ctx, ch, c.info); err != nil {
-			c.node.log.Warn("publish join failed", "channel", ch, "client", c.ID(), "err", err)
-		}
+	if change.Client != nil {
+		c.node.presenceChanged(c.ctx, ch, opts, protocol.PushJoin, change)
 	}
 }
 
@@ -270,14 +271,18 @@ func (c *Client) unsubscribeFrom(s *subscription) {
 	// leaving must still happen.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), cleanupTimeout)
 	defer cancel()
+	// With presence, the leave is announced by whoever removed the client:
+	// not here when it had expired and another node announced it.
+	change := broker.PresenceChange{Client: c.info}
 	if s.opts.Presence {
-		if err := c.node.presence.RemovePresence(ctx, s.channel, c.ID()); err != nil {
+		removed, err := c.node.presence.RemovePresence(ctx, s.channel, c.ID())
+		if err != nil {
 			c.node.log.Warn("remove presence failed", "channel", s.channel, "client", c.ID(), "err", err)
+		} else {
+			change = removed
 		}
 	}
-	if s.opts.JoinLeave {
-		if err := c.node.broker.PublishLeave(ctx, s.channel, c.info); err != nil {
-			c.node.log.Warn("publish leave failed", "channel", s.channel, "client", c.ID(), "err", err)
-		}
+	if change.Client != nil {
+		c.node.presenceChanged(ctx, s.channel, s.opts, protocol.PushLeave, change)
 	}
 }

@@ -141,11 +141,80 @@ type Broker interface {
 
 // PresenceManager keeps who is subscribed to a channel, across nodes.
 // All methods are safe for concurrent use.
+//
+// Add and remove report what they changed, decided atomically with the
+// change: across every node sharing the manager, each client entering a
+// channel is reported once (by the AddPresence that added it) and each
+// client leaving once (by the RemovePresence or ExpirePresence that removed
+// it). Nodes announce joins and leaves from these reports, so that every
+// subscriber's view of a channel converges on Presence.
 type PresenceManager interface {
-	// AddPresence records (or refreshes) a client in a channel.
-	AddPresence(ctx context.Context, channel string, info *protocol.ClientInfo) error
-	// RemovePresence forgets a client in a channel.
-	RemovePresence(ctx context.Context, channel, clientID string) error
+	// AddPresence records (or refreshes) a client in a channel. It reports
+	// the client as entering when it was not there: its first add, or an
+	// add after its entry expired and was removed. A client's user
+	// (info.User) must not change between adds.
+	AddPresence(ctx context.Context, channel string, info *protocol.ClientInfo) (PresenceChange, error)
+	// RemovePresence forgets a client in a channel. It reports the client
+	// as leaving, with the info it was recorded with, when it was there.
+	RemovePresence(ctx context.Context, channel, clientID string) (PresenceChange, error)
 	// Presence returns the clients in a channel, in no particular order.
+	// Expired entries are not returned, even before they are removed.
 	Presence(ctx context.Context, channel string) ([]*protocol.ClientInfo, error)
+}
+
+// PresenceChange is what one call changed in a channel's presence.
+type PresenceChange struct {
+	// Client is the client that entered or left the channel; nil when the
+	// call changed nothing (the client was there already, or was not).
+	Client *protocol.ClientInfo
+	// User reports that the change is also one of its user: Client is the
+	// first client of its user (Client.User) to enter the channel, or the
+	// last to leave it. A client without a user is a user of its own.
+	// This is what Pusher-style member_added and member_removed follow.
+	User bool
+}
+
+// PresenceExpirer is implemented by presence managers whose entries expire
+// unless their owner refreshes them, so that the clients of a node that
+// died leave presence. A node that serves channels with presence calls
+// AddPresence for each of its clients every PresenceTiming().Refresh, and
+// ExpirePresence for each of those channels every PresenceTiming().Expire,
+// announcing a leave for each client returned: the clients of a crashed
+// node then leave, once each, within the TTL.
+type PresenceExpirer interface {
+	PresenceManager
+	// PresenceTiming returns the intervals the node keeps; a zero timing
+	// means entries never expire.
+	PresenceTiming() PresenceTiming
+	// ExpirePresence removes the channel's expired entries and returns
+	// them, oldest first. Whichever nodes call it at the same time, each
+	// expired entry is returned by exactly one call.
+	ExpirePresence(ctx context.Context, channel string) ([]PresenceChange, error)
+}
+
+// PresenceTiming says how presence entries that expire are kept alive and
+// removed. NewPresenceTiming derives it from a TTL.
+type PresenceTiming struct {
+	// TTL bounds how long a client whose owner stopped refreshing it stays
+	// in presence, and how long until its leave is announced.
+	TTL time.Duration
+	// Refresh is how often the owner re-adds each of its entries.
+	Refresh time.Duration
+	// Expire is how often a node calls ExpirePresence for the channels it
+	// serves.
+	Expire time.Duration
+	// Lifetime is how long after its last add an entry counts as expired:
+	// TTL less Expire, so that an entry's expiry is noticed within TTL of
+	// its last refresh. It lets two refreshes in a row fail before a live
+	// client is taken for gone.
+	Lifetime time.Duration
+}
+
+// NewPresenceTiming returns the timing of a TTL: refresh every third of
+// it, expire every sixth.
+func NewPresenceTiming(ttl time.Duration) PresenceTiming {
+	if ttl <= 0 {
+		return PresenceTiming{}
+	}
+	return PresenceTiming{TTL: ttl, Refresh: ttl / 3, Expire: ttl / 6, Lifetime: ttl - ttl/6}
 }

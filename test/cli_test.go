@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/client"
 	"github.com/redcast/redcast/internal/testredis"
+	"github.com/redcast/redcast/internal/testserver"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -214,7 +214,7 @@ func TestCLIPub(t *testing.T) {
 	if last := lastLine(r.stderr); r.code != 1 || !strings.HasPrefix(last, "redcast: publish to nope:x: ") {
 		t.Errorf("redcast pub to an unknown namespace: %v, want exit 1 and why", r)
 	}
-	r = runCLI(t, "", nil, "pub", "--url", "ws://"+closedAddr(t)+"/connection/websocket", ch, "1")
+	r = runCLI(t, "", nil, "pub", "--url", "ws://"+testserver.FreeAddr(t)+"/connection/websocket", ch, "1")
 	if last := lastLine(r.stderr); r.code != 1 || !strings.Contains(last, "connection refused") {
 		t.Errorf("redcast pub to a closed port: %v, want exit 1 and connection refused", r)
 	}
@@ -308,16 +308,4 @@ func (p *process) waitLines(t *testing.T, n int) []string {
 func lastLine(s string) string {
 	s = strings.TrimRight(s, "\n")
 	return s[strings.LastIndexByte(s, '\n')+1:]
-}
-
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }

@@ -149,6 +149,21 @@ func TestChatPage(t *testing.T) {
 		p.waitMessages([]msg{{"plainbob", "hello from a plain socket"}, {"paula", "hello plainbob"}})
 	})
 
+	t.Run("PeopleNotConnections", func(t *testing.T) {
+		t.Parallel()
+		dave := openPage(t, browser, base, "people")
+		tab1 := openPage(t, browser, base, "people")
+		tab2 := openPage(t, browser, base, "people")
+		dave.join("dave")
+		tab1.join("carol")
+		tab2.join("carol")
+		checkPeople(t, dave, `[{"name":"carol","tabs":"×2","you":false},{"name":"dave","tabs":"","you":true}]`)
+		checkPeople(t, tab1, `[{"name":"carol","tabs":"×2","you":true},{"name":"dave","tabs":"","you":false}]`)
+		tab2.eval(`window.chat.client.disconnect()`) // as when the tab closes
+		checkPeople(t, dave, `[{"name":"carol","tabs":"","you":false},{"name":"dave","tabs":"","you":true}]`)
+		checkPeople(t, tab1, `[{"name":"carol","tabs":"","you":true},{"name":"dave","tabs":"","you":false}]`)
+	})
+
 	t.Run("NicknameRememberedAndRoomFromHash", func(t *testing.T) {
 		t.Parallel()
 		p := openPage(t, browser, base, "hash-a")

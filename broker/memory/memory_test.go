@@ -26,6 +26,10 @@ func TestConformance(t *testing.T) {
 
 func TestPresenceConformance(t *testing.T) {
 	brokertest.RunPresence(t, func(t *testing.T) broker.PresenceManager { return NewPresence() })
+	brokertest.RunPresenceExpiry(t, func(t *testing.T, ttl time.Duration) (a, b broker.PresenceExpirer) {
+		p := NewExpiringPresence(ttl)
+		return p, p
+	})
 }
 
 // fakeClock is a Config.Now that moves only when told.

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/redcast/redcast/broker"
@@ -36,4 +37,39 @@ func BenchmarkHistory(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkPresence measures what a node pays per channel for presence: a
+// refresh of one of 100 clients, an expiry round that finds nothing to
+// remove (the usual case), and a presence read.
+func BenchmarkPresence(b *testing.B) {
+	srv := testredis.Start(b, testredis.Options{})
+	br := newBroker(b, srv, Config{})
+	ctx := context.Background()
+	for i := range 100 {
+		if _, err := br.AddPresence(ctx, "chat:bench", clientInfo(fmt.Sprint("c", i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("Refresh", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := br.AddPresence(ctx, "chat:bench", clientInfo("c7")); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ExpireNone", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := br.ExpirePresence(ctx, "chat:bench"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Presence", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := br.Presence(ctx, "chat:bench"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -61,6 +61,10 @@ func TestClusterConformance(t *testing.T) {
 	c := testredis.StartCluster(t, testredis.ClusterOptions{})
 	brokertest.Run(t, func(t *testing.T) broker.Broker { return newBrokerAt(t, Config{URL: c.URL()}) })
 	brokertest.RunPresence(t, func(t *testing.T) broker.PresenceManager { return newBrokerAt(t, Config{URL: c.URL()}) })
+	brokertest.RunPresenceExpiry(t, func(t *testing.T, ttl time.Duration) (a, b broker.PresenceExpirer) {
+		cfg := Config{URL: c.URL(), Prefix: newPrefix(), PresenceTTL: ttl}
+		return newBrokerAt(t, cfg), newBrokerAt(t, cfg)
+	})
 }
 
 // TestClusterNodesShareChannels runs two brokers on a 3-master Cluster with
@@ -112,7 +116,7 @@ func TestClusterNodesShareChannels(t *testing.T) {
 		return false
 	})
 	for i, ch := range chans {
-		if err := nodes[0].AddPresence(t.Context(), ch, clientInfo("c"+strconv.Itoa(i))); err != nil {
+		if _, err := nodes[0].AddPresence(t.Context(), ch, clientInfo("c"+strconv.Itoa(i))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -27,10 +27,10 @@ type Config struct {
 	// After that the next publication starts a new epoch at offset 1.
 	// Default 24h.
 	StreamTTL time.Duration
-	// PresenceTTL is how long a presence entry lives unless AddPresence
-	// refreshes it; the owner of an entry must refresh it more often (see
-	// Broker.PresenceRefreshInterval). It bounds how long a crashed node's
-	// clients stay listed. Default 60s.
+	// PresenceTTL bounds how long a crashed node's clients stay in
+	// presence before their leaves are announced: the owner of an entry
+	// refreshes it more often (see Broker.PresenceTiming and
+	// broker.NewPresenceTiming). Default 60s.
 	PresenceTTL time.Duration
 
 	// Timeout bounds every Redis operation the broker makes (Publish,

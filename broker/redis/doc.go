@@ -121,11 +121,16 @@
 //
 // # Presence
 //
-// A client's presence entry expires Config.PresenceTTL after it was last
-// added; the node that owns the client must call AddPresence again every
-// PresenceRefreshInterval (a third of the TTL). Presence deletes expired
-// entries as it reads, and the keys expire when nobody refreshes them, so a
-// crashed node's clients are gone within PresenceTTL.
+// The Broker is a broker.PresenceExpirer with the timing of
+// Config.PresenceTTL: the node that owns a client calls AddPresence again
+// every third of the TTL, and a client counts as expired five sixths of
+// the TTL after its last add (Presence no longer lists it). Nodes call
+// ExpirePresence every sixth of the TTL for the channels they serve; its
+// script removes the expired entries and returns them to that one caller,
+// which announces their leaves, so a crashed node's clients leave once
+// each, within PresenceTTL. Adds and removes report, from the same
+// scripts, whether the client (and its user, counted per channel) entered
+// or left. The keys expire when nobody refreshes them.
 //
 // # Goroutines
 //

@@ -183,7 +183,10 @@ func TestFailFastWhileDown(t *testing.T) {
 		},
 		"Subscribe":   func() error { return a.Subscribe(ctx, "b") },
 		"PublishJoin": func() error { return a.PublishJoin(ctx, "a", clientInfo("c1")) },
-		"AddPresence": func() error { return a.AddPresence(ctx, "a", clientInfo("c1")) },
+		"AddPresence": func() error {
+			_, err := a.AddPresence(ctx, "a", clientInfo("c1"))
+			return err
+		},
 		"Presence": func() error {
 			_, err := a.Presence(ctx, "a")
 			return err

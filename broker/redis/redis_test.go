@@ -87,6 +87,10 @@ func TestConformance(t *testing.T) {
 func TestPresenceConformance(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
 	brokertest.RunPresence(t, func(t *testing.T) broker.PresenceManager { return newBroker(t, srv, Config{}) })
+	brokertest.RunPresenceExpiry(t, func(t *testing.T, ttl time.Duration) (a, b broker.PresenceExpirer) {
+		cfg := Config{Prefix: newPrefix(), PresenceTTL: ttl}
+		return newBroker(t, srv, cfg), newBroker(t, srv, cfg)
+	})
 }
 
 // checkOffsets fails t unless events are publications with offsets from
@@ -186,7 +190,7 @@ func TestStartAndClose(t *testing.T) {
 	if err := b.Start(t.Context(), brokertest.Discard{}); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("Start after Close: %v, want broker.ErrClosed", err)
 	}
-	if err := b.AddPresence(t.Context(), "a", &protocol.ClientInfo{Client: "c"}); !errors.Is(err, broker.ErrClosed) {
+	if _, err := b.AddPresence(t.Context(), "a", &protocol.ClientInfo{Client: "c"}); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("AddPresence after Close: %v, want broker.ErrClosed", err)
 	}
 	// A broker closed without being started has nothing to wait for.
@@ -214,7 +218,7 @@ func TestKeysAreNamespaced(t *testing.T) {
 	if _, err := b.Publish(t.Context(), "chat:room", []byte(`{"a":1}`), broker.PublishOptions{HistorySize: 10, HistoryTTL: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.AddPresence(t.Context(), "chat:room", &protocol.ClientInfo{Client: "c1"}); err != nil {
+	if _, err := b.AddPresence(t.Context(), "chat:room", &protocol.ClientInfo{Client: "c1"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, key := range []string{"app:{chat:room}:s", "app:{chat:room}:m", "app:{chat:room}:p", "app:{chat:room}:z"} {

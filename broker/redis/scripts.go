@@ -18,8 +18,7 @@ import (
 //	P:{C}:m  hash: e = epoch, o = latest offset, s = HistorySize of the latest publication
 //	P:{C}:s  stream: one entry per kept publication, ID "<offset>-0",
 //	         fields d = body, x = expiry (Unix ms, Redis clock)
-//	P:{C}:p  hash: client ID -> encoded client info (presence)
-//	P:{C}:z  sorted set: client ID -> expiry (Unix ms, Redis clock)
+//	P:{C}:p, P:{C}:z, P:{C}:u  presence (see presence.go)
 //
 // and the pub/sub channel P:{C} carries publications, joins and leaves.
 
@@ -146,51 +145,10 @@ end
 return out
 `
 
-// presenceAddLua records or refreshes a client in a channel.
-//
-//	KEYS: presence hash, presence sorted set
-//	ARGV: client ID, encoded info, TTL (ms)
-const presenceAddLua = nowMs + `
-local ttl = tonumber(ARGV[3])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('PEXPIRE', KEYS[2], ttl)
-return 1
-`
-
-// presenceRemoveLua forgets a client in a channel.
-//
-//	KEYS: presence hash, presence sorted set
-//	ARGV: client ID
-const presenceRemoveLua = `
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-return 1
-`
-
-// presenceLua drops expired entries of a channel and returns the rest
-// as {client ID, encoded info, ...}.
-//
-//	KEYS: presence hash, presence sorted set
-const presenceLua = nowMs + `
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
-if #expired > 0 then
-	for i = 1, #expired, 1000 do
-		redis.call('HDEL', KEYS[1], unpack(expired, i, math.min(i + 999, #expired)))
-	end
-	redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-end
-return redis.call('HGETALL', KEYS[1])
-`
-
 var (
-	publishScript        = rueidis.NewLuaScript(publishLua)
-	rewindScript         = rueidis.NewLuaScript(rewindLua)
-	historyScript        = rueidis.NewLuaScript(historyLua)
-	presenceAddScript    = rueidis.NewLuaScript(presenceAddLua)
-	presenceRemoveScript = rueidis.NewLuaScript(presenceRemoveLua)
-	presenceScript       = rueidis.NewLuaScript(presenceLua)
+	publishScript = rueidis.NewLuaScript(publishLua)
+	rewindScript  = rueidis.NewLuaScript(rewindLua)
+	historyScript = rueidis.NewLuaScript(historyLua)
 )
 
 // Digests of the scripts run by execMulti: the names Redis knows them by.
@@ -275,7 +233,7 @@ func isNoScript(err error) bool {
 }
 
 // allScripts are loaded by New, so that the first calls find them.
-var allScripts = []string{publishLua, historyLua, presenceAddLua, presenceRemoveLua, presenceLua, rewindLua}
+var allScripts = []string{publishLua, historyLua, presenceAddLua, presenceRemoveLua, presenceExpireLua, presenceLua, rewindLua}
 
 // rewindLua starts a new epoch for a channel whose stream went back: a
 // node saw offset ARGV[2] in epoch ARGV[1], but Redis now has a lower

@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		publicURL       = fs.String("public-url", "", "the server's public origin, e.g. https://chat.example.com: browsers are let in from it (and --allowed-origins) only, whatever Host their requests carry")
 		debugAddr       = fs.String("debug-addr", "", "address of a separate listener serving net/http/pprof at /debug/pprof/ (keep it private); empty: off")
 		apiKey          = fs.String("api-key", "", "key of the HTTP server API at /api/ (header \"Authorization: apikey KEY\"); empty turns the API off")
-		presenceTTL     = fs.Duration("presence-ttl", 60*time.Second, "with --redis: how long a crashed node's clients stay in presence (nodes refresh their entries every third of it)")
+		presenceTTL     = fs.Duration("presence-ttl", 60*time.Second, "with --redis: how long a crashed node's clients stay in presence before the other nodes send their leaves (nodes refresh their entries every third of it)")
 		cfg             redcast.Config
 	)
 	fs.IntVar(&cfg.MaxFrameSize, "max-frame-size", 64<<10, "largest WebSocket frame a client may send, in bytes")

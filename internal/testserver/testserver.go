@@ -44,3 +44,17 @@ func Start(t testing.TB, cfg server.Config) (string, *server.Server) {
 	})
 	return ln.Addr().String(), srv
 }
+
+// FreeAddr returns a loopback address nothing listens on (a port the
+// system just handed out and took back), for a server that must be
+// restarted at the same address, or a client that must fail to connect.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testserver: listen: %v", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}

@@ -27,7 +27,7 @@ let nick = '';
 let everConnected = false;
 const myIds = new Set(); // every client id this page has had: its own messages
 let sub = null; // the Subscription of the current room
-let members = new Map(); // client id -> client info, for the current room
+let members = new Map(); // client id -> client info, for the current room (see people)
 let presenceRace = null; // joins/leaves seen while a presence call is out
 const shown = new Set(); // offsets of the messages on screen
 
@@ -243,19 +243,48 @@ function clearMessages() {
   el.empty.textContent = sub ? 'No messages yet. Say hello!' : 'Pick a nickname and a room, then say hello.';
 }
 
+// people groups the room's connections by person: by user when the
+// connection has one, else by display name (anonymous clients). This page's
+// own earlier connections are left out: they are gone, even while the
+// server still lists them (a node that crashed keeps them in presence for
+// up to its presence TTL).
+function people() {
+  const byKey = new Map();
+  for (const info of members.values()) {
+    const id = info.client;
+    const mine = client && id === client.clientId;
+    if (myIds.has(id) && !mine) continue;
+    const name = senderName(info);
+    const key = info.user ? `user:${info.user}` : `name:${name}`;
+    let p = byKey.get(key);
+    if (!p) {
+      p = { key, name, connections: 0, me: false };
+      byKey.set(key, p);
+    }
+    p.connections++;
+    p.me ||= mine;
+  }
+  return [...byKey.values()].sort((a, b) => a.name.localeCompare(b.name) || a.key.localeCompare(b.key));
+}
+
 function renderPresence() {
-  const items = [...members.values()]
-    .map((info) => ({ id: info.client, name: senderName(info) }))
-    .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
-  const lis = items.map(({ id, name }) => {
+  const list = people();
+  const lis = list.map((p) => {
     const li = document.createElement('li');
     li.className = 'member';
-    li.dataset.client = id;
+    li.dataset.person = p.key;
     const n = document.createElement('span');
     n.className = 'name';
-    n.textContent = name;
+    n.textContent = p.name;
     li.append(n);
-    if (client && id === client.clientId) {
+    if (p.connections > 1) {
+      const count = document.createElement('span');
+      count.className = 'tabs';
+      count.title = `${p.connections} connections`;
+      count.textContent = `×${p.connections}`;
+      li.append(count);
+    }
+    if (p.me) {
       li.classList.add('me');
       const you = document.createElement('span');
       you.className = 'you';
@@ -265,7 +294,7 @@ function renderPresence() {
     return li;
   });
   el.presence.replaceChildren(...lis);
-  el.onlineCount.textContent = String(items.length);
+  el.onlineCount.textContent = String(list.length);
 }
 
 function showNotice(text) {
