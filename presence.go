@@ -152,14 +152,3 @@ func (s *subscription) live() bool {
 	defer s.mu.Unlock()
 	return s.state == subLive
 }
-
-// clientList returns the registered clients.
-func (n *Node) clientList() []*Client {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	out := make([]*Client, 0, len(n.clients))
-	for c := range n.clients {
-		out = append(out, c)
-	}
-	return out
-}

@@ -107,7 +107,7 @@ func TestFrameViolations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantReplyError(t, "malformed JSON", m.Reply, 0, protocol.ErrBadRequest)
+		wantReplyError(t, "malformed JSON", m.Reply, 2, protocol.ErrBadRequest) // the id is read from the start of the line
 		decodeResult(t, c.call(protocol.MethodPing, nil), nil)
 		by.check(t)
 	})
