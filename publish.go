@@ -102,7 +102,7 @@ func (c *Client) publishRequest(p protocol.PublishParams) (broker.PublishRequest
 // publishOptions returns how a publication of the client to a channel of
 // namespace ns is kept.
 func (c *Client) publishOptions(ns auth.Namespace) broker.PublishOptions {
-	opts := broker.PublishOptions{HistorySize: ns.HistorySize, HistoryTTL: ns.HistoryTTL}
+	opts := broker.PublishOptions{HistorySize: ns.HistorySize, HistoryTTL: ns.HistoryTTL, Publisher: c.ID()}
 	if ns.AttachInfo {
 		opts.From = c.info
 	}

@@ -63,6 +63,10 @@ type PublishOptions struct {
 	HistoryTTL time.Duration
 	// From is the publisher, attached to the publication when not nil.
 	From *protocol.ClientInfo
+	// Publisher is the publishing connection's id, kept with the
+	// publication (protocol.Publication.Publisher) whether or not From is
+	// attached; empty for the server API.
+	Publisher string
 }
 
 // PublishRequest is one publication of a batch (see BatchPublisher).

@@ -73,6 +73,11 @@ type Publication struct {
 	Time   int64           `json:"time,omitempty"`
 	Data   json.RawMessage `json:"data"`
 	From   *ClientInfo     `json:"from,omitempty"`
+	// Publisher is the id of the connection that published it, kept by the
+	// brokers but never sent to clients: it tells a connection its own
+	// publications (plain mode's echo) when From is not attached. Empty for
+	// publications of the server API.
+	Publisher string `json:"-"`
 }
 
 // ClientInfo describes a connection to other clients: in presence, in

@@ -9,8 +9,11 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/client"
+	"github.com/redcast/redcast/internal/testredis"
 	"github.com/redcast/redcast/protocol"
+	"github.com/redcast/redcast/server"
 )
 
 // plainURL is the plain-mode URL of room with the query (may be empty).
@@ -176,5 +179,35 @@ func TestPlainModeLimits(t *testing.T) {
 	pubs := web.waitPubs(t, "chat:lim", 2)
 	if len(pubs) != 2 || !jsonEqual(pubs[1].Data, []byte(`{"n":1}`)) {
 		t.Errorf("publications after the refused frames: %v", offsets(pubs))
+	}
+}
+
+// TestPlainNoEchoWithoutAttachInfo: whether a plain client hears its own
+// messages must not depend on whether the namespace shows the publisher to
+// others. With attach_info off, the sender still gets no echo (and echo=1
+// still gets one), on the memory broker and through Redis.
+func TestPlainNoEchoWithoutAttachInfo(t *testing.T) {
+	ns := map[string]auth.Namespace{"chat": {Anonymous: true, Publish: true, HistorySize: 10}}
+	for _, name := range []string{"memory", "redis"} {
+		t.Run(name, func(t *testing.T) {
+			cfg := redcast.Config{Namespaces: ns}
+			var base string
+			if name == "redis" {
+				srv := testredis.Start(t, testredis.Options{})
+				base = startRedisNodesWith(t, srv.URL(), 1, server.Config{Node: cfg})[0].base
+			} else {
+				base, _ = startServer(t, cfg)
+			}
+			bob := dialPlain(t, base, "quiet", "name=bob")
+			erin := dialPlain(t, base, "quiet", "name=erin&echo=1")
+			bob.send("one")
+			erin.expectTexts("erin", "one")
+			bob.send("two")
+			erin.expectTexts("erin", "two")
+			erin.send("three")
+			erin.expectTexts("erin", "three")
+			// bob's first frame is erin's, not his own.
+			bob.expectTexts("bob", "three")
+		})
 	}
 }

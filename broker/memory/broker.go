@@ -123,7 +123,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 		return protocol.StreamPosition{}, err
 	}
 	now := b.cfg.Now()
-	pub := &protocol.Publication{Time: now.UnixMilli(), Data: bytes.Clone(data), From: opts.From}
+	pub := &protocol.Publication{Time: now.UnixMilli(), Data: bytes.Clone(data), From: opts.From, Publisher: opts.Publisher}
 	ttl := opts.HistoryTTL
 	if ttl <= 0 {
 		ttl = b.cfg.HistoryTTL

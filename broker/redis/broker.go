@@ -274,7 +274,7 @@ func (b *Broker) publishArgs(channel string, data []byte, opts broker.PublishOpt
 	keys = []string{tag + ":s", tag + ":m"}
 	args = []string{
 		tag,
-		encodeBody(time.Now().UnixMilli(), opts.From, data),
+		encodeBody(time.Now().UnixMilli(), opts.From, opts.Publisher, data),
 		strconv.Itoa(max(opts.HistorySize, 0)),
 		ms(ttl),
 		ms(max(b.cfg.StreamTTL, ttl)),

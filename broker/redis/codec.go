@@ -18,6 +18,7 @@ import (
 //
 //	version (1 byte) | flags (1 byte) | uvarint time (Unix ms)
 //	[ if flags&hasFrom: client info, length-prefixed ]
+//	[ if flags&hasPublisher: the publishing connection's id, length-prefixed ]
 //	data (the rest)
 //
 // A client info is
@@ -32,8 +33,9 @@ import (
 //	'j' client info                  a join
 //	'l' client info                  a leave
 const (
-	bodyVersion = 1
-	hasFrom     = 1 << 0
+	bodyVersion  = 1
+	hasFrom      = 1 << 0
+	hasPublisher = 1 << 1
 
 	msgPublication = 'p'
 	msgJoin        = 'j'
@@ -43,21 +45,31 @@ const (
 var errMalformed = errors.New("redis: malformed message")
 
 // encodeBody returns the body of a publication.
-func encodeBody(timeMs int64, from *protocol.ClientInfo, data []byte) string {
+func encodeBody(timeMs int64, from *protocol.ClientInfo, publisher string, data []byte) string {
 	n := 2 + binary.MaxVarintLen64 + len(data)
 	if from != nil {
 		n += binary.MaxVarintLen64 + infoLen(from)
+	}
+	if publisher != "" {
+		n += binary.MaxVarintLen64 + len(publisher)
 	}
 	b := make([]byte, 0, n)
 	var flags byte
 	if from != nil {
 		flags |= hasFrom
 	}
+	if publisher != "" {
+		flags |= hasPublisher
+	}
 	b = append(b, bodyVersion, flags)
 	b = binary.AppendUvarint(b, uint64(timeMs))
 	if from != nil {
 		b = binary.AppendUvarint(b, uint64(infoLen(from)))
 		b = appendInfo(b, from)
+	}
+	if publisher != "" {
+		b = binary.AppendUvarint(b, uint64(len(publisher)))
+		b = append(b, publisher...)
 	}
 	b = append(b, data...)
 	return string(b)
@@ -85,6 +97,11 @@ func decodeBody(body string) (*protocol.Publication, error) {
 			return nil, err
 		}
 		pub.From = from
+	}
+	if flags&hasPublisher != 0 {
+		if pub.Publisher, rest, ok = field(rest); !ok {
+			return nil, errMalformed
+		}
 	}
 	pub.Data = []byte(rest)
 	return pub, nil

@@ -24,10 +24,13 @@ func TestBodyRoundTrip(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			body := encodeBody(1_700_000_000_123, c.from, c.data)
+			body := encodeBody(1_700_000_000_123, c.from, "pub-1", c.data)
 			pub, err := decodeBody(body)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if pub.Publisher != "pub-1" {
+				t.Errorf("publisher %q, want pub-1", pub.Publisher)
 			}
 			if pub.Time != 1_700_000_000_123 || !bytes.Equal(pub.Data, c.data) {
 				t.Errorf("got time %d data %q, want %q", pub.Time, pub.Data, c.data)
@@ -81,13 +84,13 @@ func TestMalformed(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	f.Add(encodeBody(1, &protocol.ClientInfo{Client: "c", User: "u", Info: []byte(`{}`)}, []byte(`{"a":1}`)))
-	f.Add(encodeBody(1, nil, nil))
+	f.Add(encodeBody(1, &protocol.ClientInfo{Client: "c", User: "u", Info: []byte(`{}`)}, "c", []byte(`{"a":1}`)))
+	f.Add(encodeBody(1, nil, "", nil))
 	f.Add("\x01\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff")
 	f.Fuzz(func(t *testing.T, s string) {
 		if pub, err := decodeBody(s); err == nil {
 			from := pub.From
-			again, err := decodeBody(encodeBody(pub.Time, from, pub.Data))
+			again, err := decodeBody(encodeBody(pub.Time, from, pub.Publisher, pub.Data))
 			if err != nil || !bytes.Equal(again.Data, pub.Data) {
 				t.Fatalf("re-encoding %q: %v", s, err)
 			}
