@@ -112,7 +112,7 @@ func (s *subscriptions) subscribe(ctx context.Context, ch string) error {
 		r = &subRequest{done: make(chan struct{})}
 		s.want[ch] = r
 		s.pending = append(s.pending, ch)
-		s.b.workerFor(ch).add(ch)
+		s.b.workerFor(ch).add(ch, r)
 	}
 	s.mu.Unlock()
 	s.wakeRun()
@@ -129,16 +129,20 @@ func (s *subscriptions) subscribe(ctx context.Context, ch string) error {
 // nil.
 func (s *subscriptions) abandon(ctx context.Context, ch string, r *subRequest) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if r.confirmed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.dropLocked(ch, r, ctx.Err())
+	s.mu.Unlock()
+	s.b.workerFor(ch).quiesce()
 	return ctx.Err()
 }
 
 // unsubscribe stops delivery of the channel now and queues its
-// unsubscribe command.
+// unsubscribe command. It returns once the handler is not called for the
+// channel any more (after a call in progress), without holding s.mu
+// meanwhile: the read loop needs it.
 func (s *subscriptions) unsubscribe(ch string) {
 	s.mu.Lock()
 	r := s.want[ch]
@@ -149,16 +153,19 @@ func (s *subscriptions) unsubscribe(ch string) {
 	s.dropLocked(ch, r, fmt.Errorf("redis: subscribe %q: unsubscribed meanwhile", ch))
 	s.mu.Unlock()
 	s.wakeRun()
+	s.b.workerFor(ch).quiesce()
 }
 
 // dropLocked forgets a wanted channel, failing its request with err if it
-// was not confirmed yet, and queues an unsubscribe command if needed.
+// was not confirmed yet, and queues an unsubscribe command if needed. The
+// worker starts no handler call for it afterwards; one in progress may
+// end later (see worker.quiesce).
 func (s *subscriptions) dropLocked(ch string, r *subRequest, err error) {
 	if s.want[ch] != r {
 		return
 	}
 	delete(s.want, ch)
-	s.b.workerFor(ch).remove(ch)
+	s.b.workerFor(ch).remove(ch, r)
 	if !r.confirmed {
 		r.err = err
 		close(r.done)
@@ -645,6 +652,13 @@ func (s *subscriptions) confirm(ctx context.Context, chans []string) {
 		return
 	}
 	results, errs := s.b.historyMany(ctx, calls)
+	// The floors first, without s.mu: setFloor waits for a handler call
+	// in progress, and the read loop needs s.mu.
+	for i, c := range calls {
+		if errs[i] == nil {
+			s.b.workerFor(c.channel).setFloor(c.channel, reqs[i], results[i].Position)
+		}
+	}
 	s.mu.Lock()
 	failed := false
 	for i, c := range calls {
@@ -657,7 +671,6 @@ func (s *subscriptions) confirm(ctx context.Context, chans []string) {
 			failed = true
 			continue
 		}
-		s.b.workerFor(c.channel).setFloor(c.channel, results[i].Position)
 		r.confirmed = true
 		close(r.done)
 	}
