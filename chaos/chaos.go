@@ -40,7 +40,10 @@ type Options struct {
 	FaultDowntime time.Duration
 	// Cluster runs Redis as a Cluster of 3 masters with a replica each
 	// (append-only files, fsync always) instead of one server; the Redis
-	// fault is then a master failover (CLUSTER FAILOVER).
+	// fault is then a master failover, in turn a lossy one (the replica
+	// frozen and cut off, the master killed FaultDowntime later, so that
+	// what it acknowledged meanwhile is lost) and a lossless one
+	// (CLUSTER FAILOVER).
 	Cluster bool
 	// Soak runs steady load without faults, sampling each node's memory
 	// and goroutines every SampleEvery (default 5s).
@@ -125,10 +128,12 @@ type Report struct {
 	// publication of each channel a client subscribes to. Delivered
 	// counts those received.
 	Expected, Delivered int
-	// Duplicates, Gaps and OutOfOrder are violations: a publication
-	// received twice, an owed publication never received without the
-	// client being told, an offset received after a greater one.
-	Duplicates, Gaps, OutOfOrder int
+	// Duplicates, Gaps, OutOfOrder and AckedTwice are violations: a
+	// publication received twice, an owed publication never received
+	// without the client being told, an offset received after a greater
+	// one, a position (channel, epoch and offset) acknowledged to two
+	// publications (after a lossy failover), which a client takes for one.
+	Duplicates, Gaps, OutOfOrder, AckedTwice int
 	// RecoveryFailures counts the times a client was told it could not
 	// recover (recovered: false); LostExplicitly the owed publications
 	// those clients missed.
@@ -145,7 +150,8 @@ type Report struct {
 // OK reports whether the run kept every promise: no duplicates, gaps or
 // reorders, and every owed publication delivered or explicitly lost.
 func (r *Report) OK() bool {
-	return r.Duplicates == 0 && r.Gaps == 0 && r.OutOfOrder == 0 && r.Delivered+r.LostExplicitly >= r.Expected
+	return r.Duplicates == 0 && r.Gaps == 0 && r.OutOfOrder == 0 && r.AckedTwice == 0 &&
+		r.Delivered+r.LostExplicitly >= r.Expected
 }
 
 // run is the state of one run.
@@ -310,7 +316,8 @@ func (r *run) faultLoop(ctx context.Context) {
 	t := time.NewTicker(r.opts.FaultEvery)
 	defer t.Stop()
 	deadline, _ := ctx.Deadline()
-	next := 0 // the node to kill next
+	next := 0        // the node to kill next
+	redisFaults := 0 // Redis faults so far
 	for step := 0; ; step++ {
 		select {
 		case <-ctx.Done():
@@ -320,10 +327,23 @@ func (r *run) faultLoop(ctx context.Context) {
 		if !deadline.IsZero() && time.Until(deadline) < r.opts.FaultDowntime {
 			return // a fault must not outlast publishing
 		}
-		// Every (nodes+1)th fault is Redis; the others kill nodes in turn.
-		if step%(len(r.nodes)+1) == len(r.nodes) && r.cluster != nil {
-			r.fault("failing over a Redis master")
-			did, err := r.cluster.failover(context.WithoutCancel(ctx), step)
+		// Every (nodes+1)th fault is Redis, the first one too, so that a
+		// short run sees publications after it; the others kill nodes in
+		// turn.
+		redisTurn := step%(len(r.nodes)+1) == 0
+		if redisTurn && r.cluster != nil {
+			// Lossy and lossless failovers in turn, the lossy first.
+			var (
+				did string
+				err error
+			)
+			if redisFaults++; redisFaults%2 == 1 {
+				r.fault("failing over a Redis master, losing writes")
+				did, err = r.cluster.lossyFailover(context.WithoutCancel(ctx), redisFaults/2, r.opts.FaultDowntime)
+			} else {
+				r.fault("failing over a Redis master")
+				did, err = r.cluster.failover(context.WithoutCancel(ctx), step)
+			}
 			if err != nil {
 				r.logf("failover: %v", err)
 				return
@@ -331,7 +351,7 @@ func (r *run) faultLoop(ctx context.Context) {
 			r.fault(did)
 			continue
 		}
-		if step%(len(r.nodes)+1) == len(r.nodes) {
+		if redisTurn {
 			r.fault("kill -9 redis")
 			r.redis.kill()
 			sleep(ctx, r.opts.FaultDowntime)

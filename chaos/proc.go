@@ -81,6 +81,17 @@ func (p *process) kill() {
 	p.cmd = nil
 }
 
+// signal sends sig to the process (SIGSTOP, SIGCONT).
+func (p *process) signal(sig syscall.Signal) error {
+	if p.cmd == nil {
+		return fmt.Errorf("%s is not running", p.name)
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("signal %v to %s: %w", sig, p.name, err)
+	}
+	return nil
+}
+
 // stop sends SIGTERM and waits up to timeout, then kills.
 func (p *process) stop(timeout time.Duration) {
 	if p.cmd == nil {

@@ -25,6 +25,7 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "  duplicates                 %d\n", r.Duplicates)
 	fmt.Fprintf(w, "  gaps                       %d\n", r.Gaps)
 	fmt.Fprintf(w, "  out of order               %d\n", r.OutOfOrder)
+	fmt.Fprintf(w, "  acknowledged twice         %d\n", r.AckedTwice)
 	fmt.Fprintf(w, "  explicit recovery failures %d (%d deliveries lost that way)\n", r.RecoveryFailures, r.LostExplicitly)
 	fmt.Fprintf(w, "  unacknowledged delivered   %d\n", r.Unowed)
 	if len(r.Faults) > 0 {

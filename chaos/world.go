@@ -194,6 +194,9 @@ func (w *world) report() *Report {
 		rep.Acked += len(list)
 		set := make(map[protocol.StreamPosition]bool, len(list))
 		for _, pos := range list {
+			if set[pos] {
+				rep.AckedTwice++
+			}
 			set[pos] = true
 		}
 		ackedSet[ch] = set

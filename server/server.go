@@ -141,7 +141,7 @@ func registerBrokerMetrics(reg prometheus.Registerer, b broker.Broker) {
 		counter("broker_probe_failures_total", "Pub/sub connections replaced because a probe publication did not come back in time.", p.ProbeFailures)
 	}
 	if r, ok := b.(interface{ Rewinds() uint64 }); ok {
-		counter("broker_rewinds_total", "Channels whose stream Redis had lost writes of (a failover to a replica behind its master), restarted in a new epoch.", r.Rewinds)
+		counter("broker_rewinds_total", "Channels restarted in a new epoch because Redis may have lost writes of them (a failover or restart of their master, or a stream found behind what was delivered).", r.Rewinds)
 	}
 	if r, ok := b.(interface{ Reconnects() uint64 }); ok {
 		counter("broker_reconnects_total", "Times the broker's pub/sub connection was re-established.", r.Reconnects)

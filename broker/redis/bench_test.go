@@ -3,6 +3,8 @@ package redis
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/redcast/redcast/broker"
@@ -72,4 +74,53 @@ func BenchmarkPresence(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkPublishScript publishes serially to a real redis-server and
+// reports, besides the time per call, the time Redis spent in the publish
+// script (redis-µs/op, from INFO commandstats), which loopback and a busy
+// machine blur less. "terms" runs the script as behind Sentinel or on a
+// Cluster, reading the master's replication ID every time (see termLua).
+//
+//	go test -run '^$' -bench PublishScript -count 5 ./broker/redis/
+func BenchmarkPublishScript(b *testing.B) {
+	srv := testredis.Start(b, testredis.Options{})
+	for _, mode := range []string{termNone, termSentinel} {
+		name := "standalone"
+		if mode != termNone {
+			name = "terms"
+		}
+		b.Run(name, func(b *testing.B) {
+			br := startBroker(b, srv, Config{}, brokertest.Discard{})
+			br.term = mode
+			ctx := context.Background()
+			opts := broker.PublishOptions{HistorySize: 100}
+			if _, err := br.Publish(ctx, "chat:bench", []byte(`{"text":"hello"}`), opts); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := srv.Do(ctx, "CONFIG", "RESETSTAT"); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := br.Publish(ctx, "chat:bench", []byte(`{"text":"hello"}`), opts); err != nil {
+					b.Fatal(err)
+				}
+			}
+			info, err := srv.Do(ctx, "INFO", "commandstats")
+			if err != nil {
+				b.Fatal(err)
+			}
+			for line := range strings.Lines(info) {
+				if rest, ok := strings.CutPrefix(line, "cmdstat_evalsha:"); ok {
+					for f := range strings.SplitSeq(strings.TrimSpace(rest), ",") {
+						if v, ok := strings.CutPrefix(f, "usec_per_call="); ok {
+							us, _ := strconv.ParseFloat(v, 64)
+							b.ReportMetric(us, "redis-µs/op")
+						}
+					}
+				}
+			}
+		})
+	}
 }

@@ -42,7 +42,8 @@ type Broker struct {
 	cfg     Config
 	opt     rueidis.ClientOption // what client was made with
 	client  rueidis.Client
-	sharded bool // a Cluster: sharded pub/sub (SPUBLISH, SSUBSCRIBE)
+	sharded bool   // a Cluster: sharded pub/sub (SPUBLISH, SSUBSCRIBE)
+	term    string // the scripts' term mode (see termLua)
 	seed    maphash.Seed
 	handler broker.EventHandler // set by Start
 	workers []*worker           // set by Start
@@ -59,7 +60,7 @@ type Broker struct {
 	dropped       atomic.Uint64 // pub/sub messages dropped on full worker queues
 	probeFailures atomic.Uint64 // pub/sub connections replaced for not returning a probe
 	reconnects    atomic.Uint64 // pub/sub connections lost and opened again
-	rewinds       atomic.Uint64 // streams found behind what was delivered
+	rewinds       atomic.Uint64 // epochs renewed because Redis may have lost writes
 	probesBack    atomic.Uint64 // probe tokens that came back (for tests)
 	id            string        // random, names this broker's probe channels
 
@@ -104,6 +105,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	b := &Broker{cfg: cfg, opt: opt, client: client, seed: maphash.MakeSeed(), id: rand.Text()[:12]}
 	b.sharded = client.Mode() == rueidis.ClientModeCluster
+	b.term = termMode(client)
 	if err := b.loadScripts(ctx); err != nil {
 		client.Close()
 		if ctx.Err() != nil {
@@ -219,7 +221,8 @@ func (b *Broker) Dropped() uint64 { return b.dropped.Load() }
 func (b *Broker) Reconnects() uint64 { return b.reconnects.Load() }
 
 // Publish runs one Lua script that gives the channel an epoch if it has
-// none, assigns the next offset, appends the publication to the channel's
+// none (or a new one if its epoch began on another master: see termLua),
+// assigns the next offset, appends the publication to the channel's
 // stream (trimmed to about opts.HistorySize entries, expiring after the
 // history TTL; HistorySize 0 deletes the stream) and publishes it on the
 // channel's pub/sub channel with its offset and epoch: one round trip.
@@ -230,7 +233,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 	keys, args := b.publishArgs(channel, data, opts)
 	octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	return b.parsePublish(ctx, publishScript.Exec(octx, b.client, keys, args))
+	return b.parsePublish(ctx, b.runScript(octx, publishScript, publishSHA, keys, args))
 }
 
 var _ broker.BatchPublisher = (*Broker)(nil)
@@ -257,7 +260,7 @@ func (b *Broker) PublishMany(ctx context.Context, reqs []broker.PublishRequest) 
 	}
 	octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	for j, res := range b.execMulti(octx, publishScript, publishSHA, true, execs) {
+	for j, res := range b.runScripts(octx, publishScript, publishSHA, true, execs) {
 		i := idx[j]
 		out[i].Position, out[i].Err = b.parsePublish(ctx, res)
 	}
@@ -280,17 +283,20 @@ func (b *Broker) publishArgs(channel string, data []byte, opts broker.PublishOpt
 		ms(max(b.cfg.StreamTTL, ttl)),
 		newEpoch(),
 		b.publishCommand(),
+		b.term,
+		"", // the term to adopt: last, see runScripts
 	}
 	return keys, args
 }
 
-// parsePublish reads the publish script's reply {offset, epoch}.
+// parsePublish reads the publish script's reply {offset, epoch,
+// renewed}.
 func (b *Broker) parsePublish(ctx context.Context, res rueidis.RedisResult) (protocol.StreamPosition, error) {
 	reply, err := res.ToArray()
 	if err != nil {
 		return protocol.StreamPosition{}, b.wrap(ctx, "publish", err)
 	}
-	if len(reply) != 2 {
+	if len(reply) != 3 {
 		return protocol.StreamPosition{}, fmt.Errorf("redis: publish: unexpected reply of %d elements", len(reply))
 	}
 	offset, err := reply[0].AsInt64()
@@ -301,7 +307,15 @@ func (b *Broker) parsePublish(ctx context.Context, res rueidis.RedisResult) (pro
 	if err != nil {
 		return protocol.StreamPosition{}, fmt.Errorf("redis: publish: %w", err)
 	}
+	b.countRenewed(reply[2])
 	return protocol.StreamPosition{Offset: uint64(offset), Epoch: epoch}, nil
+}
+
+// countRenewed counts a script's report that it renewed an epoch.
+func (b *Broker) countRenewed(flag rueidis.RedisMessage) {
+	if n, err := flag.AsInt64(); err == nil && n == 1 {
+		b.rewinds.Add(1)
+	}
 }
 
 // PublishJoin publishes a join on the channel's pub/sub channel, so that it
@@ -367,23 +381,6 @@ func (b *Broker) Unsubscribe(ctx context.Context, channel string) error {
 	return nil
 }
 
-// History runs one Lua script that reads the channel's position and the
-// selected publications in one snapshot, and gives the channel an epoch if
-// it has none (the one its first publication will get).
-func (b *Broker) History(ctx context.Context, channel string, opts broker.HistoryOptions) (broker.HistoryResult, error) {
-	if err := b.check(ctx, channel); err != nil {
-		return broker.HistoryResult{}, err
-	}
-	octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
-	defer cancel()
-	keys, args := b.historyArgs(channel, opts)
-	res, err := parseHistory(historyScript.Exec(octx, b.client, keys, args))
-	if err != nil {
-		return broker.HistoryResult{}, b.wrap(ctx, "history", err)
-	}
-	return res, nil
-}
-
 // followsMaster reports whether the broker's Redis master may change
 // under it (Cluster and Sentinel), so that a pub/sub connection must check
 // that it reached a master.
@@ -397,100 +394,6 @@ func (b *Broker) publishCommand() string {
 		return "SPUBLISH"
 	}
 	return "PUBLISH"
-}
-
-// historyCall is one channel's history request in a batch.
-type historyCall struct {
-	channel string
-	opts    broker.HistoryOptions
-}
-
-// historyMany reads the history of several channels in pipelined batches.
-// results[i] and errs[i] answer calls[i].
-func (b *Broker) historyMany(ctx context.Context, calls []historyCall) ([]broker.HistoryResult, []error) {
-	results := make([]broker.HistoryResult, len(calls))
-	errs := make([]error, len(calls))
-	if len(calls) == 1 {
-		results[0], errs[0] = b.History(ctx, calls[0].channel, calls[0].opts)
-		return results, errs
-	}
-	const chunk = 256
-	for start := 0; start < len(calls); start += chunk {
-		part := calls[start:min(start+chunk, len(calls))]
-		execs := make([]rueidis.LuaExec, len(part))
-		for i, c := range part {
-			execs[i].Keys, execs[i].Args = b.historyArgs(c.channel, c.opts)
-		}
-		octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
-		replies := b.execMulti(octx, historyScript, historySHA, false, execs)
-		cancel()
-		for i, r := range replies {
-			res, err := parseHistory(r)
-			if err != nil {
-				err = b.wrap(ctx, "history", err)
-			}
-			results[start+i], errs[start+i] = res, err
-		}
-	}
-	return results, errs
-}
-
-func (b *Broker) historyArgs(channel string, opts broker.HistoryOptions) (keys, args []string) {
-	since := ""
-	if opts.Since != nil {
-		since = strconv.FormatUint(opts.Since.Offset, 10)
-	}
-	limit := opts.Limit
-	if limit < 0 {
-		limit = -1
-	}
-	tag := b.tag(channel)
-	return []string{tag + ":s", tag + ":m"}, []string{newEpoch(), ms(b.cfg.StreamTTL), since, strconv.Itoa(limit)}
-}
-
-// parseHistory reads a reply of historyLua.
-func parseHistory(r rueidis.RedisResult) (broker.HistoryResult, error) {
-	reply, err := r.ToArray()
-	if err != nil {
-		return broker.HistoryResult{}, err
-	}
-	if len(reply) < 2 || len(reply)%2 != 0 {
-		return broker.HistoryResult{}, fmt.Errorf("redis: history: unexpected reply of %d elements", len(reply))
-	}
-	offset, err := reply[0].AsInt64()
-	if err != nil {
-		return broker.HistoryResult{}, err
-	}
-	epoch, err := reply[1].ToString()
-	if err != nil {
-		return broker.HistoryResult{}, err
-	}
-	res := broker.HistoryResult{Position: protocol.StreamPosition{Offset: uint64(offset), Epoch: epoch}}
-	if n := (len(reply) - 2) / 2; n > 0 {
-		res.Publications = make([]*protocol.Publication, 0, n)
-	}
-	for i := 2; i < len(reply); i += 2 {
-		id, err := reply[i].ToString()
-		if err != nil {
-			return broker.HistoryResult{}, err
-		}
-		body, err := reply[i+1].ToString()
-		if err != nil {
-			return broker.HistoryResult{}, err
-		}
-		idOffset, _, _ := strings.Cut(id, "-")
-		off, err := strconv.ParseUint(idOffset, 10, 64)
-		if err != nil {
-			return broker.HistoryResult{}, fmt.Errorf("redis: history: bad entry id %q", id)
-		}
-		pub, err := decodeBody(body)
-		if err != nil {
-			return broker.HistoryResult{}, err
-		}
-		pub.Offset = off
-		res.Publications = append(res.Publications, pub)
-	}
-	return res, nil
 }
 
 // Close stops delivery, closes the pub/sub connection and the Redis
@@ -568,7 +471,9 @@ func unavailableReply(err *rueidis.RedisError) bool {
 		return true
 	}
 	msg := err.Error()
-	for _, p := range []string{"BUSY", "MASTERDOWN", "READONLY", "OOM", "NOREPLICAS"} {
+	// TERM: a channel's epoch whose term the broker could not settle
+	// (see runScripts); the next call settles it.
+	for _, p := range []string{"BUSY", "MASTERDOWN", "READONLY", "OOM", "NOREPLICAS", "TERM"} {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}
@@ -609,7 +514,7 @@ func (b *Broker) rewind(ctx context.Context, channel string, seen protocol.Strea
 	octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
 	reply, err := rewindScript.Exec(octx, b.client, []string{tag + ":s", tag + ":m"},
-		[]string{seen.Epoch, strconv.FormatUint(seen.Offset, 10), newEpoch()}).ToArray()
+		[]string{seen.Epoch, strconv.FormatUint(seen.Offset, 10), newEpoch(), b.term}).ToArray()
 	if err != nil {
 		return protocol.StreamPosition{}, b.wrap(ctx, "rewind", err)
 	}
@@ -627,6 +532,9 @@ func (b *Broker) rewind(ctx context.Context, channel string, seen protocol.Strea
 	return protocol.StreamPosition{Offset: uint64(off), Epoch: epoch}, nil
 }
 
-// Rewinds returns how many times the broker found a channel's stream behind
-// what it had delivered (writes lost in a failover) and started a new epoch.
+// Rewinds returns how many times the broker started a new epoch for a
+// channel because Redis may have lost writes of it: the channel's epoch
+// began on another master (behind Sentinel or on a Cluster: a failover or
+// a restart of the master since; see termLua), or its stream was found
+// behind what the broker had delivered.
 func (b *Broker) Rewinds() uint64 { return b.rewinds.Load() }

@@ -35,7 +35,7 @@
 // deployments can share one Redis. For a channel C:
 //
 //	P:{C}      the pub/sub channel: publications, joins and leaves, in order
-//	P:{C}:m    hash: epoch, latest offset, history size
+//	P:{C}:m    hash: epoch, latest offset, history size, term of the epoch
 //	P:{C}:s    stream: the history, one entry per publication, ID "<offset>-0"
 //	P:{C}:p    hash: presence, client ID -> client info
 //	P:{C}:z    sorted set: presence expiry per client ID
@@ -44,7 +44,9 @@
 //
 // Publish is one EVALSHA of a Lua script (one round trip; EVAL once after
 // Redis lost its script cache): if the meta hash is missing it creates a new
-// epoch (and deletes a stale stream); it increments the offset, appends to
+// epoch (and deletes a stale stream); behind Sentinel and on a Cluster it
+// also starts a new epoch when the channel's epoch began in another term
+// of the master (see Failovers below); it increments the offset, appends to
 // the stream with XADD MAXLEN ~ HistorySize (or deletes the stream when
 // HistorySize is 0), refreshes the TTLs and PUBLISHes (SPUBLISHes on a
 // Cluster) the publication with its offset and epoch. Being one script, publications of a channel get
@@ -118,6 +120,25 @@
 //
 // While Redis is unreachable every call that needs it fails within
 // Config.Timeout with an error wrapping broker.ErrUnavailable.
+//
+// # Failovers
+//
+// Replication is asynchronous: a replica that takes over may lack the last
+// writes its master acknowledged, and would give their offsets out again,
+// in the same epoch. Behind Sentinel and on a Cluster an epoch therefore
+// lives in one term of one master: its replication ID, which Redis draws
+// anew when a replica is promoted or a master restarts. The meta hash
+// records the term each epoch began in (field r), and the publish and
+// history scripts start a new epoch when it is not the master's own, before
+// they hand out an offset: every failover starts a new epoch on the
+// channels of that master, lossy or not, and no offset is acknowledged
+// twice in one epoch. A slot migration moves keys whole: a term that is
+// neither the master's nor that of the master it was promoted from makes
+// the script ask the broker, which keeps the epoch if a master of the
+// Cluster is in that term now (Broker.runScripts). Rewinds counts the
+// epochs started so. A standalone Redis has no terms; a stream found
+// behind what the broker delivered (writes lost to weak persistence)
+// starts a new epoch when the broker notices it.
 //
 // # Presence
 //

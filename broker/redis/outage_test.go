@@ -11,6 +11,7 @@ import (
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/broker/brokertest"
 	"github.com/redcast/redcast/internal/testredis"
+	"github.com/redcast/redcast/protocol"
 )
 
 // fastReconnect is a Config that reconnects quickly, for outage tests.
@@ -19,16 +20,20 @@ func fastReconnect(prefix string) Config {
 }
 
 // publishEventually publishes, retrying while Redis is unavailable (a
-// client notices a restarted server on its next call).
-func publishEventually(t *testing.T, b *Broker, ch, data string) {
+// client notices a restarted server on its next call), and returns the
+// publication's position.
+func publishEventually(t *testing.T, b *Broker, ch, data string) protocol.StreamPosition {
 	t.Helper()
+	var pos protocol.StreamPosition
 	brokertest.WaitFor(t, "a publication to succeed", func() bool {
-		_, err := b.Publish(t.Context(), ch, []byte(data), broker.PublishOptions{HistorySize: 100})
+		var err error
+		pos, err = b.Publish(t.Context(), ch, []byte(data), broker.PublishOptions{HistorySize: 100})
 		if err != nil && !errors.Is(err, broker.ErrUnavailable) {
 			t.Fatalf("Publish: %v", err)
 		}
 		return err == nil
 	})
+	return pos
 }
 
 // TestOutageFilledFromHistory kills Redis (with AOF) under a node and,

@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/redis/rueidis"
 
 	"github.com/redcast/redcast/broker"
 )
@@ -28,6 +25,10 @@ import (
 // published meanwhile from history. When a master stops owning a channel's
 // slot (a failover or a slot migration), Redis unsubscribes the channel
 // itself; run then does the same for that channel alone.
+//
+// The links are in links.go, which master a channel belongs on (Cluster
+// slot routing) in routing.go, and the commands that bring Redis in line
+// with what is wanted in reconcile.go.
 type subscriptions struct {
 	b    *Broker
 	kick chan struct{} // wakes run; capacity 1
@@ -57,23 +58,6 @@ type subRequest struct {
 	err       error         // why it failed; set before done is closed
 	confirmed bool
 }
-
-// link is one pub/sub connection.
-type link struct {
-	addr   string
-	client rueidis.Client // the link's own client to its master on a Cluster; nil elsewhere
-	conn   rueidis.DedicatedClient
-	down   bool                   // set (under subscriptions.mu) when the connection broke
-	probe  atomic.Pointer[string] // the link's probe channel
-	token  string                 // the probe token on its way, or ""; under subscriptions.mu
-	// probeMoved (under subscriptions.mu) says that Redis dropped the
-	// probe channel (its slot moved to another master): the link needs a
-	// new one, and is not judged by the probe until it has it.
-	probeMoved bool
-}
-
-// probeName returns the link's probe channel.
-func (l *link) probeName() string { return *l.probe.Load() }
 
 func newSubscriptions(b *Broker) *subscriptions {
 	return &subscriptions{
@@ -112,7 +96,7 @@ func (s *subscriptions) subscribe(ctx context.Context, ch string) error {
 		r = &subRequest{done: make(chan struct{})}
 		s.want[ch] = r
 		s.pending = append(s.pending, ch)
-		s.b.workerFor(ch).add(ch)
+		s.b.workerFor(ch).add(ch, r)
 	}
 	s.mu.Unlock()
 	s.wakeRun()
@@ -129,16 +113,20 @@ func (s *subscriptions) subscribe(ctx context.Context, ch string) error {
 // nil.
 func (s *subscriptions) abandon(ctx context.Context, ch string, r *subRequest) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if r.confirmed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.dropLocked(ch, r, ctx.Err())
+	s.mu.Unlock()
+	s.b.workerFor(ch).quiesce()
 	return ctx.Err()
 }
 
 // unsubscribe stops delivery of the channel now and queues its
-// unsubscribe command.
+// unsubscribe command. It returns once the handler is not called for the
+// channel any more (after a call in progress), without holding s.mu
+// meanwhile: the read loop needs it.
 func (s *subscriptions) unsubscribe(ch string) {
 	s.mu.Lock()
 	r := s.want[ch]
@@ -149,16 +137,19 @@ func (s *subscriptions) unsubscribe(ch string) {
 	s.dropLocked(ch, r, fmt.Errorf("redis: subscribe %q: unsubscribed meanwhile", ch))
 	s.mu.Unlock()
 	s.wakeRun()
+	s.b.workerFor(ch).quiesce()
 }
 
 // dropLocked forgets a wanted channel, failing its request with err if it
-// was not confirmed yet, and queues an unsubscribe command if needed.
+// was not confirmed yet, and queues an unsubscribe command if needed. The
+// worker starts no handler call for it afterwards; one in progress may
+// end later (see worker.quiesce).
 func (s *subscriptions) dropLocked(ch string, r *subRequest, err error) {
 	if s.want[ch] != r {
 		return
 	}
 	delete(s.want, ch)
-	s.b.workerFor(ch).remove(ch)
+	s.b.workerFor(ch).remove(ch, r)
 	if !r.confirmed {
 		r.err = err
 		close(r.done)
@@ -209,16 +200,6 @@ func (s *subscriptions) run(ctx context.Context) {
 // errLinkLost makes run back off before it connects again.
 var errLinkLost = unavailable("pub/sub connection lost", nil)
 
-// errMoved is what reconcile returns when a master refused a subscription
-// with MOVED: a slot moved and the topology is stale, which the broker
-// does not hear of when it had no channel in that slot.
-var errMoved = errors.New("slot moved")
-
-// maxMovedRounds is how often sync reads the topology again and retries
-// after MOVED replies before it gives up as for any other error (the
-// nodes may disagree for a moment while a slot changes hands).
-const maxMovedRounds = 3
-
 // sync brings the links in line with what is wanted: it forgets broken
 // links (and returns errLinkLost, so that run backs off first), reads the
 // Cluster topology if needed, opens missing links, and sends the
@@ -257,502 +238,6 @@ func (s *subscriptions) sync(ctx context.Context) error {
 	}
 	s.ready = true
 	return nil
-}
-
-// forgetBroken closes the links whose connection broke and queues their
-// channels to be subscribed again. It reports whether there were any.
-func (s *subscriptions) forgetBroken() bool {
-	s.mu.Lock()
-	var broken []*link
-	for addr, l := range s.links {
-		if l.down {
-			broken = append(broken, l)
-			delete(s.links, addr)
-		}
-	}
-	if len(broken) > 0 {
-		s.ready, s.refresh, s.refreshFrom = false, true, nil
-		s.requeueLocked(func(l *link) bool { return l.down })
-	}
-	s.mu.Unlock()
-	for _, l := range broken {
-		l.close()
-	}
-	return len(broken) > 0
-}
-
-// requeueLocked forgets the subscriptions on links that match and queues
-// the wanted channels among them to be subscribed again.
-func (s *subscriptions) requeueLocked(match func(*link) bool) {
-	for ch, l := range s.on {
-		if match(l) {
-			delete(s.on, ch)
-			if s.want[ch] != nil {
-				s.pending = append(s.pending, ch)
-			}
-		}
-	}
-}
-
-// openLinks reads the Cluster topology if needed, closes the links to
-// nodes that are no longer masters (their channels are subscribed again
-// elsewhere) and opens a link to every master that has none (or the one
-// link outside a Cluster).
-func (s *subscriptions) openLinks(ctx context.Context) error {
-	wanted := []string{""}
-	if s.b.sharded {
-		s.mu.Lock()
-		refresh := s.refresh || s.topo == nil
-		from := s.b.client
-		if l := s.refreshFrom; l != nil && !l.down && s.links[l.addr] == l {
-			from = l.client
-		}
-		s.refresh, s.refreshFrom = false, nil
-		s.mu.Unlock()
-		if refresh {
-			t, err := s.b.readTopology(ctx, from)
-			if err != nil {
-				s.mu.Lock()
-				s.refresh = true
-				s.mu.Unlock()
-				return err
-			}
-			s.topo = t
-			s.moveChannels()
-		}
-		wanted = s.topo.masters
-	}
-	var gone []*link
-	s.mu.Lock()
-	keep := make(map[string]bool, len(wanted))
-	for _, addr := range wanted {
-		keep[addr] = true
-	}
-	for addr, l := range s.links {
-		if !keep[addr] {
-			gone = append(gone, l)
-			delete(s.links, addr)
-		}
-	}
-	if len(gone) > 0 {
-		s.requeueLocked(func(l *link) bool { return !keep[l.addr] })
-	}
-	var missing []string
-	for _, addr := range wanted {
-		if s.links[addr] == nil {
-			missing = append(missing, addr)
-		}
-	}
-	s.mu.Unlock()
-	for _, l := range gone {
-		l.close()
-	}
-	for _, addr := range missing {
-		l, err := s.open(ctx, addr)
-		if err != nil {
-			s.mu.Lock()
-			s.refresh = true // it may be a master no more
-			s.mu.Unlock()
-			return err
-		}
-		s.mu.Lock()
-		s.links[addr] = l
-		s.mu.Unlock()
-	}
-	return nil
-}
-
-// moveChannels queues the channels subscribed on a link that no longer
-// owns their slot (after s.topo changed) to be moved.
-func (s *subscriptions) moveChannels() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for ch, l := range s.on {
-		if addr, _ := s.topo.master(s.b.tag(ch)); addr != l.addr {
-			delete(s.on, ch)
-			if s.want[ch] != nil {
-				s.pending = append(s.pending, ch)
-			}
-		}
-	}
-}
-
-// open opens a link to the master at addr ("" for the one link outside a
-// Cluster). Its hooks route messages to the workers, note when Redis drops
-// a subscription by itself, and mark the link down when its connection
-// breaks.
-func (s *subscriptions) open(ctx context.Context, addr string) (*link, error) {
-	l := &link{addr: addr}
-	probe := s.probeChannel(addr)
-	l.probe.Store(&probe)
-	if s.b.sharded {
-		opt := s.b.opt
-		opt.InitAddress = []string{addr}
-		opt.ForceSingleClient = true
-		c, err := rueidis.NewClient(opt)
-		if err != nil {
-			return nil, unavailable("connect pub/sub to "+addr, err)
-		}
-		l.client = c
-		l.conn, _ = c.Dedicate()
-	} else {
-		l.conn, _ = s.b.client.Dedicate()
-	}
-	errc := l.conn.SetPubSubHooks(rueidis.PubSubHooks{
-		OnMessage: func(m rueidis.PubSubMessage) {
-			if m.Channel == l.probeName() {
-				s.probed(l, m.Message)
-				return
-			}
-			s.b.route(m)
-		},
-		OnSubscription: func(m rueidis.PubSubSubscription) { s.dropped(l, m) },
-	})
-	// ROLE makes sure the connection is up, and to a master: a Cluster
-	// topology read from a node that has not heard of a failover yet
-	// names a master that is a replica now, which would accept
-	// SSUBSCRIBE, and Sentinel's master may have just changed. Then the
-	// link subscribes to its probe channel.
-	octx, cancel := context.WithTimeout(ctx, s.b.cfg.Timeout)
-	defer cancel()
-	if s.b.followsMaster() {
-		role, err := l.conn.Do(octx, l.conn.B().Role().Build()).ToArray()
-		var kind string
-		if err == nil && len(role) > 0 {
-			kind, err = role[0].ToString()
-		}
-		if err == nil && kind != "master" {
-			err = fmt.Errorf("%s is a %s, not a master", addr, kind)
-		}
-		if err != nil {
-			l.close()
-			return nil, unavailable("connect pub/sub", err)
-		}
-	}
-	if err := s.send(ctx, l, true, []string{probe}, true); err != nil {
-		l.close()
-		return nil, err
-	}
-	s.b.wg.Go(func() {
-		select {
-		case <-errc:
-			s.linkDown(l)
-		case <-ctx.Done():
-		}
-	})
-	return l, nil
-}
-
-func (l *link) close() {
-	l.conn.Close()
-	if l.client != nil {
-		l.client.Close()
-	}
-}
-
-// linkDown marks a link whose connection broke.
-func (s *subscriptions) linkDown(l *link) {
-	s.mu.Lock()
-	if s.links[l.addr] == l && !l.down {
-		l.down, s.ready = true, false
-		s.b.reconnects.Add(1)
-	}
-	s.mu.Unlock()
-	s.wakeRun()
-}
-
-// dropped is the links' OnSubscription hook: an unsubscription of a
-// channel still subscribed on the link was Redis's own doing (the slot
-// moved to another master), so the channel is subscribed again where it
-// is now, and what it missed read from history.
-func (s *subscriptions) dropped(l *link, m rueidis.PubSubSubscription) {
-	if m.Kind != "sunsubscribe" && m.Kind != "unsubscribe" {
-		return
-	}
-	if m.Channel == l.probeName() {
-		// The probe channel's slot moved: give the link another one.
-		s.mu.Lock()
-		l.probeMoved, l.token = true, ""
-		s.refresh, s.refreshFrom = true, l
-		s.mu.Unlock()
-		s.wakeRun()
-		return
-	}
-	ch, ok := s.b.channelOf(m.Channel)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	if s.on[ch] != l {
-		s.mu.Unlock()
-		return // our own unsubscription
-	}
-	delete(s.on, ch)
-	if s.want[ch] != nil {
-		s.pending = append(s.pending, ch)
-	}
-	s.refresh, s.refreshFrom = true, l
-	s.mu.Unlock()
-	s.wakeRun()
-}
-
-// reconcile sends the unsubscribe and subscribe commands that requests
-// since the last call need, then confirms the new subscriptions and has
-// channels subscribed again filled from history.
-func (s *subscriptions) reconcile(ctx context.Context) error {
-	s.mu.Lock()
-	unsub := make(map[*link][]string)
-	for _, ch := range s.stale {
-		if l := s.on[ch]; l != nil && s.want[ch] == nil {
-			delete(s.on, ch) // before the command: its confirmation is not a drop
-			if !l.down {
-				unsub[l] = append(unsub[l], ch)
-			}
-		}
-	}
-	s.stale = s.stale[:0]
-	sub := make(map[*link][]string)
-	var (
-		confirm, again, keep []string
-		seen                 = make(map[string]struct{}, len(s.pending))
-	)
-	for _, ch := range s.pending {
-		r := s.want[ch]
-		if r == nil {
-			continue
-		}
-		if _, dup := seen[ch]; dup {
-			continue
-		}
-		seen[ch] = struct{}{}
-		l := s.ownerLocked(ch)
-		if l == nil {
-			keep = append(keep, ch) // no master (yet), or its link is down
-			continue
-		}
-		if r.confirmed {
-			again = append(again, ch)
-		} else {
-			confirm = append(confirm, ch)
-		}
-		if cur := s.on[ch]; cur == l {
-			continue // subscribed there already
-		} else if cur != nil && !cur.down {
-			unsub[cur] = append(unsub[cur], ch)
-		}
-		s.on[ch] = l
-		sub[l] = append(sub[l], ch)
-	}
-	s.pending = keep
-	if len(keep) > 0 {
-		s.refresh = true
-	}
-	s.mu.Unlock()
-
-	var firstErr, movedErr error
-	for l, chans := range unsub {
-		if err := s.send(ctx, l, false, chans, false); err != nil && firstErr == nil {
-			firstErr = err
-		}
-	}
-	for l, chans := range sub {
-		if err := s.send(ctx, l, true, chans, false); err != nil {
-			moved := isMoved(err)
-			s.mu.Lock()
-			for _, ch := range chans {
-				if s.on[ch] == l {
-					delete(s.on, ch)
-				}
-				if s.want[ch] != nil {
-					s.pending = append(s.pending, ch)
-				}
-			}
-			s.refresh = true // a MOVED reply, or a master that went away
-			if moved {
-				s.refreshFrom = l // it knows who owns the slot now
-			}
-			s.mu.Unlock()
-			switch {
-			case moved && movedErr == nil:
-				movedErr = fmt.Errorf("%w: %w", errMoved, err)
-			case !moved && firstErr == nil:
-				firstErr = err
-			}
-		}
-	}
-	s.confirm(ctx, confirm)
-	s.mu.Lock()
-	for _, ch := range again {
-		if s.on[ch] != nil {
-			s.b.workerFor(ch).markDirty(ch)
-		}
-	}
-	s.mu.Unlock()
-	if firstErr != nil {
-		return firstErr
-	}
-	if movedErr != nil {
-		return movedErr
-	}
-	if len(keep) > 0 {
-		return unavailable("subscribe", errors.New("no master for some channels"))
-	}
-	return nil
-}
-
-// isMoved reports whether err is, or wraps, a MOVED reply.
-func isMoved(err error) bool {
-	var rerr *rueidis.RedisError
-	if !errors.As(err, &rerr) {
-		return false
-	}
-	_, moved := rerr.IsMoved()
-	return moved
-}
-
-// ownerLocked returns the up link a channel belongs on, or nil.
-func (s *subscriptions) ownerLocked(ch string) *link {
-	addr := ""
-	if s.b.sharded {
-		var ok bool
-		if addr, ok = s.topo.master(s.b.tag(ch)); !ok {
-			return nil
-		}
-	}
-	l := s.links[addr]
-	if l == nil || l.down {
-		return nil
-	}
-	return l
-}
-
-// confirm notes each newly subscribed channel's position, so that a later
-// outage can be filled from history even if nothing was delivered by
-// then, and lets its Subscribe call return. Channels that were not
-// subscribed after all (the command failed) are left to fail.
-func (s *subscriptions) confirm(ctx context.Context, chans []string) {
-	s.mu.Lock()
-	reqs := make([]*subRequest, 0, len(chans))
-	calls := make([]historyCall, 0, len(chans))
-	for _, ch := range chans {
-		if r := s.want[ch]; r != nil && !r.confirmed && s.on[ch] != nil {
-			reqs = append(reqs, r)
-			calls = append(calls, historyCall{channel: ch})
-		}
-	}
-	s.mu.Unlock()
-	if len(calls) == 0 {
-		return
-	}
-	results, errs := s.b.historyMany(ctx, calls)
-	s.mu.Lock()
-	failed := false
-	for i, c := range calls {
-		r := reqs[i]
-		if s.want[c.channel] != r || r.confirmed {
-			continue // unsubscribed or abandoned meanwhile
-		}
-		if errs[i] != nil {
-			s.dropLocked(c.channel, r, errs[i]) // and unsubscribe in the next round
-			failed = true
-			continue
-		}
-		s.b.workerFor(c.channel).setFloor(c.channel, results[i].Position)
-		r.confirmed = true
-		close(r.done)
-	}
-	s.mu.Unlock()
-	if failed {
-		s.wakeRun()
-	}
-}
-
-// send subscribes to (or unsubscribes from) channels on a link, at most
-// SubscribeBatch channels per round trip. On a Cluster, one SSUBSCRIBE
-// names channels of one slot only, so a round trip pipelines a command per
-// slot. A command returns once Redis executed it: Redis subscribes all
-// channels of a command before it answers, so every publication made
-// afterwards reaches this connection. Unless raw, chans are the broker's
-// channels rather than pub/sub channel names.
-func (s *subscriptions) send(ctx context.Context, l *link, subscribe bool, chans []string, raw bool) error {
-	names := chans
-	if !raw {
-		names = make([]string, len(chans))
-		for i, ch := range chans {
-			names[i] = s.b.tag(ch)
-		}
-	}
-	groups := [][]string{names}
-	if s.b.sharded {
-		groups = groupBySlot(names)
-	}
-	var (
-		cmds []rueidis.Completed
-		n    int
-	)
-	flush := func() error {
-		if len(cmds) == 0 {
-			return nil
-		}
-		octx, cancel := context.WithTimeout(ctx, s.b.cfg.Timeout)
-		defer cancel()
-		for _, r := range l.conn.DoMulti(octx, cmds...) {
-			if err := r.Error(); err != nil {
-				if subscribe {
-					return unavailable("subscribe", err)
-				}
-				return unavailable("unsubscribe", err)
-			}
-		}
-		cmds, n = cmds[:0], 0
-		return nil
-	}
-	batch := s.b.cfg.SubscribeBatch
-	for _, g := range groups {
-		for start := 0; start < len(g); start += batch {
-			part := g[start:min(start+batch, len(g))]
-			if n+len(part) > batch {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-			cmds = append(cmds, s.command(l, subscribe, part))
-			n += len(part)
-		}
-	}
-	return flush()
-}
-
-// command builds the subscribe or unsubscribe command of a link.
-func (s *subscriptions) command(l *link, subscribe bool, names []string) rueidis.Completed {
-	b := l.conn.B()
-	switch {
-	case s.b.sharded && subscribe:
-		return b.Ssubscribe().Channel(names...).Build()
-	case s.b.sharded:
-		return b.Sunsubscribe().Channel(names...).Build()
-	case subscribe:
-		return b.Subscribe().Channel(names...).Build()
-	default:
-		return b.Unsubscribe().Channel(names...).Build()
-	}
-}
-
-// groupBySlot splits pub/sub channel names by Cluster slot.
-func groupBySlot(names []string) [][]string {
-	idx := make(map[uint16]int)
-	var groups [][]string
-	for _, name := range names {
-		slot := slotOf(name)
-		i, ok := idx[slot]
-		if !ok {
-			i = len(groups)
-			idx[slot] = i
-			groups = append(groups, nil)
-		}
-		groups[i] = append(groups[i], name)
-	}
-	return groups
 }
 
 // failed records that sync failed: the broker is not ready, and Subscribe

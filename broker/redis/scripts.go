@@ -15,7 +15,8 @@ import (
 //
 // Keys of a channel C under prefix P:
 //
-//	P:{C}:m  hash: e = epoch, o = latest offset, s = HistorySize of the latest publication
+//	P:{C}:m  hash: e = epoch, o = latest offset, s = HistorySize of the latest publication,
+//	         r = the term of the epoch (see termLua)
 //	P:{C}:s  stream: one entry per kept publication, ID "<offset>-0",
 //	         fields d = body, x = expiry (Unix ms, Redis clock)
 //	P:{C}:p, P:{C}:z, P:{C}:u  presence (see presence.go)
@@ -29,23 +30,75 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
+// termLua defines term(r, mode, adopt), which decides whether a channel's
+// epoch, begun in term r (the meta hash's r), still holds on this Redis.
+//
+// Behind Sentinel and on a Cluster, replication is asynchronous: a
+// replica that takes over may lack the last writes its master
+// acknowledged, and would give their offsets out again, in the same epoch,
+// to other publications. Subscribers would take those for duplicates. So
+// an epoch lives in one term only: the master's replication ID
+// (master_replid), which Redis draws anew whenever a replica is promoted
+// and whenever a master restarts. Every script that writes the meta hash
+// runs on the master, so an epoch whose term is this master's own has
+// every write of it here; any other starts a new epoch (renew). An epoch
+// of the master this one was promoted from (master_replid2) may lack
+// writes: renew. A term of another Cluster master comes with a slot
+// migration, which moves keys whole: the broker checks that some master
+// of the Cluster is still in that term (so its copy was complete when it
+// moved) and runs the script again with adopt set to it, or to "!" to
+// renew.
+//
+// mode is "" outside Sentinel and Cluster (no term: a standalone Redis
+// keeps or loses its data with its persistence), "sentinel" or
+// "cluster". term returns the term to store and whether to renew; or, for
+// a term the broker must check, the error "TERM <r>" and nil.
+const termLua = `
+local function term(r, mode, adopt)
+	if mode == '' then
+		return '', false
+	end
+	local info = redis.call('INFO', 'replication')
+	local mine = string.match(info, 'master_replid:(%w+)')
+	if r == mine or (r and r == adopt) then
+		return mine, false
+	end
+	if r and mode == 'cluster' and adopt == '' and r ~= string.match(info, 'master_replid2:(%w+)') then
+		return 'TERM ' .. r, nil
+	end
+	return mine, true
+end
+`
+
 // publishLua stores a publication and publishes it, atomically.
 //
 //	KEYS: stream, meta
 //	ARGV: pub/sub channel, body, history size, history TTL (ms),
 //	      meta TTL (ms), epoch to use if the channel has none,
 //	      PUBLISH or SPUBLISH (on a Cluster: the pub/sub channel is in
-//	      the same slot as the keys)
+//	      the same slot as the keys), term mode and term to adopt (see
+//	      termLua)
 //
-// It returns {offset, epoch}.
-const publishLua = nowMs + `
+// It returns {offset, epoch, 1 if it renewed the epoch else 0}, or a
+// TERM error.
+const publishLua = nowMs + termLua + `
 local stream, meta = KEYS[1], KEYS[2]
 local size = tonumber(ARGV[3])
-local epoch = redis.call('HGET', meta, 'e')
-if not epoch then
+local m = redis.call('HMGET', meta, 'e', 'r')
+local epoch, renewed = m[1], 0
+local t, renew = term(m[2], ARGV[8], ARGV[9])
+if renew == nil then
+	return redis.error_reply(t)
+end
+if not epoch or renew then
+	if epoch then
+		renewed = 1
+	end
 	epoch = ARGV[6]
 	redis.call('DEL', stream)
-	redis.call('HSET', meta, 'e', epoch)
+	redis.call('HSET', meta, 'e', epoch, 'r', t)
+elseif t ~= (m[2] or '') then
+	redis.call('HSET', meta, 'r', t)
 end
 local offset = redis.call('HINCRBY', meta, 'o', 1)
 redis.call('HSET', meta, 's', size)
@@ -59,34 +112,48 @@ else
 	redis.call('DEL', stream)
 end
 redis.call(ARGV[7], ARGV[1], string.format('p%d:', offset) .. epoch .. ':' .. ARGV[2])
-return {offset, epoch}
+return {offset, epoch, renewed}
 `
 
 // historyLua reads a channel's position and publications in one
-// snapshot, giving the channel an epoch if it has none.
+// snapshot, giving the channel an epoch if it has none, or a new one if
+// its epoch does not hold in this term (see termLua).
 //
 //	KEYS: stream, meta
 //	ARGV: epoch to use if the channel has none, meta TTL (ms) for a new
-//	      epoch, since offset ("" for none), limit (negative for all)
+//	      epoch, since offset ("" for none), limit (negative for all),
+//	      term mode and term to adopt
 //
-// It returns {offset, epoch, id, body, id, body, ...}, oldest first. Only
-// the newest s publications (s from the meta hash) count as history, since
-// MAXLEN ~ trims lazily; expired entries are skipped.
-const historyLua = nowMs + `
+// It returns {offset, epoch, renewed, id, body, id, body, ...}, oldest
+// first, renewed being 1 if it renewed the epoch, else 0; or a TERM error.
+// Only the newest s publications (s from the meta hash) count as history,
+// since MAXLEN ~ trims lazily; expired entries are skipped.
+const historyLua = nowMs + termLua + `
 local stream, meta = KEYS[1], KEYS[2]
-local m = redis.call('HMGET', meta, 'e', 'o', 's')
+local m = redis.call('HMGET', meta, 'e', 'o', 's', 'r')
 local epoch = m[1]
+local t, renew = term(m[4], ARGV[5], ARGV[6])
+if renew == nil then
+	return redis.error_reply(t)
+end
 if not epoch then
 	epoch = ARGV[1]
 	redis.call('DEL', stream)
-	redis.call('HSET', meta, 'e', epoch, 'o', 0)
+	redis.call('HSET', meta, 'e', epoch, 'o', 0, 'r', t)
 	redis.call('PEXPIRE', meta, ARGV[2])
-	return {0, epoch}
+	return {0, epoch, 0}
 end
 local offset = tonumber(m[2]) or 0
+if renew then
+	redis.call('DEL', stream)
+	redis.call('HSET', meta, 'e', ARGV[1], 'r', t)
+	return {offset, ARGV[1], 1}
+elseif t ~= (m[4] or '') then
+	redis.call('HSET', meta, 'r', t)
+end
 local size = tonumber(m[3]) or 0
 local limit = tonumber(ARGV[4])
-local out = {offset, epoch}
+local out = {offset, epoch, 0}
 if limit == 0 or size <= 0 or offset == 0 then
 	return out
 end
@@ -191,7 +258,7 @@ func (b *Broker) execMulti(ctx context.Context, s *rueidis.Lua, sha string, orde
 			continue
 		}
 		lost = true
-		if !ordered || !ranLater(res, execs, i) {
+		if !ordered || !ranLater(res, execs, i, isNoScript) {
 			again = append(again, i)
 		}
 	}
@@ -217,10 +284,11 @@ func (b *Broker) execMulti(ctx context.Context, s *rueidis.Lua, sha string, orde
 }
 
 // ranLater reports whether a call after the i-th, for the same channel
-// (the same first key), ran: Redis answered it with anything but NOSCRIPT.
-func ranLater(res []rueidis.RedisResult, execs []rueidis.LuaExec, i int) bool {
+// (the same first key), ran: Redis answered it with anything but an error
+// that refused reports (NOSCRIPT, a TERM error).
+func ranLater(res []rueidis.RedisResult, execs []rueidis.LuaExec, i int, refused func(error) bool) bool {
 	for k := i + 1; k < len(res); k++ {
-		if execs[k].Keys[0] == execs[i].Keys[0] && !isNoScript(res[k].Error()) {
+		if execs[k].Keys[0] == execs[i].Keys[0] && !refused(res[k].Error()) {
 			return true
 		}
 	}
@@ -244,14 +312,15 @@ var allScripts = []string{publishLua, historyLua, presenceAddLua, presenceRemove
 // changes the epoch; the stream of the old epoch is dropped.
 //
 //	KEYS: stream, meta
-//	ARGV: the epoch seen, the offset seen, the new epoch
+//	ARGV: the epoch seen, the offset seen, the new epoch, term mode
 //
 // It returns {offset, epoch}, the channel's position afterwards.
-const rewindLua = `
+const rewindLua = termLua + `
 local m = redis.call('HMGET', KEYS[2], 'e', 'o')
 if m[1] == ARGV[1] and tonumber(m[2] or 0) < tonumber(ARGV[2]) then
+	local t = term(nil, ARGV[4], '')
 	redis.call('DEL', KEYS[1])
-	redis.call('HSET', KEYS[2], 'e', ARGV[3])
+	redis.call('HSET', KEYS[2], 'e', ARGV[3], 'r', t)
 	m[1] = ARGV[3]
 end
 return {tonumber(m[2] or 0), m[1]}

@@ -27,7 +27,15 @@ type worker struct {
 	queue chan item     // pub/sub messages, bounded
 	wake  chan struct{} // signals dirty channels; capacity 1
 
-	mu    sync.Mutex            // held while calling the handler
+	// mu is held while calling the handler, and guards what the worker
+	// knows of each channel (chanState.pos, known).
+	mu sync.Mutex
+	// setMu guards chans, which channels the worker tracks. It is taken
+	// under mu, never the other way round, and never held while waiting:
+	// the subscription manager adds and removes channels holding
+	// subscriptions.mu, which the pub/sub read loop needs, so it must not
+	// wait for a handler call to end.
+	setMu sync.Mutex
 	chans map[string]*chanState // the subscribed channels of this worker
 
 	// dirtyMu is not mu, so that route never waits for a handler call.
@@ -41,10 +49,11 @@ type item struct {
 	msg     string
 }
 
-// chanState is what a worker knows of a channel; guarded by worker.mu.
+// chanState is what a worker knows of a channel.
 type chanState struct {
-	pos   protocol.StreamPosition // last position delivered, or noted at Subscribe
-	known bool                    // pos is set
+	owner *subRequest             // the subscription it serves; never changes
+	pos   protocol.StreamPosition // last position delivered, or noted at Subscribe; under worker.mu
+	known bool                    // pos is set; under worker.mu
 }
 
 func newWorker(b *Broker) *worker {
@@ -124,31 +133,50 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
-// add starts tracking a channel; deliveries of untracked channels are
-// dropped.
-func (w *worker) add(channel string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.chans[channel] == nil {
-		w.chans[channel] = &chanState{}
+// add starts tracking a channel for the subscription owner; deliveries
+// of untracked channels are dropped. It does not wait for a handler call.
+func (w *worker) add(channel string, owner *subRequest) {
+	w.setMu.Lock()
+	defer w.setMu.Unlock()
+	if st := w.chans[channel]; st == nil || st.owner != owner {
+		w.chans[channel] = &chanState{owner: owner}
 	}
 }
 
-// remove stops delivery of a channel. When it returns the handler is not
-// called for the channel any more.
-func (w *worker) remove(channel string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	delete(w.chans, channel)
+// remove stops tracking a channel for owner: no handler call for it
+// starts afterwards. It does not wait for a handler call in progress
+// (see quiesce).
+func (w *worker) remove(channel string, owner *subRequest) {
+	w.setMu.Lock()
+	defer w.setMu.Unlock()
+	if st := w.chans[channel]; st != nil && st.owner == owner {
+		delete(w.chans, channel)
+	}
 }
 
-// setFloor notes the channel's position read right after it was
-// subscribed, unless something was delivered already: after an outage,
-// publications after it are read from history.
-func (w *worker) setFloor(channel string, pos protocol.StreamPosition) {
+// quiesce waits until no handler call is in progress: after remove, the
+// handler is then not called for the channel any more.
+func (w *worker) quiesce() {
+	w.mu.Lock()
+	defer w.mu.Unlock() // taking mu is the point: a barrier
+}
+
+// state returns what the worker knows of a channel, or nil if it does
+// not track it.
+func (w *worker) state(channel string) *chanState {
+	w.setMu.Lock()
+	defer w.setMu.Unlock()
+	return w.chans[channel]
+}
+
+// setFloor notes the channel's position read right after owner
+// subscribed it, unless something was delivered already: after an
+// outage, publications after it are read from history. It waits for a
+// handler call in progress.
+func (w *worker) setFloor(channel string, owner *subRequest, pos protocol.StreamPosition) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if st := w.chans[channel]; st != nil && !st.known {
+	if st := w.state(channel); st != nil && st.owner == owner && !st.known {
 		st.pos, st.known = pos, true
 	}
 }
@@ -161,27 +189,6 @@ func (w *worker) markDirty(channel string) {
 	select {
 	case w.wake <- struct{}{}:
 	default:
-	}
-}
-
-// markAllDirty asks the worker to resynchronise every channel it tracks.
-func (w *worker) markAllDirty() {
-	w.mu.Lock()
-	chans := make([]string, 0, len(w.chans))
-	for ch := range w.chans {
-		chans = append(chans, ch)
-	}
-	w.mu.Unlock()
-	w.dirtyMu.Lock()
-	for _, ch := range chans {
-		w.dirty[ch] = struct{}{}
-	}
-	w.dirtyMu.Unlock()
-	if len(chans) > 0 {
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
 	}
 }
 
@@ -208,7 +215,7 @@ func (w *worker) handle(ctx context.Context, it item) {
 		}
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		if w.chans[it.channel] == nil {
+		if w.state(it.channel) == nil {
 			return
 		}
 		if it.msg[0] == msgJoin {
@@ -222,7 +229,7 @@ func (w *worker) handle(ctx context.Context, it item) {
 func (w *worker) handlePublication(ctx context.Context, ch string, pub *protocol.Publication, pos protocol.StreamPosition) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	st := w.chans[ch]
+	st := w.state(ch)
 	if st == nil {
 		return
 	}
@@ -231,7 +238,7 @@ func (w *worker) handlePublication(ctx context.Context, ch string, pub *protocol
 		w.mu.Unlock()
 		w.resync(ctx, []string{ch})
 		w.mu.Lock()
-		if st = w.chans[ch]; st == nil {
+		if st = w.state(ch); st == nil {
 			return
 		}
 	}
@@ -280,7 +287,7 @@ func (w *worker) resync(ctx context.Context, chans []string) (failed []string) {
 	states := make([]*chanState, 0, len(chans))
 	w.mu.Lock()
 	for _, ch := range chans {
-		st := w.chans[ch]
+		st := w.state(ch)
 		if st == nil || !st.known {
 			continue
 		}
@@ -325,7 +332,7 @@ func (w *worker) resync(ctx context.Context, chans []string) (failed []string) {
 	defer w.mu.Unlock()
 	for i, c := range calls {
 		st := states[i]
-		if w.chans[c.channel] != st {
+		if w.state(c.channel) != st {
 			continue // unsubscribed meanwhile
 		}
 		if errs[i] != nil {

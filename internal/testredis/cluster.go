@@ -144,6 +144,59 @@ func (c *Cluster) Failover(master *Server) *Server {
 	return replica
 }
 
+// LossyFailover makes master's replicas take over without the writes of
+// its last moments, as asynchronous replication allows: the replicas are
+// frozen (SIGSTOP) and master drops its links to them, then during runs
+// (what master acknowledges meanwhile reaches no replica), then master
+// is killed (SIGKILL) and the replicas resumed. One of them takes over
+// once the other masters consider master failed (after
+// cluster-node-timeout). LossyFailover waits until the cluster is healthy
+// and returns the new master; the old one stays killed (Restart brings it
+// back as a replica).
+func (c *Cluster) LossyFailover(master *Server, during func()) *Server {
+	c.t.Helper()
+	id := c.nodeID(master)
+	var replicas []*Server
+	for _, s := range c.running() {
+		if me, err := s.clusterSelf(); err == nil && !me.master() && me.masterID == id {
+			replicas = append(replicas, s)
+		}
+	}
+	if len(replicas) == 0 {
+		c.t.Fatalf("testredis: master %s has no running replica", master.Addr())
+	}
+	loseWrites(c.t, master, replicas, during)
+	var promoted *Server
+	c.waitFor("a replica of "+master.Addr()+" to take over", func() error {
+		for _, r := range replicas {
+			if me, err := r.clusterSelf(); err == nil && me.master() && len(me.slots) > 0 {
+				promoted = r
+				return nil
+			}
+		}
+		return fmt.Errorf("no replica of %s is master yet", master.Addr())
+	})
+	c.WaitHealthy()
+	return promoted
+}
+
+// loseWrites freezes the replicas, makes master drop its links to them,
+// runs during, kills master and resumes the replicas.
+func loseWrites(t testing.TB, master *Server, replicas []*Server, during func()) {
+	t.Helper()
+	for _, r := range replicas {
+		r.Freeze()
+	}
+	if n := master.DropReplicas(); n < len(replicas) {
+		t.Fatalf("testredis: %s dropped %d replica links, want %d", master.Addr(), n, len(replicas))
+	}
+	during()
+	master.Kill()
+	for _, r := range replicas {
+		r.Resume()
+	}
+}
+
 // SlotOwner returns the running master that owns slot, as it sees
 // itself, failing the test if none does.
 func (c *Cluster) SlotOwner(slot int) *Server {

@@ -146,6 +146,40 @@ func (st *Sentinel) Failover() *Server {
 	return master
 }
 
+// LossyFailover makes a replica take over without the writes of the
+// master's last moments, as asynchronous replication allows: the replicas
+// are frozen (SIGSTOP) and the master drops its links to them, then
+// during runs (what the master acknowledges meanwhile reaches no replica),
+// then the master is killed (SIGKILL) and the replicas resumed. It first
+// waits until every other running server is a replica in sync. The
+// sentinels promote one once the master has been down for
+// down-after-milliseconds (1s). LossyFailover waits until every sentinel
+// names the new master and returns it; the old one stays killed.
+func (st *Sentinel) LossyFailover(during func()) *Server {
+	st.t.Helper()
+	old := st.Master()
+	// Every other server must be a replica already: one that turned into
+	// a replica meanwhile (an old master) would get the writes.
+	st.waitFor("every replica to be in sync", func() error { return st.settled(old, true) })
+	var replicas []*Server
+	for _, s := range st.servers {
+		if s != old && s.running() {
+			replicas = append(replicas, s)
+		}
+	}
+	loseWrites(st.t, old, replicas, during)
+	var master *Server
+	st.waitFor("a failover after the master died", func() error {
+		m, err := st.promoted(old)
+		if err != nil {
+			return err
+		}
+		master = m
+		return st.settled(m, false)
+	})
+	return master
+}
+
 // promoted returns the server other than old that says it is master.
 func (st *Sentinel) promoted(old *Server) (*Server, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -13,7 +13,9 @@
 //
 // StartCluster starts a Redis Cluster (3 masters, optionally with
 // replicas, created with redis-cli --cluster create) and StartSentinel a
-// master, replicas and sentinels; both offer failovers for tests.
+// master, replicas and sentinels; both offer failovers for tests: graceful
+// ones, and lossy ones in which the new master lacks the writes the old
+// one acknowledged last (built on Server.Freeze and DropReplicas).
 //
 // Readiness is detected by polling PING with a deadline, never by sleeping
 // a fixed time.
@@ -148,6 +150,50 @@ func (s *Server) Restart() {
 	if err := s.start(); err != nil {
 		s.t.Fatalf("testredis: restart: %v", err)
 	}
+}
+
+// Freeze stops the process (SIGSTOP), as a stalled machine would: its
+// sockets stay open and it answers nothing until Resume. Kill and the test
+// cleanup still kill a frozen server.
+func (s *Server) Freeze() {
+	s.t.Helper()
+	s.signal("freeze", freezeSignal)
+}
+
+// Resume continues a frozen process (SIGCONT).
+func (s *Server) Resume() {
+	s.t.Helper()
+	s.signal("resume", resumeSignal)
+}
+
+func (s *Server) signal(what string, sig os.Signal) {
+	s.t.Helper()
+	if sig == nil {
+		s.t.Fatalf("testredis: cannot %s a process on this system", what)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		s.t.Fatalf("testredis: cannot %s %s: it is not running", what, s.Addr())
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("testredis: %s %s: %v", what, s.Addr(), err)
+	}
+}
+
+// DropReplicas makes a master close its connections to its replicas
+// (CLIENT KILL TYPE replica), so that what is written to it next reaches no
+// replica until they connect again. It returns how many it closed.
+func (s *Server) DropReplicas() int {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n, err := s.Do(ctx, "CLIENT", "KILL", "TYPE", "replica")
+	if err != nil {
+		s.t.Fatalf("testredis: CLIENT KILL TYPE replica on %s: %v", s.Addr(), err)
+	}
+	count, _ := strconv.Atoi(n)
+	return count
 }
 
 // Do sends one command and returns the reply when it is a simple string, a

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -197,6 +198,26 @@ func TestCluster(t *testing.T) {
 	}
 	promoted.Restart()
 	c.WaitHealthy()
+
+	// A lossy failover: what the master acknowledged while its replica
+	// was frozen is gone on the replica that takes over.
+	master := c.SlotOwner(slotOfK(t, owner))
+	lost := c.LossyFailover(master, func() { do(t, master, "SET", "{k}", "lost") })
+	if lost == master || !slices.Contains(c.Masters(), lost) {
+		t.Fatalf("after a lossy failover of %s the masters are %v", master.Addr(), c.Masters())
+	}
+	if got := do(t, lost, "GET", "{k}"); got != "v" {
+		t.Fatalf("GET after a lossy failover: %q, want the value from before, v", got)
+	}
+}
+
+func slotOfK(t *testing.T, s *Server) int {
+	t.Helper()
+	slot, err := strconv.Atoi(do(t, s, "CLUSTER", "KEYSLOT", "{k}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slot
 }
 
 func TestSentinel(t *testing.T) {
@@ -221,6 +242,41 @@ func TestSentinel(t *testing.T) {
 	if got := do(t, master, "GET", "k"); got != "v" {
 		t.Fatalf("GET on the new master: %q, want v", got)
 	}
+}
+
+// TestSentinelLossyFailover: what the master acknowledged while its
+// replica was frozen is gone on the replica that takes over.
+func TestSentinelLossyFailover(t *testing.T) {
+	st := StartSentinel(t, SentinelOptions{})
+	old := st.Master()
+	do(t, old, "SET", "k", "v")
+	waitFor(t, "the replica to have the write", func() error {
+		_, err := st.servers[1].Do(t.Context(), "GET", "k")
+		return err
+	})
+	master := st.LossyFailover(func() { do(t, old, "SET", "k", "lost") })
+	if master == old || st.Master() != master {
+		t.Fatalf("after a lossy failover the master is %s (old %s)", st.Master().Addr(), old.Addr())
+	}
+	if got := do(t, master, "GET", "k"); got != "v" {
+		t.Fatalf("GET after a lossy failover: %q, want the value from before, v", got)
+	}
+}
+
+func TestFreeze(t *testing.T) {
+	s := Start(t, Options{})
+	s.Freeze()
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := s.Do(ctx, "PING"); err == nil {
+		t.Fatal("a frozen server answered PING")
+	}
+	s.Resume()
+	if got := do(t, s, "PING"); got != "PONG" {
+		t.Fatalf("PING after Resume: %q", got)
+	}
+	s.Freeze()
+	s.Kill() // a frozen server can be killed
 }
 
 func TestClusterMigrateSlot(t *testing.T) {
