@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/internal/wsframe"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -622,14 +622,7 @@ func (c *conn) appendBatch(fb *frameBuf, batch [][]byte) {
 // appendTextHeader appends the header of an unmasked, final text frame
 // of size bytes.
 func appendTextHeader(b []byte, size int) []byte {
-	const finText = 0x80 | byte(ws.OpText)
-	switch {
-	case size < 126:
-		return append(b, finText, byte(size))
-	case size <= 0xffff:
-		return append(b, finText, 126, byte(size>>8), byte(size))
-	}
-	return binary.BigEndian.AppendUint64(append(b, finText, 127), uint64(size))
+	return wsframe.AppendServerHeader(b, ws.OpText, size)
 }
 
 // finish writes what is left, the disconnect push (full protocol) and the
