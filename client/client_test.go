@@ -12,6 +12,7 @@ import (
 	"github.com/gobwas/ws"
 	"go.uber.org/goleak"
 
+	"github.com/redcast/redcast/internal/wsframe"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -446,13 +447,9 @@ func TestFragmentedMessage(t *testing.T) {
 		p.connect(25)
 		cmd := p.command()
 		line := []byte(replyLine(cmd.ID, protocol.StreamPosition{Offset: 7, Epoch: "E"}))
-		if err := ws.WriteFrame(p.conn, ws.NewFrame(ws.OpText, false, line[:5])); err != nil {
-			p.t.Error(err)
-		}
+		p.write(wsframe.AppendFrame(nil, ws.Header{OpCode: ws.OpText}, line[:5]))
 		p.writeFrame(ws.OpPing, nil)
-		if err := ws.WriteFrame(p.conn, ws.NewFrame(ws.OpContinuation, true, line[5:])); err != nil {
-			p.t.Error(err)
-		}
+		p.write(wsframe.AppendFrame(nil, ws.Header{Fin: true, OpCode: ws.OpContinuation}, line[5:]))
 		if h, _, err := p.readFrame(); err != nil || h.OpCode != ws.OpPong {
 			p.t.Errorf("got %v %v, want a pong", h.OpCode, err)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/redcast/redcast/internal/wsframe"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -83,15 +84,16 @@ func serveConn(t *testing.T, ln net.Listener, script func(p *peer)) bool {
 	return true
 }
 
-// readFrame reads one frame and unmasks it, failing on a frame without a
-// mask (clients must mask).
+// readFrame reads one frame and unmasks it, failing on a frame a client
+// must not send (unmasked, say).
 func (p *peer) readFrame() (ws.Header, []byte, error) {
-	h, err := ws.ReadHeader(p.br)
+	var hdr [ws.MaxHeaderSize]byte
+	h, err := wsframe.ReadHeader(p.br, &hdr, ws.StateServerSide, 1<<20)
+	if errors.Is(err, wsframe.ErrProtocol) || errors.Is(err, wsframe.ErrTooLarge) {
+		p.t.Errorf("fake server: frame from client: %v", err)
+	}
 	if err != nil {
 		return h, nil, err
-	}
-	if !h.Masked {
-		p.t.Errorf("fake server: unmasked frame from client: %+v", h)
 	}
 	payload := make([]byte, h.Length)
 	if _, err := io.ReadFull(p.br, payload); err != nil {
@@ -156,8 +158,14 @@ func (p *peer) send(lines ...string) {
 	p.writeFrame(ws.OpText, []byte(strings.Join(lines, "\n")))
 }
 
+// writeFrame writes a final frame, unmasked as a server sends it.
 func (p *peer) writeFrame(op ws.OpCode, payload []byte) {
-	if err := ws.WriteFrame(p.conn, ws.NewFrame(op, true, payload)); err != nil {
+	p.write(wsframe.AppendFrame(nil, ws.Header{Fin: true, OpCode: op}, payload))
+}
+
+// write writes encoded frames.
+func (p *peer) write(frames []byte) {
+	if _, err := p.conn.Write(frames); err != nil {
 		p.t.Errorf("fake server: write: %v", err)
 	}
 }

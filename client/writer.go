@@ -2,11 +2,12 @@ package client
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/redcast/redcast/internal/wsframe"
 )
 
 // closeTimeout bounds the write of the close frame when the connection ends.
@@ -80,9 +81,11 @@ func (c *Client) writeLines(buf []byte) error {
 			end = start + i + 1
 		}
 		payload := buf[start : end-1] // without the last '\n'
-		mask := ws.NewMask()
-		hs := putHeader(buf[:start], ws.OpText, len(payload), mask)
-		ws.Cipher(payload, mask, 0)
+		h := wsframe.ClientHeader(ws.OpText, len(payload))
+		var hb [ws.MaxHeaderSize]byte
+		hdr := wsframe.AppendHeader(hb[:0], h)
+		hs := copy(buf[start-len(hdr):start], hdr)
+		ws.Cipher(payload, h.Mask, 0)
 		if err := c.write(buf[start-hs:end-1], c.opts.WriteTimeout); err != nil {
 			return err
 		}
@@ -94,11 +97,7 @@ func (c *Client) writeLines(buf []byte) error {
 // writeControl writes one control frame with payload p (at most 125 bytes).
 func (c *Client) writeControl(op ws.OpCode, p []byte, timeout time.Duration) error {
 	var frame [ws.MaxHeaderSize + ws.MaxControlFramePayloadSize]byte
-	mask := ws.NewMask()
-	hs := putHeader(frame[:ws.MaxHeaderSize], op, len(p), mask)
-	n := copy(frame[ws.MaxHeaderSize:], p)
-	ws.Cipher(frame[ws.MaxHeaderSize:ws.MaxHeaderSize+n], mask, 0)
-	return c.write(frame[ws.MaxHeaderSize-hs:ws.MaxHeaderSize+n], timeout)
+	return c.write(wsframe.AppendClientFrame(frame[:0], op, p), timeout)
 }
 
 // writeClose sends the close frame fail asked for, if any.
@@ -117,29 +116,4 @@ func (c *Client) write(p []byte, timeout time.Duration) error {
 	}
 	_, err := c.conn.Write(p)
 	return err
-}
-
-// putHeader writes the header of a final, masked frame with opcode op and
-// a payload of n bytes into the end of dst, and returns its size. dst must
-// have room for it (ws.MaxHeaderSize bytes are always enough).
-func putHeader(dst []byte, op ws.OpCode, n int, mask [4]byte) int {
-	var h [ws.MaxHeaderSize]byte
-	h[0] = 0x80 | byte(op) // FIN
-	size := 2
-	switch {
-	case n <= 125:
-		h[1] = byte(n)
-	case n <= 0xffff:
-		h[1] = 126
-		binary.BigEndian.PutUint16(h[2:], uint16(n))
-		size += 2
-	default:
-		h[1] = 127
-		binary.BigEndian.PutUint64(h[2:], uint64(n))
-		size += 8
-	}
-	h[1] |= 0x80 // MASK
-	size += copy(h[size:], mask[:])
-	copy(dst[len(dst)-size:], h[:size])
-	return size
 }

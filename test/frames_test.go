@@ -10,6 +10,7 @@ import (
 
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/client"
+	"github.com/redcast/redcast/internal/wsframe"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -69,7 +70,7 @@ func TestFrameViolations(t *testing.T) {
 		c, _ := dialRawConnected(t, base, "")
 		// Only the header: the server must refuse before reading 1 GiB.
 		h := ws.Header{Fin: true, OpCode: ws.OpText, Masked: true, Mask: ws.NewMask(), Length: 1 << 30}
-		if err := ws.WriteHeader(c.nc, h); err != nil {
+		if _, err := c.nc.Write(wsframe.AppendHeader(nil, h)); err != nil {
 			t.Fatal(err)
 		}
 		c.expectDisconnect(protocol.DisconnectFrameTooLarge.Code)

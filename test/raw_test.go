@@ -14,6 +14,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/redcast/redcast/internal/wsframe"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -78,10 +79,9 @@ func dialRawConnected(t *testing.T, base, name string) (*rawConn, string) {
 // writeFrame writes one masked frame.
 func (c *rawConn) writeFrame(op ws.OpCode, fin bool, payload []byte) {
 	c.t.Helper()
-	p := append([]byte(nil), payload...)
-	f := ws.MaskFrameInPlace(ws.NewFrame(op, fin, p))
+	f := wsframe.AppendFrame(nil, ws.Header{Fin: fin, OpCode: op, Masked: true, Mask: ws.NewMask()}, payload)
 	_ = c.nc.SetWriteDeadline(time.Now().Add(rawTimeout))
-	if err := ws.WriteFrame(c.nc, f); err != nil {
+	if _, err := c.nc.Write(f); err != nil {
 		c.t.Fatalf("raw write: %v", err)
 	}
 }
@@ -225,15 +225,13 @@ func (c *rawConn) nextData() (ws.OpCode, []byte, error) {
 // readFrame reads one frame from the server, which must not be masked.
 func (c *rawConn) readFrame() (ws.Header, []byte, error) {
 	_ = c.nc.SetReadDeadline(time.Now().Add(rawTimeout))
-	h, err := ws.ReadHeader(c.br)
+	var hdr [ws.MaxHeaderSize]byte
+	h, err := wsframe.ReadHeader(c.br, &hdr, ws.StateClientSide, 64<<20)
+	if errors.Is(err, wsframe.ErrProtocol) || errors.Is(err, wsframe.ErrTooLarge) {
+		c.t.Fatalf("server frame: %v", err)
+	}
 	if err != nil {
 		return h, nil, err
-	}
-	if h.Masked {
-		c.t.Fatalf("server sent a masked frame")
-	}
-	if h.Length > 64<<20 {
-		c.t.Fatalf("server frame of %d bytes", h.Length)
 	}
 	payload := make([]byte, h.Length)
 	if _, err := io.ReadFull(c.br, payload); err != nil {
@@ -310,9 +308,9 @@ func (c *rawConn) expectEOF() {
 	if c.closed != nil {
 		// Answer the close frame, as a client should; the server may
 		// already have closed the socket.
-		f := ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(c.closed.code, "")))
+		f := wsframe.AppendClientFrame(nil, ws.OpClose, ws.NewCloseFrameBody(c.closed.code, ""))
 		_ = c.nc.SetWriteDeadline(time.Now().Add(rawTimeout))
-		_ = ws.WriteFrame(c.nc, f)
+		_, _ = c.nc.Write(f)
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(rawTimeout))
 	n, err := io.Copy(io.Discard, c.br)

@@ -16,6 +16,7 @@ import (
 	"github.com/redcast/redcast/client"
 	"github.com/redcast/redcast/internal/testredis"
 	"github.com/redcast/redcast/internal/testserver"
+	"github.com/redcast/redcast/internal/wsframe"
 	"github.com/redcast/redcast/protocol"
 	"github.com/redcast/redcast/server"
 )
@@ -386,12 +387,7 @@ func TestRedisPublishesOfQueuedFrames(t *testing.T) {
 	frames := func(lines []string, extra ...[]byte) {
 		var b []byte
 		for _, l := range lines {
-			f := ws.MaskFrameInPlace(ws.NewFrame(ws.OpText, true, []byte(l)))
-			bf, err := ws.CompileFrame(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b = append(b, bf...)
+			b = wsframe.AppendClientFrame(b, ws.OpText, []byte(l))
 		}
 		for _, e := range extra {
 			b = append(b, e...)
@@ -450,10 +446,7 @@ func TestRedisPublishesOfQueuedFrames(t *testing.T) {
 		id, line := raw.command(protocol.MethodPublish, protocol.PublishParams{Channel: chans[i%2], Data: fmt.Appendf(nil, `{"i":%d}`, 30+i)})
 		lines, ids = append(lines, line), append(ids, id)
 	}
-	bad, err := ws.CompileFrame(ws.MaskFrameInPlace(ws.NewFrame(ws.OpText, true, []byte{0xff, 0xfe})))
-	if err != nil {
-		t.Fatal(err)
-	}
+	bad := wsframe.AppendClientFrame(nil, ws.OpText, []byte{0xff, 0xfe})
 	frames(lines, bad)
 	for i, id := range ids {
 		var pos protocol.StreamPosition

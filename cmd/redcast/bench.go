@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redcast/redcast/loadgen"
+	"github.com/redcast/redcast/internal/loadgen"
 )
 
 // runBench is `redcast bench`: it runs the load generator against a server

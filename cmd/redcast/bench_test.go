@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redcast/redcast/internal/loadgen"
 	"github.com/redcast/redcast/internal/testserver"
-	"github.com/redcast/redcast/loadgen"
 	"github.com/redcast/redcast/server"
 )
 

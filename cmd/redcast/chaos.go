@@ -9,7 +9,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/redcast/redcast/chaos"
+	"github.com/redcast/redcast/internal/chaos"
 )
 
 // runChaos is "redcast chaos": the fault-injection test (package chaos).

@@ -34,7 +34,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redcast/redcast/internal/resp"
+	"github.com/redcast/redcast/internal/rediscmd"
 )
 
 const (
@@ -198,11 +198,13 @@ func (s *Server) DropReplicas() int {
 
 // Do sends one command and returns the reply when it is a simple string, a
 // bulk string or an integer (as its decimal text). A Redis error reply is
-// returned as an error. Arrays are not supported: use DoList for a flat
-// array, a real client for anything else. Do is meant for checks and setup
-// in tests (CONFIG SET, INFO).
+// returned as an error, a nil reply as rueidis.Nil. Arrays are not
+// supported: use DoList for a flat array, a real client for anything else.
+// Do is meant for checks and setup in tests (CONFIG SET, INFO): each call
+// has a connection of its own and fails, within ctx, on a killed or frozen
+// server (see package rediscmd).
 func (s *Server) Do(ctx context.Context, args ...string) (string, error) {
-	return resp.Do(ctx, s.Addr(), args...)
+	return rediscmd.Do(ctx, s.Addr(), args...)
 }
 
 // DoList sends one command whose reply is an array of strings or integers,
@@ -210,7 +212,7 @@ func (s *Server) Do(ctx context.Context, args ...string) (string, error) {
 // elements (a nil element as ""). A Redis error reply is returned as an
 // error.
 func (s *Server) DoList(ctx context.Context, args ...string) ([]string, error) {
-	return resp.DoList(ctx, s.Addr(), args...)
+	return rediscmd.DoList(ctx, s.Addr(), args...)
 }
 
 // start starts the process on s.port and waits until it is ready.

@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
 	"go.uber.org/goleak"
-
-	"github.com/redcast/redcast/internal/resp"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -54,7 +53,7 @@ func TestServersAreIndependent(t *testing.T) {
 		t.Fatalf("two servers on %s", a.Addr())
 	}
 	do(t, a, "SET", "k", "a")
-	if _, err := b.Do(t.Context(), "GET", "k"); !errors.Is(err, resp.ErrNil) {
+	if _, err := b.Do(t.Context(), "GET", "k"); !rueidis.IsRedisNil(err) {
 		t.Fatalf("GET on the other server: %v, want a nil reply", err)
 	}
 }
@@ -72,7 +71,7 @@ func TestKillAndRestartWithoutPersistence(t *testing.T) {
 	if s.Addr() != addr {
 		t.Fatalf("restarted on %s, want %s", s.Addr(), addr)
 	}
-	if _, err := s.Do(t.Context(), "GET", "k"); !errors.Is(err, resp.ErrNil) {
+	if _, err := s.Do(t.Context(), "GET", "k"); !rueidis.IsRedisNil(err) {
 		t.Fatalf("GET after restart without persistence: %v, want a nil reply", err)
 	}
 }

@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/internal/wsframe"
 	"github.com/redcast/redcast/outbox"
 	"github.com/redcast/redcast/protocol"
 )
@@ -166,7 +166,7 @@ func (c *conn) AppendFrames(b []byte, batch [][]byte) []byte {
 				n++
 			}
 		}
-		b = appendTextHeader(b, size)
+		b = wsframe.AppendServerHeader(b, ws.OpText, size)
 		for i, msg := range batch[:n] {
 			if i > 0 {
 				b = append(b, '\n')
@@ -183,26 +183,13 @@ func (c *conn) AppendFrames(b []byte, batch [][]byte) []byte {
 func (c *conn) AppendClose(b []byte, d protocol.Disconnect) []byte {
 	if c.format == hub.FormatProtocol && d != peerClosed {
 		push := d.AppendPush(nil)
-		b = append(appendTextHeader(b, len(push)), push...)
+		b = append(wsframe.AppendServerHeader(b, ws.OpText, len(push)), push...)
 	}
 	f, err := ws.CompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(d.Code), d.Reason)))
 	if err == nil {
 		b = append(b, f...)
 	}
 	return b
-}
-
-// appendTextHeader appends the header of an unmasked, final text frame
-// of size bytes.
-func appendTextHeader(b []byte, size int) []byte {
-	const finText = 0x80 | byte(ws.OpText)
-	switch {
-	case size < 126:
-		return append(b, finText, byte(size))
-	case size <= 0xffff:
-		return append(b, finText, 126, byte(size>>8), byte(size))
-	}
-	return binary.BigEndian.AppendUint64(append(b, finText, 127), uint64(size))
 }
 
 // Write implements outbox.Sink: one write, bounded by the write timeout.

@@ -2,7 +2,6 @@ package websocket
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/redcast/redcast/internal/wsframe"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -102,12 +102,9 @@ func (r *reader) next() ([]byte, error) {
 		if err := r.c.extendReadDeadline(r.idle); err != nil {
 			return nil, err
 		}
-		h, err := r.readHeader()
+		h, err := r.readHeader(fragmented, int64(r.maxSize-len(r.buf)))
 		if err != nil {
 			return nil, err
-		}
-		if !h.Masked || h.Rsv != 0 {
-			return nil, r.violation(protocol.DisconnectBadFrame)
 		}
 		if h.OpCode.IsControl() {
 			if err := r.control(h); err != nil {
@@ -117,23 +114,6 @@ func (r *reader) next() ([]byte, error) {
 				return nil, errDrained
 			}
 			continue
-		}
-		switch h.OpCode {
-		case ws.OpText:
-			if fragmented {
-				return nil, r.violation(protocol.DisconnectBadFrame)
-			}
-		case ws.OpContinuation:
-			if !fragmented {
-				return nil, r.violation(protocol.DisconnectBadFrame)
-			}
-		case ws.OpBinary:
-			return nil, r.violation(r.binary)
-		default:
-			return nil, r.violation(protocol.DisconnectBadFrame)
-		}
-		if h.Length > int64(r.maxSize-len(r.buf)) {
-			return nil, r.violation(r.tooLarge)
 		}
 		start := len(r.buf)
 		r.buf = slices.Grow(r.buf, int(h.Length))[:start+int(h.Length)]
@@ -186,17 +166,15 @@ func (r *reader) frameBuffered() bool {
 		return false
 	}
 	b, _ := r.br.Peek(min(n, ws.MaxHeaderSize))
-	h, extra := decodeHeaderStart(b)
-	if !h.Fin || h.OpCode != ws.OpText && h.OpCode != ws.OpContinuation || len(b) < 2+extra {
-		return false
-	}
-	return decodeHeaderRest(&h, b[2:2+extra]) && h.Length <= int64(n-2-extra)
+	h, err := wsframe.DecodeHeader(b, ws.StateServerSide, int64(r.maxSize))
+	return err == nil && h.Fin && h.OpCode == ws.OpText && h.Length <= int64(n-wsframe.HeaderLen(b))
 }
 
-// readHeader reads a frame header. When nothing is buffered it gives the
-// read buffer back and waits for the first bytes without one.
-func (r *reader) readHeader() (ws.Header, error) {
-	var h ws.Header
+// readHeader reads a frame header and checks it: masked, no reserved bits
+// or opcodes, a continuation only in a fragmented message, a data frame of
+// at most limit bytes. When nothing is buffered it gives the read buffer
+// back and waits for the first bytes without one.
+func (r *reader) readHeader(fragmented bool, limit int64) (ws.Header, error) {
 	b := r.hdr[:2]
 	direct := r.waiting()
 	if direct {
@@ -207,9 +185,9 @@ func (r *reader) readHeader() (ws.Header, error) {
 		}
 		if _, err := io.ReadFull(&r.src, from); err != nil {
 			if len(from) < len(b) {
-				err = noEOF(err)
+				err = wsframe.NoEOF(err)
 			}
-			return h, err
+			return ws.Header{}, err
 		}
 	}
 	if r.br == nil {
@@ -218,72 +196,30 @@ func (r *reader) readHeader() (ws.Header, error) {
 	}
 	if !direct {
 		if _, err := io.ReadFull(r.br, b); err != nil {
-			return h, err
+			return ws.Header{}, err
 		}
 	}
-	h, extra := decodeHeaderStart(b)
-	if extra == 0 {
-		return h, nil
+	n := wsframe.HeaderLen(b)
+	if _, err := io.ReadFull(r.br, r.hdr[2:n]); err != nil {
+		return ws.Header{}, wsframe.NoEOF(err)
 	}
-	e := r.hdr[2 : 2+extra]
-	if _, err := io.ReadFull(r.br, e); err != nil {
-		return h, noEOF(err)
+	state := ws.StateServerSide
+	if fragmented {
+		state = state.Set(ws.StateFragmented)
 	}
-	if !decodeHeaderRest(&h, e) {
+	h, err := wsframe.DecodeHeader(r.hdr[:n], state, limit)
+	tooLarge := errors.Is(err, wsframe.ErrTooLarge)
+	switch {
+	case h.OpCode == ws.OpBinary && (err == nil || tooLarge):
+		// Plain mode answers binary frames, of any size, with its own
+		// disconnect.
+		return h, r.violation(r.binary)
+	case tooLarge:
+		return h, r.violation(r.tooLarge)
+	case err != nil:
 		return h, r.violation(protocol.DisconnectBadFrame)
 	}
 	return h, nil
-}
-
-// decodeHeaderStart decodes the first two bytes of a frame header and
-// returns how many bytes of it follow (extended length and mask).
-func decodeHeaderStart(b []byte) (h ws.Header, extra int) {
-	h.Fin = b[0]&0x80 != 0
-	h.Rsv = (b[0] & 0x70) >> 4
-	h.OpCode = ws.OpCode(b[0] & 0x0f)
-	h.Masked = b[1]&0x80 != 0
-	switch n := b[1] & 0x7f; n {
-	case 126:
-		extra = 2
-	case 127:
-		extra = 8
-	default:
-		h.Length = int64(n)
-	}
-	if h.Masked {
-		extra += 4
-	}
-	return h, extra
-}
-
-// decodeHeaderRest decodes the extended length and mask that follow the
-// first two bytes (e, of the length decodeHeaderStart gave). It reports
-// false for a length that does not fit an int64.
-func decodeHeaderRest(h *ws.Header, e []byte) bool {
-	switch len(e) &^ 4 {
-	case 2:
-		h.Length = int64(binary.BigEndian.Uint16(e))
-		e = e[2:]
-	case 8:
-		l := binary.BigEndian.Uint64(e)
-		if l > 1<<63-1 {
-			return false
-		}
-		h.Length = int64(l)
-		e = e[8:]
-	}
-	if h.Masked {
-		copy(h.Mask[:], e)
-	}
-	return true
-}
-
-// noEOF turns an EOF inside a header into io.ErrUnexpectedEOF.
-func noEOF(err error) error {
-	if errors.Is(err, io.EOF) {
-		return io.ErrUnexpectedEOF
-	}
-	return err
 }
 
 // park gives back both buffers between messages, before a wait for the
@@ -304,11 +240,9 @@ func (r *reader) release() {
 }
 
 // control handles a control frame: ping is answered with pong, close ends
-// the connection, pong only proves the peer is alive.
+// the connection, pong only proves the peer is alive. readHeader has
+// checked that it is final and of at most 125 bytes.
 func (r *reader) control(h ws.Header) error {
-	if !h.Fin || h.Length > 125 {
-		return r.violation(protocol.DisconnectBadFrame)
-	}
 	payload := make([]byte, h.Length)
 	if _, err := io.ReadFull(r.br, payload); err != nil {
 		return err

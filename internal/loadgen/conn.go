@@ -3,17 +3,16 @@ package loadgen
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/redcast/redcast/internal/wsframe"
 )
 
 // readBufferSize is each connection's read buffer. Frames larger than it
@@ -22,10 +21,6 @@ const readBufferSize = 4096
 
 // maxFrameSize bounds a frame the load generator accepts from the server.
 const maxFrameSize = 16 << 20
-
-// errFrameTooLarge ends a connection whose server sent a frame above
-// maxFrameSize.
-var errFrameTooLarge = errors.New("loadgen: frame from the server too large")
 
 // closeError is a connection's end by a close frame from the server.
 type closeError struct {
@@ -89,12 +84,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // server never fragments messages, so a frame is a message.
 func (c *conn) next() ([]byte, error) {
 	for {
-		h, err := ws.ReadHeaderBuffer(c.br, c.hdr[:])
+		h, err := wsframe.ReadHeader(c.br, &c.hdr, ws.StateClientSide, maxFrameSize)
 		if err != nil {
 			return nil, err
-		}
-		if h.Length > maxFrameSize {
-			return nil, errFrameTooLarge
 		}
 		n := int(h.Length)
 		if cap(c.buf) < n {
@@ -104,12 +96,9 @@ func (c *conn) next() ([]byte, error) {
 		if _, err := io.ReadFull(c.br, p); err != nil {
 			return nil, err
 		}
-		if h.Masked {
-			ws.Cipher(p, h.Mask, 0)
-		}
 		switch h.OpCode {
 		case ws.OpPing:
-			if err := c.write(appendFrame(nil, ws.OpPong, p)); err != nil {
+			if err := c.write(wsframe.AppendClientFrame(nil, ws.OpPong, p)); err != nil {
 				return nil, err
 			}
 		case ws.OpPong:
@@ -143,26 +132,4 @@ func (c *conn) close() {
 	_ = c.nc.Close()
 }
 
-var closeFrame = appendFrame(nil, ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
-
-// appendFrame appends a masked client frame holding payload to dst.
-func appendFrame(dst []byte, op ws.OpCode, payload []byte) []byte {
-	n := len(payload)
-	dst = append(dst, 0x80|byte(op))
-	switch {
-	case n < 126:
-		dst = append(dst, 0x80|byte(n))
-	case n <= 0xffff:
-		dst = append(dst, 0x80|126, byte(n>>8), byte(n))
-	default:
-		dst = append(dst, 0x80|127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
-	}
-	var mask [4]byte
-	binary.LittleEndian.PutUint32(mask[:], rand.Uint32())
-	dst = append(dst, mask[:]...)
-	start := len(dst)
-	dst = append(dst, payload...)
-	ws.Cipher(dst[start:], mask, 0)
-	return dst
-}
+var closeFrame = wsframe.AppendClientFrame(nil, ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))

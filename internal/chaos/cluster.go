@@ -12,14 +12,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redcast/redcast/internal/resp"
+	"github.com/redcast/redcast/internal/rediscmd"
 )
 
-// redisDo sends one command to the Redis at addr (see package resp).
+// redisDo sends one command to the Redis at addr (see package rediscmd).
 func redisDo(addr string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return resp.Do(ctx, addr, args...)
+	return rediscmd.Do(ctx, addr, args...)
 }
 
 // cluster is a Redis Cluster of masters with one replica each, every node

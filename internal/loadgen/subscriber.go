@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/redcast/redcast/internal/wsframe"
 )
 
 // Reply ids of a full-protocol subscriber's commands.
@@ -75,7 +77,7 @@ func (r *run) connectSubscriber(ctx context.Context, i int) (*subscriber, error)
 	}
 	cmds := fmt.Appendf(nil, "{\"id\":%d,\"method\":\"connect\",\"params\":{\"name\":\"bench\"}}\n"+
 		"{\"id\":%d,\"method\":\"subscribe\",\"params\":{\"channel\":%q}}", idConnect, idSubscribe, r.channels[ch])
-	if err := c.write(appendFrame(nil, ws.OpText, cmds)); err != nil {
+	if err := c.write(wsframe.AppendClientFrame(nil, ws.OpText, cmds)); err != nil {
 		_ = c.nc.Close()
 		return nil, err
 	}

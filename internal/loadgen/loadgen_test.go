@@ -13,8 +13,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/internal/loadgen"
 	"github.com/redcast/redcast/internal/testserver"
-	"github.com/redcast/redcast/loadgen"
 	"github.com/redcast/redcast/server"
 )
 

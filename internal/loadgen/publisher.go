@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/redcast/redcast/internal/wsframe"
 )
 
 // maxCommandFrame is the largest frame a publisher sends: several pipelined
@@ -60,7 +62,7 @@ func (r *run) connectPublisher(ctx context.Context, k int) (*publisher, error) {
 		return nil, err
 	}
 	cmd := fmt.Appendf(nil, "{\"id\":%d,\"method\":\"connect\",\"params\":{\"name\":\"bench-publisher-%d\"}}", idConnect, k)
-	if err := c.write(appendFrame(nil, ws.OpText, cmd)); err != nil {
+	if err := c.write(wsframe.AppendClientFrame(nil, ws.OpText, cmd)); err != nil {
 		_ = c.nc.Close()
 		return nil, err
 	}
@@ -243,7 +245,7 @@ func (p *publisher) publish(k int, measured bool) error {
 		p.pending[id%window].Store(uint64(ch)<<1 | flag)
 		if len(p.payload) > 0 {
 			if len(p.payload)+r.textLen+256 > maxCommandFrame {
-				p.frame = appendFrame(p.frame, ws.OpText, p.payload)
+				p.frame = wsframe.AppendClientFrame(p.frame, ws.OpText, p.payload)
 				p.payload = p.payload[:0]
 			} else {
 				p.payload = append(p.payload, '\n')
@@ -257,7 +259,7 @@ func (p *publisher) publish(k int, measured bool) error {
 		p.payload = appendText(p.payload, stamp{measured: measured, sent: now, publisher: p.index, seq: p.seq[ch]}, r.textLen)
 		p.payload = append(p.payload, `"}}}`...)
 	}
-	p.frame = appendFrame(p.frame, ws.OpText, p.payload)
+	p.frame = wsframe.AppendClientFrame(p.frame, ws.OpText, p.payload)
 	p.written.Add(int64(k))
 	if measured {
 		p.sent.Add(int64(k))
