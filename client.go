@@ -66,12 +66,22 @@ type Client struct {
 // ErrConnectionLimit when the node is full: the transport then closes out
 // itself.
 func (n *Node) NewClient(out *outbox.Outbox, format hub.Format) (*Client, error) {
+	return n.NewClientWith(out, format, ClientOptions{})
+}
+
+// NewClientWith is NewClient with options, for the transports of other
+// protocols (see ClientOptions).
+func (n *Node) NewClientWith(out *outbox.Outbox, format hub.Format, opts ClientOptions) (*Client, error) {
+	id := opts.ID
+	if id == "" {
+		id = newClientID()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		node:   n,
 		out:    out,
 		format: format,
-		info:   &protocol.ClientInfo{Client: newClientID()},
+		info:   &protocol.ClientInfo{Client: id},
 		ctx:    ctx,
 		cancel: cancel,
 		subs:   make(map[string]*subscription),

@@ -20,6 +20,14 @@ import (
 // and returns the position the broker assigned. Errors: 101 (data not
 // JSON), 105, 106, 110, and broker errors.
 func (n *Node) Publish(ctx context.Context, ch string, data []byte) (protocol.StreamPosition, error) {
+	return n.PublishExcept(ctx, ch, data, "")
+}
+
+// PublishExcept is Publish with the connection of id except (on any node)
+// as the publisher: a client of another protocol (Pusher's, which excludes
+// a socket_id so) does not receive it, as it does not receive its own
+// publications; a client of redcast's own protocol still does.
+func (n *Node) PublishExcept(ctx context.Context, ch string, data []byte, except string) (protocol.StreamPosition, error) {
 	ns, err := n.policy.Namespace(ch)
 	if err != nil {
 		return protocol.StreamPosition{}, err
@@ -27,7 +35,8 @@ func (n *Node) Publish(ctx context.Context, ch string, data []byte) (protocol.St
 	if err := n.checkData(data); err != nil {
 		return protocol.StreamPosition{}, err
 	}
-	return n.publish(ctx, sourceAPI, ch, data, broker.PublishOptions{HistorySize: ns.HistorySize, HistoryTTL: ns.HistoryTTL})
+	opts := broker.PublishOptions{HistorySize: ns.HistorySize, HistoryTTL: ns.HistoryTTL, Publisher: except}
+	return n.publish(ctx, sourceAPI, ch, data, opts)
 }
 
 // Sources of publications, as counted in metrics.

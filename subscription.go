@@ -100,9 +100,9 @@ func (s *subscription) deliverLocked(pub *protocol.Publication, pos protocol.Str
 }
 
 // skipOwn reports whether pub is the client's own publication that plain
-// mode does not echo.
+// mode (unless asked to) and other protocols (Pusher's) do not echo.
 func (s *subscription) skipOwn(pub *protocol.Publication) bool {
-	return s.client.format == hub.FormatPlain && !s.client.echo && pub.Publisher == s.client.ID()
+	return s.client.format != hub.FormatProtocol && !s.client.echo && pub.Publisher == s.client.ID()
 }
 
 // Subscribe subscribes the client to a channel. reply is called with the

@@ -13,8 +13,34 @@ const (
 	// FormatPlain is the text of plain mode: a publication's "text", or its
 	// data as JSON. Join and leave have no plain form.
 	FormatPlain
-	numFormats
+	numBuiltin
 )
+
+// maxFormats bounds the formats: the built-in ones and those of other
+// protocols (RegisterFormat).
+const maxFormats = 4
+
+// encoders are the encoders of the registered formats, by Format.
+var encoders [maxFormats]func(*Event) []byte
+
+// numFormats is how many formats there are (built-in and registered).
+var numFormats = numBuiltin
+
+// RegisterFormat adds the wire format of another protocol spoken on the
+// same hub (Pusher's, in package transport/pusher): encode returns an
+// event's message in it, or nil when the event has none; it is called at
+// most once per broadcast, and must not keep ev. Call RegisterFormat from
+// a package-level variable or an init function only: formats are fixed
+// once the program runs. It panics past the few formats the hub holds.
+func RegisterFormat(encode func(ev *Event) []byte) Format {
+	if numFormats >= maxFormats {
+		panic("hub: too many formats")
+	}
+	f := numFormats
+	encoders[f] = encode
+	numFormats++
+	return f
+}
 
 // Kind says what an Event carries.
 type Kind uint8
@@ -35,8 +61,8 @@ type Event struct {
 	Pos     protocol.StreamPosition // KindPublication: the position after Pub
 	Client  *protocol.ClientInfo    // KindJoin, KindLeave
 
-	encoded [numFormats][]byte
-	done    [numFormats]bool
+	encoded [maxFormats][]byte
+	done    [maxFormats]bool
 }
 
 // Bytes returns the event encoded in format f, encoding it on first use so
@@ -63,6 +89,10 @@ func (ev *Event) Bytes(f Format) []byte {
 	case FormatPlain:
 		if ev.Kind == KindPublication {
 			ev.encoded[f] = protocol.PlainText(ev.Pub.Data)
+		}
+	default:
+		if enc := encoders[f]; enc != nil {
+			ev.encoded[f] = enc(ev)
 		}
 	}
 	return ev.encoded[f]

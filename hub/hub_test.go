@@ -84,6 +84,33 @@ func TestBroadcastEncodesOncePerFormat(t *testing.T) {
 	}
 }
 
+// A registered format is encoded by its encoder, once per broadcast.
+func TestRegisterFormat(t *testing.T) {
+	calls := 0
+	f := RegisterFormat(func(ev *Event) []byte {
+		calls++
+		if ev.Kind != KindPublication {
+			return nil
+		}
+		return append([]byte("custom:"), ev.Pub.Data...)
+	})
+	h := New()
+	r1, r2 := &recorder{format: f}, &recorder{format: f}
+	h.Add("c", r1)
+	h.Add("c", r2)
+	h.Broadcast(&Event{Channel: "c", Kind: KindPublication, Pub: &protocol.Publication{Offset: 1, Data: []byte(`1`)}}, nil)
+	h.Broadcast(&Event{Channel: "c", Kind: KindJoin, Client: &protocol.ClientInfo{Client: "x"}}, nil)
+	if calls != 2 {
+		t.Errorf("encoder called %d times for 2 broadcasts to 2 subscribers, want 2", calls)
+	}
+	if string(r1.got[0]) != "custom:1" || &r1.got[0][0] != &r2.got[0][0] {
+		t.Errorf("got %q and %q, want one shared custom:1", r1.got[0], r2.got[0])
+	}
+	if r1.got[1] != nil {
+		t.Errorf("join encoded as %q, want nothing", r1.got[1])
+	}
+}
+
 type discard struct{ format Format }
 
 func (d *discard) Deliver(ev *Event, _ *outbox.Batch) { _ = ev.Bytes(d.format) }

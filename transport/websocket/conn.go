@@ -37,8 +37,11 @@ var peerClosed = protocol.Disconnect{Code: uint16(ws.StatusNormalClosure)}
 type conn struct {
 	nc     net.Conn
 	format hub.Format
-	limits limits
-	out    *outbox.Outbox // set by newConn; the client pushes to it
+	// dialect tells the disconnects of a dialect's connection; nil for
+	// redcast's protocol and plain mode.
+	dialect Dialect
+	limits  limits
+	out     *outbox.Outbox // set by newConn; the client pushes to it
 
 	// deadline is the socket's write deadline. Only the outbox's sink
 	// calls (one at a time) touch it.
@@ -179,13 +182,22 @@ func (c *conn) AppendFrames(b []byte, batch [][]byte) []byte {
 }
 
 // AppendClose implements outbox.Sink: the disconnect push (full protocol,
-// unless the peer closed first) and the close frame.
+// unless the peer closed first), or a dialect's last message, and the close
+// frame.
 func (c *conn) AppendClose(b []byte, d protocol.Disconnect) []byte {
-	if c.format == hub.FormatProtocol && d != peerClosed {
-		push := d.AppendPush(nil)
-		b = append(wsframe.AppendServerHeader(b, ws.OpText, len(push)), push...)
+	var last []byte
+	code, reason := d.Code, d.Reason
+	switch {
+	case d == peerClosed:
+	case c.dialect != nil:
+		last, code, reason = c.dialect.Close(d)
+	case c.format == hub.FormatProtocol:
+		last = d.AppendPush(nil)
 	}
-	f, err := ws.CompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(d.Code), d.Reason)))
+	if last != nil {
+		b = append(wsframe.AppendServerHeader(b, ws.OpText, len(last)), last...)
+	}
+	f, err := ws.CompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(code), reason)))
 	if err == nil {
 		b = append(b, f...)
 	}

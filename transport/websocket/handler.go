@@ -13,6 +13,7 @@ import (
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/hub"
 	"github.com/redcast/redcast/internal/origin"
+	"github.com/redcast/redcast/outbox"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -77,7 +78,7 @@ func (h *Handler) originAllowed(r *http.Request) bool {
 // Protocol serves the full protocol (mount it at /connection/websocket).
 func (h *Handler) Protocol() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.serve(w, r, hub.FormatProtocol, nil)
+		h.serve(w, r, hub.FormatProtocol, &kind{})
 	})
 }
 
@@ -105,7 +106,7 @@ func (h *Handler) Plain() http.Handler {
 			http.Error(w, err.Error(), status)
 			return
 		}
-		h.serve(w, r, hub.FormatPlain, &plainRoom{channel: ch, name: name, echo: q.Get("echo") == "1"})
+		h.serve(w, r, hub.FormatPlain, &kind{room: &plainRoom{channel: ch, name: name, echo: q.Get("echo") == "1"}})
 	})
 }
 
@@ -115,7 +116,14 @@ type plainRoom struct {
 	echo    bool
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, format hub.Format, room *plainRoom) {
+// kind is what a connection speaks: redcast's protocol (both nil), plain
+// mode in a room, or a dialect.
+type kind struct {
+	room    *plainRoom
+	dialect Dialect
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, format hub.Format, k *kind) {
 	cfg := h.node.Config()
 	if !h.originAllowed(r) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
@@ -149,21 +157,25 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, format hub.Forma
 		pre = slices.Clone(b)
 	}
 	c := newConn(nc, format, limits{writeTimeout: cfg.WriteTimeout, pingInterval: cfg.PingInterval}, h.node.OutboxOptions())
+	c.dialect = k.dialect
 	rd := newReader(c, pre)
 	rd.maxSize = cfg.MaxFrameSize
 	rd.idle = cfg.PingInterval + cfg.PongTimeout
 	rd.tooLarge, rd.binary = protocol.DisconnectFrameTooLarge, protocol.DisconnectBadFrame
-	if room != nil {
+	if k.room != nil {
 		rd.maxSize = cfg.MaxDataSize
 		rd.tooLarge, rd.binary = protocol.DisconnectPlainTooLarge, protocol.DisconnectPlainBinary
 	}
-	go h.run(c, rd, format, room, r.RemoteAddr)
+	go h.run(c, rd, format, k, r.RemoteAddr)
 }
 
 // session is a served connection: what its read loop needs, whichever
 // goroutine runs it.
 type session struct {
 	client *redcast.Client
+	// frames handles the text frames: the client, or the session of a
+	// dialect (nil in plain mode).
+	frames Session
 	c      *conn
 	rd     *reader
 	room   *plainRoom
@@ -179,11 +191,19 @@ type session struct {
 }
 
 // run serves an upgraded connection until it closes.
-func (h *Handler) run(c *conn, rd *reader, format hub.Format, room *plainRoom, remote string) {
+func (h *Handler) run(c *conn, rd *reader, format hub.Format, k *kind, remote string) {
+	room := k.room
 	s := &session{c: c, rd: rd, room: room}
 	// Before the client exists, and with it whoever could close it.
 	c.wakeReader = func() { h.poller.unpark(s) }
-	client, err := h.node.NewClient(c.out, format)
+	var (
+		opts redcast.ClientOptions
+		open func(*redcast.Client, *outbox.Outbox) (Session, error)
+	)
+	if k.dialect != nil {
+		opts, open = k.dialect.Open()
+	}
+	client, err := h.node.NewClientWith(c.out, format, opts)
 	if err != nil {
 		d := protocol.DisconnectShutdown
 		if errors.Is(err, redcast.ErrConnectionLimit) {
@@ -197,6 +217,18 @@ func (h *Handler) run(c *conn, rd *reader, format hub.Format, room *plainRoom, r
 	h.log.Debug("client connected", "client", client.ID(), "remote", remote, "plain", room != nil)
 	c.startPinging()
 	s.client = client
+	if room == nil {
+		s.frames = client
+	}
+	if open != nil {
+		if s.frames, err = open(client, c.out); err != nil {
+			d := protocol.DisconnectForced
+			errors.As(err, &d)
+			client.Disconnect(d)
+			h.end(s)
+			return
+		}
+	}
 	if room != nil {
 		if err := client.JoinRoom(room.channel, room.name, room.echo); err != nil {
 			h.log.Warn("plain client could not join", "channel", room.channel, "err", err)
@@ -241,7 +273,7 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 	pending := false
 	flush := func() {
 		if pending {
-			s.client.Flush()
+			s.frames.Flush()
 			pending = false
 		}
 	}
@@ -295,7 +327,7 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 		}
 		handled = true
 		if s.room == nil {
-			s.client.HandleFrame(msg)
+			s.frames.HandleFrame(msg)
 			pending = true
 			if !rd.frameBuffered() {
 				flush()

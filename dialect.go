@@ -1,0 +1,66 @@
+package redcast
+
+import (
+	"github.com/redcast/redcast/auth"
+	"github.com/redcast/redcast/protocol"
+)
+
+// This file holds what the transport of another protocol needs to run its
+// connections on the node, as clients like any other: the same channels,
+// hub, brokers and outboxes (Pusher's protocol, package transport/pusher).
+// Such a transport authorizes its clients itself, by its own protocol's
+// rules; what it lets through is checked here for channel names and
+// namespaces only.
+
+// ClientOptions are the options of NewClientWith.
+type ClientOptions struct {
+	// ID is the connection's id, which the protocol chose (Pusher's
+	// socket_id); it must be unique on the cluster. Empty: a random id.
+	ID string
+}
+
+// SubscribeAuthorized subscribes the client to a channel that its
+// transport authorized by its own protocol's rules: the namespace's
+// subscribe policy does not apply (the channel must still be valid and in a
+// configured namespace). Otherwise it is Subscribe: reply is called with the
+// result before any live publication is queued.
+//
+// The grant is made as a token's channels claim would make it (see
+// auth.Policy): a client of another protocol has no token, and its
+// credentials hold the channel being subscribed to.
+func (c *Client) SubscribeAuthorized(p protocol.SubscribeParams, reply func(*protocol.SubscribeResult)) error {
+	c.mu.Lock()
+	var creds auth.Credentials
+	if c.creds != nil {
+		creds = *c.creds
+	}
+	creds.Channels = []string{p.Channel}
+	c.creds = &creds
+	c.mu.Unlock()
+	return c.Subscribe(p, reply)
+}
+
+// PublishAuthorized publishes data (checked as any publication's: JSON, at
+// most MaxDataSize) to a channel the client is subscribed to, for a
+// transport that authorized it by its own protocol's rules: the
+// namespace's publish policy does not apply. It counts against the
+// client's publish rate (error 116), and the publication is not delivered
+// back to the client (see skipOwn). Errors: 101, 107 (not subscribed),
+// 110, 116, and broker errors.
+func (c *Client) PublishAuthorized(ch string, data []byte) error {
+	if !c.subscribed(ch) {
+		return protocol.ErrPermissionDenied.WithMessage("subscribe to channel %q to publish to it", ch)
+	}
+	if !c.publishLimit().Allow() {
+		return protocol.ErrTooManyRequests
+	}
+	if err := c.node.checkData(data); err != nil {
+		return err
+	}
+	ns, err := c.node.policy.Namespace(ch)
+	if err != nil {
+		return err
+	}
+	_, err = c.node.publish(c.ctx, sourceClient, ch, data, c.publishOptions(ns))
+	return err
+}
