@@ -21,6 +21,7 @@ import (
 	"github.com/redcast/redcast/api"
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/metrics"
+	"github.com/redcast/redcast/transport/pusher"
 	"github.com/redcast/redcast/transport/sse"
 	"github.com/redcast/redcast/transport/websocket"
 	"github.com/redcast/redcast/web"
@@ -52,6 +53,11 @@ type Config struct {
 	// APIKey turns on the HTTP server API at /api/ for backends that send
 	// "Authorization: apikey APIKey". Empty: the API is off (404).
 	APIKey string
+	// Pusher configures the Pusher protocol at /app/{key} (see package
+	// transport/pusher). Without apps every connection there is refused
+	// as Pusher refuses an unknown app key. The namespace of each app is
+	// added to Node.Namespaces when missing (pusher.WithNamespaces).
+	Pusher pusher.Config
 }
 
 // Server is a redcast HTTP server.
@@ -76,6 +82,7 @@ func New(cfg Config) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerBrokerMetrics(reg, cfg.Broker)
+	cfg.Node.Namespaces = pusher.WithNamespaces(cfg.Node.Namespaces, cfg.Pusher)
 	node := redcast.NewNode(cfg.Node, redcast.Deps{Broker: cfg.Broker, Presence: cfg.Presence, Logger: log, Metrics: metrics.New(reg)})
 	if err := node.Start(context.Background()); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -86,6 +93,13 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /connection/websocket", ws.Protocol())
 	mux.Handle("GET /rooms/{room}", ws.Plain())
+	ph, err := pusher.NewHandler(node, ws, cfg.Pusher)
+	if err != nil {
+		_ = node.Shutdown(context.Background())
+		_ = ws.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	mux.Handle("GET /app/{key}", ph)
 	events := sse.NewHandler(node, sse.Options{AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, Logger: log})
 	mux.Handle("GET /connection/sse", events)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))

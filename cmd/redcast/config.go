@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/auth"
+	"github.com/redcast/redcast/transport/pusher"
 )
 
 // loadConfig reads the --config file, if any, and applies its limits to cfg
@@ -75,4 +77,16 @@ func applyAuth(fc *auth.FileConfig, set map[string]bool, cfg *redcast.Config, se
 	}
 	cfg.Verifier = v
 	return nil
+}
+
+// pusherConfig returns the Pusher configuration of the --pusher-* flags:
+// one app when they are set, which they must be all together.
+func pusherConfig(id, key, secret string) (pusher.Config, error) {
+	if id == "" && key == "" && secret == "" {
+		return pusher.Config{}, nil
+	}
+	if id == "" || key == "" || secret == "" {
+		return pusher.Config{}, errors.New("--pusher-app-id, --pusher-key and --pusher-secret go together")
+	}
+	return pusher.Config{Apps: []pusher.App{{ID: id, Key: key, Secret: secret}}}, nil
 }

@@ -64,6 +64,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		publicURL       = fs.String("public-url", "", "the server's public origin, e.g. https://chat.example.com: browsers are let in from it (and --allowed-origins) only, whatever Host their requests carry")
 		debugAddr       = fs.String("debug-addr", "", "address of a separate listener serving net/http/pprof at /debug/pprof/ (keep it private); empty: off")
 		apiKey          = fs.String("api-key", "", "key of the HTTP server API at /api/ (header \"Authorization: apikey KEY\"); empty turns the API off")
+		pusherApp       = fs.String("pusher-app-id", "", "id of the Pusher app served at /app/{key} (with --pusher-key and --pusher-secret; see docs/pusher.md)")
+		pusherKey       = fs.String("pusher-key", "", "key of the Pusher app: pusher-js connects with it")
+		pusherSecret    = fs.String("pusher-secret", "", "secret of the Pusher app: it signs channel auth and HTTP API requests")
 		presenceTTL     = fs.Duration("presence-ttl", 60*time.Second, "with --redis: how long a crashed node's clients stay in presence before the other nodes send their leaves (nodes refresh their entries every third of it)")
 		cfg             redcast.Config
 	)
@@ -125,6 +128,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	scfg := server.Config{Node: cfg, Logger: log, APIKey: *apiKey, ShutdownDelay: *shutdownDelay, PublicURL: *publicURL}
+	if scfg.Pusher, err = pusherConfig(*pusherApp, *pusherKey, *pusherSecret); err != nil {
+		return err
+	}
 	if fc != nil && !set["allowed-origins"] {
 		scfg.AllowedOrigins = fc.AllowedOrigins
 	}

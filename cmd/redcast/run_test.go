@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 )
 
 func TestParseWithEnv(t *testing.T) {
@@ -38,6 +39,12 @@ func TestParseWithEnv(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "REDCAST_MAX_FRAME_SIZE") {
 		t.Fatalf("run with a bad environment value = %v, want it named", err)
 	}
+	delete(env, "REDCAST_MAX_FRAME_SIZE")
+	env["REDCAST_PUSHER_KEY"] = "app-key"
+	err = run(context.Background(), nil, func(k string) string { return env[k] }, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "--pusher-secret go together") {
+		t.Fatalf("run with a Pusher key alone = %v, want the three flags asked for", err)
+	}
 	if err := run(context.Background(), []string{"nope"}, func(string) string { return "" }, &out, &out); err == nil {
 		t.Fatal("run accepted an unknown command")
 	}
@@ -47,15 +54,17 @@ func TestParseWithEnv(t *testing.T) {
 	}
 }
 
-// TestServeAndShutdown runs the server as main does, checks /healthz, and
-// stops it by cancelling the context, as SIGTERM does.
+// TestServeAndShutdown runs the server as main does, checks /healthz and
+// the Pusher app of the environment, and stops it by cancelling the
+// context, as SIGTERM does.
 func TestServeAndShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
+	env := map[string]string{"REDCAST_PUSHER_APP_ID": "1", "REDCAST_PUSHER_KEY": "app-key", "REDCAST_PUSHER_SECRET": "app-secret"}
 	go func() {
-		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--log-format", "text"}, func(string) string { return "" }, io.Discard, pw)
+		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--log-format", "text"}, func(k string) string { return env[k] }, io.Discard, pw)
 		pw.Close()
 	}()
 	addrRE := regexp.MustCompile(`addr=(\S+)`)
@@ -78,6 +87,18 @@ func TestServeAndShutdown(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("/healthz = %d", resp.StatusCode)
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer dcancel()
+	nc, _, _, err := ws.Dial(dctx, "ws://"+addr+"/app/app-key?protocol=7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	msg, err := wsutil.ReadServerText(nc)
+	nc.Close()
+	if err != nil || !strings.Contains(string(msg), "pusher:connection_established") {
+		t.Fatalf("Pusher app of the environment: %q, %v", msg, err)
 	}
 	cancel()
 	select {

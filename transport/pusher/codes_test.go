@@ -1,0 +1,54 @@
+package pusher
+
+import (
+	"testing"
+
+	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/protocol"
+)
+
+// Every redcast disconnect becomes the Pusher code that makes pusher-js
+// do what a redcast client would: 4200-4299 reconnect at once, 4100-4199
+// after a backoff, 4000-4099 never.
+func TestCloseCode(t *testing.T) {
+	for _, tc := range []struct {
+		d    protocol.Disconnect
+		want uint16
+	}{
+		{protocol.DisconnectShutdown, codeReconnect},
+		{protocol.DisconnectForcedReconnect, codeReconnect},
+		{protocol.DisconnectInsufficientState, codeReconnect},
+		{protocol.DisconnectNoPong, codePongNotReceived},
+		{protocol.DisconnectSlowConsumer, codeOverCapacity},
+		{protocol.DisconnectConnectionLimit, codeOverCapacity},
+		{protocol.DisconnectFrameTooLarge, codeUnauthorized},
+		{protocol.DisconnectBadFrame, codeUnauthorized},
+		{protocol.DisconnectForced, codeUnauthorized},
+		{protocol.Disconnect{Code: codeUnknownApp, Reason: "x"}, codeUnknownApp},
+	} {
+		if got, _ := closeCode(tc.d); got != tc.want {
+			t.Errorf("closeCode(%d) = %d, want %d", tc.d.Code, got, tc.want)
+		}
+	}
+}
+
+func TestEncodeEvent(t *testing.T) {
+	pub := func(data string) *hub.Event {
+		return &hub.Event{Channel: "pusher:news", Kind: hub.KindPublication, Pub: &protocol.Publication{Offset: 1, Data: []byte(data)}}
+	}
+	for _, tc := range []struct{ data, want string }{
+		{`{"event":"e","data":"{\"a\":1}"}`, `{"event":"e","channel":"news","data":"{\"a\":1}"}`},
+		{`{"event":"client-e","data":{"a":1},"user_id":"u"}`, `{"event":"client-e","channel":"news","data":{"a":1},"user_id":"u"}`},
+		{`{"event":"","data":1}`, `{"event":"redcast:publication","channel":"news","data":"{\"event\":\"\",\"data\":1}"}`},
+		{`[1]`, `{"event":"redcast:publication","channel":"news","data":"[1]"}`},
+		{`"s"`, `{"event":"redcast:publication","channel":"news","data":"\"s\""}`},
+	} {
+		if got := string(pub(tc.data).Bytes(format)); got != tc.want {
+			t.Errorf("%s encoded as %s, want %s", tc.data, got, tc.want)
+		}
+	}
+	join := &hub.Event{Channel: "pusher:news", Kind: hub.KindJoin, Client: &protocol.ClientInfo{Client: "1.2"}}
+	if got := join.Bytes(format); got != nil {
+		t.Errorf("a join encoded as %s, want nothing", got)
+	}
+}

@@ -1,0 +1,112 @@
+package pusher
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/outbox"
+	"github.com/redcast/redcast/protocol"
+	"github.com/redcast/redcast/transport/websocket"
+)
+
+// Handler serves Pusher's WebSocket endpoint, /app/{key}, on a node,
+// through the node's WebSocket handler. It is safe for concurrent use.
+type Handler struct {
+	node  *redcast.Node
+	ws    *websocket.Handler
+	cfg   Config
+	byKey map[string]*App
+}
+
+// NewHandler returns the handler of cfg's apps on node, whose WebSockets
+// ws serves. Each app's namespace must be configured on the node (see
+// WithNamespaces); errors wrap ErrConfig.
+func NewHandler(node *redcast.Node, ws *websocket.Handler, cfg Config) (*Handler, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(node.Config().Namespaces); err != nil {
+		return nil, err
+	}
+	h := &Handler{node: node, ws: ws, cfg: cfg, byKey: make(map[string]*App)}
+	for i := range h.cfg.Apps {
+		h.byKey[h.cfg.Apps[i].Key] = &h.cfg.Apps[i]
+	}
+	return h, nil
+}
+
+// Supported protocol versions: pusher-js speaks 7.
+const (
+	minProtocol = 5
+	maxProtocol = 7
+)
+
+// ServeHTTP serves a WebSocket at /app/{key} (the request's path value
+// "key"). The connection is upgraded whatever the key and version, then
+// refused as Pusher does (pusher:error and a close code in 4000-4099, which
+// clients do not retry) when the app is unknown or the protocol version is
+// not supported.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	d := &dialect{h: h, app: h.byKey[r.PathValue("key")]}
+	switch v := r.URL.Query().Get("protocol"); {
+	case d.app == nil:
+		d.refuse = &protocol.Disconnect{Code: codeUnknownApp, Reason: fmt.Sprintf("App key %.40q not in this cluster", r.PathValue("key"))}
+	case v == "":
+		d.refuse = &protocol.Disconnect{Code: codeNoProtocol, Reason: "No protocol version supplied"}
+	default:
+		n, err := strconv.Atoi(v)
+		switch {
+		case err != nil:
+			d.refuse = &protocol.Disconnect{Code: codeBadVersion, Reason: "Invalid version string format"}
+		case n < minProtocol || n > maxProtocol:
+			d.refuse = &protocol.Disconnect{Code: codeUnsupportedProtocol, Reason: fmt.Sprintf("Unsupported protocol version %d", n)}
+		}
+	}
+	h.ws.ServeDialect(w, r, d)
+}
+
+// dialect is the websocket.Dialect of one connection request.
+type dialect struct {
+	h   *Handler
+	app *App // nil for an unknown key
+	// refuse, when set, ends the connection at once.
+	refuse *protocol.Disconnect
+}
+
+func (d *dialect) Format() hub.Format { return format }
+
+func (d *dialect) Open() (redcast.ClientOptions, func(*redcast.Client, *outbox.Outbox) (websocket.Session, error)) {
+	id := newSocketID()
+	return redcast.ClientOptions{ID: id}, func(c *redcast.Client, out *outbox.Outbox) (websocket.Session, error) {
+		if d.refuse != nil {
+			return nil, *d.refuse
+		}
+		s := newSession(d.h, d.app, c, out)
+		s.established()
+		return s, nil
+	}
+}
+
+func (d *dialect) Close(disc protocol.Disconnect) ([]byte, uint16, string) {
+	code, reason := closeCode(disc)
+	msg := errorMessage(int(code), reason)
+	if len(reason) > maxCloseReason {
+		reason = strings.ToValidUTF8(reason[:maxCloseReason], "")
+	}
+	return msg, code, reason
+}
+
+// maxCloseReason is the most bytes of reason a close frame holds.
+const maxCloseReason = 123
+
+// newSocketID returns a new socket id: two random numbers joined by a
+// dot, the form Pusher's libraries check.
+func newSocketID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails
+	return fmt.Sprintf("%d.%d", binary.BigEndian.Uint32(b[:4]), binary.BigEndian.Uint32(b[4:]))
+}

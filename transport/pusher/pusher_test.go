@@ -1,0 +1,249 @@
+package pusher_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/redcast/redcast/server"
+)
+
+// authFor returns the auth string of a private channel subscription.
+func authFor(secret, socketID, channel string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(socketID + ":" + channel))
+	return testApp.Key + ":" + hex.EncodeToString(m.Sum(nil))
+}
+
+func TestConnectionEstablished(t *testing.T) {
+	addr, _ := start(t, server.Config{})
+	c := dial(t, addr, testApp.Key, "protocol=7")
+	m := c.read()
+	if m.Event != "pusher:connection_established" {
+		t.Fatalf("got %+v", m)
+	}
+	var d map[string]any
+	if err := json.Unmarshal([]byte(m.dataString(t)), &d); err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := d["socket_id"].(string); !regexp.MustCompile(`^\d+\.\d+$`).MatchString(id) {
+		t.Errorf("socket_id %v, want digits.digits", d["socket_id"])
+	}
+	if d["activity_timeout"] != float64(120) {
+		t.Errorf("activity_timeout %v, want 120", d["activity_timeout"])
+	}
+	c.send(map[string]any{"event": "pusher:ping", "data": map[string]any{}})
+	if m := c.read(); m.Event != "pusher:pong" {
+		t.Fatalf("got %+v, want pusher:pong", m)
+	}
+}
+
+// A connection Pusher would refuse is refused after the upgrade with
+// pusher:error and a close frame of the same code, in 4000-4099 (clients
+// do not retry).
+func TestRefused(t *testing.T) {
+	addr, _ := start(t, server.Config{})
+	for _, tc := range []struct {
+		name, key, query string
+		code             int
+	}{
+		{"unknown key", "nope", "protocol=7", 4001},
+		{"long unknown key", strings.Repeat("k", 300), "protocol=7", 4001},
+		{"no protocol", testApp.Key, "client=js", 4008},
+		{"bad version", testApp.Key, "protocol=seven", 4006},
+		{"old protocol", testApp.Key, "protocol=3", 4007},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, addr, tc.key, tc.query)
+			code, _ := errorData(t, c.read())
+			if code == nil || *code != tc.code {
+				t.Errorf("pusher:error code %v, want %d", code, tc.code)
+			}
+			if got, _ := c.readClose(); got != tc.code {
+				t.Errorf("close code %d, want %d", got, tc.code)
+			}
+		})
+	}
+}
+
+// Without apps, every key is unknown.
+func TestNoApps(t *testing.T) {
+	addr, _ := testserverStart(t)
+	c := dial(t, addr, testApp.Key, "protocol=7")
+	if code, _ := errorData(t, c.read()); code == nil || *code != 4001 {
+		t.Fatalf("code %v, want 4001", code)
+	}
+}
+
+// Events published on the redcast side reach Pusher clients: an envelope
+// as its event, anything else as redcast:publication with the data as a
+// JSON string. Unsubscribed, a client gets nothing more of the channel.
+func TestEventMapping(t *testing.T) {
+	addr, srv := start(t, server.Config{})
+	c, _ := connect(t, addr)
+	for _, ch := range []string{"news", "other"} {
+		if m := c.subscribe(ch, ""); m.Event != "pusher_internal:subscription_succeeded" || m.Channel != ch {
+			t.Fatalf("subscribe %s: %+v", ch, m)
+		}
+	}
+	ctx := context.Background()
+	publish := func(ch, data string) {
+		t.Helper()
+		if _, err := srv.Node().Publish(ctx, "pusher:"+ch, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("news", `{"event":"order-shipped","data":"{\"id\":42}"}`)
+	publish("news", `{"text":"hi"}`)
+	m := c.read()
+	if m.Event != "order-shipped" || m.Channel != "news" || m.dataString(t) != `{"id":42}` {
+		t.Errorf("envelope arrived as %+v", m)
+	}
+	m = c.read()
+	if m.Event != "redcast:publication" || m.dataString(t) != `{"text":"hi"}` {
+		t.Errorf("plain publication arrived as %+v", m)
+	}
+	c.send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]string{"channel": "news"}})
+	// Unsubscribing has no answer: the pong to a ping sent after it says
+	// it was handled.
+	c.send(map[string]any{"event": "pusher:ping", "data": map[string]any{}})
+	if m := c.read(); m.Event != "pusher:pong" {
+		t.Fatalf("got %+v, want pusher:pong", m)
+	}
+	publish("news", `{"event":"late"}`)
+	publish("other", `{"event":"after"}`)
+	if m := c.read(); m.Event != "after" || m.Channel != "other" {
+		t.Errorf("after unsubscribing got %+v, want the event of the other channel", m)
+	}
+}
+
+// Bad input gets Pusher's errors, keeps the connection, and affects no
+// other client.
+func TestBadInput(t *testing.T) {
+	cfg := server.Config{}
+	// Ten client events, and no more for the length of the test.
+	cfg.Pusher.ClientEventRate, cfg.Pusher.ClientEventBurst = 0.01, 10
+	addr, srv := start(t, cfg)
+	good, goodID := connect(t, addr)
+	if m := good.subscribe("private-chat", authFor(testApp.Secret, goodID, "private-chat")); m.Event != "pusher_internal:subscription_succeeded" {
+		t.Fatalf("good subscribe: %+v", m)
+	}
+	bad, badID := connect(t, addr)
+
+	expectError := func(wantCode int, wantMsg string) {
+		t.Helper()
+		code, msg := errorData(t, bad.read())
+		if wantCode == 0 && code != nil || wantCode != 0 && (code == nil || *code != wantCode) {
+			t.Errorf("code %v, want %d (message %q)", code, wantCode, msg)
+		}
+		if !strings.Contains(msg, wantMsg) {
+			t.Errorf("message %q, want it to contain %q", msg, wantMsg)
+		}
+	}
+	bad.sendRaw([]byte(`{not json`))
+	expectError(0, "")
+	bad.sendRaw([]byte(`{"event":"pusher:subscribe","data":{"channel":"semi;colon"}}`))
+	expectError(0, "channel name")
+
+	for _, auth := range []string{
+		"", // none
+		authFor("wrong-secret", badID, "private-chat"),                                       // wrong secret
+		authFor(testApp.Secret, goodID, "private-chat"),                                      // another socket's
+		"other-key:" + strings.Split(authFor(testApp.Secret, badID, "private-chat"), ":")[1], // wrong key
+	} {
+		m := bad.subscribe("private-chat", auth)
+		if m.Event != "pusher:subscription_error" || m.Channel != "private-chat" {
+			t.Fatalf("subscribe with auth %q: %+v, want pusher:subscription_error", auth, m)
+		}
+		var d struct {
+			Type   string `json:"type"`
+			Status int    `json:"status"`
+		}
+		if err := json.Unmarshal(m.Data, &d); err != nil || d.Type != "AuthError" || d.Status != 401 {
+			t.Errorf("subscription_error data %s", m.Data)
+		}
+	}
+
+	if m := bad.subscribe("news", ""); m.Event != "pusher_internal:subscription_succeeded" {
+		t.Fatalf("subscribe news: %+v", m)
+	}
+	bad.send(map[string]any{"event": "client-x", "channel": "news", "data": map[string]int{"a": 1}})
+	expectError(0, "only supported on private and presence channels")
+	bad.send(map[string]any{"event": "client-x", "channel": "private-chat", "data": map[string]int{"a": 1}})
+	expectError(0, "not subscribed")
+
+	if m := bad.subscribe("private-chat", authFor(testApp.Secret, badID, "private-chat")); m.Event != "pusher_internal:subscription_succeeded" {
+		t.Fatalf("subscribe private-chat: %+v", m)
+	}
+	bad.send(map[string]any{"event": "client-big", "channel": "private-chat", "data": strings.Repeat("x", 11<<10)})
+	expectError(0, "data larger than")
+	// Over the rate (Pusher's is 10 a second) the eleventh is refused with
+	// 4301; the good client hears the first ten only.
+	for i := range 11 {
+		bad.send(map[string]any{"event": "client-n", "channel": "private-chat", "data": map[string]int{"n": i}})
+	}
+	expectError(4301, "rate limit")
+	for i := range 10 {
+		m := good.read()
+		var d struct{ N int }
+		if err := json.Unmarshal(m.Data, &d); err != nil || m.Event != "client-n" || d.N != i {
+			t.Fatalf("good client got %+v, want client-n %d", m, i)
+		}
+	}
+
+	// Both still work.
+	if _, err := srv.Node().Publish(context.Background(), "pusher:private-chat", []byte(`{"event":"still-here"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client{good, bad} {
+		if m := c.read(); m.Event != "still-here" {
+			t.Errorf("got %+v, want still-here", m)
+		}
+	}
+}
+
+// A cache channel sends its last event right after the subscribe reply, or
+// pusher:cache_miss when it has none; live events follow without a repeat.
+func TestCacheChannel(t *testing.T) {
+	addr, srv := start(t, server.Config{})
+	ctx := context.Background()
+	for _, data := range []string{`{"event":"price","data":"1"}`, `{"event":"price","data":"2"}`} {
+		if _, err := srv.Node().Publish(ctx, "pusher:cache-prices", []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _ := connect(t, addr)
+	if m := c.subscribe("cache-prices", ""); m.Event != "pusher_internal:subscription_succeeded" {
+		t.Fatalf("subscribe: %+v", m)
+	}
+	if m := c.read(); m.Event != "price" || m.Channel != "cache-prices" || m.dataString(t) != "2" {
+		t.Fatalf("after the reply %+v, want the last price", m)
+	}
+	if m := c.subscribe("cache-empty", ""); m.Event != "pusher_internal:subscription_succeeded" {
+		t.Fatalf("subscribe: %+v", m)
+	}
+	if m := c.read(); m.Event != "pusher:cache_miss" || m.Channel != "cache-empty" {
+		t.Fatalf("after the reply %+v, want pusher:cache_miss", m)
+	}
+	if _, err := srv.Node().Publish(ctx, "pusher:cache-prices", []byte(`{"event":"price","data":"3"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if m := c.read(); m.Event != "price" || m.dataString(t) != "3" {
+		t.Fatalf("live: %+v, want price 3", m)
+	}
+	// A plain channel sends nothing of its history.
+	if m := c.subscribe("prices", ""); m.Event != "pusher_internal:subscription_succeeded" {
+		t.Fatalf("subscribe: %+v", m)
+	}
+	if _, err := srv.Node().Publish(ctx, "pusher:prices", []byte(`{"event":"live"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if m := c.read(); m.Event != "live" {
+		t.Fatalf("got %+v, want only the live event", m)
+	}
+}

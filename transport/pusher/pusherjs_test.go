@@ -1,0 +1,166 @@
+package pusher_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redcast/redcast/server"
+)
+
+// jsDir holds the Node scenarios and their npm dependencies (pusher-js and
+// Pusher's server SDK), which scripts/test installs with npm ci.
+const jsDir = "testdata/js"
+
+// scenario is one run of clients.mjs: the JSON lines it prints.
+type scenario struct {
+	t     *testing.T
+	lines chan map[string]any
+}
+
+// runScenario starts clients.mjs with a scenario against the server at
+// addr. The process is killed, if still running, when the test ends.
+func runScenario(t *testing.T, addr, name string, env ...string) *scenario {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is needed for the pusher-js tests: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "pusher-js")); err != nil {
+		t.Fatalf("pusher-js is not installed: run npm ci in transport/pusher/%s (scripts/test does)", jsDir)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	cmd := exec.CommandContext(ctx, node, "clients.mjs", name)
+	cmd.Dir = jsDir
+	cmd.Env = append(os.Environ(), "PUSHER_HOST="+host, "PUSHER_PORT="+port,
+		"PUSHER_APP_ID="+testApp.ID, "PUSHER_KEY="+testApp.Key, "PUSHER_SECRET="+testApp.Secret)
+	cmd.Env = append(cmd.Env, env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &scenario{t: t, lines: make(chan map[string]any, 16)}
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		defer close(s.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var m map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				m = map[string]any{"error": "not JSON: " + sc.Text()}
+			}
+			s.lines <- m
+		}
+	}()
+	t.Cleanup(func() {
+		if t.Failed() {
+			cancel()
+		}
+		for range s.lines { // let the scenario end, by itself when it passed
+		}
+		<-read
+		err := cmd.Wait()
+		cancel()
+		if err != nil && !t.Failed() {
+			t.Errorf("%s: %v\n%s", name, err, stderr.String())
+		}
+		if t.Failed() && stderr.Len() > 0 {
+			t.Logf("stderr of %s:\n%s", name, stderr.String())
+		}
+	})
+	return s
+}
+
+// step returns the next line, which must be the step want.
+func (s *scenario) step(want string) map[string]any {
+	s.t.Helper()
+	m, ok := <-s.lines
+	if !ok {
+		s.t.Fatalf("scenario ended before step %q", want)
+	}
+	if m["step"] != want {
+		s.t.Fatalf("got %v, want step %q", m, want)
+	}
+	return m
+}
+
+// asJSON returns v in JSON, to compare what a scenario saw.
+func asJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// pusher-js, unchanged but for wsHost and wsPort, subscribes to a public
+// channel and receives what the redcast side publishes to it.
+func TestPusherJSPublic(t *testing.T) {
+	addr, srv := start(t, server.Config{})
+	s := runScenario(t, addr, "public")
+	s.step("subscribed")
+	for _, data := range []string{`{"event":"order-shipped","data":"{\"id\":42}"}`, `{"text":"hi"}`} {
+		if _, err := srv.Node().Publish(context.Background(), "pusher:news", []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := asJSON(t, s.step("done")["got"])
+	want := `[{"data":{"id":42},"event":"order-shipped"},{"data":{"text":"hi"},"event":"redcast:publication"}]`
+	if got != want {
+		t.Errorf("pusher-js got %s, want %s", got, want)
+	}
+}
+
+// pusher-js with channel auth from Pusher's server SDK: two clients
+// whisper on a private channel (neither hears itself), a wrong secret is
+// refused with 401, and a client event on a public channel is refused
+// without ending the connection.
+func TestPusherJSPrivate(t *testing.T) {
+	addr, _ := start(t, server.Config{})
+	s := runScenario(t, addr, "private")
+	s.step("subscribed")
+	if m := s.step("refused"); m["status"] != float64(401) || m["type"] != "AuthError" {
+		t.Errorf("wrong secret: %v, want status 401, type AuthError", m)
+	}
+	m := s.step("done")
+	if got := asJSON(t, m["a_got"]); got != `[{"who":"b"}]` {
+		t.Errorf("a heard %s, want only b", got)
+	}
+	if got := asJSON(t, m["b_got"]); got != `[{"who":"a"}]` {
+		t.Errorf("b heard %s, want only a", got)
+	}
+	if got := asJSON(t, m["a_errors"]); !strings.Contains(got, "only supported on private and presence channels") {
+		t.Errorf("a's errors %s, want the refused client event", got)
+	}
+}
+
+// pusher-js connecting with a key no app has gets 4001 and does not
+// reconnect.
+func TestPusherJSUnknownKey(t *testing.T) {
+	addr, _ := start(t, server.Config{})
+	s := runScenario(t, addr, "unknownKey")
+	m := s.step("done")
+	if m["code"] != float64(4001) {
+		t.Errorf("error code %v, want 4001", m["code"])
+	}
+	// (The first connecting may come before the scenario listens.)
+	if got := asJSON(t, m["states"]); strings.Count(got, "connecting") > 1 || !strings.HasSuffix(got, `"disconnected"]`) {
+		t.Errorf("states %s, want disconnected and no retry", got)
+	}
+}
+

@@ -1,0 +1,187 @@
+package pusher
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"golang.org/x/time/rate"
+
+	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/outbox"
+	"github.com/redcast/redcast/protocol"
+)
+
+// session is the protocol session of one Pusher connection: it turns the
+// client's messages into the redcast client's subscribes, unsubscribes and
+// publishes. The read loop calls HandleFrame and Flush, one at a time.
+type session struct {
+	h      *Handler
+	app    *App
+	client *redcast.Client
+	out    *outbox.Outbox
+	// subscribes limits pusher:subscribe as the node limits redcast's
+	// subscribe; events limits client events (Pusher's 10 per second).
+	subscribes, events *rate.Limiter
+	// subscribed are the Pusher channels the client subscribed to (read
+	// loop only): a client event on another is refused before it counts
+	// against the rate.
+	subscribed map[string]bool
+}
+
+func newSession(h *Handler, app *App, c *redcast.Client, out *outbox.Outbox) *session {
+	cfg := h.node.Config()
+	return &session{
+		h: h, app: app, client: c, out: out,
+		subscribes: newLimiter(cfg.SubscribeRate, cfg.SubscribeBurst),
+		events:     newLimiter(h.cfg.ClientEventRate, h.cfg.ClientEventBurst),
+		subscribed: make(map[string]bool),
+	}
+}
+
+// newLimiter returns a token bucket of perSecond (negative: no limit).
+func newLimiter(perSecond float64, burst int) *rate.Limiter {
+	if perSecond < 0 {
+		return rate.NewLimiter(rate.Inf, burst)
+	}
+	return rate.NewLimiter(rate.Limit(perSecond), burst)
+}
+
+// established sends pusher:connection_established, the connection's first
+// message.
+func (s *session) established() {
+	data, _ := json.Marshal(struct {
+		SocketID        string `json:"socket_id"`
+		ActivityTimeout int    `json:"activity_timeout"`
+	}{s.client.ID(), int(s.h.cfg.ActivityTimeout.Seconds())})
+	s.send(encode(message{Event: eventConnected, Data: jsonString(data)}))
+}
+
+// send queues msg, disconnecting the client as a slow consumer when its
+// queue is full.
+func (s *session) send(msg []byte) {
+	if !s.out.Push(msg) {
+		s.client.Disconnect(protocol.DisconnectSlowConsumer)
+	}
+}
+
+// HandleFrame implements websocket.Session: one message of the client.
+// What it sends waits in the outbox until Flush.
+func (s *session) HandleFrame(frame []byte) {
+	s.out.Hold()
+	m, err := decodeMessage(frame)
+	if err != nil {
+		s.send(errorMessage(0, err.Error()))
+		return
+	}
+	switch {
+	case m.Event == eventPing:
+		s.send(encode(message{Event: eventPong, Data: jsonString([]byte("{}"))}))
+	case m.Event == eventPong:
+		// An answer to nothing the server asks: WebSocket pings keep
+		// the connection alive.
+	case m.Event == eventSubscribe:
+		s.subscribe(m)
+	case m.Event == eventUnsubscribe:
+		var d subscribeData
+		if err := decodeData(m.Data, &d); err != nil || validateChannel(d.Channel) != nil {
+			s.send(errorMessage(0, "pusher:unsubscribe needs a valid channel"))
+			return
+		}
+		s.client.Unsubscribe(s.channel(d.Channel))
+		delete(s.subscribed, d.Channel)
+	case strings.HasPrefix(m.Event, clientEventPrefix):
+		s.clientEvent(m)
+	default:
+		s.send(errorMessage(0, "Unsupported event "+m.Event))
+	}
+}
+
+// Flush implements websocket.Session: it writes what HandleFrame queued.
+func (s *session) Flush() { s.out.Release() }
+
+// channel returns the redcast channel of a Pusher channel of the app.
+func (s *session) channel(name string) string {
+	return s.app.Namespace + string(protocol.NamespaceSeparator) + name
+}
+
+// subscriptionError is the data of pusher:subscription_error, as pusher-js
+// reports its own authorization failures.
+type subscriptionError struct {
+	Type   string `json:"type"`
+	Error  string `json:"error"`
+	Status int    `json:"status"`
+}
+
+func (s *session) subscriptionError(ch, typ, msg string, status int) {
+	data, _ := json.Marshal(subscriptionError{Type: typ, Error: msg, Status: status})
+	s.send(encode(message{Event: eventSubscriptionErr, Channel: ch, Data: data}))
+}
+
+// subscribe handles pusher:subscribe: authorization by the channel's
+// prefix, then the redcast subscribe, whose reply is
+// pusher_internal:subscription_succeeded.
+func (s *session) subscribe(m message) {
+	var d subscribeData
+	if err := decodeData(m.Data, &d); err != nil {
+		s.send(errorMessage(0, err.Error()))
+		return
+	}
+	if err := validateChannel(d.Channel); err != nil {
+		s.send(errorMessage(0, err.Error()))
+		return
+	}
+	if !s.subscribes.Allow() {
+		s.subscriptionError(d.Channel, "LimitReached", "too many subscribes: slow down", 429)
+		return
+	}
+	if err := s.authorize(d); err != nil {
+		s.subscriptionError(d.Channel, "AuthError", err.Error(), 401)
+		return
+	}
+	p := protocol.SubscribeParams{Channel: s.channel(d.Channel)}
+	cache := isCache(d.Channel)
+	if cache {
+		p.History = 1
+	}
+	reply := func(res *protocol.SubscribeResult) {
+		s.send(encode(message{Event: eventSubscribed, Channel: d.Channel, Data: jsonString([]byte("{}"))}))
+		if cache {
+			s.sendCached(p.Channel, d.Channel, res)
+		}
+	}
+	err := s.client.SubscribeAuthorized(p, reply)
+	switch {
+	case err == nil, errors.Is(err, protocol.ErrAlreadySubscribed):
+		s.subscribed[d.Channel] = true
+	case errors.Is(err, protocol.ErrLimitExceeded):
+		s.subscriptionError(d.Channel, "LimitReached", err.Error(), 429)
+	default:
+		perr, _ := redcast.ProtocolError(err)
+		s.subscriptionError(d.Channel, "ServerError", perr.Message, 500)
+	}
+}
+
+// isCache reports whether a channel is a cache channel (cache-,
+// private-cache-, private-encrypted-cache-, presence-cache-).
+func isCache(ch string) bool {
+	for _, prefix := range []string{privateEncryptedPrefix, privatePrefix, presencePrefix} {
+		if rest, ok := strings.CutPrefix(ch, prefix); ok {
+			return strings.HasPrefix(rest, cachePrefix)
+		}
+	}
+	return strings.HasPrefix(ch, cachePrefix)
+}
+
+// sendCached sends, after the subscribe reply of a cache channel, its last
+// event (the subscribe read it from history), or pusher:cache_miss when it
+// has none. It runs under the subscription's lock, before any live event.
+func (s *session) sendCached(ch, name string, res *protocol.SubscribeResult) {
+	if len(res.Publications) == 0 {
+		s.send(encode(message{Event: eventCacheMiss, Channel: name}))
+		return
+	}
+	ev := &hub.Event{Channel: ch, Kind: hub.KindPublication, Pub: &res.Publications[len(res.Publications)-1]}
+	s.send(encodeEvent(ev))
+}

@@ -1,0 +1,104 @@
+// Runs pusher-js (and Pusher's server SDK for channel auth) against a
+// redcast server, for the Go tests of transport/pusher: one scenario per
+// run (argv[2]), facts printed as JSON lines on stdout, the Go test acting
+// on them. Every scenario ends by itself, or fails after a deadline.
+import PusherJS from 'pusher-js';
+import PusherServer from 'pusher';
+
+const Pusher = PusherJS.default ?? PusherJS;
+const Server = PusherServer.default ?? PusherServer;
+const env = process.env;
+const out = (o) => console.log(JSON.stringify(o));
+
+setTimeout(() => { out({ error: 'scenario timed out' }); process.exit(1); }, 20000).unref();
+
+function connect(key, authSecret) {
+  const sdk = new Server({ appId: env.PUSHER_APP_ID, key: env.PUSHER_KEY, secret: authSecret ?? env.PUSHER_SECRET, host: '127.0.0.1' });
+  return new Pusher(key ?? env.PUSHER_KEY, {
+    cluster: 'redcast',
+    wsHost: env.PUSHER_HOST,
+    wsPort: Number(env.PUSHER_PORT),
+    forceTLS: false,
+    enabledTransports: ['ws'],
+    disableStats: true,
+    channelAuthorization: {
+      customHandler: ({ socketId, channelName }, callback) => callback(null, sdk.authorizeChannel(socketId, channelName)),
+    },
+  });
+}
+
+function subscribed(channel) {
+  return new Promise((resolve, reject) => {
+    channel.bind('pusher:subscription_succeeded', resolve);
+    channel.bind('pusher:subscription_error', reject);
+  });
+}
+
+const scenarios = {
+  // One client on a public channel: the Go test publishes an envelope
+  // and a plain publication once it is subscribed (and has heard that a
+  // cache channel has nothing yet).
+  async public() {
+    const p = connect();
+    const ch = p.subscribe('news');
+    const cache = p.subscribe('cache-empty');
+    const missed = new Promise((resolve) => cache.bind('pusher:cache_miss', resolve));
+    const got = [];
+    const done = new Promise((resolve) => {
+      const record = (event) => (data) => { got.push({ event, data }); if (got.length === 2) resolve(); };
+      ch.bind('order-shipped', record('order-shipped'));
+      ch.bind('redcast:publication', record('redcast:publication'));
+    });
+    await Promise.all([subscribed(ch), subscribed(cache), missed]);
+    out({ step: 'subscribed', socket_id: p.connection.socket_id });
+    await done;
+    out({ step: 'done', got });
+    p.disconnect();
+  },
+
+  // Two clients whisper on a private channel; a third signs with the
+  // wrong secret; the first also sends a client event on a public channel.
+  async private() {
+    const a = connect(), b = connect(), bad = connect(undefined, 'not-the-secret');
+    const errors = [];
+    a.connection.bind('error', (e) => errors.push(e?.data ?? e?.error?.data ?? null));
+    const aGot = [], bGot = [];
+    const [ca, cb] = [a.subscribe('private-chat'), b.subscribe('private-chat')];
+    const bHeard = new Promise((resolve) => cb.bind('client-typing', (d) => { bGot.push(d); resolve(); }));
+    const aHeard = new Promise((resolve) => ca.bind('client-typing', (d) => { aGot.push(d); resolve(); }));
+    const refused = new Promise((resolve) => bad.subscribe('private-chat').bind('pusher:subscription_error', resolve));
+    const news = a.subscribe('news');
+    await Promise.all([subscribed(ca), subscribed(cb), subscribed(news)]);
+    out({ step: 'subscribed' });
+    const badErr = await refused;
+    out({ step: 'refused', status: badErr.status, type: badErr.type });
+    news.trigger('client-nope', { x: 1 });
+    ca.trigger('client-typing', { who: 'a' });
+    await bHeard;
+    cb.trigger('client-typing', { who: 'b' });
+    await aHeard;
+    out({ step: 'done', a_got: aGot, b_got: bGot, a_errors: errors });
+    a.disconnect(); b.disconnect(); bad.disconnect();
+  },
+
+  // A key no app has: refused with 4001, and no reconnect.
+  async unknownKey() {
+    const p = connect('no-such-key');
+    const states = [];
+    let code = null;
+    p.connection.bind('error', (e) => { code = e?.error?.data?.code ?? e?.data?.code ?? code; });
+    await new Promise((resolve) => p.connection.bind('state_change', ({ current }) => {
+      states.push(current);
+      if (current === 'disconnected' || current === 'failed') resolve();
+    }));
+    out({ step: 'done', code, states });
+    p.disconnect();
+  },
+};
+
+const run = scenarios[process.argv[2]];
+if (!run) {
+  out({ error: `no scenario ${process.argv[2]}` });
+  process.exit(2);
+}
+run().then(() => process.exit(0), (err) => { out({ error: String(err?.message ?? JSON.stringify(err)) }); process.exit(1); });
