@@ -100,6 +100,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	mux.Handle("GET /app/{key}", ph)
+	mux.Handle("/apps/", ph.API())
 	events := sse.NewHandler(node, sse.Options{AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, Logger: log})
 	mux.Handle("GET /connection/sse", events)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))

@@ -164,3 +164,36 @@ func TestPusherJSUnknownKey(t *testing.T) {
 	}
 }
 
+// Pusher's server SDK triggers an event on two channels through the HTTP
+// API: their subscribers get it, except the socket it names; a request
+// signed with the wrong secret gets 401.
+func TestPusherSDKTrigger(t *testing.T) {
+	addr, srv := start(t, server.Config{})
+	listener, _ := connect(t, addr)
+	excluded, excludedID := connect(t, addr)
+	for _, c := range []*client{listener, excluded} {
+		for _, ch := range []string{"news", "other"} {
+			if m := c.subscribe(ch, ""); m.Event != "pusher_internal:subscription_succeeded" {
+				t.Fatalf("subscribe: %+v", m)
+			}
+		}
+	}
+	s := runScenario(t, addr, "api", "EXCLUDE_SOCKET="+excludedID)
+	if m := s.step("triggered"); m["status"] != float64(200) || asJSON(t, m["body"]) != "{}" {
+		t.Errorf("trigger answered %v", m)
+	}
+	if m := s.step("done"); m["wrong_secret"] != float64(401) {
+		t.Errorf("wrong secret answered %v, want 401", m["wrong_secret"])
+	}
+	for _, ch := range []string{"news", "other"} {
+		if m := listener.read(); m.Event != "hello" || m.Channel != ch || m.dataString(t) != `{"a":1}` {
+			t.Errorf("listener got %+v, want hello on %s", m, ch)
+		}
+	}
+	if _, err := srv.Node().Publish(context.Background(), "pusher:news", []byte(`{"event":"marker"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if m := excluded.read(); m.Event != "marker" {
+		t.Errorf("the excluded socket got %+v, want nothing before the marker", m)
+	}
+}

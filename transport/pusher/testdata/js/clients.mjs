@@ -96,6 +96,18 @@ const scenarios = {
   },
 };
 
+// Pusher's server SDK triggers an event through the HTTP API, leaving out
+// the socket the Go test names; a wrong secret is refused with 401.
+scenarios.api = async function () {
+  const config = { appId: env.PUSHER_APP_ID, key: env.PUSHER_KEY, host: env.PUSHER_HOST, port: env.PUSHER_PORT, useTLS: false };
+  const sdk = new Server({ ...config, secret: env.PUSHER_SECRET });
+  const res = await sdk.trigger(['news', 'other'], 'hello', { a: 1 }, { socket_id: env.EXCLUDE_SOCKET });
+  out({ step: 'triggered', status: res.status, body: await res.json() });
+  const wrong = new Server({ ...config, secret: 'not-the-secret' });
+  const status = await wrong.trigger('news', 'nope', {}).then((r) => r.status, (err) => err.status);
+  out({ step: 'done', wrong_secret: status });
+};
+
 const run = scenarios[process.argv[2]];
 if (!run) {
   out({ error: `no scenario ${process.argv[2]}` });

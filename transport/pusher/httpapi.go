@@ -1,0 +1,176 @@
+package pusher
+
+import (
+	"crypto/hmac"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/protocol"
+)
+
+// This file is Pusher's HTTP API for an app's backend, with Pusher's
+// request signing.
+
+// Limits of the HTTP API, Pusher's.
+const (
+	maxEventChannels = 100
+	maxAPIBody       = 256 << 10
+	// maxClockSkew is how far auth_timestamp may be from the server's
+	// clock.
+	maxClockSkew = 600 * time.Second
+)
+
+// API returns the HTTP API handler: mount it at /apps/. Today it serves
+// POST /apps/{id}/events.
+func (h *Handler) API() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /apps/{id}/events", h.serveEvents)
+	return mux
+}
+
+// apiError answers a request with Pusher's status and a text message.
+func apiError(w http.ResponseWriter, status int, format string, args ...any) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, format+"\n", args...)
+}
+
+// errUnauthorized is wrapped by the errors of verify: a 401.
+var errUnauthorized = errors.New("unauthorized")
+
+// verify checks a request's signature (Pusher's auth_key, auth_timestamp,
+// auth_version, body_md5 and auth_signature query parameters) for the app
+// of the path, and returns the app.
+func (h *Handler) verify(r *http.Request, body []byte, now time.Time) (*App, error) {
+	var app *App
+	for i := range h.cfg.Apps {
+		if h.cfg.Apps[i].ID == r.PathValue("id") {
+			app = &h.cfg.Apps[i]
+		}
+	}
+	q := r.URL.Query()
+	switch {
+	case app == nil:
+		return nil, fmt.Errorf("%w: unknown app %q", errUnauthorized, r.PathValue("id"))
+	case q.Get("auth_key") != app.Key:
+		return nil, fmt.Errorf("%w: unknown auth_key", errUnauthorized)
+	case q.Get("auth_version") != "1.0":
+		return nil, fmt.Errorf("%w: auth_version must be 1.0", errUnauthorized)
+	}
+	ts, err := strconv.ParseInt(q.Get("auth_timestamp"), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: auth_timestamp must be a Unix time in seconds", errUnauthorized)
+	}
+	if d := now.Sub(time.Unix(ts, 0)); d > maxClockSkew || d < -maxClockSkew {
+		return nil, fmt.Errorf("%w: timestamp expired: given %d, now %d (at most %d s apart)", errUnauthorized, ts, now.Unix(), int(maxClockSkew.Seconds()))
+	}
+	if len(body) > 0 {
+		sum := md5.Sum(body)
+		if q.Get("body_md5") != hex.EncodeToString(sum[:]) {
+			return nil, fmt.Errorf("%w: body_md5 does not match the body", errUnauthorized)
+		}
+	}
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		if k != "auth_signature" {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	var params strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			params.WriteByte('&')
+		}
+		params.WriteString(strings.ToLower(k) + "=" + q.Get(k))
+	}
+	toSign := r.Method + "\n" + r.URL.Path + "\n" + params.String()
+	got, err := hex.DecodeString(q.Get("auth_signature"))
+	if err != nil || !hmac.Equal(got, sign(app.Secret, toSign)) {
+		return nil, fmt.Errorf("%w: invalid signature: expected the hex HMAC-SHA256 of %q", errUnauthorized, toSign)
+	}
+	return app, nil
+}
+
+// eventRequest is the body of POST /apps/{id}/events.
+type eventRequest struct {
+	Name     string          `json:"name"`
+	Data     json.RawMessage `json:"data"`
+	Channels []string        `json:"channels"`
+	Channel  string          `json:"channel"`
+	SocketID string          `json:"socket_id"`
+}
+
+// socketIDPattern is the form of a socket id.
+var socketIDPattern = regexp.MustCompile(`^\d+\.\d+$`)
+
+// serveEvents publishes one event to up to 100 channels of the app. The
+// socket of socket_id, if any, does not receive it.
+func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))
+	if err != nil {
+		apiError(w, http.StatusRequestEntityTooLarge, "Request body larger than %d bytes", maxAPIBody)
+		return
+	}
+	app, err := h.verify(r, body, time.Now())
+	if err != nil {
+		apiError(w, http.StatusUnauthorized, "%s", strings.TrimPrefix(err.Error(), errUnauthorized.Error()+": "))
+		return
+	}
+	var req eventRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		apiError(w, http.StatusBadRequest, "Body is not a JSON event")
+		return
+	}
+	if req.Channel != "" {
+		req.Channels = append(req.Channels, req.Channel)
+	}
+	if status, msg := h.checkEvent(req); status != 0 {
+		apiError(w, status, "%s", msg)
+		return
+	}
+	data := publicationData(req.Name, req.Data, "")
+	for _, ch := range req.Channels {
+		if _, err := h.node.PublishExcept(r.Context(), app.Namespace+string(protocol.NamespaceSeparator)+ch, data, req.SocketID); err != nil {
+			perr, _ := redcast.ProtocolError(err)
+			apiError(w, redcast.HTTPStatus(perr), "Publishing to %s failed: %s", ch, perr.Message)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte("{}\n"))
+}
+
+// checkEvent validates an event of the HTTP API, returning Pusher's
+// status and message when it is refused (status 0: valid).
+func (h *Handler) checkEvent(req eventRequest) (int, string) {
+	switch {
+	case req.Name == "" || len(req.Name) > maxEventLength:
+		return http.StatusBadRequest, fmt.Sprintf("Event name must be 1 to %d bytes", maxEventLength)
+	case len(req.Channels) == 0 || len(req.Channels) > maxEventChannels:
+		return http.StatusBadRequest, fmt.Sprintf("An event goes to 1 to %d channels", maxEventChannels)
+	case len(req.Data) == 0:
+		return http.StatusBadRequest, "Event needs data"
+	case len(req.Data) > h.cfg.MaxEventSize:
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("Event data larger than %d bytes", h.cfg.MaxEventSize)
+	case req.SocketID != "" && !socketIDPattern.MatchString(req.SocketID):
+		return http.StatusBadRequest, "Invalid socket_id"
+	}
+	for _, ch := range req.Channels {
+		if err := validateChannel(ch); err != nil {
+			return http.StatusBadRequest, "Invalid channel " + strconv.Quote(ch)
+		}
+	}
+	return 0, ""
+}
