@@ -52,3 +52,26 @@ func TestEncodeEvent(t *testing.T) {
 		t.Errorf("a join encoded as %s, want nothing", got)
 	}
 }
+
+// BenchmarkEncodeEvent compares the once-per-broadcast encoding of a
+// publication for Pusher clients with that of redcast's protocol.
+func BenchmarkEncodeEvent(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		format hub.Format
+		data   string
+	}{
+		{"pusher/envelope", format, `{"event":"order-shipped","data":"{\"id\":42,\"items\":[1,2,3],\"note\":\"0123456789\"}"}`},
+		{"pusher/plain", format, `{"id":42,"items":[1,2,3],"note":"0123456789"}`},
+		{"protocol", hub.FormatProtocol, `{"event":"order-shipped","data":"{\"id\":42,\"items\":[1,2,3],\"note\":\"0123456789\"}"}`},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			pub := &protocol.Publication{Offset: 1, Data: []byte(tc.data)}
+			b.ReportAllocs()
+			for b.Loop() {
+				ev := &hub.Event{Channel: "pusher:orders", Kind: hub.KindPublication, Pub: pub}
+				_ = ev.Bytes(tc.format)
+			}
+		})
+	}
+}
