@@ -197,3 +197,22 @@ func TestPusherSDKTrigger(t *testing.T) {
 		t.Errorf("the excluded socket got %+v, want nothing before the marker", m)
 	}
 }
+
+// Laravel Echo, unchanged on pusher-js: Echo.channel().listen() hears an
+// event published on the redcast side, and Echo.private().whisper()
+// reaches listenForWhisper on another connection.
+func TestLaravelEcho(t *testing.T) {
+	addr, srv := start(t, server.Config{})
+	s := runScenario(t, addr, "echo")
+	s.step("subscribed")
+	if _, err := srv.Node().Publish(context.Background(), "pusher:orders", []byte(`{"event":"order-shipped","data":"{\"id\":42}"}`)); err != nil {
+		t.Fatal(err)
+	}
+	m := s.step("done")
+	if got := asJSON(t, m["order"]); got != `{"id":42}` {
+		t.Errorf("Echo heard order %s, want {\"id\":42}", got)
+	}
+	if got := asJSON(t, m["whisper"]); got != `{"name":"b"}` {
+		t.Errorf("Echo heard whisper %s, want {\"name\":\"b\"}", got)
+	}
+}

@@ -4,6 +4,7 @@
 // on them. Every scenario ends by itself, or fails after a deadline.
 import PusherJS from 'pusher-js';
 import PusherServer from 'pusher';
+import Echo from 'laravel-echo';
 
 const Pusher = PusherJS.default ?? PusherJS;
 const Server = PusherServer.default ?? PusherServer;
@@ -106,6 +107,24 @@ scenarios.api = async function () {
   const wrong = new Server({ ...config, secret: 'not-the-secret' });
   const status = await wrong.trigger('news', 'nope', {}).then((r) => r.status, (err) => err.status);
   out({ step: 'done', wrong_secret: status });
+};
+
+// Laravel Echo on pusher-js: a public channel the Go test publishes to,
+// and whispers on a private channel.
+scenarios.echo = async function () {
+  const echo = () => new Echo({ broadcaster: 'pusher', key: env.PUSHER_KEY, client: connect() });
+  const a = echo(), b = echo();
+  const subscribedTo = (ch) => new Promise((resolve, reject) => ch.subscribed(resolve).error(reject));
+  const orders = a.channel('orders');
+  const shipped = new Promise((resolve) => orders.listen('.order-shipped', resolve));
+  const [chatA, chatB] = [a.private('chat'), b.private('chat')];
+  const whispered = new Promise((resolve) => chatA.listenForWhisper('typing', resolve));
+  await Promise.all([subscribedTo(orders), subscribedTo(chatA), subscribedTo(chatB)]);
+  out({ step: 'subscribed' });
+  const order = await shipped;
+  chatB.whisper('typing', { name: 'b' });
+  out({ step: 'done', order, whisper: await whispered });
+  a.disconnect(); b.disconnect();
 };
 
 const run = scenarios[process.argv[2]];
