@@ -90,12 +90,19 @@ func TestServeAndShutdown(t *testing.T) {
 	}
 	dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
 	defer dcancel()
-	nc, _, _, err := ws.Dial(dctx, "ws://"+addr+"/app/app-key?protocol=7")
+	nc, br, _, err := ws.Dial(dctx, "ws://"+addr+"/app/app-key?protocol=7")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	msg, err := wsutil.ReadServerText(nc)
+	var rw io.ReadWriter = nc
+	if br != nil { // the first frame came with the upgrade
+		rw = struct {
+			io.Reader
+			io.Writer
+		}{io.MultiReader(br, nc), nc}
+	}
+	msg, err := wsutil.ReadServerText(rw)
 	nc.Close()
 	if err != nil || !strings.Contains(string(msg), "pusher:connection_established") {
 		t.Fatalf("Pusher app of the environment: %q, %v", msg, err)
