@@ -247,3 +247,22 @@ func TestCacheChannel(t *testing.T) {
 		t.Fatalf("got %+v, want only the live event", m)
 	}
 }
+
+// A server that shuts down tells Pusher clients to reconnect at once
+// (4200), to another node.
+func TestShutdownReconnects(t *testing.T) {
+	addr, srv := start(t, server.Config{})
+	c, _ := connect(t, addr)
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(context.Background()) }()
+	if code, _ := errorData(t, c.read()); code == nil || *code != 4200 {
+		t.Errorf("pusher:error code %v, want 4200", code)
+	}
+	if code, _ := c.readClose(); code != 4200 {
+		t.Errorf("close code %d, want 4200", code)
+	}
+	c.nc.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
