@@ -1,6 +1,9 @@
 package redcast
 
 import (
+	"context"
+	"encoding/json"
+
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/protocol"
 )
@@ -63,4 +66,40 @@ func (c *Client) PublishAuthorized(ch string, data []byte) error {
 	}
 	_, err = c.node.publish(c.ctx, sourceClient, ch, data, c.publishOptions(ns))
 	return err
+}
+
+// SetUser gives a client of another protocol its user, which presence
+// records it by (Pusher's user_id and user_info, from the channel data its
+// transport verified): once, before the client enters the presence of any
+// channel. Setting it again to the same user does nothing (its first info
+// stays); to another, it fails with ErrPermissionDenied (a client is one
+// user).
+func (c *Client) SetUser(user string, info json.RawMessage) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch c.info.User {
+	case user:
+		return nil // the info it was given first stays
+	case "":
+	default:
+		return protocol.ErrPermissionDenied.WithMessage("the connection is user %q already", c.info.User)
+	}
+	c.info.User, c.info.Info = user, info
+	var creds auth.Credentials
+	if c.creds != nil {
+		creds = *c.creds
+	}
+	creds.User = user
+	c.creds = &creds
+	return nil
+}
+
+// OnUserPresence makes f hear every user entering a channel with presence
+// (its first client to enter, anywhere in the cluster) and leaving it (its
+// last client to leave), once per cluster, on the node that made the
+// change: what Pusher's member_added and member_removed follow. f is
+// called holding no lock, and may publish; it must not block for long.
+// Call it before the node serves.
+func (n *Node) OnUserPresence(f func(ctx context.Context, ch string, entered bool, info *protocol.ClientInfo)) {
+	n.userPresence = f
 }

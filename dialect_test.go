@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/redcast/redcast/auth"
@@ -81,5 +82,51 @@ func TestDialectClient(t *testing.T) {
 	}
 	if got := fmt.Sprint(trB.messages(t, 2)); got != `[pub:"from a" pub:"all"]` {
 		t.Errorf("b got %s, want all but the one that left it out", got)
+	}
+}
+
+// A client of another protocol is one user: presence counts it by that
+// user, and OnUserPresence hears the user's first entry and last exit.
+func TestDialectUserPresence(t *testing.T) {
+	n := startNode(t, Config{Namespaces: map[string]auth.Namespace{"p": {Subscribe: auth.SubscribeToken, Presence: true}}})
+	type change struct {
+		entered bool
+		user    string
+	}
+	changes := make(chan change, 8)
+	n.OnUserPresence(func(_ context.Context, _ string, entered bool, info *protocol.ClientInfo) {
+		changes <- change{entered, info.User}
+	})
+	join := func(id string) *Client {
+		c, err := n.NewClientWith(outbox.New(&fakeTransport{}, n.OutboxOptions()), dialectFormat, ClientOptions{ID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetUser("u", []byte(`{"n":1}`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetUser("u", nil); err != nil {
+			t.Fatalf("SetUser to the same user again = %v", err)
+		}
+		if err := c.SetUser("v", nil); !errors.Is(err, protocol.ErrPermissionDenied) {
+			t.Fatalf("SetUser to another user = %v, want 107", err)
+		}
+		if err := c.SubscribeAuthorized(protocol.SubscribeParams{Channel: "p:x"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a := join("1.1")
+	b := join("2.2")
+	a.Closed()
+	b.Closed()
+	// f is called from the subscribes and the closes themselves.
+	close(changes)
+	var got []change
+	for c := range changes {
+		got = append(got, c)
+	}
+	if want := []change{{true, "u"}, {false, "u"}}; !slices.Equal(got, want) {
+		t.Errorf("heard %+v, want %+v", got, want)
 	}
 }

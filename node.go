@@ -66,6 +66,10 @@ type Node struct {
 	clients  map[*Client]struct{}
 	draining bool
 	gone     chan struct{} // signalled when a client unregisters during drain
+
+	// userPresence is told of users entering and leaving channels (see
+	// OnUserPresence); nil: nobody listens. Set before the node serves.
+	userPresence func(ctx context.Context, ch string, entered bool, info *protocol.ClientInfo)
 }
 
 // Deps are the parts a Node is built from. Nil fields mean the embedded

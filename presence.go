@@ -118,6 +118,9 @@ func (n *Node) expirePresence(ctx context.Context, pe broker.PresenceExpirer) {
 // join/leave on; change.User (in namespaces with presence) tells whether
 // the client's user entered or left too, for per-user events to come.
 func (n *Node) presenceChanged(ctx context.Context, ch string, opts auth.Namespace, kind string, change broker.PresenceChange) {
+	if change.User && n.userPresence != nil {
+		n.userPresence(ctx, ch, kind == protocol.PushJoin, change.Client)
+	}
 	if !opts.JoinLeave {
 		return
 	}

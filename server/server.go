@@ -93,6 +93,9 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /connection/websocket", ws.Protocol())
 	mux.Handle("GET /rooms/{room}", ws.Plain())
+	if cfg.Pusher.Logger == nil {
+		cfg.Pusher.Logger = log
+	}
 	ph, err := pusher.NewHandler(node, ws, cfg.Pusher)
 	if err != nil {
 		_ = node.Shutdown(context.Background())

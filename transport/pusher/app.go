@@ -3,7 +3,9 @@ package pusher
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/redcast/redcast/auth"
@@ -20,10 +22,26 @@ type App struct {
 	// channel "c" is redcast's "Namespace:c". Default DefaultNamespace.
 	// Apps must not share one.
 	Namespace string
+	// PresenceNamespace is the namespace of the app's presence- channels,
+	// which keeps presence (the others do not pay for it). Default
+	// DefaultPresenceNamespace.
+	PresenceNamespace string
 }
 
-// DefaultNamespace is the default of App.Namespace.
-const DefaultNamespace = "pusher"
+// Defaults of App.Namespace and App.PresenceNamespace.
+const (
+	DefaultNamespace         = "pusher"
+	DefaultPresenceNamespace = "pusher-presence"
+)
+
+// channel returns the redcast channel of the app's Pusher channel name.
+func (a *App) channel(name string) string {
+	ns := a.Namespace
+	if strings.HasPrefix(name, presencePrefix) {
+		ns = a.PresenceNamespace
+	}
+	return ns + string(protocol.NamespaceSeparator) + name
+}
 
 // Config configures a Handler. The zero value means the defaults, with no
 // app: every connection is refused as Pusher refuses an unknown app key.
@@ -42,6 +60,8 @@ type Config struct {
 	// means no limit.
 	ClientEventRate  float64
 	ClientEventBurst int
+	// Logger receives the handler's logs; nil discards them.
+	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -62,6 +82,9 @@ func (c Config) withDefaults() Config {
 		if c.Apps[i].Namespace == "" {
 			c.Apps[i].Namespace = DefaultNamespace
 		}
+		if c.Apps[i].PresenceNamespace == "" {
+			c.Apps[i].PresenceNamespace = DefaultPresenceNamespace
+		}
 	}
 	return c
 }
@@ -77,15 +100,23 @@ func (c Config) validate(namespaces map[string]auth.Namespace) error {
 		switch {
 		case a.ID == "" || a.Key == "" || a.Secret == "":
 			return fmt.Errorf("%w: app %q needs an id, a key and a secret", ErrConfig, a.ID)
-		case keys[a.Key] || ids[a.ID] || nss[a.Namespace]:
-			return fmt.Errorf("%w: app %q shares its key, id or namespace with another app", ErrConfig, a.ID)
-		case protocol.ValidateChannel(a.Namespace) != nil || protocol.Namespace(a.Namespace+":") != a.Namespace:
-			return fmt.Errorf("%w: app %q: invalid namespace %q", ErrConfig, a.ID, a.Namespace)
+		case keys[a.Key] || ids[a.ID]:
+			return fmt.Errorf("%w: app %q shares its key or id with another app", ErrConfig, a.ID)
 		}
-		if _, ok := namespaces[a.Namespace]; !ok {
-			return fmt.Errorf("%w: app %q: namespace %q is not configured on the node", ErrConfig, a.ID, a.Namespace)
+		for _, ns := range []string{a.Namespace, a.PresenceNamespace} {
+			switch _, ok := namespaces[ns]; {
+			case nss[ns]:
+				return fmt.Errorf("%w: app %q: namespace %q is used twice", ErrConfig, a.ID, ns)
+			case protocol.ValidateChannel(ns) != nil || protocol.Namespace(ns+":") != ns:
+				return fmt.Errorf("%w: app %q: invalid namespace %q", ErrConfig, a.ID, ns)
+			case !ok:
+				return fmt.Errorf("%w: app %q: namespace %q is not configured on the node", ErrConfig, a.ID, ns)
+			case ns == a.PresenceNamespace && !namespaces[ns].Presence:
+				return fmt.Errorf("%w: app %q: namespace %q keeps no presence", ErrConfig, a.ID, ns)
+			}
+			nss[ns] = true
 		}
-		keys[a.Key], ids[a.ID], nss[a.Namespace] = true, true, true
+		keys[a.Key], ids[a.ID] = true, true
 	}
 	return nil
 }
@@ -99,9 +130,17 @@ func ChannelNamespace() auth.Namespace {
 	return auth.Namespace{Subscribe: auth.SubscribeToken, HistorySize: 1, HistoryTTL: 30 * time.Minute}
 }
 
+// PresenceChannelNamespace is the namespace an app's presence channels get
+// when the configuration has none of that name: ChannelNamespace's access,
+// with presence and no history (presence-cache- channels always miss).
+func PresenceChannelNamespace() auth.Namespace {
+	return auth.Namespace{Subscribe: auth.SubscribeToken, Presence: true}
+}
+
 // WithNamespaces returns namespaces (nil: auth.DefaultNamespaces()) with
-// the namespace of each of cfg's apps added as ChannelNamespace where it is
-// missing. namespaces is not modified.
+// the namespaces of each of cfg's apps added as ChannelNamespace and
+// PresenceChannelNamespace where they are missing. namespaces is not
+// modified.
 func WithNamespaces(namespaces map[string]auth.Namespace, cfg Config) map[string]auth.Namespace {
 	cfg = cfg.withDefaults()
 	if len(cfg.Apps) == 0 {
@@ -114,6 +153,9 @@ func WithNamespaces(namespaces map[string]auth.Namespace, cfg Config) map[string
 	for _, a := range cfg.Apps {
 		if _, ok := out[a.Namespace]; !ok {
 			out[a.Namespace] = ChannelNamespace()
+		}
+		if _, ok := out[a.PresenceNamespace]; !ok {
+			out[a.PresenceNamespace] = PresenceChannelNamespace()
 		}
 	}
 	return out

@@ -10,26 +10,33 @@ import (
 
 // Errors of authorize, sent to the client in pusher:subscription_error.
 var (
-	errNoAuth       = errors.New("this channel needs an auth signature")
-	errBadAuth      = errors.New("invalid signature: expected HMAC-SHA256 hex digest of socket_id:channel, with the app key")
-	errNotSupported = errors.New("presence channels are not supported yet")
+	errNoAuth        = errors.New("this channel needs an auth signature")
+	errBadAuth       = errors.New("invalid signature: expected HMAC-SHA256 hex digest of socket_id:channel, with the app key")
+	errBadPresence   = errors.New("invalid signature: expected HMAC-SHA256 hex digest of socket_id:channel:channel_data, with the app key")
+	errNoChannelData = errors.New("a presence channel needs channel_data")
 )
 
 // authorize checks that the client may subscribe: public channels are
 // open; private ones (encrypted ones included, whose payloads the server
 // passes through) need an auth string "key:signature", the signature
-// being the hex HMAC-SHA256 of "socket_id:channel" under the app's secret.
+// being the hex HMAC-SHA256 of "socket_id:channel" under the app's secret;
+// presence ones sign "socket_id:channel:channel_data".
 func (s *session) authorize(d subscribeData) error {
+	presence := strings.HasPrefix(d.Channel, presencePrefix)
 	switch {
-	case strings.HasPrefix(d.Channel, presencePrefix):
-		return errNotSupported
-	case !strings.HasPrefix(d.Channel, privatePrefix):
+	case !presence && !strings.HasPrefix(d.Channel, privatePrefix):
 		return nil
 	case d.Auth == "":
 		return errNoAuth
-	}
-	if !validSignature(s.app, d.Auth, s.client.ID()+":"+d.Channel) {
-		return errBadAuth
+	case !presence:
+		if !validSignature(s.app, d.Auth, s.client.ID()+":"+d.Channel) {
+			return errBadAuth
+		}
+		return nil
+	case d.ChannelData == "":
+		return errNoChannelData
+	case !validSignature(s.app, d.Auth, s.client.ID()+":"+d.Channel+":"+d.ChannelData):
+		return errBadPresence
 	}
 	return nil
 }

@@ -32,7 +32,11 @@ func (s *session) clientEvent(m message) {
 		s.send(errorMessage(codeRateLimited, "Client event rejected due to rate limit"))
 		return
 	}
-	data := publicationData(m.Event, m.Data, "")
+	userID := ""
+	if strings.HasPrefix(m.Channel, presencePrefix) {
+		userID = s.user
+	}
+	data := publicationData(m.Event, m.Data, userID)
 	err := s.client.PublishAuthorized(s.channel(m.Channel), data)
 	switch {
 	case err == nil:

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,21 +22,31 @@ type Handler struct {
 	node  *redcast.Node
 	ws    *websocket.Handler
 	cfg   Config
+	log   *slog.Logger
 	byKey map[string]*App
+	// presenceNS are the apps' presence namespaces.
+	presenceNS map[string]bool
 }
 
 // NewHandler returns the handler of cfg's apps on node, whose WebSockets
-// ws serves. Each app's namespace must be configured on the node (see
-// WithNamespaces); errors wrap ErrConfig.
+// ws serves. Each app's namespaces must be configured on the node (see
+// WithNamespaces); errors wrap ErrConfig. It makes itself the node's
+// listener of users entering and leaving (redcast.Node.OnUserPresence):
+// one Handler per node.
 func NewHandler(node *redcast.Node, ws *websocket.Handler, cfg Config) (*Handler, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(node.Config().Namespaces); err != nil {
 		return nil, err
 	}
-	h := &Handler{node: node, ws: ws, cfg: cfg, byKey: make(map[string]*App)}
+	h := &Handler{node: node, ws: ws, cfg: cfg, log: cfg.Logger, byKey: make(map[string]*App), presenceNS: make(map[string]bool)}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
 	for i := range h.cfg.Apps {
 		h.byKey[h.cfg.Apps[i].Key] = &h.cfg.Apps[i]
+		h.presenceNS[h.cfg.Apps[i].PresenceNamespace] = true
 	}
+	node.OnUserPresence(h.userPresence)
 	return h, nil
 }
 

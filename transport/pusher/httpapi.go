@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/redcast/redcast"
-	"github.com/redcast/redcast/protocol"
 )
 
 // This file is Pusher's HTTP API for an app's backend, with Pusher's
@@ -142,7 +141,7 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	data := publicationData(req.Name, req.Data, "")
 	for _, ch := range req.Channels {
-		if _, err := h.node.PublishExcept(r.Context(), app.Namespace+string(protocol.NamespaceSeparator)+ch, data, req.SocketID); err != nil {
+		if _, err := h.node.PublishExcept(r.Context(), app.channel(ch), data, req.SocketID); err != nil {
 			perr, _ := redcast.ProtocolError(err)
 			apiError(w, redcast.HTTPStatus(perr), "Publishing to %s failed: %s", ch, perr.Message)
 			return

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redcast/redcast/internal/wait"
 	"github.com/redcast/redcast/server"
 )
 
@@ -264,5 +265,95 @@ func TestShutdownReconnects(t *testing.T) {
 	c.nc.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// presenceAuth returns the auth and channel_data of a presence subscribe.
+func presenceAuth(socketID, channel, user, info string) (string, string) {
+	data := `{"user_id":"` + user + `","user_info":` + info + `}`
+	m := hmac.New(sha256.New, []byte(testApp.Secret))
+	m.Write([]byte(socketID + ":" + channel + ":" + data))
+	return testApp.Key + ":" + hex.EncodeToString(m.Sum(nil)), data
+}
+
+// joinPresence subscribes c to a presence channel as user and returns
+// the members subscription_succeeded lists.
+func (c *client) joinPresence(socketID, channel, user string) map[string]any {
+	c.t.Helper()
+	auth, data := presenceAuth(socketID, channel, user, `{"name":"`+user+`"}`)
+	c.send(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": channel, "auth": auth, "channel_data": data}})
+	m := c.read()
+	if m.Event != "pusher_internal:subscription_succeeded" {
+		c.t.Fatalf("presence subscribe: %+v", m)
+	}
+	var d struct {
+		Presence map[string]any `json:"presence"`
+	}
+	if err := json.Unmarshal([]byte(m.dataString(c.t)), &d); err != nil {
+		c.t.Fatal(err)
+	}
+	return d.Presence
+}
+
+// Presence channels list members by user: a user with two connections is
+// one member, member_added comes with its first connection and
+// member_removed with its last, to the others only.
+func TestPresence(t *testing.T) {
+	addr, srv := start(t, server.Config{})
+	const ch = "presence-room"
+	alice, aliceID := connect(t, addr)
+	if p := alice.joinPresence(aliceID, ch, "alice"); asJSON(t, p["ids"]) != `["alice"]` || p["count"] != float64(1) {
+		t.Fatalf("alice alone: %v", p)
+	}
+	bob1, bob1ID := connect(t, addr)
+	p := bob1.joinPresence(bob1ID, ch, "bob")
+	if p["count"] != float64(2) || asJSON(t, p["hash"]) != `{"alice":{"name":"alice"},"bob":{"name":"bob"}}` {
+		t.Fatalf("bob's view: %v", p)
+	}
+	m := alice.read()
+	if m.Event != "pusher_internal:member_added" || m.Channel != ch || m.dataString(t) != `{"user_id":"bob","user_info":{"name":"bob"}}` {
+		t.Fatalf("alice got %+v, want bob added", m)
+	}
+	// bob's second connection is no new member; closing it is no leave.
+	bob2, bob2ID := connect(t, addr)
+	if p := bob2.joinPresence(bob2ID, ch, "bob"); p["count"] != float64(2) {
+		t.Fatalf("bob's second view: %v", p)
+	}
+	bob2.nc.Close()
+	marker := func() {
+		t.Helper()
+		if _, err := srv.Node().Publish(context.Background(), "pusher-presence:"+ch, []byte(`{"event":"marker"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait.For(t, "bob's second connection to be gone", func() bool { return srv.Node().NumClients() == 2 })
+	marker()
+	if m := alice.read(); m.Event != "marker" {
+		t.Fatalf("alice got %+v, want nothing before the marker", m)
+	}
+	if m := bob1.read(); m.Event != "marker" {
+		t.Fatalf("bob got %+v, want nothing before the marker", m)
+	}
+	// A client event on a presence channel carries its user.
+	bob1.send(map[string]any{"event": "client-wave", "channel": ch, "data": map[string]int{"n": 1}})
+	if m := alice.read(); m.Event != "client-wave" || m.UserID != "bob" {
+		t.Fatalf("alice got %+v, want bob's wave with his user_id", m)
+	}
+	bob1.send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]string{"channel": ch}})
+	if m := alice.read(); m.Event != "pusher_internal:member_removed" || m.dataString(t) != `{"user_id":"bob"}` {
+		t.Fatalf("alice got %+v, want bob removed", m)
+	}
+	// Another user on the same connection, or a forged channel_data, is refused.
+	auth, _ := presenceAuth(bob1ID, "presence-other", "mallory", `{}`)
+	bob1.send(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": "presence-other", "auth": auth,
+		"channel_data": `{"user_id":"mallory","user_info":{}}`}})
+	if m := bob1.read(); m.Event != "pusher:subscription_error" || !strings.Contains(string(m.Data), "already") {
+		t.Errorf("a second user: %+v, want subscription_error", m)
+	}
+	auth, _ = presenceAuth(bob1ID, "presence-other", "bob", `{}`)
+	bob1.send(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": "presence-other", "auth": auth,
+		"channel_data": `{"user_id":"alice","user_info":{}}`}})
+	if m := bob1.read(); m.Event != "pusher:subscription_error" || !strings.Contains(string(m.Data), "invalid signature") {
+		t.Errorf("forged channel_data: %+v, want subscription_error", m)
 	}
 }

@@ -216,3 +216,14 @@ func TestLaravelEcho(t *testing.T) {
 		t.Errorf("Echo heard whisper %s, want {\"name\":\"b\"}", got)
 	}
 }
+
+// Laravel Echo's presence channels: here lists the users, joining and
+// leaving follow users coming and going.
+func TestLaravelEchoPresence(t *testing.T) {
+	addr, _ := start(t, server.Config{})
+	m := runScenario(t, addr, "presence").step("done")
+	want := `{"ann_here":["ann"],"ben_here":["ann","ben"],"joining":"ben","leaving":"ben","step":"done"}`
+	if got := asJSON(t, m); got != want {
+		t.Errorf("Echo saw %s, want %s", got, want)
+	}
+}

@@ -28,6 +28,9 @@ type session struct {
 	// loop only): a client event on another is refused before it counts
 	// against the rate.
 	subscribed map[string]bool
+	// user is the client's user once it entered a presence channel (read
+	// loop only): client events on presence channels carry it.
+	user string
 }
 
 func newSession(h *Handler, app *App, c *redcast.Client, out *outbox.Outbox) *session {
@@ -102,9 +105,7 @@ func (s *session) HandleFrame(frame []byte) {
 func (s *session) Flush() { s.out.Release() }
 
 // channel returns the redcast channel of a Pusher channel of the app.
-func (s *session) channel(name string) string {
-	return s.app.Namespace + string(protocol.NamespaceSeparator) + name
-}
+func (s *session) channel(name string) string { return s.app.channel(name) }
 
 // subscriptionError is the data of pusher:subscription_error, as pusher-js
 // reports its own authorization failures.
@@ -145,8 +146,15 @@ func (s *session) subscribe(m message) {
 	if cache {
 		p.History = 1
 	}
+	succeeded := jsonString([]byte("{}"))
+	if strings.HasPrefix(d.Channel, presencePrefix) {
+		var ok bool
+		if succeeded, ok = s.enterPresence(d, p.Channel); !ok {
+			return
+		}
+	}
 	reply := func(res *protocol.SubscribeResult) {
-		s.send(encode(message{Event: eventSubscribed, Channel: d.Channel, Data: jsonString([]byte("{}"))}))
+		s.send(encode(message{Event: eventSubscribed, Channel: d.Channel, Data: succeeded}))
 		if cache {
 			s.sendCached(p.Channel, d.Channel, res)
 		}
@@ -161,6 +169,35 @@ func (s *session) subscribe(m message) {
 		perr, _ := redcast.ProtocolError(err)
 		s.subscriptionError(d.Channel, "ServerError", perr.Message, 500)
 	}
+}
+
+// enterPresence prepares the subscribe of a presence channel: the client
+// becomes the user of its channel_data, and the members are read, with it
+// among them, for subscription_succeeded. It reports false when it refused
+// the subscribe (with pusher:subscription_error).
+func (s *session) enterPresence(d subscribeData, ch string) (json.RawMessage, bool) {
+	user, info, err := parseChannelData(d.ChannelData)
+	if err == nil {
+		err = s.client.SetUser(user, info)
+	}
+	if err != nil {
+		perr, _ := redcast.ProtocolError(err)
+		msg := err.Error()
+		if perr != protocol.ErrInternal {
+			msg = perr.Message
+		}
+		s.subscriptionError(d.Channel, "AuthError", msg, 403)
+		return nil, false
+	}
+	s.user = user
+	m, err := s.readMembers(ch)
+	if err != nil {
+		perr, _ := redcast.ProtocolError(err)
+		s.subscriptionError(d.Channel, "ServerError", perr.Message, 500)
+		return nil, false
+	}
+	m.add(user, info)
+	return m.data(), true
 }
 
 // isCache reports whether a channel is a cache channel (cache-,

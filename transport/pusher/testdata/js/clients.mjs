@@ -13,7 +13,7 @@ const out = (o) => console.log(JSON.stringify(o));
 
 setTimeout(() => { out({ error: 'scenario timed out' }); process.exit(1); }, 20000).unref();
 
-function connect(key, authSecret) {
+function connect(key, authSecret, user) {
   const sdk = new Server({ appId: env.PUSHER_APP_ID, key: env.PUSHER_KEY, secret: authSecret ?? env.PUSHER_SECRET, host: '127.0.0.1' });
   return new Pusher(key ?? env.PUSHER_KEY, {
     cluster: 'redcast',
@@ -23,7 +23,9 @@ function connect(key, authSecret) {
     enabledTransports: ['ws'],
     disableStats: true,
     channelAuthorization: {
-      customHandler: ({ socketId, channelName }, callback) => callback(null, sdk.authorizeChannel(socketId, channelName)),
+      customHandler: ({ socketId, channelName }, callback) => callback(null, channelName.startsWith('presence-')
+        ? sdk.authorizeChannel(socketId, channelName, { user_id: user, user_info: { name: user } })
+        : sdk.authorizeChannel(socketId, channelName)),
     },
   });
 }
@@ -124,6 +126,23 @@ scenarios.echo = async function () {
   const order = await shipped;
   chatB.whisper('typing', { name: 'b' });
   out({ step: 'done', order, whisper: await whispered });
+  a.disconnect(); b.disconnect();
+};
+
+// Laravel Echo's presence: here, joining and leaving, by user.
+scenarios.presence = async function () {
+  const echo = (user) => new Echo({ broadcaster: 'pusher', key: env.PUSHER_KEY, client: connect(undefined, undefined, user) });
+  const a = echo('ann'), b = echo('ben');
+  const names = (users) => users.map((u) => u.name).sort();
+  let joined, left;
+  const joining = new Promise((resolve) => { joined = resolve; });
+  const leaving = new Promise((resolve) => { left = resolve; });
+  const annHere = await new Promise((resolve) => a.join('room').here(resolve).joining(joined).leaving(left));
+  const benHere = await new Promise((resolve) => b.join('room').here(resolve));
+  const join = await joining;
+  b.leave('room');
+  const leave = await leaving;
+  out({ step: 'done', ann_here: names(annHere), ben_here: names(benHere), joining: join.name, leaving: leave.name });
   a.disconnect(); b.disconnect();
 };
 

@@ -1,0 +1,79 @@
+package pusher_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redcast/redcast/broker/redis"
+	"github.com/redcast/redcast/internal/testredis"
+	"github.com/redcast/redcast/internal/wait"
+	"github.com/redcast/redcast/server"
+)
+
+// startRedisNodes starts n servers with testApp sharing one Redis under
+// a prefix of the test's own, and returns their addresses.
+func startRedisNodes(t *testing.T, n int) []string {
+	t.Helper()
+	rs := testredis.Start(t, testredis.Options{})
+	prefix := fmt.Sprintf("t%d", time.Now().UnixNano())
+	addrs := make([]string, n)
+	for i := range addrs {
+		rb, err := redis.New(context.Background(), redis.Config{URL: rs.URL(), Prefix: prefix, PresenceTTL: 3 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[i], _ = start(t, server.Config{Broker: rb, Presence: rb})
+	}
+	return addrs
+}
+
+// Presence across nodes on Redis: members by user whatever node they are
+// on; member_added on a user's first connection anywhere, member_removed
+// on its last, once.
+func TestPresenceAcrossNodes(t *testing.T) {
+	addrs := startRedisNodes(t, 2)
+	const ch = "presence-room"
+	alice, aliceID := connect(t, addrs[0])
+	alice.joinPresence(aliceID, ch, "alice")
+	bob1, bob1ID := connect(t, addrs[1])
+	if p := bob1.joinPresence(bob1ID, ch, "bob"); asJSON(t, p["ids"]) != `["alice","bob"]` && asJSON(t, p["ids"]) != `["bob","alice"]` {
+		t.Fatalf("bob on the other node sees %v, want alice and bob", p["ids"])
+	}
+	if m := alice.read(); m.Event != "pusher_internal:member_added" || m.dataString(t) != `{"user_id":"bob","user_info":{"name":"bob"}}` {
+		t.Fatalf("alice got %+v, want bob added", m)
+	}
+	bob2, bob2ID := connect(t, addrs[0])
+	if p := bob2.joinPresence(bob2ID, ch, "bob"); p["count"] != float64(2) {
+		t.Fatalf("bob's second connection sees %v", p)
+	}
+	bob1.send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]string{"channel": ch}})
+	// bob is still there (bob2): bob1 joins again and leaves, a client
+	// event marks the moment.
+	bob1.joinPresence(bob1ID, ch, "bob")
+	bob1.send(map[string]any{"event": "client-mark", "channel": ch, "data": map[string]int{}})
+	if m := alice.read(); m.Event != "client-mark" {
+		t.Fatalf("alice got %+v, want no member event before the mark", m)
+	}
+	bob1.nc.Close()
+	bob2.nc.Close()
+	if m := alice.read(); m.Event != "pusher_internal:member_removed" || m.dataString(t) != `{"user_id":"bob"}` {
+		t.Fatalf("alice got %+v, want bob removed", m)
+	}
+	carol, carolID := connect(t, addrs[1])
+	wait.For(t, "bob gone from presence", func() bool {
+		p := carol.joinPresence(carolID, ch, "carol")
+		carol.send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]string{"channel": ch}})
+		return p["count"] == float64(2)
+	})
+	for {
+		m := alice.read()
+		if m.Event == "pusher_internal:member_removed" && m.dataString(t) == `{"user_id":"carol"}` {
+			break // carol came and went; bob is not removed twice
+		}
+		if m.Event != "pusher_internal:member_added" && m.Event != "pusher_internal:member_removed" || m.dataString(t) == `{"user_id":"bob"}` {
+			t.Fatalf("alice got %+v", m)
+		}
+	}
+}
