@@ -60,6 +60,10 @@ type Config struct {
 	// means no limit.
 	ClientEventRate  float64
 	ClientEventBurst int
+	// MaxPresenceMembers is how many users a presence channel holds: a
+	// subscribe of one more is refused (pusher:subscription_error, status
+	// 403). Default 100, Pusher's.
+	MaxPresenceMembers int
 	// Logger receives the handler's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -73,6 +77,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ClientEventRate == 0 {
 		c.ClientEventRate = 10
+	}
+	if c.MaxPresenceMembers <= 0 {
+		c.MaxPresenceMembers = 100
 	}
 	if c.ClientEventBurst <= 0 {
 		c.ClientEventBurst = 10

@@ -357,3 +357,27 @@ func TestPresence(t *testing.T) {
 		t.Errorf("forged channel_data: %+v, want subscription_error", m)
 	}
 }
+
+// A presence channel holds MaxPresenceMembers users; another connection of
+// a member still gets in.
+func TestPresenceMemberLimit(t *testing.T) {
+	cfg := server.Config{}
+	cfg.Pusher.MaxPresenceMembers = 2
+	addr, _ := start(t, cfg)
+	const ch = "presence-small"
+	for _, user := range []string{"a", "b", "a"} {
+		c, id := connect(t, addr)
+		c.joinPresence(id, ch, user)
+	}
+	c, id := connect(t, addr)
+	auth, data := presenceAuth(id, ch, "c", `{}`)
+	c.send(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": ch, "auth": auth, "channel_data": data}})
+	m := c.read()
+	var d struct {
+		Type   string `json:"type"`
+		Status int    `json:"status"`
+	}
+	if err := json.Unmarshal(m.Data, &d); err != nil || m.Event != "pusher:subscription_error" || d.Status != 403 || d.Type != "LimitReached" {
+		t.Fatalf("a third user got %+v, want subscription_error 403 LimitReached", m)
+	}
+}

@@ -3,6 +3,7 @@ package pusher
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 
 	"golang.org/x/time/rate"
@@ -194,6 +195,10 @@ func (s *session) enterPresence(d subscribeData, ch string) (json.RawMessage, bo
 	if err != nil {
 		perr, _ := redcast.ProtocolError(err)
 		s.subscriptionError(d.Channel, "ServerError", perr.Message, 500)
+		return nil, false
+	}
+	if _, ok := m.hash[user]; !ok && len(m.ids) >= s.h.cfg.MaxPresenceMembers {
+		s.subscriptionError(d.Channel, "LimitReached", fmt.Sprintf("the channel has %d members, the most it holds", len(m.ids)), 403)
 		return nil, false
 	}
 	m.add(user, info)
