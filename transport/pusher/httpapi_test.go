@@ -59,7 +59,7 @@ func signedPost(t *testing.T, addr, path, secret, body string, ts time.Time, edi
 func TestAPIRefuses(t *testing.T) {
 	addr, _ := start(t, server.Config{})
 	c, _ := connect(t, addr)
-	if m := c.subscribe("news", ""); m.Event != "pusher_internal:subscription_succeeded" {
+	if m := c.Subscribe("news", ""); m.Event != "pusher_internal:subscription_succeeded" {
 		t.Fatal(m)
 	}
 	now := time.Now()
@@ -93,7 +93,7 @@ func TestAPIRefuses(t *testing.T) {
 	if status, body := signedPost(t, addr, "/apps/1/events", testApp.Secret, `{"name":"ok","channel":"news","data":"1"}`, now, nil); status != 200 {
 		t.Fatalf("good request: %d %s", status, body)
 	}
-	if m := c.read(); m.Event != "ok" {
+	if m := c.Read(); m.Event != "ok" {
 		t.Errorf("subscriber got %+v, want only the good event", m)
 	}
 }

@@ -24,12 +24,12 @@ func authFor(secret, socketID, channel string) string {
 func TestConnectionEstablished(t *testing.T) {
 	addr, _ := start(t, server.Config{})
 	c := dial(t, addr, testApp.Key, "protocol=7")
-	m := c.read()
+	m := c.Read()
 	if m.Event != "pusher:connection_established" {
 		t.Fatalf("got %+v", m)
 	}
 	var d map[string]any
-	if err := json.Unmarshal([]byte(m.dataString(t)), &d); err != nil {
+	if err := json.Unmarshal([]byte(m.DataString(t)), &d); err != nil {
 		t.Fatal(err)
 	}
 	if id, _ := d["socket_id"].(string); !regexp.MustCompile(`^\d+\.\d+$`).MatchString(id) {
@@ -38,8 +38,8 @@ func TestConnectionEstablished(t *testing.T) {
 	if d["activity_timeout"] != float64(120) {
 		t.Errorf("activity_timeout %v, want 120", d["activity_timeout"])
 	}
-	c.send(map[string]any{"event": "pusher:ping", "data": map[string]any{}})
-	if m := c.read(); m.Event != "pusher:pong" {
+	c.Send(map[string]any{"event": "pusher:ping", "data": map[string]any{}})
+	if m := c.Read(); m.Event != "pusher:pong" {
 		t.Fatalf("got %+v, want pusher:pong", m)
 	}
 }
@@ -61,11 +61,11 @@ func TestRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dial(t, addr, tc.key, tc.query)
-			code, _ := errorData(t, c.read())
+			code, _ := errorData(t, c.Read())
 			if code == nil || *code != tc.code {
 				t.Errorf("pusher:error code %v, want %d", code, tc.code)
 			}
-			if got, _ := c.readClose(); got != tc.code {
+			if got, _ := c.ReadClose(); got != tc.code {
 				t.Errorf("close code %d, want %d", got, tc.code)
 			}
 		})
@@ -76,7 +76,7 @@ func TestRefused(t *testing.T) {
 func TestNoApps(t *testing.T) {
 	addr, _ := testserverStart(t)
 	c := dial(t, addr, testApp.Key, "protocol=7")
-	if code, _ := errorData(t, c.read()); code == nil || *code != 4001 {
+	if code, _ := errorData(t, c.Read()); code == nil || *code != 4001 {
 		t.Fatalf("code %v, want 4001", code)
 	}
 }
@@ -88,7 +88,7 @@ func TestEventMapping(t *testing.T) {
 	addr, srv := start(t, server.Config{})
 	c, _ := connect(t, addr)
 	for _, ch := range []string{"news", "other"} {
-		if m := c.subscribe(ch, ""); m.Event != "pusher_internal:subscription_succeeded" || m.Channel != ch {
+		if m := c.Subscribe(ch, ""); m.Event != "pusher_internal:subscription_succeeded" || m.Channel != ch {
 			t.Fatalf("subscribe %s: %+v", ch, m)
 		}
 	}
@@ -101,24 +101,24 @@ func TestEventMapping(t *testing.T) {
 	}
 	publish("news", `{"event":"order-shipped","data":"{\"id\":42}"}`)
 	publish("news", `{"text":"hi"}`)
-	m := c.read()
-	if m.Event != "order-shipped" || m.Channel != "news" || m.dataString(t) != `{"id":42}` {
+	m := c.Read()
+	if m.Event != "order-shipped" || m.Channel != "news" || m.DataString(t) != `{"id":42}` {
 		t.Errorf("envelope arrived as %+v", m)
 	}
-	m = c.read()
-	if m.Event != "redcast:publication" || m.dataString(t) != `{"text":"hi"}` {
+	m = c.Read()
+	if m.Event != "redcast:publication" || m.DataString(t) != `{"text":"hi"}` {
 		t.Errorf("plain publication arrived as %+v", m)
 	}
-	c.send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]string{"channel": "news"}})
+	c.Send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]string{"channel": "news"}})
 	// Unsubscribing has no answer: the pong to a ping sent after it says
 	// it was handled.
-	c.send(map[string]any{"event": "pusher:ping", "data": map[string]any{}})
-	if m := c.read(); m.Event != "pusher:pong" {
+	c.Send(map[string]any{"event": "pusher:ping", "data": map[string]any{}})
+	if m := c.Read(); m.Event != "pusher:pong" {
 		t.Fatalf("got %+v, want pusher:pong", m)
 	}
 	publish("news", `{"event":"late"}`)
 	publish("other", `{"event":"after"}`)
-	if m := c.read(); m.Event != "after" || m.Channel != "other" {
+	if m := c.Read(); m.Event != "after" || m.Channel != "other" {
 		t.Errorf("after unsubscribing got %+v, want the event of the other channel", m)
 	}
 }
@@ -131,14 +131,14 @@ func TestBadInput(t *testing.T) {
 	cfg.Pusher.ClientEventRate, cfg.Pusher.ClientEventBurst = 0.01, 10
 	addr, srv := start(t, cfg)
 	good, goodID := connect(t, addr)
-	if m := good.subscribe("private-chat", authFor(testApp.Secret, goodID, "private-chat")); m.Event != "pusher_internal:subscription_succeeded" {
+	if m := good.Subscribe("private-chat", authFor(testApp.Secret, goodID, "private-chat")); m.Event != "pusher_internal:subscription_succeeded" {
 		t.Fatalf("good subscribe: %+v", m)
 	}
 	bad, badID := connect(t, addr)
 
 	expectError := func(wantCode int, wantMsg string) {
 		t.Helper()
-		code, msg := errorData(t, bad.read())
+		code, msg := errorData(t, bad.Read())
 		if wantCode == 0 && code != nil || wantCode != 0 && (code == nil || *code != wantCode) {
 			t.Errorf("code %v, want %d (message %q)", code, wantCode, msg)
 		}
@@ -146,9 +146,9 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("message %q, want it to contain %q", msg, wantMsg)
 		}
 	}
-	bad.sendRaw([]byte(`{not json`))
+	bad.SendRaw([]byte(`{not json`))
 	expectError(0, "")
-	bad.sendRaw([]byte(`{"event":"pusher:subscribe","data":{"channel":"semi;colon"}}`))
+	bad.SendRaw([]byte(`{"event":"pusher:subscribe","data":{"channel":"semi;colon"}}`))
 	expectError(0, "channel name")
 
 	for _, auth := range []string{
@@ -157,7 +157,7 @@ func TestBadInput(t *testing.T) {
 		authFor(testApp.Secret, goodID, "private-chat"),                                      // another socket's
 		"other-key:" + strings.Split(authFor(testApp.Secret, badID, "private-chat"), ":")[1], // wrong key
 	} {
-		m := bad.subscribe("private-chat", auth)
+		m := bad.Subscribe("private-chat", auth)
 		if m.Event != "pusher:subscription_error" || m.Channel != "private-chat" {
 			t.Fatalf("subscribe with auth %q: %+v, want pusher:subscription_error", auth, m)
 		}
@@ -170,27 +170,27 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 
-	if m := bad.subscribe("news", ""); m.Event != "pusher_internal:subscription_succeeded" {
+	if m := bad.Subscribe("news", ""); m.Event != "pusher_internal:subscription_succeeded" {
 		t.Fatalf("subscribe news: %+v", m)
 	}
-	bad.send(map[string]any{"event": "client-x", "channel": "news", "data": map[string]int{"a": 1}})
+	bad.Send(map[string]any{"event": "client-x", "channel": "news", "data": map[string]int{"a": 1}})
 	expectError(0, "only supported on private and presence channels")
-	bad.send(map[string]any{"event": "client-x", "channel": "private-chat", "data": map[string]int{"a": 1}})
+	bad.Send(map[string]any{"event": "client-x", "channel": "private-chat", "data": map[string]int{"a": 1}})
 	expectError(0, "not subscribed")
 
-	if m := bad.subscribe("private-chat", authFor(testApp.Secret, badID, "private-chat")); m.Event != "pusher_internal:subscription_succeeded" {
+	if m := bad.Subscribe("private-chat", authFor(testApp.Secret, badID, "private-chat")); m.Event != "pusher_internal:subscription_succeeded" {
 		t.Fatalf("subscribe private-chat: %+v", m)
 	}
-	bad.send(map[string]any{"event": "client-big", "channel": "private-chat", "data": strings.Repeat("x", 11<<10)})
+	bad.Send(map[string]any{"event": "client-big", "channel": "private-chat", "data": strings.Repeat("x", 11<<10)})
 	expectError(0, "data larger than")
 	// Over the rate (Pusher's is 10 a second) the eleventh is refused with
 	// 4301; the good client hears the first ten only.
 	for i := range 11 {
-		bad.send(map[string]any{"event": "client-n", "channel": "private-chat", "data": map[string]int{"n": i}})
+		bad.Send(map[string]any{"event": "client-n", "channel": "private-chat", "data": map[string]int{"n": i}})
 	}
 	expectError(4301, "rate limit")
 	for i := range 10 {
-		m := good.read()
+		m := good.Read()
 		var d struct{ N int }
 		if err := json.Unmarshal(m.Data, &d); err != nil || m.Event != "client-n" || d.N != i {
 			t.Fatalf("good client got %+v, want client-n %d", m, i)
@@ -202,7 +202,7 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []*client{good, bad} {
-		if m := c.read(); m.Event != "still-here" {
+		if m := c.Read(); m.Event != "still-here" {
 			t.Errorf("got %+v, want still-here", m)
 		}
 	}
@@ -219,32 +219,32 @@ func TestCacheChannel(t *testing.T) {
 		}
 	}
 	c, _ := connect(t, addr)
-	if m := c.subscribe("cache-prices", ""); m.Event != "pusher_internal:subscription_succeeded" {
+	if m := c.Subscribe("cache-prices", ""); m.Event != "pusher_internal:subscription_succeeded" {
 		t.Fatalf("subscribe: %+v", m)
 	}
-	if m := c.read(); m.Event != "price" || m.Channel != "cache-prices" || m.dataString(t) != "2" {
+	if m := c.Read(); m.Event != "price" || m.Channel != "cache-prices" || m.DataString(t) != "2" {
 		t.Fatalf("after the reply %+v, want the last price", m)
 	}
-	if m := c.subscribe("cache-empty", ""); m.Event != "pusher_internal:subscription_succeeded" {
+	if m := c.Subscribe("cache-empty", ""); m.Event != "pusher_internal:subscription_succeeded" {
 		t.Fatalf("subscribe: %+v", m)
 	}
-	if m := c.read(); m.Event != "pusher:cache_miss" || m.Channel != "cache-empty" {
+	if m := c.Read(); m.Event != "pusher:cache_miss" || m.Channel != "cache-empty" {
 		t.Fatalf("after the reply %+v, want pusher:cache_miss", m)
 	}
 	if _, err := srv.Node().Publish(ctx, "pusher:cache-prices", []byte(`{"event":"price","data":"3"}`)); err != nil {
 		t.Fatal(err)
 	}
-	if m := c.read(); m.Event != "price" || m.dataString(t) != "3" {
+	if m := c.Read(); m.Event != "price" || m.DataString(t) != "3" {
 		t.Fatalf("live: %+v, want price 3", m)
 	}
 	// A plain channel sends nothing of its history.
-	if m := c.subscribe("prices", ""); m.Event != "pusher_internal:subscription_succeeded" {
+	if m := c.Subscribe("prices", ""); m.Event != "pusher_internal:subscription_succeeded" {
 		t.Fatalf("subscribe: %+v", m)
 	}
 	if _, err := srv.Node().Publish(ctx, "pusher:prices", []byte(`{"event":"live"}`)); err != nil {
 		t.Fatal(err)
 	}
-	if m := c.read(); m.Event != "live" {
+	if m := c.Read(); m.Event != "live" {
 		t.Fatalf("got %+v, want only the live event", m)
 	}
 }
@@ -256,43 +256,16 @@ func TestShutdownReconnects(t *testing.T) {
 	c, _ := connect(t, addr)
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(context.Background()) }()
-	if code, _ := errorData(t, c.read()); code == nil || *code != 4200 {
+	if code, _ := errorData(t, c.Read()); code == nil || *code != 4200 {
 		t.Errorf("pusher:error code %v, want 4200", code)
 	}
-	if code, _ := c.readClose(); code != 4200 {
+	if code, _ := c.ReadClose(); code != 4200 {
 		t.Errorf("close code %d, want 4200", code)
 	}
-	c.nc.Close()
+	c.NC.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-}
-
-// presenceAuth returns the auth and channel_data of a presence subscribe.
-func presenceAuth(socketID, channel, user, info string) (string, string) {
-	data := `{"user_id":"` + user + `","user_info":` + info + `}`
-	m := hmac.New(sha256.New, []byte(testApp.Secret))
-	m.Write([]byte(socketID + ":" + channel + ":" + data))
-	return testApp.Key + ":" + hex.EncodeToString(m.Sum(nil)), data
-}
-
-// joinPresence subscribes c to a presence channel as user and returns
-// the members subscription_succeeded lists.
-func (c *client) joinPresence(socketID, channel, user string) map[string]any {
-	c.t.Helper()
-	auth, data := presenceAuth(socketID, channel, user, `{"name":"`+user+`"}`)
-	c.send(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": channel, "auth": auth, "channel_data": data}})
-	m := c.read()
-	if m.Event != "pusher_internal:subscription_succeeded" {
-		c.t.Fatalf("presence subscribe: %+v", m)
-	}
-	var d struct {
-		Presence map[string]any `json:"presence"`
-	}
-	if err := json.Unmarshal([]byte(m.dataString(c.t)), &d); err != nil {
-		c.t.Fatal(err)
-	}
-	return d.Presence
 }
 
 // Presence channels list members by user: a user with two connections is
@@ -302,24 +275,24 @@ func TestPresence(t *testing.T) {
 	addr, srv := start(t, server.Config{})
 	const ch = "presence-room"
 	alice, aliceID := connect(t, addr)
-	if p := alice.joinPresence(aliceID, ch, "alice"); asJSON(t, p["ids"]) != `["alice"]` || p["count"] != float64(1) {
+	if p := joinPresence(alice, aliceID, ch, "alice"); asJSON(t, p["ids"]) != `["alice"]` || p["count"] != float64(1) {
 		t.Fatalf("alice alone: %v", p)
 	}
 	bob1, bob1ID := connect(t, addr)
-	p := bob1.joinPresence(bob1ID, ch, "bob")
+	p := joinPresence(bob1, bob1ID, ch, "bob")
 	if p["count"] != float64(2) || asJSON(t, p["hash"]) != `{"alice":{"name":"alice"},"bob":{"name":"bob"}}` {
 		t.Fatalf("bob's view: %v", p)
 	}
-	m := alice.read()
-	if m.Event != "pusher_internal:member_added" || m.Channel != ch || m.dataString(t) != `{"user_id":"bob","user_info":{"name":"bob"}}` {
+	m := alice.Read()
+	if m.Event != "pusher_internal:member_added" || m.Channel != ch || m.DataString(t) != `{"user_id":"bob","user_info":{"name":"bob"}}` {
 		t.Fatalf("alice got %+v, want bob added", m)
 	}
 	// bob's second connection is no new member; closing it is no leave.
 	bob2, bob2ID := connect(t, addr)
-	if p := bob2.joinPresence(bob2ID, ch, "bob"); p["count"] != float64(2) {
+	if p := joinPresence(bob2, bob2ID, ch, "bob"); p["count"] != float64(2) {
 		t.Fatalf("bob's second view: %v", p)
 	}
-	bob2.nc.Close()
+	bob2.NC.Close()
 	marker := func() {
 		t.Helper()
 		if _, err := srv.Node().Publish(context.Background(), "pusher-presence:"+ch, []byte(`{"event":"marker"}`)); err != nil {
@@ -328,32 +301,32 @@ func TestPresence(t *testing.T) {
 	}
 	wait.For(t, "bob's second connection to be gone", func() bool { return srv.Node().NumClients() == 2 })
 	marker()
-	if m := alice.read(); m.Event != "marker" {
+	if m := alice.Read(); m.Event != "marker" {
 		t.Fatalf("alice got %+v, want nothing before the marker", m)
 	}
-	if m := bob1.read(); m.Event != "marker" {
+	if m := bob1.Read(); m.Event != "marker" {
 		t.Fatalf("bob got %+v, want nothing before the marker", m)
 	}
 	// A client event on a presence channel carries its user.
-	bob1.send(map[string]any{"event": "client-wave", "channel": ch, "data": map[string]int{"n": 1}})
-	if m := alice.read(); m.Event != "client-wave" || m.UserID != "bob" {
+	bob1.Send(map[string]any{"event": "client-wave", "channel": ch, "data": map[string]int{"n": 1}})
+	if m := alice.Read(); m.Event != "client-wave" || m.UserID != "bob" {
 		t.Fatalf("alice got %+v, want bob's wave with his user_id", m)
 	}
-	bob1.send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]string{"channel": ch}})
-	if m := alice.read(); m.Event != "pusher_internal:member_removed" || m.dataString(t) != `{"user_id":"bob"}` {
+	bob1.Send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]string{"channel": ch}})
+	if m := alice.Read(); m.Event != "pusher_internal:member_removed" || m.DataString(t) != `{"user_id":"bob"}` {
 		t.Fatalf("alice got %+v, want bob removed", m)
 	}
 	// Another user on the same connection, or a forged channel_data, is refused.
 	auth, _ := presenceAuth(bob1ID, "presence-other", "mallory", `{}`)
-	bob1.send(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": "presence-other", "auth": auth,
+	bob1.Send(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": "presence-other", "auth": auth,
 		"channel_data": `{"user_id":"mallory","user_info":{}}`}})
-	if m := bob1.read(); m.Event != "pusher:subscription_error" || !strings.Contains(string(m.Data), "already") {
+	if m := bob1.Read(); m.Event != "pusher:subscription_error" || !strings.Contains(string(m.Data), "already") {
 		t.Errorf("a second user: %+v, want subscription_error", m)
 	}
 	auth, _ = presenceAuth(bob1ID, "presence-other", "bob", `{}`)
-	bob1.send(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": "presence-other", "auth": auth,
+	bob1.Send(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": "presence-other", "auth": auth,
 		"channel_data": `{"user_id":"alice","user_info":{}}`}})
-	if m := bob1.read(); m.Event != "pusher:subscription_error" || !strings.Contains(string(m.Data), "invalid signature") {
+	if m := bob1.Read(); m.Event != "pusher:subscription_error" || !strings.Contains(string(m.Data), "invalid signature") {
 		t.Errorf("forged channel_data: %+v, want subscription_error", m)
 	}
 }
@@ -367,12 +340,12 @@ func TestPresenceMemberLimit(t *testing.T) {
 	const ch = "presence-small"
 	for _, user := range []string{"a", "b", "a"} {
 		c, id := connect(t, addr)
-		c.joinPresence(id, ch, user)
+		joinPresence(c, id, ch, user)
 	}
 	c, id := connect(t, addr)
 	auth, data := presenceAuth(id, ch, "c", `{}`)
-	c.send(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": ch, "auth": auth, "channel_data": data}})
-	m := c.read()
+	c.Send(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": ch, "auth": auth, "channel_data": data}})
+	m := c.Read()
 	var d struct {
 		Type   string `json:"type"`
 		Status int    `json:"status"`

@@ -173,7 +173,7 @@ func TestPusherSDKTrigger(t *testing.T) {
 	excluded, excludedID := connect(t, addr)
 	for _, c := range []*client{listener, excluded} {
 		for _, ch := range []string{"news", "other"} {
-			if m := c.subscribe(ch, ""); m.Event != "pusher_internal:subscription_succeeded" {
+			if m := c.Subscribe(ch, ""); m.Event != "pusher_internal:subscription_succeeded" {
 				t.Fatalf("subscribe: %+v", m)
 			}
 		}
@@ -186,14 +186,14 @@ func TestPusherSDKTrigger(t *testing.T) {
 		t.Errorf("wrong secret answered %v, want 401", m["wrong_secret"])
 	}
 	for _, ch := range []string{"news", "other"} {
-		if m := listener.read(); m.Event != "hello" || m.Channel != ch || m.dataString(t) != `{"a":1}` {
+		if m := listener.Read(); m.Event != "hello" || m.Channel != ch || m.DataString(t) != `{"a":1}` {
 			t.Errorf("listener got %+v, want hello on %s", m, ch)
 		}
 	}
 	if _, err := srv.Node().Publish(context.Background(), "pusher:news", []byte(`{"event":"marker"}`)); err != nil {
 		t.Fatal(err)
 	}
-	if m := excluded.read(); m.Event != "marker" {
+	if m := excluded.Read(); m.Event != "marker" {
 		t.Errorf("the excluded socket got %+v, want nothing before the marker", m)
 	}
 }

@@ -36,43 +36,43 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	addrs := startRedisNodes(t, 2)
 	const ch = "presence-room"
 	alice, aliceID := connect(t, addrs[0])
-	alice.joinPresence(aliceID, ch, "alice")
+	joinPresence(alice, aliceID, ch, "alice")
 	bob1, bob1ID := connect(t, addrs[1])
-	if p := bob1.joinPresence(bob1ID, ch, "bob"); asJSON(t, p["ids"]) != `["alice","bob"]` && asJSON(t, p["ids"]) != `["bob","alice"]` {
+	if p := joinPresence(bob1, bob1ID, ch, "bob"); asJSON(t, p["ids"]) != `["alice","bob"]` && asJSON(t, p["ids"]) != `["bob","alice"]` {
 		t.Fatalf("bob on the other node sees %v, want alice and bob", p["ids"])
 	}
-	if m := alice.read(); m.Event != "pusher_internal:member_added" || m.dataString(t) != `{"user_id":"bob","user_info":{"name":"bob"}}` {
+	if m := alice.Read(); m.Event != "pusher_internal:member_added" || m.DataString(t) != `{"user_id":"bob","user_info":{"name":"bob"}}` {
 		t.Fatalf("alice got %+v, want bob added", m)
 	}
 	bob2, bob2ID := connect(t, addrs[0])
-	if p := bob2.joinPresence(bob2ID, ch, "bob"); p["count"] != float64(2) {
+	if p := joinPresence(bob2, bob2ID, ch, "bob"); p["count"] != float64(2) {
 		t.Fatalf("bob's second connection sees %v", p)
 	}
-	bob1.send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]string{"channel": ch}})
+	bob1.Send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]string{"channel": ch}})
 	// bob is still there (bob2): bob1 joins again and leaves, a client
 	// event marks the moment.
-	bob1.joinPresence(bob1ID, ch, "bob")
-	bob1.send(map[string]any{"event": "client-mark", "channel": ch, "data": map[string]int{}})
-	if m := alice.read(); m.Event != "client-mark" {
+	joinPresence(bob1, bob1ID, ch, "bob")
+	bob1.Send(map[string]any{"event": "client-mark", "channel": ch, "data": map[string]int{}})
+	if m := alice.Read(); m.Event != "client-mark" {
 		t.Fatalf("alice got %+v, want no member event before the mark", m)
 	}
-	bob1.nc.Close()
-	bob2.nc.Close()
-	if m := alice.read(); m.Event != "pusher_internal:member_removed" || m.dataString(t) != `{"user_id":"bob"}` {
+	bob1.NC.Close()
+	bob2.NC.Close()
+	if m := alice.Read(); m.Event != "pusher_internal:member_removed" || m.DataString(t) != `{"user_id":"bob"}` {
 		t.Fatalf("alice got %+v, want bob removed", m)
 	}
 	carol, carolID := connect(t, addrs[1])
 	wait.For(t, "bob gone from presence", func() bool {
-		p := carol.joinPresence(carolID, ch, "carol")
-		carol.send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]string{"channel": ch}})
+		p := joinPresence(carol, carolID, ch, "carol")
+		carol.Send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]string{"channel": ch}})
 		return p["count"] == float64(2)
 	})
 	for {
-		m := alice.read()
-		if m.Event == "pusher_internal:member_removed" && m.dataString(t) == `{"user_id":"carol"}` {
+		m := alice.Read()
+		if m.Event == "pusher_internal:member_removed" && m.DataString(t) == `{"user_id":"carol"}` {
 			break // carol came and went; bob is not removed twice
 		}
-		if m.Event != "pusher_internal:member_added" && m.Event != "pusher_internal:member_removed" || m.dataString(t) == `{"user_id":"bob"}` {
+		if m.Event != "pusher_internal:member_added" && m.Event != "pusher_internal:member_removed" || m.DataString(t) == `{"user_id":"bob"}` {
 			t.Fatalf("alice got %+v", m)
 		}
 	}
