@@ -56,7 +56,7 @@ type Client struct {
 	connectTime *time.Timer
 
 	// pubs are the publishes of the current frame waiting to be sent to
-	// the broker together (read goroutine only; see publish_batch.go).
+	// the broker together (read goroutine only; see publish.go).
 	pubs []queuedPublish
 }
 
@@ -134,9 +134,6 @@ func (c *Client) Closed() {
 		return
 	}
 	c.closed = true
-	if errors.Is(c.out.Err(), outbox.ErrSlowConsumer) {
-		c.closeCode.CompareAndSwap(0, uint32(protocol.DisconnectSlowConsumer.Code)) // a write timed out
-	}
 	if c.connectTime != nil {
 		c.connectTime.Stop()
 	}
@@ -147,6 +144,9 @@ func (c *Client) Closed() {
 	}
 	clear(c.subs)
 	c.mu.Unlock()
+	if errors.Is(c.out.Err(), outbox.ErrSlowConsumer) {
+		c.closeCode.CompareAndSwap(0, uint32(protocol.DisconnectSlowConsumer.Code)) // a write timed out
+	}
 	c.out.Abort(errClientClosed) // nothing more is written, if the transport did not end it
 	c.cancel()
 	for _, s := range subs {
@@ -187,7 +187,7 @@ func (c *Client) HandleFrame(frame []byte) {
 			c.flushPublishes()
 			c.handleCommand(cmd)
 		}
-		return !c.isClosed()
+		return !c.out.Closing() // disconnected meanwhile: the rest of the frame is not handled
 	})
 	if len(c.pubs) >= maxPublishBatch {
 		c.flushPublishes()
@@ -200,12 +200,6 @@ func (c *Client) HandleFrame(frame []byte) {
 func (c *Client) Flush() {
 	c.flushPublishes()
 	c.out.Release()
-}
-
-func (c *Client) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
 }
 
 func (c *Client) handleCommand(cmd protocol.Command) {
@@ -343,13 +337,14 @@ func (c *Client) replyError(id uint32, err error) {
 // client holds none.
 var replyBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-// sendEncoded sends what encode appends to a pooled buffer (a copy of it:
-// the queue keeps the message); nothing when encode fails.
+// sendEncoded sends the reply encode appends to a pooled buffer (a copy of
+// it: the queue keeps the message); nothing when encode fails. A reply is
+// bounded by the queue's messages, not its bytes (see Outbox.PushReply).
 func (c *Client) sendEncoded(encode func([]byte) ([]byte, error)) error {
 	buf := replyBufs.Get().(*[]byte)
 	out, err := encode((*buf)[:0])
-	if err == nil {
-		c.send(append([]byte(nil), out...))
+	if err == nil && !c.out.PushReply(append([]byte(nil), out...)) {
+		c.Disconnect(protocol.DisconnectSlowConsumer)
 	}
 	if cap(out) <= 64<<10 { // not one that grew for a reply with many publications
 		*buf = out[:0]

@@ -224,3 +224,21 @@ func BenchmarkFanout(b *testing.B) {
 		})
 	}
 }
+
+// TestPushAfterCloseIsNotSlowConsumer: a broadcast that reaches a client
+// whose connection is closing (the peer closed it) is dropped; it does not
+// make a slow consumer of a client that left normally.
+func TestPushAfterCloseIsNotSlowConsumer(t *testing.T) {
+	n := startNode(t, Config{})
+	c := newConnected(t, n, &fakeTransport{})
+	if err := c.Subscribe(protocol.SubscribeParams{Channel: "chat:bye"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.out.Close(protocol.Disconnect{Code: 1000}) // as the transport does when the peer closes
+	if _, err := n.Publish(context.Background(), "chat:bye", []byte(`1`)); err != nil {
+		t.Fatal(err)
+	}
+	if code := c.closeCode.Load(); code != 0 {
+		t.Fatalf("close code %d after a push to a closing connection, want 0 (closed by the client)", code)
+	}
+}

@@ -11,9 +11,10 @@ import (
 )
 
 // This file is the one home of publishing: every check a publication passes
-// (from a client, a plain-mode client or the backend) and the one path to the
+// (from a client, a plain-mode client or the backend) and the path to the
 // broker (Node.publish, or Node.publishMany for a batch), which counts it and
-// flushes the deliveries the broker made from this goroutine.
+// flushes the deliveries the broker made from this goroutine. (The node's
+// control messages to other nodes, control.go, are not publications.)
 
 // Publish publishes data (a JSON value of at most MaxDataSize bytes) to a
 // channel of a configured namespace, with the namespace's history options,

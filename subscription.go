@@ -76,7 +76,8 @@ func (s *subscription) Deliver(ev *hub.Event, b *outbox.Batch) {
 // deliverLocked sends a publication to a live subscription, dropping
 // duplicates and disconnecting the client on a gap or an epoch change so
 // that it reconnects and recovers (or learns that it cannot). b is the
-// broadcast's batch; nil queues directly (the read loop writes it).
+// broadcast's batch; nil pushes to the outbox, which wakes its writer
+// (or, in the read loop, waits for Client.Flush).
 func (s *subscription) deliverLocked(pub *protocol.Publication, pos protocol.StreamPosition, msg []byte, b *outbox.Batch) {
 	if pos.Epoch == s.pos.Epoch && pub.Offset <= s.pos.Offset {
 		return // already delivered (history and live overlap)

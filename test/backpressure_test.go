@@ -1,9 +1,11 @@
 package test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -34,5 +36,28 @@ func TestBatchedCommandsAreNotASlowConsumer(t *testing.T) {
 		if m.ID != first+uint32(i) || m.Error != nil {
 			t.Fatalf("reply %d: id %d, error %v; want id %d and a result", i, m.ID, m.Error, first+uint32(i))
 		}
+	}
+}
+
+// TestBigHistoryReplyIsNotASlowConsumer: a subscribe reply larger than the
+// queue's byte bound (200 publications of 12 KiB, 2.4 MB against 1 MiB) is
+// a reply to the client's own command: it is sent, not refused as a slow
+// consumer.
+func TestBigHistoryReplyIsNotASlowConsumer(t *testing.T) {
+	base, _ := startServer(t, redcast.Config{Namespaces: namespaces(map[string]auth.Namespace{"big": {HistorySize: 200}})})
+	ctx := testContext(t)
+	pub := dial(t, base, "pub")
+	data := map[string]string{"text": strings.Repeat("x", 12<<10)}
+	for range 200 {
+		if _, err := pub.Publish(ctx, "big:room", data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := dialRaw(t, protocolURL(base))
+	c.connect("reader")
+	var res protocol.SubscribeResult
+	decodeResult(t, c.call(protocol.MethodSubscribe, protocol.SubscribeParams{Channel: "big:room", History: 200}), &res)
+	if len(res.Publications) != 200 {
+		t.Fatalf("%d publications in the reply, want 200", len(res.Publications))
 	}
 }

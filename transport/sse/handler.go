@@ -149,7 +149,9 @@ func (h *Handler) start(client *redcast.Client, s *stream, req *request) error {
 			return err
 		}
 	}
-	s.push(item{conn: res})
+	if !s.push(item{conn: res}) {
+		client.Disconnect(protocol.DisconnectSlowConsumer)
+	}
 	for _, ch := range req.channels {
 		if s.out.Closing() {
 			return nil // the stream ends with its disconnect event
@@ -160,7 +162,9 @@ func (h *Handler) start(client *redcast.Client, s *stream, req *request) error {
 		}
 		err := client.Subscribe(protocol.SubscribeParams{Channel: ch, Since: since, History: req.history},
 			func(res *protocol.SubscribeResult) {
-				s.push(item{sub: &subscribed{channel: ch, since: since, res: res}})
+				if !s.push(item{sub: &subscribed{channel: ch, since: since, res: res}}) {
+					client.Disconnect(protocol.DisconnectSlowConsumer)
+				}
 			})
 		if err != nil {
 			return err
