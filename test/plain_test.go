@@ -187,7 +187,9 @@ func TestPlainModeLimits(t *testing.T) {
 // others. With attach_info off, the sender still gets no echo (and echo=1
 // still gets one), on the memory broker and through Redis.
 func TestPlainNoEchoWithoutAttachInfo(t *testing.T) {
-	ns := map[string]auth.Namespace{"chat": {Anonymous: true, Publish: true, HistorySize: 10}}
+	// Presence on, so that the test can wait until both are subscribed
+	// (a plain client subscribes after its upgrade).
+	ns := map[string]auth.Namespace{"chat": {Anonymous: true, Publish: true, HistorySize: 10, Presence: true}}
 	for _, name := range []string{"memory", "redis"} {
 		t.Run(name, func(t *testing.T) {
 			cfg := redcast.Config{Namespaces: ns}
@@ -200,6 +202,7 @@ func TestPlainNoEchoWithoutAttachInfo(t *testing.T) {
 			}
 			bob := dialPlain(t, base, "quiet", "name=bob")
 			erin := dialPlain(t, base, "quiet", "name=erin&echo=1")
+			waitPresence(t, dial(t, base, "watcher"), "chat:quiet", "bob", "erin")
 			bob.send("one")
 			erin.expectTexts("erin", "one")
 			bob.send("two")
