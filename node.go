@@ -205,13 +205,14 @@ func (n *Node) chanLock(ch string) *sync.Mutex {
 	return &n.chanLocks[maphash.String(n.lockSeed, ch)%uint64(len(n.chanLocks))]
 }
 
-// addSubscriber puts s in the hub and, for the channel's first local
-// subscriber, subscribes the node in the broker.
-func (n *Node) addSubscriber(ctx context.Context, ch string, s hub.Subscriber) error {
+// addSubscriber puts s in the hub (with joinLeave, for the channel's joins
+// and leaves too) and, for the channel's first local subscriber,
+// subscribes the node in the broker.
+func (n *Node) addSubscriber(ctx context.Context, ch string, s hub.Subscriber, joinLeave bool) error {
 	lk := n.chanLock(ch)
 	lk.Lock()
 	defer lk.Unlock()
-	first, added := n.hub.Add(ch, s)
+	first, added := n.hub.Add(ch, s, joinLeave)
 	if !added {
 		return protocol.ErrAlreadySubscribed
 	}

@@ -120,6 +120,7 @@ func (c *Client) Subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 		return protocol.ErrBadRequest.WithMessage("history must be between 0 and %d", MaxHistoryLimit)
 	}
 	s := &subscription{client: c, channel: p.Channel, opts: opts}
+	joinLeave := p.JoinLeave && opts.JoinLeave
 	c.mu.Lock()
 	switch {
 	case c.closed:
@@ -135,7 +136,7 @@ func (c *Client) Subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 	c.subs[p.Channel] = s
 	c.mu.Unlock()
 
-	if err := c.node.addSubscriber(c.ctx, p.Channel, s); err != nil {
+	if err := c.node.addSubscriber(c.ctx, p.Channel, s, joinLeave); err != nil {
 		c.forget(s)
 		return err
 	}
@@ -145,6 +146,7 @@ func (c *Client) Subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 		c.node.removeSubscriber(p.Channel, s)
 		return err
 	}
+	res.JoinLeave = joinLeave
 	if !s.goLive(res, reply) {
 		return nil // the buffer overflowed: the client is being disconnected
 	}

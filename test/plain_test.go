@@ -59,7 +59,7 @@ func TestPlainMode(t *testing.T) {
 	ctx := testContext(t)
 	web := dial(t, base, "web")
 	for _, ch := range []string{"chat:r1", "chat:r2"} {
-		if _, err := web.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+		if _, err := web.Subscribe(ctx, ch, client.SubscribeOptions{JoinLeave: true}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -127,6 +127,7 @@ function enterRoom(room) {
   renderPresence();
   const s = client.subscribe(`chat:${room}`, {
     history: HISTORY,
+    joinLeave: true, // the member list follows joins and leaves
     onSubscribed(ctx) {
       if (s !== sub) return;
       // Unless the stream continues where we left it, start the view over:
