@@ -161,7 +161,7 @@ func (h *Handler) start(client *redcast.Client, s *stream, req *request) error {
 		if pos, ok := req.since[ch]; ok {
 			since = &pos
 		}
-		err := client.Subscribe(protocol.SubscribeParams{Channel: ch, Since: since, History: req.history, JoinLeave: req.joinLeave},
+		err := client.SubscribeWhole(protocol.SubscribeParams{Channel: ch, Since: since, History: req.history, JoinLeave: req.joinLeave},
 			func(res *protocol.SubscribeResult) {
 				s.push(item{sub: &subscribed{channel: ch, since: since, res: res}})
 			})
