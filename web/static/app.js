@@ -190,8 +190,9 @@ function refreshPresence(s) {
 function senderName(from) {
   const name = from?.info?.name;
   if (typeof name === 'string' && name !== '') return name;
+  if (from?.user) return from.user;
   if (from?.client) return `guest-${from.client.slice(0, 4)}`;
-  return 'server';
+  return 'anonymous'; // a guest without a name, or the application's backend
 }
 
 function renderMessage(pub) {
