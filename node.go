@@ -277,10 +277,19 @@ func (n *Node) broadcast(ctx context.Context, ev *hub.Event) {
 		}()
 	}
 	if k := n.hub.Broadcast(ev, b); k > 0 {
-		n.table.pushes.Add(uint64(k))
-		n.metrics.Pushes.Add(float64(k))
-		n.metrics.PushBytes.Add(float64(k * len(ev.Bytes(hub.FormatProtocol))))
+		n.countPushes(k, k*len(ev.Bytes(hub.FormatProtocol)))
 	}
+}
+
+// countPushes counts k pushes of size bytes in all, queued for clients:
+// what the admin page and the metrics show as written.
+func (n *Node) countPushes(k, size int) {
+	if k == 0 {
+		return
+	}
+	n.table.pushes.Add(uint64(k))
+	n.metrics.Pushes.Add(float64(k))
+	n.metrics.PushBytes.Add(float64(size))
 }
 
 // HandleJoin implements broker.EventHandler.

@@ -43,60 +43,64 @@ type bufferedPub struct {
 	msg []byte
 }
 
-// Deliver implements hub.Subscriber.
-func (s *subscription) Deliver(ev *hub.Event, b *outbox.Batch) {
+// Deliver implements hub.Subscriber. A publication that arrives while
+// recovering is held back, and counted when it goes out (see goLive).
+func (s *subscription) Deliver(ev *hub.Event, b *outbox.Batch) bool {
 	msg := ev.Bytes(s.client.format)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch s.state {
 	case subClosed:
-		return
+		return false
 	case subRecovering:
 		// Joins and leaves before the reply are dropped: the client asks
 		// presence after subscribing.
 		if ev.Kind != hub.KindPublication {
-			return
+			return false
 		}
 		if len(s.buf) >= s.client.node.cfg.QueueMaxMessages {
 			s.failed = true
-			return
+			return false
 		}
 		s.buf = append(s.buf, bufferedPub{pub: ev.Pub, pos: ev.Pos, msg: msg})
-		return
+		return false
 	}
 	if ev.Kind != hub.KindPublication {
-		if msg != nil {
-			s.client.deliver(msg, b)
+		if msg == nil {
+			return false
 		}
-		return
+		s.client.deliver(msg, b)
+		return true
 	}
-	s.deliverLocked(ev.Pub, ev.Pos, msg, b)
+	return s.deliverLocked(ev.Pub, ev.Pos, msg, b)
 }
 
 // deliverLocked sends a publication to a live subscription, dropping
 // duplicates and disconnecting the client on a gap or an epoch change so
 // that it reconnects and recovers (or learns that it cannot). b is the
-// broadcast's batch; nil queues directly (the read loop writes it).
-func (s *subscription) deliverLocked(pub *protocol.Publication, pos protocol.StreamPosition, msg []byte, b *outbox.Batch) {
+// broadcast's batch; nil queues directly (the read loop writes it). It
+// reports whether it queued the publication.
+func (s *subscription) deliverLocked(pub *protocol.Publication, pos protocol.StreamPosition, msg []byte, b *outbox.Batch) bool {
 	if pos.Epoch == s.pos.Epoch && pub.Offset <= s.pos.Offset {
-		return // already delivered (history and live overlap)
+		return false // already delivered (history and live overlap)
 	}
 	if pos.Epoch != s.pos.Epoch || pub.Offset != s.pos.Offset+1 {
 		s.state = subClosed
 		s.client.node.log.Warn("gap in live stream", "channel", s.channel, "client", s.client.ID(),
 			"have", s.pos.Offset, "got", pub.Offset, "epoch", s.pos.Epoch, "got_epoch", pos.Epoch)
 		s.client.Disconnect(protocol.DisconnectInsufficientState)
-		return
+		return false
 	}
 	s.pos.Offset = pub.Offset
 	if msg == nil || s.skipOwn(pub) {
-		return
+		return false
 	}
 	if b == nil {
 		s.client.send(msg)
-		return
+		return true
 	}
 	s.client.deliver(msg, b)
+	return true
 }
 
 // skipOwn reports whether pub is the client's own publication that plain
@@ -314,10 +318,15 @@ func (s *subscription) goLive(bl *backlog, reply func(*protocol.SubscribeResult)
 	}
 	s.state = subLive
 	s.pos = pos
+	sent, size := 0, 0
 	for _, b := range s.buf {
-		s.deliverLocked(b.pub, b.pos, b.msg, nil)
+		if s.deliverLocked(b.pub, b.pos, b.msg, nil) {
+			sent++
+			size += len(b.msg)
+		}
 	}
 	s.buf = nil
+	s.client.node.countPushes(sent, size)
 	return true
 }
 

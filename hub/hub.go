@@ -19,9 +19,11 @@ import (
 // channel, while the hub holds a read lock: it must not block, must not
 // call back into the hub, and must not write to a connection. It queues
 // what it sends through b (outbox.Batch.Push), which the broadcaster
-// flushes after it let go of its locks.
+// flushes after it let go of its locks, and reports whether it queued a
+// message (not when it skipped the event, for example a sender's own
+// publication, or held it back).
 type Subscriber interface {
-	Deliver(ev *Event, b *outbox.Batch)
+	Deliver(ev *Event, b *outbox.Batch) bool
 }
 
 const numShards = 64
@@ -137,9 +139,9 @@ func (h *Hub) Remove(ch string, s Subscriber) (last, removed bool) {
 
 // Broadcast delivers ev to the local subscribers of ev.Channel that receive
 // it (all of them for a publication, those that asked for a join or leave)
-// and returns how many there were. The subscribers queue what they send in
-// b; the caller flushes it (b.Flush) once it holds no lock, or wakes it
-// (b.Wake) when it may still hold one.
+// and returns how many queued a message for it. The subscribers queue what
+// they send in b; the caller flushes it (b.Flush) once it holds no lock, or
+// wakes it (b.Wake) when it may still hold one.
 func (h *Hub) Broadcast(ev *Event, b *outbox.Batch) int {
 	sh := h.shard(ev.Channel)
 	sh.mu.RLock()
@@ -152,10 +154,13 @@ func (h *Hub) Broadcast(ev *Event, b *outbox.Batch) int {
 	if ev.Kind != KindPublication {
 		list = subs.joinLeave.list
 	}
+	queued := 0
 	for _, s := range list {
-		s.Deliver(ev, b)
+		if s.Deliver(ev, b) {
+			queued++
+		}
 	}
-	return len(list)
+	return queued
 }
 
 // NumSubscribers returns how many local subscribers ch has.
