@@ -3,6 +3,7 @@ package redcast
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -295,8 +296,9 @@ func newLimiter(perSecond float64, burst int) *rate.Limiter {
 }
 
 // allow takes a token from l for one command. Without one the command is
-// refused with ErrTooManyRequests, and a client refused MaxRefusals times
-// in a row is disconnected: it is not slowing down.
+// refused with ErrTooManyRequests; the MaxRefusals-th refusal in a row is
+// errLastRefusal, after whose answer the client is disconnected: it is not
+// slowing down.
 func (c *Client) allow(l *rate.Limiter) error {
 	if l.Allow() {
 		c.refusals = 0
@@ -304,10 +306,15 @@ func (c *Client) allow(l *rate.Limiter) error {
 	}
 	c.refusals++
 	if c.refusals >= c.node.cfg.MaxRefusals {
-		c.Disconnect(protocol.DisconnectTooManyRequests)
+		return errLastRefusal
 	}
 	return protocol.ErrTooManyRequests
 }
+
+// errLastRefusal refuses the command that ends a client with 3503:
+// replyError answers it with 116, like the refusals before it, and then
+// disconnects the client.
+var errLastRefusal = fmt.Errorf("redcast: %w, %s", protocol.ErrTooManyRequests, "the last in a row")
 
 func (c *Client) isConnected() bool {
 	c.mu.Lock()
@@ -330,6 +337,9 @@ func (c *Client) replyError(id uint32, err error) {
 		c.node.log.Error("command failed", "client", c.ID(), "id", id, "err", err)
 	}
 	_ = c.sendEncoded(func(b []byte) ([]byte, error) { return protocol.AppendError(b, id, perr), nil })
+	if err == errLastRefusal {
+		c.Disconnect(protocol.DisconnectTooManyRequests)
+	}
 }
 
 // replyBufs holds the buffers replies are encoded in before they are

@@ -101,10 +101,12 @@ func (c *Client) publishRequest(p protocol.PublishParams) (broker.PublishRequest
 }
 
 // publishOptions returns how a publication of the client to a channel of
-// namespace ns is kept.
+// namespace ns is kept. An anonymous client without a name is attached to
+// nothing: its bare connection id would cost a push 47 bytes that no
+// subscriber can use (see docs/protocol.md, Changes).
 func (c *Client) publishOptions(ns auth.Namespace) broker.PublishOptions {
 	opts := broker.PublishOptions{HistorySize: ns.HistorySize, HistoryTTL: ns.HistoryTTL, Publisher: c.ID()}
-	if ns.AttachInfo {
+	if ns.AttachInfo && (c.info.User != "" || len(c.info.Info) > 0) {
 		opts.From = c.info
 	}
 	return opts
