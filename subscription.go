@@ -79,8 +79,8 @@ func (s *subscription) Deliver(ev *hub.Event, b *outbox.Batch) bool {
 // duplicates and disconnecting the client on a gap or an epoch change so
 // that it reconnects and recovers (or learns that it cannot). b is the
 // broadcast's batch; nil pushes to the outbox, which wakes its writer
-// (or, in the read loop, waits for Client.Flush). It
-// reports whether it queued the publication.
+// (or, in the read loop, waits for Client.Flush). It reports whether it
+// queued the publication.
 func (s *subscription) deliverLocked(pub *protocol.Publication, pos protocol.StreamPosition, msg []byte, b *outbox.Batch) bool {
 	if pos.Epoch == s.pos.Epoch && pub.Offset <= s.pos.Offset {
 		return false // already delivered (history and live overlap)
