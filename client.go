@@ -3,6 +3,7 @@ package redcast
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,7 +57,7 @@ type Client struct {
 	connectTime *time.Timer
 
 	// pubs are the publishes of the current frame waiting to be sent to
-	// the broker together (read goroutine only; see publish_batch.go).
+	// the broker together (read goroutine only; see publish.go).
 	pubs []queuedPublish
 }
 
@@ -144,9 +145,6 @@ func (c *Client) Closed() {
 		return
 	}
 	c.closed = true
-	if errors.Is(c.out.Err(), outbox.ErrSlowConsumer) {
-		c.closeCode.CompareAndSwap(0, uint32(protocol.DisconnectSlowConsumer.Code)) // a write timed out
-	}
 	if c.connectTime != nil {
 		c.connectTime.Stop()
 	}
@@ -157,6 +155,9 @@ func (c *Client) Closed() {
 	}
 	clear(c.subs)
 	c.mu.Unlock()
+	if errors.Is(c.out.Err(), outbox.ErrSlowConsumer) {
+		c.closeCode.CompareAndSwap(0, uint32(protocol.DisconnectSlowConsumer.Code)) // a write timed out
+	}
 	c.out.Abort(errClientClosed) // nothing more is written, if the transport did not end it
 	c.cancel()
 	for _, s := range subs {
@@ -197,7 +198,7 @@ func (c *Client) HandleFrame(frame []byte) {
 			c.flushPublishes()
 			c.handleCommand(cmd)
 		}
-		return !c.isClosed()
+		return !c.out.Closing() // disconnected meanwhile: the rest of the frame is not handled
 	})
 	if len(c.pubs) >= maxPublishBatch {
 		c.flushPublishes()
@@ -210,12 +211,6 @@ func (c *Client) HandleFrame(frame []byte) {
 func (c *Client) Flush() {
 	c.flushPublishes()
 	c.out.Release()
-}
-
-func (c *Client) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
 }
 
 func (c *Client) handleCommand(cmd protocol.Command) {
@@ -311,8 +306,9 @@ func newLimiter(perSecond float64, burst int) *rate.Limiter {
 }
 
 // allow takes a token from l for one command. Without one the command is
-// refused with ErrTooManyRequests, and a client refused MaxRefusals times
-// in a row is disconnected: it is not slowing down.
+// refused with ErrTooManyRequests; the MaxRefusals-th refusal in a row is
+// errLastRefusal, after whose answer the client is disconnected: it is not
+// slowing down.
 func (c *Client) allow(l *rate.Limiter) error {
 	if l.Allow() {
 		c.refusals = 0
@@ -320,10 +316,15 @@ func (c *Client) allow(l *rate.Limiter) error {
 	}
 	c.refusals++
 	if c.refusals >= c.node.cfg.MaxRefusals {
-		c.Disconnect(protocol.DisconnectTooManyRequests)
+		return errLastRefusal
 	}
 	return protocol.ErrTooManyRequests
 }
+
+// errLastRefusal refuses the command that ends a client with 3503:
+// replyError answers it with 116, like the refusals before it, and then
+// disconnects the client.
+var errLastRefusal = fmt.Errorf("redcast: %w, %s", protocol.ErrTooManyRequests, "the last in a row")
 
 func (c *Client) isConnected() bool {
 	c.mu.Lock()
@@ -346,6 +347,9 @@ func (c *Client) replyError(id uint32, err error) {
 		c.node.log.Error("command failed", "client", c.ID(), "id", id, "err", err)
 	}
 	_ = c.sendEncoded(func(b []byte) ([]byte, error) { return protocol.AppendError(b, id, perr), nil })
+	if err == errLastRefusal {
+		c.Disconnect(protocol.DisconnectTooManyRequests)
+	}
 }
 
 // replyBufs holds the buffers replies are encoded in before they are
@@ -353,13 +357,14 @@ func (c *Client) replyError(id uint32, err error) {
 // client holds none.
 var replyBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-// sendEncoded sends what encode appends to a pooled buffer (a copy of it:
-// the queue keeps the message); nothing when encode fails.
+// sendEncoded sends the reply encode appends to a pooled buffer (a copy of
+// it: the queue keeps the message); nothing when encode fails. A reply is
+// bounded by the queue's messages, not its bytes (see Outbox.PushReply).
 func (c *Client) sendEncoded(encode func([]byte) ([]byte, error)) error {
 	buf := replyBufs.Get().(*[]byte)
 	out, err := encode((*buf)[:0])
-	if err == nil {
-		c.send(append([]byte(nil), out...))
+	if err == nil && !c.out.PushReply(append([]byte(nil), out...)) {
+		c.Disconnect(protocol.DisconnectSlowConsumer)
 	}
 	if cap(out) <= 64<<10 { // not one that grew for a reply with many publications
 		*buf = out[:0]

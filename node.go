@@ -209,13 +209,14 @@ func (n *Node) chanLock(ch string) *sync.Mutex {
 	return &n.chanLocks[maphash.String(n.lockSeed, ch)%uint64(len(n.chanLocks))]
 }
 
-// addSubscriber puts s in the hub and, for the channel's first local
-// subscriber, subscribes the node in the broker.
-func (n *Node) addSubscriber(ctx context.Context, ch string, s hub.Subscriber) error {
+// addSubscriber puts s in the hub (with joinLeave, for the channel's joins
+// and leaves too) and, for the channel's first local subscriber,
+// subscribes the node in the broker.
+func (n *Node) addSubscriber(ctx context.Context, ch string, s hub.Subscriber, joinLeave bool) error {
 	lk := n.chanLock(ch)
 	lk.Lock()
 	defer lk.Unlock()
-	first, added := n.hub.Add(ch, s)
+	first, added := n.hub.Add(ch, s, joinLeave)
 	if !added {
 		return protocol.ErrAlreadySubscribed
 	}
@@ -280,10 +281,19 @@ func (n *Node) broadcast(ctx context.Context, ev *hub.Event) {
 		}()
 	}
 	if k := n.hub.Broadcast(ev, b); k > 0 {
-		n.table.pushes.Add(uint64(k))
-		n.metrics.Pushes.Add(float64(k))
-		n.metrics.PushBytes.Add(float64(k * len(ev.Bytes(hub.FormatProtocol))))
+		n.countPushes(k, k*len(ev.Bytes(hub.FormatProtocol)))
 	}
+}
+
+// countPushes counts k pushes of size bytes in all, queued for clients:
+// what the admin page and the metrics show as written.
+func (n *Node) countPushes(k, size int) {
+	if k == 0 {
+		return
+	}
+	n.table.pushes.Add(uint64(k))
+	n.metrics.Pushes.Add(float64(k))
+	n.metrics.PushBytes.Add(float64(size))
 }
 
 // HandleJoin implements broker.EventHandler.

@@ -224,3 +224,52 @@ func BenchmarkFanout(b *testing.B) {
 		})
 	}
 }
+
+// TestPushAfterCloseIsNotSlowConsumer: a broadcast that reaches a client
+// whose connection is closing (the peer closed it) is dropped; it does not
+// make a slow consumer of a client that left normally.
+func TestPushAfterCloseIsNotSlowConsumer(t *testing.T) {
+	n := startNode(t, Config{})
+	c := newConnected(t, n, &fakeTransport{})
+	if err := c.Subscribe(protocol.SubscribeParams{Channel: "chat:bye"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.out.Close(protocol.Disconnect{Code: 1000}) // as the transport does when the peer closes
+	if _, err := n.Publish(context.Background(), "chat:bye", []byte(`1`)); err != nil {
+		t.Fatal(err)
+	}
+	if code := c.closeCode.Load(); code != 0 {
+		t.Fatalf("close code %d after a push to a closing connection, want 0 (closed by the client)", code)
+	}
+}
+
+// TestPushesCountWhatIsWritten: in a plain room of 5 clients where the
+// sender hears no echo, a publication is 4 pushes, not 5 (the admin page
+// and redcast_pushes_total show what is written).
+func TestPushesCountWhatIsWritten(t *testing.T) {
+	n := startNode(t, Config{})
+	var clients []*Client
+	trs := make([]*fakeTransport, 5)
+	for i := range trs {
+		trs[i] = &fakeTransport{}
+		c, err := n.NewClient(outbox.New(trs[i], n.OutboxOptions()), hub.FormatPlain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Closed)
+		if err := c.JoinRoom("chat:count", fmt.Sprintf("p%d", i), false); err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	before := n.table.pushes.Load()
+	if err := clients[0].PublishText("chat:count", []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range trs[1:] {
+		wait.For(t, "the publication", func() bool { return tr.count.Load() >= 1 })
+	}
+	if got := n.table.pushes.Load() - before; got != 4 {
+		t.Errorf("a publication in a room of 5 without echo counted %d pushes, want 4", got)
+	}
+}

@@ -115,7 +115,9 @@ func (n *Node) expirePresence(ctx context.Context, pe broker.PresenceExpirer) {
 // cluster passes here once, on the node that made the change: a subscribe,
 // an unsubscribe or disconnect, a refresh that re-added an expired client,
 // or an expiry. It publishes the join or leave when the namespace has
-// join/leave on; change.User (in namespaces with presence) tells whether
+// join/leave on, for the subscribers that asked for them (each node's hub
+// hands it to those only, so a channel where nobody asked costs one broker
+// publish per join, not one push per subscriber); change.User (in namespaces with presence) tells whether
 // the client's user entered or left too, for per-user events to come.
 func (n *Node) presenceChanged(ctx context.Context, ch string, opts auth.Namespace, kind string, change broker.PresenceChange) {
 	if change.User && n.userPresence != nil {

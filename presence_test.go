@@ -5,8 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/broker/memory"
+	"github.com/redcast/redcast/hub"
 	"github.com/redcast/redcast/internal/wait"
+	"github.com/redcast/redcast/outbox"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -37,7 +40,7 @@ func TestNodeExpiresPresence(t *testing.T) {
 	tr := &fakeTransport{}
 	c := newConnected(t, n, tr)
 	const ch = "chat:expiry"
-	if err := c.Subscribe(protocol.SubscribeParams{Channel: ch}, nil); err != nil {
+	if err := c.Subscribe(protocol.SubscribeParams{Channel: ch, JoinLeave: true}, nil); err != nil {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
@@ -66,5 +69,62 @@ func TestNodeExpiresPresence(t *testing.T) {
 	infos, err := pm.Presence(ctx, ch)
 	if err != nil || len(infos) != 1 || infos[0].Client != c.ID() {
 		t.Errorf("presence %v, %v; want only the live client", infos, err)
+	}
+}
+
+// BenchmarkCrowdSubscribe subscribes 10,000 clients of one node to one
+// channel (ns per subscribe): in a namespace without join/leave, in one
+// with join/leave that nobody asks for, which must cost about the same,
+// and in one where everyone asks (N²/2 pushes).
+func BenchmarkCrowdSubscribe(b *testing.B) {
+	const crowd = 10000
+	namespaces := map[string]auth.Namespace{
+		"off": {Anonymous: true, Presence: true},
+		"on":  {Anonymous: true, Presence: true, JoinLeave: true},
+	}
+	for _, bc := range []struct {
+		name    string
+		channel string
+		ask     bool
+	}{
+		{"namespace-without-join-leave", "off:crowd", false},
+		{"join-leave-not-asked", "on:crowd", false},
+		{"join-leave-asked", "on:crowd", true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				n := NewNode(Config{Namespaces: namespaces, SubscribeRate: -1}, Deps{})
+				if err := n.Start(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				clients := make([]*Client, crowd)
+				for i := range clients {
+					c, err := n.NewClient(outbox.New(&fakeTransport{countOnly: true}, n.OutboxOptions()), hub.FormatProtocol)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := c.Connect(protocol.ConnectParams{}); err != nil {
+						b.Fatal(err)
+					}
+					clients[i] = c
+				}
+				b.StartTimer()
+				for _, c := range clients {
+					if err := c.Subscribe(protocol.SubscribeParams{Channel: bc.channel, JoinLeave: bc.ask}, nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				for _, c := range clients {
+					c.Closed()
+				}
+				if err := n.Shutdown(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*crowd), "ns/subscribe")
+		})
 	}
 }

@@ -11,9 +11,10 @@ import (
 )
 
 // This file is the one home of publishing: every check a publication passes
-// (from a client, a plain-mode client or the backend) and the one path to the
+// (from a client, a plain-mode client or the backend) and the path to the
 // broker (Node.publish, or Node.publishMany for a batch), which counts it and
-// flushes the deliveries the broker made from this goroutine.
+// flushes the deliveries the broker made from this goroutine. (The node's
+// control messages to other nodes, control.go, are not publications.)
 
 // Publish publishes data (a JSON value of at most MaxDataSize bytes) to a
 // channel of a configured namespace, with the namespace's history options,
@@ -109,10 +110,12 @@ func (c *Client) publishRequest(p protocol.PublishParams) (broker.PublishRequest
 }
 
 // publishOptions returns how a publication of the client to a channel of
-// namespace ns is kept.
+// namespace ns is kept. An anonymous client without a name is attached to
+// nothing: its bare connection id would cost a push 47 bytes that no
+// subscriber can use (see docs/protocol.md, Changes).
 func (c *Client) publishOptions(ns auth.Namespace) broker.PublishOptions {
 	opts := broker.PublishOptions{HistorySize: ns.HistorySize, HistoryTTL: ns.HistoryTTL, Publisher: c.ID()}
-	if ns.AttachInfo {
+	if ns.AttachInfo && (c.info.User != "" || len(c.info.Info) > 0) {
 		opts.From = c.info
 	}
 	return opts

@@ -43,60 +43,65 @@ type bufferedPub struct {
 	msg []byte
 }
 
-// Deliver implements hub.Subscriber.
-func (s *subscription) Deliver(ev *hub.Event, b *outbox.Batch) {
+// Deliver implements hub.Subscriber. A publication that arrives while
+// recovering is held back, and counted when it goes out (see goLive).
+func (s *subscription) Deliver(ev *hub.Event, b *outbox.Batch) bool {
 	msg := ev.Bytes(s.client.format)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch s.state {
 	case subClosed:
-		return
+		return false
 	case subRecovering:
 		// Joins and leaves before the reply are dropped: the client asks
 		// presence after subscribing.
 		if ev.Kind != hub.KindPublication {
-			return
+			return false
 		}
 		if len(s.buf) >= s.client.node.cfg.QueueMaxMessages {
 			s.failed = true
-			return
+			return false
 		}
 		s.buf = append(s.buf, bufferedPub{pub: ev.Pub, pos: ev.Pos, msg: msg})
-		return
+		return false
 	}
 	if ev.Kind != hub.KindPublication {
-		if msg != nil {
-			s.client.deliver(msg, b)
+		if msg == nil {
+			return false
 		}
-		return
+		s.client.deliver(msg, b)
+		return true
 	}
-	s.deliverLocked(ev.Pub, ev.Pos, msg, b)
+	return s.deliverLocked(ev.Pub, ev.Pos, msg, b)
 }
 
 // deliverLocked sends a publication to a live subscription, dropping
 // duplicates and disconnecting the client on a gap or an epoch change so
 // that it reconnects and recovers (or learns that it cannot). b is the
-// broadcast's batch; nil queues directly (the read loop writes it).
-func (s *subscription) deliverLocked(pub *protocol.Publication, pos protocol.StreamPosition, msg []byte, b *outbox.Batch) {
+// broadcast's batch; nil pushes to the outbox, which wakes its writer
+// (or, in the read loop, waits for Client.Flush). It reports whether it
+// queued the publication.
+func (s *subscription) deliverLocked(pub *protocol.Publication, pos protocol.StreamPosition, msg []byte, b *outbox.Batch) bool {
 	if pos.Epoch == s.pos.Epoch && pub.Offset <= s.pos.Offset {
-		return // already delivered (history and live overlap)
+		return false // already delivered (history and live overlap)
 	}
 	if pos.Epoch != s.pos.Epoch || pub.Offset != s.pos.Offset+1 {
 		s.state = subClosed
 		s.client.node.log.Warn("gap in live stream", "channel", s.channel, "client", s.client.ID(),
 			"have", s.pos.Offset, "got", pub.Offset, "epoch", s.pos.Epoch, "got_epoch", pos.Epoch)
 		s.client.Disconnect(protocol.DisconnectInsufficientState)
-		return
+		return false
 	}
 	s.pos.Offset = pub.Offset
 	if msg == nil || s.skipOwn(pub) {
-		return
+		return false
 	}
 	if b == nil {
 		s.client.send(msg)
-		return
+		return true
 	}
 	s.client.deliver(msg, b)
+	return true
 }
 
 // skipOwn reports whether pub is the client's own publication that plain
@@ -108,7 +113,27 @@ func (s *subscription) skipOwn(pub *protocol.Publication) bool {
 // Subscribe subscribes the client to a channel. reply is called with the
 // result while the subscription still holds back live publications, so
 // whatever reply queues goes out before them. On error reply is not called.
+//
+// The reply carries at most MaxHistoryLimit publications and about a
+// quarter of the client's queue (QueueMaxBytes/4); the publications to
+// send beyond that (more history asked for, or a recovery that goes back
+// further) follow it as publication pushes, read from history a page at a
+// time, each waiting for room in the client's queue, and then the live
+// ones. The reply's offset is then that of the last publication it
+// carries, so that the pushes continue it.
 func (c *Client) Subscribe(p protocol.SubscribeParams, reply func(*protocol.SubscribeResult)) error {
+	return c.subscribe(p, reply, false)
+}
+
+// SubscribeWhole is Subscribe for a transport that writes the publications
+// of a reply as messages of their own, outside the client's queue (Server-
+// Sent Events): reply carries every publication to send, however many,
+// read from history a page at a time.
+func (c *Client) SubscribeWhole(p protocol.SubscribeParams, reply func(*protocol.SubscribeResult)) error {
+	return c.subscribe(p, reply, true)
+}
+
+func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.SubscribeResult), whole bool) error {
 	if err := c.node.policy.CanSubscribe(c.credentials(), p.Channel, p.Token); err != nil {
 		return err
 	}
@@ -120,6 +145,7 @@ func (c *Client) Subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 		return protocol.ErrBadRequest.WithMessage("history must be between 0 and %d", MaxHistoryLimit)
 	}
 	s := &subscription{client: c, channel: p.Channel, opts: opts}
+	joinLeave := p.JoinLeave && opts.JoinLeave
 	c.mu.Lock()
 	switch {
 	case c.closed:
@@ -135,18 +161,24 @@ func (c *Client) Subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 	c.subs[p.Channel] = s
 	c.mu.Unlock()
 
-	if err := c.node.addSubscriber(c.ctx, p.Channel, s); err != nil {
+	if err := c.node.addSubscriber(c.ctx, p.Channel, s, joinLeave); err != nil {
 		c.forget(s)
 		return err
 	}
-	res, err := c.readHistory(p, opts)
+	bl, err := c.readHistory(p, opts, whole)
 	if err != nil {
 		c.forget(s)
 		c.node.removeSubscriber(p.Channel, s)
 		return err
 	}
-	if !s.goLive(res, reply) {
-		return nil // the buffer overflowed: the client is being disconnected
+	bl.res.JoinLeave = joinLeave
+	if whole {
+		bl.res.Publications, bl.rest = values(bl.rest), nil
+	} else {
+		bl.split(c.node.cfg.QueueMaxBytes / 4)
+	}
+	if !s.goLive(bl, reply) {
+		return nil // the client is being disconnected
 	}
 	c.join(p.Channel, opts)
 	return nil
@@ -160,9 +192,22 @@ func (c *Client) CheckSubscribe(ch string) error {
 	return c.node.policy.CanSubscribe(c.credentials(), ch, "")
 }
 
-// readHistory reads what the subscribe reply carries: the channel's position
-// and the recovered or latest publications.
-func (c *Client) readHistory(p protocol.SubscribeParams, opts auth.Namespace) (*protocol.SubscribeResult, error) {
+// backlog is what a subscription sends before it goes live: its reply,
+// then the publications in rest, then, when recovering (pages), those that
+// follow them in history up to end, the channel's position when history
+// was read, from which live publications go on.
+type backlog struct {
+	res   *protocol.SubscribeResult
+	rest  []*protocol.Publication
+	end   uint64
+	pages bool
+}
+
+// readHistory reads what the subscription sends before it goes live: the
+// channel's position and the recovered or latest publications. A recovery
+// reads its first page (at most MaxHistoryLimit publications) and leaves
+// the rest to goLive, or, whole, reads every page now.
+func (c *Client) readHistory(p protocol.SubscribeParams, opts auth.Namespace, whole bool) (*backlog, error) {
 	b := c.node.broker
 	res := &protocol.SubscribeResult{Recoverable: opts.HistorySize > 0}
 	if p.Since != nil && opts.HistorySize > 0 {
@@ -171,12 +216,22 @@ func (c *Client) readHistory(p protocol.SubscribeParams, opts auth.Namespace) (*
 			c.node.metrics.BrokerErrors.WithLabelValues("history").Inc()
 			return nil, err
 		}
-		if continues(*p.Since, h) && uint64(len(h.Publications)) == h.Position.Offset-p.Since.Offset {
+		pubs, ok := h.Publications, continues(*p.Since, h)
+		for ok && whole && reached(*p.Since, pubs) < h.Position.Offset {
+			next := protocol.StreamPosition{Offset: reached(*p.Since, pubs), Epoch: h.Position.Epoch}
+			page, err := c.node.historyBatch.read(c.ctx, b, p.Channel, broker.HistoryOptions{Since: &next, Limit: MaxHistoryLimit})
+			if err != nil {
+				c.node.metrics.BrokerErrors.WithLabelValues("history").Inc()
+				return nil, err
+			}
+			ok = continues(next, page) && len(page.Publications) > 0
+			pubs = append(pubs[:len(pubs):len(pubs)], page.Publications...)
+		}
+		if ok {
 			c.node.metrics.Recoveries.WithLabelValues("recovered").Inc()
 			res.Recovered = true
 			res.Offset, res.Epoch = h.Position.Offset, h.Position.Epoch
-			res.Publications = values(h.Publications)
-			return res, nil
+			return &backlog{res: res, rest: pubs, end: h.Position.Offset, pages: true}, nil
 		}
 	}
 	if p.Since != nil {
@@ -192,16 +247,93 @@ func (c *Client) readHistory(p protocol.SubscribeParams, opts auth.Namespace) (*
 		return nil, err
 	}
 	res.Offset, res.Epoch = h.Position.Offset, h.Position.Epoch
-	res.Publications = values(h.Publications)
-	return res, nil
+	return &backlog{res: res, rest: h.Publications, end: h.Position.Offset}, nil
 }
 
-// goLive queues the reply, then the buffered publications newer than it,
-// and switches to live delivery. It reports false when the buffer overflowed
-// while recovering (the client is then disconnected as a slow consumer).
-func (s *subscription) goLive(res *protocol.SubscribeResult, reply func(*protocol.SubscribeResult)) bool {
+// reached returns the offset up to which pubs, read after since,
+// continue it.
+func reached(since protocol.StreamPosition, pubs []*protocol.Publication) uint64 {
+	if len(pubs) == 0 {
+		return since.Offset
+	}
+	return pubs[len(pubs)-1].Offset
+}
+
+// split moves into the reply the first publications of the backlog that
+// fit in budget bytes (at most MaxHistoryLimit of them). When any are left
+// (or pages to read), the reply's offset becomes the one before them, so
+// that the pushes that follow continue the reply.
+func (bl *backlog) split(budget int) {
+	k, size := 0, 0
+	for k < len(bl.rest) && k < MaxHistoryLimit {
+		size += pubSize(bl.rest[k])
+		if size > budget {
+			break
+		}
+		k++
+	}
+	bl.res.Publications = values(bl.rest[:k])
+	bl.rest = bl.rest[k:]
+	switch {
+	case len(bl.rest) > 0:
+		bl.res.Offset = bl.rest[0].Offset - 1
+	case bl.pages && k > 0 && bl.res.Offset > bl.res.Publications[k-1].Offset:
+		bl.res.Offset = bl.res.Publications[k-1].Offset // pages to read follow
+	}
+}
+
+// pubSize is about how many bytes pub takes in a reply (a little more).
+func pubSize(pub *protocol.Publication) int {
+	n := len(pub.Data) + 64
+	if f := pub.From; f != nil {
+		n += len(f.Client) + len(f.User) + len(f.Info) + 48
+	}
+	return n
+}
+
+// goLive queues the reply, then the rest of the backlog (waiting for room
+// in the client's queue), then the buffered publications newer than it,
+// and switches to live delivery. It reports false when the client is
+// being disconnected: the buffer overflowed while recovering (a slow
+// consumer), or history lost what the reply promised (3004: the client
+// recovers again from what it has).
+func (s *subscription) goLive(bl *backlog, reply func(*protocol.SubscribeResult)) bool {
+	res := bl.res
+	pos := protocol.StreamPosition{Offset: res.Offset, Epoch: res.Epoch}
+	s.mu.Lock()
+	if !s.usableLocked() {
+		s.mu.Unlock()
+		return false
+	}
+	if reply != nil {
+		reply(res)
+	}
+	s.mu.Unlock()
+	// Still recovering: live publications wait in the buffer meanwhile.
+	pos, ok := s.catchUp(bl, pos)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !ok || !s.usableLocked() {
+		s.state = subClosed
+		return false
+	}
+	s.state = subLive
+	s.pos = pos
+	sent, size := 0, 0
+	for _, b := range s.buf {
+		if s.deliverLocked(b.pub, b.pos, b.msg, nil) {
+			sent++
+			size += len(b.msg)
+		}
+	}
+	s.buf = nil
+	s.client.node.countPushes(sent, size)
+	return true
+}
+
+// usableLocked reports whether the subscription may still go live,
+// disconnecting the client when its buffer overflowed; s.mu is held.
+func (s *subscription) usableLocked() bool {
 	if s.state == subClosed {
 		return false
 	}
@@ -210,16 +342,44 @@ func (s *subscription) goLive(res *protocol.SubscribeResult, reply func(*protoco
 		s.client.Disconnect(protocol.DisconnectSlowConsumer)
 		return false
 	}
-	if reply != nil {
-		reply(res)
-	}
-	s.state = subLive
-	s.pos = protocol.StreamPosition{Offset: res.Offset, Epoch: res.Epoch}
-	for _, b := range s.buf {
-		s.deliverLocked(b.pub, b.pos, b.msg, nil)
-	}
-	s.buf = nil
 	return true
+}
+
+// catchUp pushes the rest of the backlog, which continues pos, then, when
+// recovering, reads and pushes the publications that follow it in history
+// up to the backlog's end, a page at a time. Before each push it waits
+// while the client's queue is crowded, as the client's own commands do.
+// It returns the position live publications continue, and false when the
+// client is being disconnected.
+func (s *subscription) catchUp(bl *backlog, pos protocol.StreamPosition) (protocol.StreamPosition, bool) {
+	c := s.client
+	pubs := bl.rest
+	for {
+		for _, pub := range pubs {
+			if c.out.Closing() || c.out.Crowded() && !c.out.WaitRoom(c.ctx.Done()) {
+				return pos, false
+			}
+			push := protocol.Push{Type: protocol.PushPublication, Channel: s.channel, Pub: pub}
+			if err := c.sendEncoded(func(b []byte) ([]byte, error) { return protocol.AppendPush(b, &push) }); err != nil {
+				return pos, false
+			}
+			pos.Offset = pub.Offset
+		}
+		if !bl.pages || pos.Offset >= bl.end {
+			pos.Offset = max(pos.Offset, bl.end)
+			return pos, true
+		}
+		h, err := c.node.historyBatch.read(c.ctx, c.node.broker, s.channel, broker.HistoryOptions{Since: &pos, Limit: MaxHistoryLimit})
+		if err != nil || !continues(pos, h) || len(h.Publications) == 0 {
+			// What history held a moment ago is gone (trimmed, expired,
+			// or lost with a failover), or cannot be read: the client
+			// recovers again from what it has, and learns which.
+			c.node.log.Warn("recovery cut short", "channel", s.channel, "client", c.ID(), "at", pos.Offset, "end", bl.end, "err", err)
+			c.Disconnect(protocol.DisconnectInsufficientState)
+			return pos, false
+		}
+		pubs = h.Publications
+	}
 }
 
 // join records the client in the channel's presence and announces it, as

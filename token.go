@@ -116,7 +116,9 @@ func (c *Client) armExpiryLocked(at time.Time) protocol.Expiry {
 	gen := c.expiry.gen
 	ttl := time.Until(at)
 	c.expiry.timer = time.AfterFunc(max(ttl, 0), func() { c.tokenTimer(gen) })
-	return protocol.Expiry{Expires: at.Unix(), TTL: max(int64(ttl/time.Second), 0)}
+	// Seconds left, rounded up: 0 (and omitted) only for a token already
+	// past its exp, accepted within the verifier's leeway.
+	return protocol.Expiry{Expires: at.Unix(), TTL: int64(max(ttl+time.Second-1, 0) / time.Second)}
 }
 
 // tokenTimer fires when the token expires (the client is asked to refresh)

@@ -16,10 +16,11 @@ import (
 func (c *Client) Subscribe(ctx context.Context, channel string, opts SubscribeOptions) (*protocol.SubscribeResult, error) {
 	var res protocol.SubscribeResult
 	err := c.call(ctx, protocol.MethodSubscribe, protocol.SubscribeParams{
-		Channel: channel,
-		Since:   opts.Since,
-		History: opts.History,
-		Token:   opts.Token,
+		Channel:   channel,
+		Since:     opts.Since,
+		History:   opts.History,
+		Token:     opts.Token,
+		JoinLeave: opts.JoinLeave,
 	}, &res)
 	if err != nil {
 		return nil, err

@@ -23,8 +23,9 @@ type Handlers struct {
 	// oldest first, each offset once.
 	OnPublication func(PublicationEvent)
 	// OnJoin and OnLeave are called when a connection subscribes to or
-	// leaves the channel, in namespaces with join/leave on. They are not
-	// recovered: after OnSubscribed, ask Presence.
+	// leaves the channel, in namespaces with join/leave on: setting either
+	// asks the server for them (as SubscribeOptions.JoinLeave does). They
+	// are not recovered: after OnSubscribed, ask Presence.
 	OnJoin  func(PresenceEvent)
 	OnLeave func(PresenceEvent)
 	// OnUnsubscribed is called when the server unsubscribed the client, or

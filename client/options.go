@@ -73,6 +73,12 @@ type SubscribeOptions struct {
 	History int
 	// Token is a subscription token, for channels whose namespace needs one.
 	Token string
+	// JoinLeave asks for the channel's join and leave pushes, which the
+	// server sends when the channel's namespace has join/leave on; the
+	// subscribe result's JoinLeave says whether it does. Without it none
+	// come. A Session asks by itself when the Handlers have OnJoin or
+	// OnLeave.
+	JoinLeave bool
 }
 
 // HistoryOptions are the optional params of History.

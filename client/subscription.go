@@ -13,11 +13,12 @@ import (
 // it across reconnects, recovering from the last publication it queued for
 // the handlers, until Unsubscribe.
 type Subscription struct {
-	s       *Session
-	channel string
-	history int
-	token   string
-	h       Handlers
+	s         *Session
+	channel   string
+	history   int
+	token     string
+	joinLeave bool
+	h         Handlers
 
 	// Guarded by s.mu.
 	//
@@ -48,7 +49,8 @@ type Subscription struct {
 // reconnects, bounded by ctx). opts.History asks for the latest
 // publications now and whenever recovery fails; opts.Since starts by
 // recovering from a position kept earlier. h receives the subscription's
-// events; the first is OnSubscribed.
+// events; the first is OnSubscribed. The subscription asks for join and
+// leave pushes when opts.JoinLeave is set or h has OnJoin or OnLeave.
 //
 // Errors: those the server answers (protocol.ErrInvalidChannel,
 // ErrUnknownNamespace, ErrLimitExceeded …), protocol.ErrAlreadySubscribed
@@ -56,7 +58,7 @@ type Subscription struct {
 // the session's Err once it is over.
 func (s *Session) Subscribe(ctx context.Context, channel string, opts SubscribeOptions, h Handlers) (*Subscription, error) {
 	first := make(chan error, 1)
-	sub := &Subscription{s: s, channel: channel, history: opts.History, token: opts.Token, h: h, first: first}
+	sub := &Subscription{s: s, channel: channel, history: opts.History, token: opts.Token, joinLeave: opts.JoinLeave || h.OnJoin != nil || h.OnLeave != nil, h: h, first: first}
 	if opts.Since != nil {
 		sub.pos, sub.recover, sub.handled = *opts.Since, true, *opts.Since
 	}
@@ -167,7 +169,7 @@ func (s *Session) removeLocked(sub *Subscription) {
 // pushes that follow it.
 func (s *Session) subscribeLocked(c *Client, sub *Subscription) {
 	sub.conn, sub.live = c, false
-	params := protocol.SubscribeParams{Channel: sub.channel, History: sub.history, Token: sub.token}
+	params := protocol.SubscribeParams{Channel: sub.channel, History: sub.history, Token: sub.token, JoinLeave: sub.joinLeave}
 	recovering := sub.recover
 	if recovering {
 		since := sub.pos

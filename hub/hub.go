@@ -19,9 +19,11 @@ import (
 // channel, while the hub holds a read lock: it must not block, must not
 // call back into the hub, and must not write to a connection. It queues
 // what it sends through b (outbox.Batch.Push), which the broadcaster
-// flushes after it let go of its locks.
+// flushes after it let go of its locks, and reports whether it queued a
+// message (not when it skipped the event, for example a sender's own
+// publication, or held it back).
 type Subscriber interface {
-	Deliver(ev *Event, b *outbox.Batch)
+	Deliver(ev *Event, b *outbox.Batch) bool
 }
 
 const numShards = 64
@@ -38,10 +40,46 @@ type shard struct {
 	channels map[string]*subscribers
 }
 
-// subscribers is a slice for fast iteration plus an index for O(1) removal.
+// subscribers are a channel's local subscribers: all of them, which
+// receive its publications, and those that asked for its joins and leaves.
+// A channel of many subscribers that did not ask costs nothing per join.
 type subscribers struct {
+	all, joinLeave set
+}
+
+// set is a slice for fast iteration plus an index for O(1) removal.
+type set struct {
 	list  []Subscriber
 	index map[Subscriber]int
+}
+
+func (s *set) add(sub Subscriber) bool {
+	if _, ok := s.index[sub]; ok {
+		return false
+	}
+	if s.index == nil {
+		s.index = make(map[Subscriber]int)
+	}
+	s.index[sub] = len(s.list)
+	s.list = append(s.list, sub)
+	return true
+}
+
+func (s *set) remove(sub Subscriber) bool {
+	i, ok := s.index[sub]
+	if !ok {
+		return false
+	}
+	end := len(s.list) - 1
+	if i != end {
+		moved := s.list[end]
+		s.list[i] = moved
+		s.index[moved] = i
+	}
+	s.list[end] = nil
+	s.list = s.list[:end]
+	delete(s.index, sub)
+	return true
 }
 
 // New returns an empty hub.
@@ -57,24 +95,26 @@ func (h *Hub) shard(ch string) *shard {
 	return &h.shards[maphash.String(h.seed, ch)%numShards]
 }
 
-// Add subscribes s to ch. It reports whether s is the channel's first local
+// Add subscribes s to ch: to its publications, and with joinLeave to its
+// joins and leaves too. It reports whether s is the channel's first local
 // subscriber (the node then subscribes to the channel in the broker), and
 // false without change when s is already subscribed.
-func (h *Hub) Add(ch string, s Subscriber) (first, added bool) {
+func (h *Hub) Add(ch string, s Subscriber, joinLeave bool) (first, added bool) {
 	sh := h.shard(ch)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	subs := sh.channels[ch]
 	if subs == nil {
-		subs = &subscribers{index: make(map[Subscriber]int)}
+		subs = &subscribers{}
 		sh.channels[ch] = subs
 	}
-	if _, ok := subs.index[s]; ok {
+	if !subs.all.add(s) {
 		return false, false
 	}
-	subs.index[s] = len(subs.list)
-	subs.list = append(subs.list, s)
-	return len(subs.list) == 1, true
+	if joinLeave {
+		subs.joinLeave.add(s)
+	}
+	return len(subs.all.list) == 1, true
 }
 
 // Remove unsubscribes s from ch. It reports whether the channel has no local
@@ -86,33 +126,22 @@ func (h *Hub) Remove(ch string, s Subscriber) (last, removed bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	subs := sh.channels[ch]
-	if subs == nil {
+	if subs == nil || !subs.all.remove(s) {
 		return false, false
 	}
-	i, ok := subs.index[s]
-	if !ok {
-		return false, false
-	}
-	end := len(subs.list) - 1
-	if i != end {
-		moved := subs.list[end]
-		subs.list[i] = moved
-		subs.index[moved] = i
-	}
-	subs.list[end] = nil
-	subs.list = subs.list[:end]
-	delete(subs.index, s)
-	if end == 0 {
+	subs.joinLeave.remove(s)
+	if len(subs.all.list) == 0 {
 		delete(sh.channels, ch)
 		return true, true
 	}
 	return false, true
 }
 
-// Broadcast delivers ev to every local subscriber of ev.Channel and returns
-// how many there were. The subscribers queue what they send in b; the
-// caller flushes it (b.Flush) once it holds no lock, or wakes it (b.Wake)
-// when it may still hold one.
+// Broadcast delivers ev to the local subscribers of ev.Channel that receive
+// it (all of them for a publication, those that asked for a join or leave)
+// and returns how many queued a message for it. The subscribers queue what
+// they send in b; the caller flushes it (b.Flush) once it holds no lock, or
+// wakes it (b.Wake) when it may still hold one.
 func (h *Hub) Broadcast(ev *Event, b *outbox.Batch) int {
 	sh := h.shard(ev.Channel)
 	sh.mu.RLock()
@@ -121,10 +150,17 @@ func (h *Hub) Broadcast(ev *Event, b *outbox.Batch) int {
 	if subs == nil {
 		return 0
 	}
-	for _, s := range subs.list {
-		s.Deliver(ev, b)
+	list := subs.all.list
+	if ev.Kind != KindPublication {
+		list = subs.joinLeave.list
 	}
-	return len(subs.list)
+	queued := 0
+	for _, s := range list {
+		if s.Deliver(ev, b) {
+			queued++
+		}
+	}
+	return queued
 }
 
 // NumSubscribers returns how many local subscribers ch has.
@@ -133,7 +169,7 @@ func (h *Hub) NumSubscribers(ch string) int {
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	if subs := sh.channels[ch]; subs != nil {
-		return len(subs.list)
+		return len(subs.all.list)
 	}
 	return 0
 }

@@ -15,22 +15,24 @@ type recorder struct {
 	got    [][]byte
 }
 
-func (r *recorder) Deliver(ev *Event, _ *outbox.Batch) {
+func (r *recorder) Deliver(ev *Event, _ *outbox.Batch) bool {
 	r.mu.Lock()
-	r.got = append(r.got, ev.Bytes(r.format))
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	msg := ev.Bytes(r.format)
+	r.got = append(r.got, msg)
+	return msg != nil
 }
 
 func TestAddRemove(t *testing.T) {
 	h := New()
 	a, b := &recorder{}, &recorder{}
-	if first, added := h.Add("c", a); !first || !added {
+	if first, added := h.Add("c", a, false); !first || !added {
 		t.Fatalf("first Add = %v, %v", first, added)
 	}
-	if first, added := h.Add("c", b); first || !added {
+	if first, added := h.Add("c", b, true); first || !added {
 		t.Fatalf("second Add = %v, %v", first, added)
 	}
-	if _, added := h.Add("c", b); added {
+	if _, added := h.Add("c", b, true); added {
 		t.Fatal("Add of a subscriber twice succeeded")
 	}
 	if n := h.NumSubscribers("c"); n != 2 {
@@ -48,16 +50,40 @@ func TestAddRemove(t *testing.T) {
 	if chs := h.Channels(); len(chs) != 0 {
 		t.Fatalf("Channels after removing all = %v", chs)
 	}
+	// b asked for joins; removed, it gets none.
+	h.Add("c", a, false)
+	h.Broadcast(&Event{Channel: "c", Kind: KindJoin, Client: &protocol.ClientInfo{Client: "x"}}, nil)
+	if len(b.got) != 0 {
+		t.Errorf("a removed subscriber got %q", b.got)
+	}
+}
+
+// BenchmarkBroadcastJoin measures a join in a channel of 10,000
+// subscribers: when none asked for joins it reaches nobody, whatever the
+// channel's size.
+func BenchmarkBroadcastJoin(b *testing.B) {
+	for _, asked := range []bool{false, true} {
+		b.Run(fmt.Sprintf("asked=%v", asked), func(b *testing.B) {
+			h := New()
+			for range 10000 {
+				h.Add("c", &discard{}, asked)
+			}
+			info := &protocol.ClientInfo{Client: "x"}
+			for b.Loop() {
+				h.Broadcast(&Event{Channel: "c", Kind: KindJoin, Client: info}, nil)
+			}
+		})
+	}
 }
 
 func TestBroadcastEncodesOncePerFormat(t *testing.T) {
 	h := New()
 	full1, full2, plain := &recorder{}, &recorder{}, &recorder{format: FormatPlain}
 	other := &recorder{}
-	h.Add("c", full1)
-	h.Add("c", full2)
-	h.Add("c", plain)
-	h.Add("d", other)
+	h.Add("c", full1, true)
+	h.Add("c", full2, false)
+	h.Add("c", plain, true)
+	h.Add("d", other, true)
 	pub := &protocol.Publication{Offset: 1, Data: []byte(`{"text":"hi"}`)}
 	if n := h.Broadcast(&Event{Channel: "c", Kind: KindPublication, Pub: pub}, nil); n != 3 {
 		t.Fatalf("Broadcast reached %d subscribers, want 3", n)
@@ -75,7 +101,12 @@ func TestBroadcastEncodesOncePerFormat(t *testing.T) {
 	if len(other.got) != 0 {
 		t.Error("a subscriber of another channel received the broadcast")
 	}
-	h.Broadcast(&Event{Channel: "c", Kind: KindJoin, Client: &protocol.ClientInfo{Client: "x"}}, nil)
+	if n := h.Broadcast(&Event{Channel: "c", Kind: KindJoin, Client: &protocol.ClientInfo{Client: "x"}}, nil); n != 1 {
+		t.Fatalf("a join was queued by %d subscribers, want 1: the full-protocol one of the 2 that asked (plain has no join)", n)
+	}
+	if len(full2.got) != 1 {
+		t.Errorf("a subscriber that did not ask for joins got %q", full2.got[1:])
+	}
 	if plain.got[1] != nil {
 		t.Errorf("plain form of a join = %q, want none", plain.got[1])
 	}
@@ -115,7 +146,7 @@ func TestRegisterFormat(t *testing.T) {
 
 type discard struct{ format Format }
 
-func (d *discard) Deliver(ev *Event, _ *outbox.Batch) { _ = ev.Bytes(d.format) }
+func (d *discard) Deliver(ev *Event, _ *outbox.Batch) bool { return ev.Bytes(d.format) != nil }
 
 // BenchmarkBroadcast measures the hub's share of fan-out: per-delivery cost
 // with the encoding amortised over all subscribers.
@@ -124,7 +155,7 @@ func BenchmarkBroadcast(b *testing.B) {
 		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
 			h := New()
 			for range n {
-				h.Add("c", &discard{})
+				h.Add("c", &discard{}, false)
 			}
 			pub := &protocol.Publication{Offset: 1, Data: []byte(`{"text":"0123456789012345678901234567890123456789012345678901"}`)}
 			b.ReportAllocs()
@@ -144,7 +175,7 @@ func TestBroadcastAllocatesPerEventNotPerDelivery(t *testing.T) {
 	allocs := func(n int) float64 {
 		h := New()
 		for range n {
-			h.Add("c", &discard{})
+			h.Add("c", &discard{}, false)
 		}
 		pub := &protocol.Publication{Offset: 1, Data: []byte(`{"text":"hi"}`)}
 		return testing.AllocsPerRun(100, func() {

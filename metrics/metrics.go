@@ -98,7 +98,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		Publications:      counterVec("publications_total", "Publications accepted, by source (client, plain, api).", "source"),
 		PublicationBytes:  counterVec("publication_bytes_total", "Data bytes of publications accepted, by source.", "source"),
 		Broadcasts:        counter("broadcasts_total", "Publications and presence events the broker delivered to this node."),
-		Pushes:            counter("pushes_total", "Messages queued to connections by broadcasts (one per local subscriber)."),
+		Pushes:            counter("pushes_total", "Messages queued to connections by broadcasts (one per local subscriber that is sent it: not a sender's own publication in plain mode)."),
 		PushBytes:         counter("push_bytes_total", "Bytes of the messages counted by redcast_pushes_total."),
 		SlowConsumers:     counter("slow_consumers_total", "Connections disconnected because their send queue overflowed (code 3002)."),
 		CommandDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -7,7 +7,8 @@
 // slow consumer (Close with protocol.DisconnectSlowConsumer, which drops
 // the queue). The transport supplies a Sink: how messages become its
 // frames or events, and the write itself. A writer goroutine runs only
-// while there is something to write; it drains everything queued into one
+// while there is something to write (and lingers 250 ms after, for the
+// next burst); it drains everything queued into one
 // write, and while messages keep coming it writes at most once per flush
 // window (a Clock shared by a node's outboxes times the windows and
 // stretches them while the process is saturated). A quiet connection is
@@ -18,7 +19,8 @@
 // Close and Abort only queue and wake; a broadcast pushes through a Batch,
 // which remembers the outboxes that need a write and flushes them after
 // the broadcast let go of the hub's, the subscription's and the broker's
-// locks. A transport's read loop Holds the outbox while its client
-// handles a run of frames and Releases it after, so that the replies go out
-// together. See LOCKING.md at the repository's root for the lock order.
+// locks. A client Holds its outbox while it handles a run of frames
+// (Client.HandleFrame) and Releases it after (Client.Flush), so that the
+// replies go out together; while half its queue waits, it stops reading
+// commands until they went out (Crowded, WaitRoom). See LOCKING.md at the repository's root for the lock order.
 package outbox

@@ -98,8 +98,10 @@ type writerState uint8
 const (
 	// writerNone: no writer runs (an idle connection has none).
 	writerNone writerState = iota
-	// writerIdle: the writer waits for messages until writerLinger ends;
-	// the next Push wakes it (or a Flush writes directly).
+	// writerIdle: the writer waits for messages until writerLinger ends,
+	// or, while a flusher writes directly, for that write to end (the
+	// flusher kicks it); the next Push wakes it (or a Flush writes
+	// directly).
 	writerIdle
 	// writerWindow: the writer waits for its flush window to end (or was
 	// just woken) and then writes what is queued; a Push needs no wake.
@@ -175,12 +177,27 @@ func New(sink Sink, opts Options) *Outbox {
 }
 
 // Push queues msg, which the outbox keeps until it is written (the caller
-// must not change it). It returns false when the outbox is closing or its
-// queue is full: the caller then closes it as a slow consumer. It wakes the
-// writer when one is needed; to write a quiet connection from the calling
-// goroutine instead, push through a Batch.
+// must not change it). It returns false only when the queue is full: the
+// caller then closes the outbox as a slow consumer. A message pushed to an
+// outbox that is closing or ended is dropped (true): the connection is
+// going away. One message larger than MaxBytes is taken when the queue is
+// empty (a big reply). It wakes the writer when one is needed; to write a
+// quiet connection from the calling goroutine instead, push through a
+// Batch.
 func (o *Outbox) Push(msg []byte) bool {
-	ok, flush := o.push(msg)
+	ok, flush := o.push(msg, true)
+	if flush {
+		o.wake()
+	}
+	return ok
+}
+
+// PushReply is Push for a reply to the client's own command: MaxBytes does
+// not bound it (a history reply may be large), only MaxMessages. The
+// reader paces such replies itself (Crowded, WaitRoom), so they cannot
+// pile up.
+func (o *Outbox) PushReply(msg []byte) bool {
+	ok, flush := o.push(msg, false)
 	if flush {
 		o.wake()
 	}
@@ -189,10 +206,14 @@ func (o *Outbox) Push(msg []byte) bool {
 
 // push queues msg and reports whether the outbox needs a flush: no writer
 // is at work or about to be, and no holder or flusher will write it.
-func (o *Outbox) push(msg []byte) (ok, flush bool) {
+// bytes applies MaxBytes.
+func (o *Outbox) push(msg []byte, bytes bool) (ok, flush bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.phase != phaseOpen || len(o.queue) >= o.opts.MaxMessages || o.queued+len(msg) > o.opts.MaxBytes {
+	if o.phase != phaseOpen {
+		return true, false
+	}
+	if len(o.queue) >= o.opts.MaxMessages || bytes && len(o.queue) > 0 && o.queued+len(msg) > o.opts.MaxBytes {
 		return false, false
 	}
 	o.queue = append(o.queue, msg)
@@ -208,11 +229,13 @@ func (o *Outbox) push(msg []byte) (ok, flush bool) {
 		if eighth {
 			o.kickLocked()
 		}
-	case o.held:
+	case o.held, o.pending:
+		// The holder, or the goroutine whose Batch holds the outbox,
+		// flushes it later; an eighth full does not wait for them.
 		if eighth {
 			o.wakeLocked()
 		}
-	case !o.pending:
+	default:
 		o.pending = true
 		return true, true
 	}
@@ -230,9 +253,11 @@ func (o *Outbox) PushControl(frame []byte) {
 	}
 }
 
-// Hold makes what is pushed wait for Release, which writes it together:
-// a transport holds the outbox while its client handles the frames it
-// has read, so that their replies go out in one write.
+// Hold makes what is pushed wait for Release, which writes it together,
+// rather than waking the writer for each message: the client holds its
+// outbox while it handles the frames its transport has read, so that
+// their replies go out in one write. A writer already at work still
+// writes what it finds, and a queue an eighth full wakes it.
 func (o *Outbox) Hold() {
 	o.mu.Lock()
 	o.held = true
@@ -251,7 +276,8 @@ func (o *Outbox) Release() {
 // work, the flush window over, nothing half-written) and the sink is a
 // TryWriter, it writes from the calling goroutine with one write that
 // never waits, leaving what the socket does not take to the writer;
-// otherwise it wakes the writer. Call it holding no lock.
+// otherwise it wakes the writer. It does nothing while the outbox is held
+// (Release flushes) or a writer is at work. Call it holding no lock.
 func (o *Outbox) Flush() {
 	o.mu.Lock()
 	o.pending = false
@@ -403,7 +429,7 @@ func (o *Outbox) Crowded() bool {
 }
 
 func (o *Outbox) crowdedLocked() bool {
-	return len(o.queue) >= o.opts.MaxMessages/2 || o.queued >= o.opts.MaxBytes/2
+	return len(o.queue) > 0 && (len(o.queue) >= o.opts.MaxMessages/2 || o.queued >= o.opts.MaxBytes/2)
 }
 
 // WaitRoom is the backpressure of a client's own commands on its reading:
@@ -412,7 +438,8 @@ func (o *Outbox) crowdedLocked() bool {
 // and waits until the queue is no longer crowded, the outbox ends, or stop
 // closes. It reports whether the outbox is still open. It waits at most
 // about the sink's write timeout: a peer that does not read makes the
-// write fail, which ends the outbox as a slow consumer.
+// write fail, which ends the outbox as a slow consumer. It may write (it
+// flushes): call it holding no lock.
 func (o *Outbox) WaitRoom(stop <-chan struct{}) bool {
 	o.mu.Lock()
 	held := o.held
@@ -555,9 +582,9 @@ func (o *Outbox) run(kick <-chan struct{}) {
 			if o.writer == writerIdle {
 				continue // the linger passed, or a flusher's write ended
 			}
-			// Woken by a push: while the process is saturated even a
-			// quiet connection waits for its window.
-			if w := o.window(); w > o.opts.FlushWindow {
+			// Woken by a push: at most one write per window, counted
+			// from the last write (a direct one, maybe).
+			if w := o.window(); w > 0 {
 				if since := time.Since(o.lastWrite); since < w {
 					o.mu.Unlock()
 					o.wait(kick, w-since)

@@ -187,8 +187,8 @@ func TestWriteTimeoutIsSlowConsumer(t *testing.T) {
 	if !errors.Is(o.Err(), ErrSlowConsumer) {
 		t.Fatalf("err %v, want ErrSlowConsumer", o.Err())
 	}
-	if o.Push([]byte("y")) {
-		t.Fatal("push after the end accepted")
+	if !o.Push([]byte("y")) {
+		t.Fatal("a push after the end must be dropped, not refused as a full queue")
 	}
 }
 
@@ -307,29 +307,83 @@ func TestConcurrent(t *testing.T) {
 	}
 }
 
-// TestWaitRoom: a crowded, held outbox is written by WaitRoom, which
-// returns once the queue emptied; on an ended outbox it returns false at
-// once.
+// TestWaitRoom: WaitRoom on a crowded outbox returns once the queue was
+// taken into a write; on an ended outbox it returns false at once.
 func TestWaitRoom(t *testing.T) {
 	s := newSink(false)
+	s.block = make(chan struct{})
 	o := New(s, Options{MaxMessages: 8})
 	o.Hold()
+	o.Push([]byte("first")) // an eighth: the writer takes it and blocks
+	wait.For(t, "the writer to take the first", func() bool {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return o.writer == writerBusy
+	})
 	for range 4 {
 		o.Push([]byte("r"))
 	}
 	if !o.Crowded() {
 		t.Fatal("4 of 8 queued: want crowded")
 	}
+	go func() { close(s.block) }()
 	if !o.WaitRoom(nil) {
 		t.Fatal("WaitRoom on an open outbox returned false")
 	}
 	if o.Crowded() {
 		t.Fatal("crowded after WaitRoom")
 	}
-	wait.For(t, "the replies written", func() bool { return s.all() == "r\nr\nr\nr" })
+	wait.For(t, "the replies written", func() bool { return s.all() == "first/r\nr\nr\nr" })
 	o.Abort(errors.New("gone"))
 	if o.WaitRoom(nil) {
 		t.Fatal("WaitRoom on an ended outbox returned true")
 	}
 	<-o.Done()
+}
+
+// TestPendingOutboxStillWakesWhenCrowded: an outbox kept in another
+// goroutine's Batch (which may be flushed late) is still written once an
+// eighth of its queue waits, instead of filling up.
+func TestPendingOutboxStillWakesWhenCrowded(t *testing.T) {
+	s := newSink(false)
+	o := New(s, Options{MaxMessages: 64})
+	b := GetBatch()
+	defer PutBatch(b)
+	b.Push(o, []byte("m"))
+	for range 100 {
+		if !o.Push([]byte("m")) {
+			t.Fatal("queue full: the pending outbox was never woken")
+		}
+		wait.For(t, "the queue to drain", func() bool { return !o.Crowded() })
+	}
+	b.Wake()
+	closeAndWait(t, o)
+}
+
+// TestOneBigMessage: a message larger than MaxBytes is taken when the queue
+// is empty (a big reply), and refused behind others.
+func TestOneBigMessage(t *testing.T) {
+	s := newSink(false)
+	o := New(s, Options{MaxBytes: 8})
+	o.Hold()
+	if !o.Push([]byte("0123456789")) {
+		t.Fatal("a big message refused on an empty queue")
+	}
+	if o.Push([]byte("x")) {
+		t.Fatal("a message past MaxBytes accepted behind a big one")
+	}
+	closeAndWait(t, o)
+}
+
+// TestTinyQueueNeverCrowdedWhenEmpty: with bounds of 1, an empty queue is
+// not crowded, so WaitRoom returns at once.
+func TestTinyQueueNeverCrowdedWhenEmpty(t *testing.T) {
+	o := New(newSink(false), Options{MaxMessages: 1, MaxBytes: 1})
+	if o.Crowded() {
+		t.Fatal("an empty queue is crowded")
+	}
+	if !o.WaitRoom(nil) {
+		t.Fatal("WaitRoom on an open outbox returned false")
+	}
+	closeAndWait(t, o)
 }

@@ -153,6 +153,10 @@ type SubscribeParams struct {
 	// Token is a subscription token, needed for channels of namespaces
 	// whose subscribe policy is "token".
 	Token string `json:"token,omitempty"`
+	// JoinLeave asks for the join and leave pushes of the channel, which
+	// the server sends when the channel's namespace has join/leave on
+	// (SubscribeResult.JoinLeave says whether it does).
+	JoinLeave bool `json:"join_leave,omitempty"`
 }
 
 // SubscribeResult is the result of subscribe. Publications (oldest first)
@@ -164,6 +168,9 @@ type SubscribeResult struct {
 	Recoverable  bool          `json:"recoverable"`
 	Recovered    bool          `json:"recovered"`
 	Publications []Publication `json:"publications,omitempty"`
+	// JoinLeave says that join and leave pushes follow: the subscribe
+	// asked for them and the namespace allows them.
+	JoinLeave bool `json:"join_leave,omitempty"`
 }
 
 // ChannelParams are the params of unsubscribe and presence.

@@ -195,3 +195,35 @@ func TestChannelPermissions(t *testing.T) {
 		t.Errorf("publication in news carries from %+v, want none", p.From)
 	}
 }
+
+// TestTokenWithinLeeway: a token past its exp but within the verifier's
+// leeway is accepted; the connect result gives expires and no ttl (no
+// second is left), and the refresh push follows at once.
+func TestTokenWithinLeeway(t *testing.T) {
+	v, err := auth.NewVerifier(auth.Config{HMACSecret: testSecret, Leeway: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := startServer(t, redcast.Config{Verifier: v})
+	// exp is now in whole seconds, rounded down: already past.
+	tok := mint(t, auth.MintOptions{User: "alice", TTL: time.Nanosecond})
+	c := dialRaw(t, protocolURL(base))
+	r := c.call(protocol.MethodConnect, protocol.ConnectParams{Token: tok})
+	var res map[string]any
+	decodeResult(t, r, &res)
+	if _, ok := res["expires"]; !ok {
+		t.Errorf("connect result %s has no expires", r.Result)
+	}
+	if _, ok := res["ttl"]; ok {
+		t.Errorf("connect result %s has a ttl, want none for a token past its exp", r.Result)
+	}
+	for {
+		m, err := c.next()
+		if err != nil {
+			t.Fatalf("waiting for the refresh push: %v", err)
+		}
+		if m.IsPush() && m.Push.Type == protocol.PushRefresh {
+			break
+		}
+	}
+}

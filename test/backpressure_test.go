@@ -1,9 +1,11 @@
 package test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -34,5 +36,45 @@ func TestBatchedCommandsAreNotASlowConsumer(t *testing.T) {
 		if m.ID != first+uint32(i) || m.Error != nil {
 			t.Fatalf("reply %d: id %d, error %v; want id %d and a result", i, m.ID, m.Error, first+uint32(i))
 		}
+	}
+}
+
+// TestBigHistoryReplyIsNotASlowConsumer: history larger than the queue's
+// byte bound (200 publications of 12 KiB, 2.4 MB against 1 MiB) asked for
+// in a subscribe reaches the client whole and in order (the reply carries
+// what fits, the rest follows as pushes), not refused as a slow consumer.
+func TestBigHistoryReplyIsNotASlowConsumer(t *testing.T) {
+	base, _ := startServer(t, redcast.Config{Namespaces: namespaces(map[string]auth.Namespace{"big": {HistorySize: 200}})})
+	ctx := testContext(t)
+	pub := dial(t, base, "pub")
+	data := map[string]string{"text": strings.Repeat("x", 12<<10)}
+	for range 200 {
+		if _, err := pub.Publish(ctx, "big:room", data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := dialRaw(t, protocolURL(base))
+	c.connect("reader")
+	var res protocol.SubscribeResult
+	decodeResult(t, c.call(protocol.MethodSubscribe, protocol.SubscribeParams{Channel: "big:room", History: 200}), &res)
+	next := uint64(1)
+	for _, p := range res.Publications {
+		if p.Offset != next {
+			t.Fatalf("reply: offset %d, want %d", p.Offset, next)
+		}
+		next++
+	}
+	for next <= 200 {
+		m, err := c.next()
+		if err != nil {
+			t.Fatalf("after offset %d: %v", next-1, err)
+		}
+		if !m.IsPush() || m.Push.Type != protocol.PushPublication {
+			continue
+		}
+		if m.Pub.Offset != next {
+			t.Fatalf("push: offset %d, want %d", m.Pub.Offset, next)
+		}
+		next++
 	}
 }

@@ -171,9 +171,13 @@ func TestPingTimeout(t *testing.T) {
 	start := time.Now()
 
 	silent, _ := dialRawConnected(t, base, "")
+	connected := time.Now() // its last read: the connect command
 	silent.expectDisconnect(protocol.DisconnectNoPong.Code)
 	if silent.pings == 0 {
 		t.Errorf("no ping frame before the ping timeout")
+	}
+	if d := time.Since(connected); d < interval+timeout {
+		t.Errorf("closed with 3003 %v after its last command, before PingInterval plus PongTimeout (%v)", d, interval+timeout)
 	}
 
 	// The client package answers pings and sends nothing else.

@@ -1,13 +1,16 @@
 package test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 
@@ -31,12 +34,19 @@ func TestPublishRateLimit(t *testing.T) {
 	}
 	_, err := c.Publish(ctx, "chat:rate", 5)
 	wantError(t, "publish over the rate", err, protocol.ErrTooManyRequests)
+	// MaxRefusals (10) refusals in a row, each answered with 116, then
+	// the connection closes with 3503.
+	refused := 1
 	for range 20 {
-		if _, err = c.Publish(ctx, "chat:rate", 0); err != nil && !errors.Is(err, protocol.ErrTooManyRequests) {
+		if _, err = c.Publish(ctx, "chat:rate", 0); !errors.Is(err, protocol.ErrTooManyRequests) {
 			break
 		}
+		refused++
 	}
 	wantDisconnect(t, "a client that keeps on", err, protocol.DisconnectTooManyRequests.Code)
+	if refused != 10 {
+		t.Errorf("%d publishes answered with 116 before the disconnect, want 10 (MaxRefusals)", refused)
+	}
 	by.check(t)
 }
 
@@ -193,4 +203,39 @@ func startOriginServer(t *testing.T, cfg server.Config) string {
 		_ = srv.Shutdown(ctx)
 	})
 	return "ws://" + ln.Addr().String()
+}
+
+// TestHeaderLimit checks the limit docs/security.md gives for request
+// headers: 16 KiB are always accepted; 25 KiB are refused with 431 (net/http
+// allows 4 KiB over its MaxHeaderBytes, and reads ahead).
+func TestHeaderLimit(t *testing.T) {
+	base, _ := startServer(t, redcast.Config{})
+	addr := strings.TrimPrefix(base, "ws://")
+	status := func(size int) int {
+		t.Helper()
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		_ = nc.SetDeadline(time.Now().Add(waitTimeout))
+		head := "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+		pad := size - len(head) - len("X-Pad: \r\n\r\n")
+		req := head + "X-Pad: " + strings.Repeat("a", pad) + "\r\n\r\n"
+		if _, err := io.WriteString(nc, req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+		if err != nil {
+			t.Fatalf("headers of %d bytes: %v", size, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := status(16 << 10); s == http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("headers of 16 KiB answered %d, want them accepted", s)
+	}
+	if s := status(25 << 10); s != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("headers of 25 KiB answered %d, want 431", s)
+	}
 }

@@ -27,7 +27,7 @@ func TestRedisNodeKilledLeaves(t *testing.T) {
 
 	watchers := []*conn{dial(t, nodes[1].base, "w1"), dial(t, nodes[2].base, "w2")}
 	for _, w := range watchers {
-		if _, err := w.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+		if _, err := w.Subscribe(ctx, ch, client.SubscribeOptions{JoinLeave: true}); err != nil {
 			t.Fatal(err)
 		}
 	}

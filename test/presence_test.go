@@ -55,7 +55,7 @@ func TestPresenceJoinLeave(t *testing.T) {
 	ctx := testContext(t)
 
 	alice := dial(t, base, "alice")
-	if _, err := alice.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+	if _, err := alice.Subscribe(ctx, ch, client.SubscribeOptions{JoinLeave: true}); err != nil {
 		t.Fatal(err)
 	}
 	// A client receives its own join.
@@ -72,7 +72,7 @@ func TestPresenceJoinLeave(t *testing.T) {
 	}
 
 	bob := dial(t, base, "bob")
-	if _, err := bob.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+	if _, err := bob.Subscribe(ctx, ch, client.SubscribeOptions{JoinLeave: true}); err != nil {
 		t.Fatal(err)
 	}
 	if j := alice.waitPush(t, protocol.PushJoin, ch, bob.ID()); infoName(*j.Client) != "bob" {
@@ -94,7 +94,7 @@ func TestPresenceJoinLeave(t *testing.T) {
 
 	// Leave on disconnect: a clean close, and a dropped TCP connection.
 	carol := dial(t, base, "carol")
-	if _, err := carol.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+	if _, err := carol.Subscribe(ctx, ch, client.SubscribeOptions{JoinLeave: true}); err != nil {
 		t.Fatal(err)
 	}
 	alice.waitPush(t, protocol.PushJoin, ch, carol.ID())
@@ -111,7 +111,7 @@ func TestPresenceJoinLeave(t *testing.T) {
 
 	// Joins and leaves are not sent on a channel whose namespace has
 	// presence off.
-	if _, err := alice.Subscribe(ctx, "bare:x", client.SubscribeOptions{}); err != nil {
+	if _, err := alice.Subscribe(ctx, "bare:x", client.SubscribeOptions{JoinLeave: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := bob.Subscribe(ctx, "bare:x", client.SubscribeOptions{}); err != nil {
@@ -134,7 +134,7 @@ func TestJoinLeaveOrder(t *testing.T) {
 	base, _ := startServer(t, redcast.Config{})
 	ctx := testContext(t)
 	watcher := dial(t, base, "watcher")
-	if _, err := watcher.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+	if _, err := watcher.Subscribe(ctx, ch, client.SubscribeOptions{JoinLeave: true}); err != nil {
 		t.Fatal(err)
 	}
 	c := dial(t, base, "flapper")
@@ -165,4 +165,51 @@ func TestJoinLeaveOrder(t *testing.T) {
 			t.Fatalf("join/leave sequence %v, want join and leave alternating", seq)
 		}
 	}
+}
+
+// TestJoinLeaveOnRequest: join and leave pushes go only to the subscribers
+// that asked for them (join_leave), and only where the namespace allows
+// them; the subscribe result says which.
+func TestJoinLeaveOnRequest(t *testing.T) {
+	const ch = "chat:ask"
+	base, _ := startServer(t, bareConfig())
+	ctx := testContext(t)
+
+	quiet := dial(t, base, "quiet")
+	res, err := quiet.Subscribe(ctx, ch, client.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.JoinLeave {
+		t.Error("a subscribe that did not ask for join/leave got join_leave: true")
+	}
+	asker := dial(t, base, "asker")
+	if res, err = asker.Subscribe(ctx, ch, client.SubscribeOptions{JoinLeave: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !res.JoinLeave {
+		t.Error("a subscribe that asked for join/leave where the namespace allows it got no join_leave: true")
+	}
+	if res, err = asker.Subscribe(ctx, "bare:ask", client.SubscribeOptions{JoinLeave: true}); err != nil {
+		t.Fatal(err)
+	}
+	if res.JoinLeave {
+		t.Error("join_leave: true in a namespace without join/leave")
+	}
+
+	visitor := dial(t, base, "visitor")
+	if _, err := visitor.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	asker.waitPush(t, protocol.PushJoin, ch, visitor.ID())
+	visitor.Close()
+	asker.waitPush(t, protocol.PushLeave, ch, visitor.ID())
+	// A publication after the leave reaches quiet after it would have.
+	publishN(t, asker, ch, 1)
+	quiet.waitPubs(t, ch, 1)
+	if n := len(quiet.ofType(protocol.PushJoin, ch)) + len(quiet.ofType(protocol.PushLeave, ch)); n != 0 {
+		t.Errorf("a subscriber that did not ask for join/leave got %d join/leave pushes", n)
+	}
+	// Presence is the same for both.
+	waitPresence(t, quiet, ch, "quiet", "asker")
 }

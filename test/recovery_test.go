@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,7 +11,9 @@ import (
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/client"
+	"github.com/redcast/redcast/internal/testredis"
 	"github.com/redcast/redcast/protocol"
+	"github.com/redcast/redcast/server"
 )
 
 // lastPosition is the position a client keeps for recovery: the subscribe
@@ -264,4 +267,104 @@ func TestRecoveryFromEmptyChannel(t *testing.T) {
 	if len(res2.Publications) != 2 {
 		t.Errorf("recovered %d publications, want 2", len(res2.Publications))
 	}
+}
+
+// TestRecoveryDepth: recovery goes back as far as history holds, past the
+// 1000 publications one reply carries, with the memory broker and with
+// Redis; and a backlog larger than the client's queue arrives whole, a
+// page at a time, with neither a gap nor a slow-consumer disconnect.
+func TestRecoveryDepth(t *testing.T) {
+	ns := namespaces(map[string]auth.Namespace{"deep": {HistorySize: 2500}})
+	cfg := redcast.Config{Namespaces: ns, PublishRate: -1}
+	t.Run("memory", func(t *testing.T) {
+		base, _ := startServer(t, cfg)
+		checkRecoveryDepth(t, base)
+	})
+	t.Run("redis", func(t *testing.T) {
+		rs := testredis.Start(t, testredis.Options{})
+		nodes := startRedisNodesWith(t, rs.URL(), 1, server.Config{Node: cfg})
+		checkRecoveryDepth(t, nodes[0].base)
+	})
+}
+
+func checkRecoveryDepth(t *testing.T, base string) {
+	pub := dial(t, base, "pub")
+
+	const ch, n, behind = "deep:x", 2010, 1501
+	publishMany(t, pub, ch, n, map[string]int{"n": 1})
+	since := protocol.StreamPosition{Offset: n - behind, Epoch: pubSubscribe(t, pub, ch).Epoch}
+	got := recoverAll(t, dial(t, base, "sub"), ch, since, n)
+	checkOffsets(t, fmt.Sprintf("recovery of %d publications", behind), got, since.Offset+1)
+	if len(got) != behind {
+		t.Errorf("recovered %d publications, want %d", len(got), behind)
+	}
+
+	// 120 publications of 12 KB, 1.4 MB: more than the queue's 1 MiB.
+	const big = "deep:big"
+	publishMany(t, pub, big, 120, map[string]string{"text": strings.Repeat("x", 12<<10)})
+	got = recoverAll(t, dial(t, base, "big"), big, protocol.StreamPosition{Offset: 0, Epoch: pubSubscribe(t, pub, big).Epoch}, 120)
+	checkOffsets(t, "recovery of 1.4 MB", got, 1)
+	if len(got) != 120 {
+		t.Errorf("recovered %d large publications, want 120", len(got))
+	}
+}
+
+// publishMany publishes data n times to ch, 16 publishes in flight at a
+// time (their order does not matter here).
+func publishMany(t *testing.T, c *conn, ch string, n int, data any) {
+	t.Helper()
+	ctx := testContext(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := range 16 {
+		wg.Go(func() {
+			for i := w; i < n; i += 16 {
+				if _, err := c.Publish(ctx, ch, data); err != nil {
+					errs <- fmt.Errorf("publish %d to %s: %w", i, ch, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// pubSubscribe subscribes c to ch and returns the result, which gives the
+// channel's epoch.
+func pubSubscribe(t *testing.T, c *conn, ch string) *protocol.SubscribeResult {
+	t.Helper()
+	res, err := c.Subscribe(testContext(t), ch, client.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// recoverAll subscribes c to ch with since and returns the recovered
+// publications, those of the reply and the pushes that follow it, up to
+// offset last; it fails unless the subscribe recovered. A live
+// publication then continues them.
+func recoverAll(t *testing.T, c *conn, ch string, since protocol.StreamPosition, last uint64) []protocol.Publication {
+	t.Helper()
+	res, err := c.Subscribe(testContext(t), ch, client.SubscribeOptions{Since: &since})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Recovered {
+		t.Fatalf("subscribe %d behind: recovered false, although history holds every publication", last-since.Offset)
+	}
+	got := res.Publications
+	if n := int(last - res.Offset); n > 0 {
+		got = append(got, c.waitPubs(t, ch, n)[:n]...)
+	}
+	publishN(t, c, ch, 1)
+	live := c.waitPubs(t, ch, int(last-res.Offset)+1)
+	if o := live[len(live)-1].Offset; o != last+1 {
+		t.Errorf("live publication after the recovery: offset %d, want %d", o, last+1)
+	}
+	return got
 }

@@ -185,7 +185,7 @@ func TestRedisPresenceAcrossNodes(t *testing.T) {
 	ctx := testContext(t)
 	const ch = "chat:who"
 	watcher := dial(t, nodes[2].base, "watcher")
-	if _, err := watcher.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+	if _, err := watcher.Subscribe(ctx, ch, client.SubscribeOptions{JoinLeave: true}); err != nil {
 		t.Fatal(err)
 	}
 	alice := dial(t, nodes[0].base, "alice")

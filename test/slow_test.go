@@ -33,7 +33,7 @@ func TestSlowConsumer(t *testing.T) {
 	})
 	ctx := testContext(t)
 	fast := dial(t, base, "fast")
-	if _, err := fast.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+	if _, err := fast.Subscribe(ctx, ch, client.SubscribeOptions{JoinLeave: true}); err != nil {
 		t.Fatal(err)
 	}
 	pub := dial(t, base, "pub")

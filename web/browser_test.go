@@ -125,9 +125,85 @@ func TestChatPage(t *testing.T) {
 			want = append(want, msg{"ben", fmt.Sprintf("bulk %d", i)})
 		}
 		a.eval(`window.chat.client._resume()`)
-		a.waitMessages(want)
-		a.waitJS("recovery notice", `!document.getElementById('notice').hidden &&
-			document.getElementById('notice-text').textContent.includes('could not be recovered')`)
+		// What was on screen stays, a line marks the gap, the room's
+		// latest messages follow it, and the notice speaks to a person.
+		a.waitMessages(append([]msg{{"ben", "first"}}, want...))
+		a.waitBreak(1, 52)
+	})
+
+	t.Run("RetryNow", func(t *testing.T) {
+		t.Parallel()
+		p := openPage(t, browser, base, "retry")
+		p.join("rita")
+		p.waitJS("no retry button while connected", `document.getElementById('retry').hidden`)
+		// Held: the client would wait for ever.
+		p.eval(`window.chat.client._drop({hold: true})`)
+		p.waitJS("a retry button while reconnecting", `!document.getElementById('retry').hidden &&
+			document.getElementById('status').dataset.state === 'connecting'`)
+		p.do(chromedp.Click(chromedp.ID("retry")))
+		p.waitJS("reconnected at once", `document.getElementById('status').dataset.state === 'connected' &&
+			document.getElementById('retry').hidden && window.chat.subscription.state === 'subscribed'`)
+	})
+
+	t.Run("MessageLimit", func(t *testing.T) {
+		t.Parallel()
+		p := openPage(t, browser, base, "limit")
+		p.join("lim")
+		typeMessage := func(n int) {
+			p.eval(fmt.Sprintf(`(() => {
+				const m = document.getElementById('message');
+				m.value = 'x'.repeat(%d);
+				m.dispatchEvent(new Event('input'));
+			})()`, n))
+		}
+		// The server takes 16 KiB of data: {"text":"…"} is 11 bytes more.
+		typeMessage(10000)
+		p.waitJS("10,000 characters kept, nothing said yet", `document.getElementById('message').value.length === 10000 &&
+			document.getElementById('left').textContent === ''`)
+		typeMessage(15500)
+		p.waitJS("what is left", `document.getElementById('left').textContent === '873 characters left'`)
+		typeMessage(17000)
+		p.waitJS("what is too much", `document.getElementById('left').textContent === '627 characters too many'`)
+		p.do(chromedp.Click(chromedp.ID("send")))
+		p.waitJS("not sent, and why", `document.getElementById('send-error').textContent.includes('remove 627 characters') &&
+			document.getElementById('message').value.length === 17000`)
+		// Exactly the limit is sent.
+		full := strings.Repeat("y", 16<<10-11)
+		p.send(full)
+		p.waitMessages([]msg{{"lim", full}})
+	})
+
+	t.Run("NicknameCountedAsPeopleCount", func(t *testing.T) {
+		t.Parallel()
+		p := openPage(t, browser, base, "nick")
+		typeNick := func(s string) {
+			p.eval(fmt.Sprintf(`(() => {
+				const n = document.getElementById('nick');
+				n.value = %s;
+				n.dispatchEvent(new Event('input'));
+			})()`, jsString(s)))
+		}
+		// 22 Chinese characters are 66 bytes: 2 over the server's 64.
+		typeNick(strings.Repeat("汉", 22))
+		p.waitJS("refused in the box, in characters", `!document.getElementById('nick').validity.valid &&
+			document.getElementById('nick').validationMessage.includes('remove 1 character (it can have 21 characters')`)
+		p.do(chromedp.Click(chromedp.ID("join")))
+		p.waitJS("not joined", `window.chat.client === null`)
+		typeNick(strings.Repeat("汉", 21))
+		p.waitJS("accepted", `document.getElementById('nick').validity.valid`)
+		p.do(chromedp.Click(chromedp.ID("join")))
+		p.waitJS("joined", `window.chat.subscription && window.chat.subscription.state === 'subscribed'`)
+	})
+
+	t.Run("OnlySpacesHint", func(t *testing.T) {
+		t.Parallel()
+		p := openPage(t, browser, base, "spaces")
+		p.join("sam")
+		p.do(chromedp.SetValue(chromedp.ID("message"), "   "), chromedp.Click(chromedp.ID("send")))
+		p.waitJS("a hint", `document.getElementById('send-error').textContent.includes('Only spaces')`)
+		if got := p.messages(); len(got) != 0 {
+			t.Errorf("a message of spaces was sent: %v", got)
+		}
 	})
 
 	t.Run("PlainWebSocketClient", func(t *testing.T) {
@@ -441,6 +517,19 @@ func (p *page) waitMessages(want []msg) {
 	p.t.Helper()
 	b, _ := json.Marshal(want)
 	p.waitJS(fmt.Sprintf("messages %s", b), fmt.Sprintf(`JSON.stringify(%s) === JSON.stringify(%s)`, messagesJS, b))
+}
+
+// waitBreak waits until the page, back after a gap history did not cover,
+// shows at index at of its n items the line where messages may be
+// missing, and the notice that says so to a person.
+func (p *page) waitBreak(at, n int) {
+	p.t.Helper()
+	p.waitJS(fmt.Sprintf("%d items, a line where messages are missing at %d", n, at), fmt.Sprintf(`(() => {
+		const items = [...document.querySelectorAll('#messages > li')];
+		return items.length === %d && items[%d].classList.contains('break');
+	})()`, n, at))
+	p.waitJS("the notice", `!document.getElementById('notice').hidden &&
+		document.getElementById('notice-text').textContent.includes('could not be loaded')`)
 }
 
 // waitOnline waits until the online list holds exactly these names.

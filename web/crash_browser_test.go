@@ -175,3 +175,32 @@ func (n *node) kill() {
 	_ = n.cmd.Process.Signal(syscall.SIGKILL)
 	<-n.done
 }
+
+// TestChatPageAfterRestart: a server without Redis restarts and forgets the
+// room. The page keeps the conversation on screen, marks where messages may
+// be missing, tells the person in plain words, and shows what is said after
+// the restart although its offsets start again from 1. Retry now
+// reconnects at once.
+func TestChatPageAfterRestart(t *testing.T) {
+	n := startNode(t, buildRedcast(t))
+	browser := startBrowser(t)
+	p := openPage(t, browser, "http://"+n.addr, "restart")
+	p.expect("WebSocket") // refused while the server is down
+	p.join("rosa")
+	p.send("before 1")
+	p.send("before 2")
+	before := []msg{{"rosa", "before 1"}, {"rosa", "before 2"}}
+	p.waitMessages(before)
+
+	n.kill()
+	p.waitJS("a retry button while the server is down", `!document.getElementById('retry').hidden &&
+		document.getElementById('status').dataset.state === 'connecting'`)
+	n.restart()
+	// Not after the backoff, unless the page got there first.
+	p.eval(`(() => { const b = document.getElementById('retry'); if (!b.hidden) b.click(); })()`)
+	p.waitJS("back", `document.getElementById('status').dataset.state === 'connected' &&
+		window.chat.subscription.state === 'subscribed'`)
+	p.waitBreak(2, 3)
+	p.send("after")
+	p.waitMessages(append(before, msg{"rosa", "after"}))
+}

@@ -38,6 +38,11 @@ type worker struct {
 	setMu sync.Mutex
 	chans map[string]*chanState // the subscribed channels of this worker
 
+	// flush writes what the worker's deliveries queued (the handler's
+	// DeliveryScope); set by run, called only from its goroutine, with
+	// no lock held.
+	flush func()
+
 	// dirtyMu is not mu, so that route never waits for a handler call.
 	dirtyMu sync.Mutex
 	dirty   map[string]struct{} // channels to resynchronise from history
@@ -63,6 +68,7 @@ func newWorker(b *Broker) *worker {
 		wake:  make(chan struct{}, 1),
 		chans: make(map[string]*chanState),
 		dirty: make(map[string]struct{}),
+		flush: func() {},
 	}
 }
 
@@ -100,6 +106,7 @@ func (w *worker) run(ctx context.Context) {
 		delay = w.b.cfg.MinReconnectDelay
 	)
 	dctx, flush := w.b.handler.DeliveryScope(ctx)
+	w.flush = flush
 	for {
 		select {
 		case <-ctx.Done():
@@ -234,8 +241,11 @@ func (w *worker) handlePublication(ctx context.Context, ch string, pub *protocol
 		return
 	}
 	if st.known && pos.Epoch == st.pos.Epoch && pos.Offset > st.pos.Offset+1 {
-		// Something was missed: deliver it from history first.
+		// Something was missed: deliver it from history first. What
+		// was delivered so far is written before the history read,
+		// which may take up to the broker's timeout.
 		w.mu.Unlock()
+		w.flush()
 		w.resync(ctx, []string{ch})
 		w.mu.Lock()
 		if st = w.state(ch); st == nil {

@@ -86,7 +86,10 @@ type request struct {
 	token    string
 	name     string
 	history  int
-	since    map[string]protocol.StreamPosition // from Last-Event-ID
+	// joinLeave asks for the join and leave pushes of the channels
+	// (join_leave=1), where their namespaces allow them.
+	joinLeave bool
+	since     map[string]protocol.StreamPosition // from Last-Event-ID
 }
 
 // ServeHTTP serves one event stream: it checks the request (answering HTTP
@@ -149,7 +152,9 @@ func (h *Handler) start(client *redcast.Client, s *stream, req *request) error {
 			return err
 		}
 	}
-	s.push(item{conn: res})
+	if !s.push(item{conn: res}) {
+		client.Disconnect(protocol.DisconnectSlowConsumer)
+	}
 	for _, ch := range req.channels {
 		if s.out.Closing() {
 			return nil // the stream ends with its disconnect event
@@ -158,9 +163,11 @@ func (h *Handler) start(client *redcast.Client, s *stream, req *request) error {
 		if pos, ok := req.since[ch]; ok {
 			since = &pos
 		}
-		err := client.Subscribe(protocol.SubscribeParams{Channel: ch, Since: since, History: req.history},
+		err := client.SubscribeWhole(protocol.SubscribeParams{Channel: ch, Since: since, History: req.history, JoinLeave: req.joinLeave},
 			func(res *protocol.SubscribeResult) {
-				s.push(item{sub: &subscribed{channel: ch, since: since, res: res}})
+				if !s.push(item{sub: &subscribed{channel: ch, since: since, res: res}}) {
+					client.Disconnect(protocol.DisconnectSlowConsumer)
+				}
 			})
 		if err != nil {
 			return err
@@ -203,6 +210,13 @@ func (h *Handler) parse(r *http.Request, maxChannels int) (*request, error) {
 			return nil, protocol.ErrBadRequest.WithMessage("history must be between 0 and %d", redcast.MaxHistoryLimit)
 		}
 		req.history = n
+	}
+	switch v := q.Get("join_leave"); v {
+	case "", "0":
+	case "1":
+		req.joinLeave = true
+	default:
+		return nil, protocol.ErrBadRequest.WithMessage("join_leave must be 1 or 0, not %q", v)
 	}
 	id := r.Header.Get("Last-Event-ID")
 	if id == "" {

@@ -192,6 +192,7 @@ func TestRefusals(t *testing.T) {
 		{"unknown namespace", n.streamURL("", "nope:x"), nil, 400, 106},
 		{"too many channels", n.streamURL("", "a", "b", "c", "d"), nil, 400, 109},
 		{"bad history", n.streamURL("history=1001", "a"), nil, 400, 101},
+		{"bad join_leave", n.streamURL("join_leave=yes", "a"), nil, 400, 101},
 		{"name too long", n.streamURL("name="+strings.Repeat("n", 65), "a"), nil, 400, 101},
 		{"anonymous in members", n.streamURL("", "a", "members:x"), nil, 403, 107},
 		{"user-limited channel of another user", n.streamURL("token="+good, "members:#bob,carol"), nil, 403, 107},
@@ -256,7 +257,7 @@ func TestRequireToken(t *testing.T) {
 func TestSlowConsumer(t *testing.T) {
 	const ch = "chat:firehose"
 	n := startNode(t, redcast.Config{QueueMaxMessages: 128, QueueMaxBytes: 256 << 10, WriteTimeout: 200 * time.Millisecond}, sse.Options{})
-	fast := open(t, n.streamURL("", ch), nil)
+	fast := open(t, n.streamURL("join_leave=1", ch), nil)
 	conn, _ := fast.connect(1)
 	var fastInfo protocol.ConnectResult
 	_ = json.Unmarshal([]byte(conn.raw), &fastInfo)
@@ -409,4 +410,35 @@ func TestTokenExpires(t *testing.T) {
 	s.connect(1)
 	s.nextPush(protocol.PushRefresh)
 	checkFinal(t, s.expectEnd(), protocol.DisconnectTokenExpired.Code, sse.DefaultRetry)
+}
+
+// TestJoinLeaveOnRequest: a stream gets join and leave events only with
+// join_leave=1.
+func TestJoinLeaveOnRequest(t *testing.T) {
+	const ch = "chat:who"
+	n := startNode(t, redcast.Config{}, sse.Options{})
+	quiet := open(t, n.streamURL("", ch), nil)
+	quiet.connect(1)
+	asker := open(t, n.streamURL("join_leave=1", ch), nil)
+	asker.connect(1)
+	visitor := open(t, n.streamURL("", ch), nil)
+	conn, _ := visitor.connect(1)
+	var info protocol.ConnectResult
+	_ = json.Unmarshal([]byte(conn.raw), &info)
+	for { // the visitor's join, after the asker's own
+		if j := asker.nextPush(protocol.PushJoin); strings.Contains(string(j.Msg.Client), info.Client) {
+			break
+		}
+	}
+	n.publish(t, ch, 1, 100)
+	// The publication follows every join that came before it.
+	for {
+		ev := quiet.next()
+		if ev.Msg.Push == protocol.PushPublication {
+			break
+		}
+		if ev.Msg.Push == protocol.PushJoin || ev.Msg.Push == protocol.PushLeave {
+			t.Fatalf("a stream without join_leave=1 got %s", ev.Data)
+		}
+	}
 }

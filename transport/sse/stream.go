@@ -81,14 +81,13 @@ func newStream(w http.ResponseWriter, writeTimeout, retry time.Duration, pos *po
 }
 
 // push queues an event of the stream's own, in order with the client's
-// pushes.
-func (s *stream) push(it item) {
+// pushes. It returns false when the queue is full: the caller disconnects
+// the client as a slow consumer.
+func (s *stream) push(it item) bool {
 	s.mu.Lock()
 	s.own = append(s.own, it)
 	s.mu.Unlock()
-	if !s.out.Push(ownMarker) {
-		s.out.Close(protocol.DisconnectSlowConsumer)
-	}
+	return s.out.Push(ownMarker)
 }
 
 // begin lets writes start once the handler wrote the response's header.

@@ -46,6 +46,13 @@ type conn struct {
 	// deadline is the socket's write deadline. Only the outbox's sink
 	// calls (one at a time) touch it.
 	deadline time.Time
+	// raw writes to the socket without waiting (see directConn); nil when
+	// the connection has no file descriptor (TLS, tests). Set once.
+	raw syscall.RawConn
+	// wakeReader starts the read loop if it is parked, so that it sees
+	// the connection end or its read deadline pass; nil when nothing
+	// parks it. It is set before the connection is shared.
+	wakeReader func()
 
 	mu sync.Mutex
 	// finished is set once the outbox ended: the read deadline is the
@@ -58,13 +65,6 @@ type conn struct {
 	// parked (see Handler.readLoop) nothing reads, so the runtime never
 	// reports that it passed: the ping timer checks it instead.
 	readDeadline time.Time
-	// raw writes to the socket without waiting (see directConn); nil when
-	// the connection has no file descriptor (TLS, tests).
-	raw syscall.RawConn
-	// wakeReader starts the read loop if it is parked, so that it sees
-	// the connection end or its read deadline pass; nil when nothing
-	// parks it. It is set before the connection is shared.
-	wakeReader func()
 }
 
 type limits struct {

@@ -138,7 +138,7 @@ func TestProtocolRoundTrip(t *testing.T) {
 	base, _ := startNode(t, redcast.Config{})
 	c := dial(t, base+"/connection/websocket")
 	c.send(`{"id":1,"method":"connect","params":{"name":"alice"}}` + "\n" +
-		`{"id":2,"method":"subscribe","params":{"channel":"chat:x"}}` + "\n" +
+		`{"id":2,"method":"subscribe","params":{"channel":"chat:x","join_leave":true}}` + "\n" +
 		`{"id":3,"method":"publish","params":{"channel":"chat:x","data":{"text":"hi"}}}`)
 	got := c.lines(4) // connect, subscribe, own join, publish reply and the publication (order of the last three may vary)
 	for len(got) < 5 {

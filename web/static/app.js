@@ -8,6 +8,11 @@ const HISTORY = 50;
 const NICK_KEY = 'redcast.nick';
 const DEFAULT_ROOM = 'general';
 const MAX_NAME_BYTES = 64;
+// The server takes publications of up to 16 KiB of data: the message as
+// {"text": …} in JSON.
+const MAX_DATA_BYTES = 16 << 10;
+// The composer says how much is left once less than this is.
+const SHOW_LEFT_BELOW = 1000;
 // The room makes the channel chat:ROOM; like plain mode (/rooms/ROOM) it has no
 // ":" of its own.
 const ROOM_RE = /^[A-Za-z0-9_.@/=,#~-]{1,250}$/;
@@ -15,11 +20,11 @@ const ROOM_RE = /^[A-Za-z0-9_.@/=,#~-]{1,250}$/;
 const $ = (id) => document.getElementById(id);
 const el = {
   joinForm: $('join-form'), nick: $('nick'), room: $('room'),
-  roomName: $('room-name'), status: $('status'),
+  roomName: $('room-name'), status: $('status'), retry: $('retry'),
   notice: $('notice'), noticeText: $('notice-text'), noticeClose: $('notice-close'),
   messages: $('messages'), empty: $('empty'),
   presence: $('presence'), onlineCount: $('online-count'),
-  sendForm: $('send-form'), message: $('message'), send: $('send'), sendError: $('send-error'),
+  sendForm: $('send-form'), message: $('message'), left: $('left'), send: $('send'), sendError: $('send-error'),
 };
 
 let client = null; // the Client of the current nickname
@@ -29,7 +34,8 @@ const myIds = new Set(); // every client id this page has had: its own messages
 let sub = null; // the Subscription of the current room
 let members = new Map(); // client id -> client info, for the current room (see people)
 let presenceRace = null; // joins/leaves seen while a presence call is out
-const shown = new Set(); // offsets of the messages on screen
+const shown = new Set(); // epoch:offset of the messages on screen
+let epoch = ''; // the epoch of the room's stream, from the last subscribe
 
 // Tests reach the client through window.chat (see docs/client-js.md).
 window.chat = {
@@ -61,18 +67,31 @@ function startClient(name) {
   everConnected = false;
   const c = new Client('/connection/websocket', { name });
   client = c;
-  c.on('connecting', () => {
-    if (c === client) setStatus('connecting', everConnected ? 'reconnecting…' : 'connecting…');
+  c.on('connecting', (ctx) => {
+    if (c !== client) return;
+    if (!everConnected) {
+      setStatus('connecting', 'connecting…');
+      el.retry.hidden = true;
+      return;
+    }
+    // After a loss the client waits before each try, longer and longer:
+    // say how long, and offer not to wait.
+    const secs = Math.round((ctx.delay || 0) / 1000);
+    setStatus('connecting', secs >= 1 ? `reconnecting… next try in ${secs} s` : 'reconnecting…');
+    el.retry.hidden = false;
   });
   c.on('connected', () => {
     if (c !== client) return;
     everConnected = true;
     myIds.add(c.clientId);
     setStatus('connected', 'connected');
+    el.retry.hidden = true;
     hideSendError();
   });
   c.on('disconnected', (ctx) => {
-    if (c === client) setStatus('disconnected', `disconnected: ${ctx.reason}`);
+    if (c !== client) return;
+    setStatus('disconnected', `disconnected: ${ctx.reason}`);
+    el.retry.hidden = false;
   });
   c.connect().catch(() => {}); // the 'disconnected' handler shows why
 }
@@ -86,8 +105,9 @@ function setStatus(state, text) {
 // ---- joining ----
 
 function join(name, room) {
-  if (new TextEncoder().encode(name).length > MAX_NAME_BYTES) {
-    showNotice(`That nickname is too long (at most ${MAX_NAME_BYTES} bytes).`);
+  const tooLong = nickProblem(name);
+  if (tooLong) {
+    showNotice(tooLong);
     return;
   }
   if (!ROOM_RE.test(room)) {
@@ -127,13 +147,20 @@ function enterRoom(room) {
   renderPresence();
   const s = client.subscribe(`chat:${room}`, {
     history: HISTORY,
+    joinLeave: true, // the member list follows joins and leaves
     onSubscribed(ctx) {
       if (s !== sub) return;
-      // Unless the stream continues where we left it, start the view over:
-      // the publications that follow are the room's recent history.
-      if (!ctx.recovered) clearMessages();
-      if (ctx.recovering && !ctx.recovered) {
-        showNotice('Some messages could not be recovered; showing recent history.');
+      epoch = ctx.epoch;
+      if (!ctx.recovering) {
+        clearMessages(); // a first visit: the room's recent history follows
+      } else if (!ctx.recovered) {
+        // Back after a gap that history no longer covers (the server
+        // restarted without it, or more was said than it keeps): keep the
+        // conversation on screen, mark where messages are missing, and
+        // show the room's recent messages after the mark.
+        markBreak();
+        showNotice('Some messages sent while you were away could not be loaded. ' +
+          'The line in the conversation marks where they are missing.');
       }
       refreshPresence(s);
     },
@@ -189,13 +216,15 @@ function refreshPresence(s) {
 function senderName(from) {
   const name = from?.info?.name;
   if (typeof name === 'string' && name !== '') return name;
+  if (from?.user) return from.user;
   if (from?.client) return `guest-${from.client.slice(0, 4)}`;
-  return 'server';
+  return 'anonymous'; // a guest without a name, or the application's backend
 }
 
 function renderMessage(pub) {
-  if (shown.has(pub.offset)) return;
-  shown.add(pub.offset);
+  const key = `${epoch}:${pub.offset}`;
+  if (shown.has(key)) return;
+  shown.add(key);
 
   const li = document.createElement('li');
   li.className = 'msg';
@@ -234,6 +263,18 @@ function renderMessage(pub) {
   list.append(li);
   el.empty.hidden = true;
   if (atBottom || li.classList.contains('own')) li.scrollIntoView({ block: 'end' });
+}
+
+// markBreak ends the conversation on screen with a line saying that
+// messages may be missing after it (nothing when the screen is empty).
+function markBreak() {
+  const last = el.messages.lastElementChild;
+  if (!last || last.classList.contains('break')) return;
+  const li = document.createElement('li');
+  li.className = 'break';
+  li.setAttribute('role', 'separator');
+  li.textContent = 'Some messages may be missing here';
+  el.messages.append(li);
 }
 
 function clearMessages() {
@@ -315,7 +356,77 @@ function hideSendError() {
   el.sendError.textContent = '';
 }
 
+// ---- counting as people count ----
+
+const graphemes = (s) => (typeof Intl.Segmenter === 'function'
+  ? [...new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(s)].map((g) => g.segment)
+  : [...s]);
+const utf8Length = (s) => new TextEncoder().encode(s).length;
+const plural = (n, word) => `${n.toLocaleString()} ${word}${n === 1 ? '' : 's'}`;
+
+// overBy returns how many characters (as people count them) must go from
+// the end of s for size(s) to be at most max: 0 when it fits.
+function overBy(s, size, max) {
+  if (size(s) <= max) return 0;
+  const gs = graphemes(s);
+  let lo = 0; // characters kept that fit
+  let hi = gs.length; // characters kept that do not
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (size(gs.slice(0, mid).join('')) <= max) lo = mid;
+    else hi = mid;
+  }
+  return gs.length - lo;
+}
+
+// nickProblem says what is wrong with a nickname the server would refuse
+// (it takes at most 64 bytes), in characters, or returns ''.
+function nickProblem(name) {
+  const over = overBy(name, utf8Length, MAX_NAME_BYTES);
+  if (!over) return '';
+  return `This nickname is too long: remove ${plural(over, 'character')} ` +
+    `(it can have ${plural(graphemes(name).length - over, 'character')} like these).`;
+}
+
+// messageBytes is what the server counts of a message: its data in JSON.
+const messageBytes = (text) => utf8Length(JSON.stringify({ text }));
+
+// updateLeft shows how much more fits in the message, once it is little,
+// and how much is too much.
+function updateLeft() {
+  const text = el.message.value;
+  const over = overBy(text, messageBytes, MAX_DATA_BYTES);
+  if (over) {
+    el.left.textContent = `${plural(over, 'character')} too many`;
+    el.left.dataset.over = 'true';
+    return;
+  }
+  delete el.left.dataset.over;
+  // Characters like those typed so far (one byte each for plain text).
+  const leftBytes = MAX_DATA_BYTES - messageBytes(text);
+  const n = graphemes(text).length;
+  const perChar = n ? Math.max(1, (messageBytes(text) - messageBytes('')) / n) : 1;
+  const left = Math.floor(leftBytes / perChar);
+  el.left.textContent = left < SHOW_LEFT_BELOW ? `${plural(left, 'character')} left` : '';
+}
+
 // ---- wiring ----
+
+// The nickname box refuses what the server would, saying why as you type.
+el.nick.addEventListener('input', () => {
+  el.nick.setCustomValidity(nickProblem(el.nick.value.trim()));
+});
+
+el.message.addEventListener('input', () => {
+  updateLeft();
+  hideSendError();
+});
+
+el.retry.addEventListener('click', () => {
+  if (!client) return;
+  if (client.state === 'disconnected') client.connect().catch(() => {});
+  else client.reconnect();
+});
 
 el.joinForm.addEventListener('submit', (e) => {
   e.preventDefault();
@@ -331,11 +442,21 @@ el.joinForm.addEventListener('submit', (e) => {
 el.sendForm.addEventListener('submit', async (e) => {
   e.preventDefault();
   const text = el.message.value.trim();
-  if (!text || !sub) return;
+  if (!sub) return;
+  if (!text) {
+    if (el.message.value) showSendError('Only spaces: type some text to send.');
+    return;
+  }
+  const over = overBy(text, messageBytes, MAX_DATA_BYTES);
+  if (over) {
+    showSendError(`Too long to send: remove ${plural(over, 'character')}.`);
+    return;
+  }
   el.send.disabled = true;
   try {
     await sub.publish({ text });
     el.message.value = '';
+    updateLeft();
     hideSendError();
   } catch (err) {
     showSendError(err.code === ErrorCode.DISCONNECTED

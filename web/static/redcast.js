@@ -436,9 +436,11 @@ export class Client {
    * (re)subscribed whenever the client is connected; see Subscription.
    * Options: history (publications to receive on the first subscribe and
    * when recovery fails), since ({offset, epoch} to recover from at once),
-   * and the callbacks onSubscribed, onPublication, onJoin, onLeave,
-   * onUnsubscribed, onError. Throws a RedcastError (108) when the channel
-   * already has a subscription.
+   * joinLeave (ask for join and leave pushes; true by default when onJoin
+   * or onLeave is given, and sent only where the channel's namespace has
+   * join/leave on), and the callbacks onSubscribed, onPublication, onJoin,
+   * onLeave, onUnsubscribed, onError. Throws a RedcastError (108) when the
+   * channel already has a subscription.
    */
   subscribe(channel, options = {}) {
     if (this._subs.has(channel)) {
@@ -463,6 +465,7 @@ export class Client {
     const recovering = sub.position !== null;
     if (recovering) params.since = { offset: sub.position.offset, epoch: sub.position.epoch };
     if (sub._history > 0) params.history = sub._history;
+    if (sub._joinLeave) params.join_leave = true;
     const ws = this._ws;
     this._send('subscribe', params, (err, res) => {
       if (this._subs.get(sub.channel) !== sub || sub.state !== 'subscribing') return;
@@ -595,6 +598,7 @@ export class Subscription {
     /** Whether the channel keeps history (from the last subscribe reply). */
     this.recoverable = false;
     this._history = options.history | 0;
+    this._joinLeave = options.joinLeave ?? (typeof options.onJoin === 'function' || typeof options.onLeave === 'function');
     this._handlers = options;
     this._retryTimer = 0;
   }

@@ -314,8 +314,9 @@ const tests = {
       onUnsubscribed: (ctx) => log.push(`unsubscribed ${ctx.reason}`),
     });
     await tick();
+    eq(ws.last('subscribe').params, { channel: 'chat:a', join_leave: true }, 'onJoin asks for join_leave');
     ws.receive({ push: 'join', channel: 'chat:a', client: { client: 'J1' } });
-    ws.receive({ id: ws.last('subscribe').id, result: { offset: 0, epoch: 'E', recoverable: true } });
+    ws.receive({ id: ws.last('subscribe').id, result: { offset: 0, epoch: 'E', recoverable: true, join_leave: true } });
     ws.receive({ push: 'leave', channel: 'chat:a', client: { client: 'J1' } });
     sub.unsubscribe();
     await tick();
