@@ -26,12 +26,15 @@ type ClientOptions struct {
 // transport authorized by its own protocol's rules: the namespace's
 // subscribe policy does not apply (the channel must still be valid and in a
 // configured namespace). Otherwise it is Subscribe: reply is called with the
-// result before any live publication is queued.
+// result before any live publication is queued. prepare, when not nil, is
+// called once the subscription holds back live publications, before reply:
+// what it reads (Pusher's presence members) misses nothing that reaches
+// the client live after reply; its error fails the subscribe.
 //
 // The grant is made as a token's channels claim would make it (see
 // auth.Policy): a client of another protocol has no token, and its
 // credentials hold the channel being subscribed to.
-func (c *Client) SubscribeAuthorized(p protocol.SubscribeParams, reply func(*protocol.SubscribeResult)) error {
+func (c *Client) SubscribeAuthorized(p protocol.SubscribeParams, prepare func(context.Context) error, reply func(*protocol.SubscribeResult)) error {
 	c.mu.Lock()
 	var creds auth.Credentials
 	if c.creds != nil {
@@ -40,7 +43,7 @@ func (c *Client) SubscribeAuthorized(p protocol.SubscribeParams, reply func(*pro
 	creds.Channels = []string{p.Channel}
 	c.creds = &creds
 	c.mu.Unlock()
-	return c.Subscribe(p, reply)
+	return c.subscribe(p, reply, false, prepare)
 }
 
 // PublishAuthorized publishes data (checked as any publication's: JSON, at

@@ -61,7 +61,7 @@ func TestDialectClient(t *testing.T) {
 		t.Fatalf("Subscribe without authorization = %v, want 107", err)
 	}
 	for _, c := range []*Client{a, b} {
-		if err := c.SubscribeAuthorized(protocol.SubscribeParams{Channel: "p:x"}, nil); err != nil {
+		if err := c.SubscribeAuthorized(protocol.SubscribeParams{Channel: "p:x"}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -111,7 +111,7 @@ func TestDialectUserPresence(t *testing.T) {
 		if err := c.SetUser("v", nil); !errors.Is(err, protocol.ErrPermissionDenied) {
 			t.Fatalf("SetUser to another user = %v, want 107", err)
 		}
-		if err := c.SubscribeAuthorized(protocol.SubscribeParams{Channel: "p:x"}, nil); err != nil {
+		if err := c.SubscribeAuthorized(protocol.SubscribeParams{Channel: "p:x"}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		return c

@@ -122,7 +122,7 @@ func (s *subscription) skipOwn(pub *protocol.Publication) bool {
 // ones. The reply's offset is then that of the last publication it
 // carries, so that the pushes continue it.
 func (c *Client) Subscribe(p protocol.SubscribeParams, reply func(*protocol.SubscribeResult)) error {
-	return c.subscribe(p, reply, false)
+	return c.subscribe(p, reply, false, nil)
 }
 
 // SubscribeWhole is Subscribe for a transport that writes the publications
@@ -130,10 +130,12 @@ func (c *Client) Subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 // Sent Events): reply carries every publication to send, however many,
 // read from history a page at a time.
 func (c *Client) SubscribeWhole(p protocol.SubscribeParams, reply func(*protocol.SubscribeResult)) error {
-	return c.subscribe(p, reply, true)
+	return c.subscribe(p, reply, true, nil)
 }
 
-func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.SubscribeResult), whole bool) error {
+// prepare, when set, runs once the subscription holds back live
+// publications and before reply (see SubscribeAuthorized).
+func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.SubscribeResult), whole bool, prepare func(context.Context) error) error {
 	if err := c.node.policy.CanSubscribe(c.credentials(), p.Channel, p.Token); err != nil {
 		return err
 	}
@@ -166,6 +168,9 @@ func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 		return err
 	}
 	bl, err := c.readHistory(p, opts, whole)
+	if err == nil && prepare != nil {
+		err = prepare(c.ctx)
+	}
 	if err != nil {
 		c.forget(s)
 		c.node.removeSubscriber(p.Channel, s)

@@ -3,6 +3,7 @@ package pusher
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -66,9 +67,12 @@ type members struct {
 	hash map[string]json.RawMessage
 }
 
+// errMemberLimit refuses a presence subscribe over MaxPresenceMembers.
+var errMemberLimit = errors.New("pusher: member limit")
+
 // readMembers reads the users in a channel's presence.
-func (s *session) readMembers(ch string) (*members, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
+func (s *session) readMembers(ctx context.Context, ch string) (*members, error) {
+	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
 	defer cancel()
 	infos, err := s.h.node.Presence(ctx, ch)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -352,5 +353,55 @@ func TestPresenceMemberLimit(t *testing.T) {
 	}
 	if err := json.Unmarshal(m.Data, &d); err != nil || m.Event != "pusher:subscription_error" || d.Status != 403 || d.Type != "LimitReached" {
 		t.Fatalf("a third user got %+v, want subscription_error 403 LimitReached", m)
+	}
+}
+
+// A presence subscriber misses no member: users entering while it
+// subscribes are in its list or come as member_added after it.
+func TestPresenceNoMiss(t *testing.T) {
+	addr, _ := start(t, server.Config{})
+	const ch, n = "presence-busy", 30
+	type member struct {
+		c  *client
+		id string
+	}
+	members := make([]member, n)
+	for i := range members {
+		members[i].c, members[i].id = connect(t, addr)
+	}
+	join := func(m member, user string) {
+		auth, data := presenceAuth(m.id, ch, user, `{}`)
+		m.c.Send(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": ch, "auth": auth, "channel_data": data}})
+	}
+	watcher, watcherID := connect(t, addr)
+	for i, m := range members {
+		if i == n/2 { // the watcher's subscribe among the others'
+			join(member{watcher, watcherID}, "watcher")
+		}
+		join(m, fmt.Sprintf("u%d", i))
+	}
+	seen := map[string]bool{}
+	m := watcher.Read()
+	if m.Event != "pusher_internal:subscription_succeeded" {
+		t.Fatalf("got %+v", m)
+	}
+	var d struct {
+		Presence struct{ IDs []string } `json:"presence"`
+	}
+	if err := json.Unmarshal([]byte(m.DataString(t)), &d); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range d.Presence.IDs {
+		seen[id] = true
+	}
+	for len(seen) < n+1 {
+		m := watcher.Read() // fails after a while when a member was missed
+		var added struct {
+			UserID string `json:"user_id"`
+		}
+		if m.Event != "pusher_internal:member_added" || json.Unmarshal([]byte(m.DataString(t)), &added) != nil {
+			t.Fatalf("got %+v, want member_added", m)
+		}
+		seen[added.UserID] = true
 	}
 }

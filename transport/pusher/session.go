@@ -1,6 +1,7 @@
 package pusher
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -148,10 +149,26 @@ func (s *session) subscribe(m message) {
 		p.History = 1
 	}
 	succeeded := jsonString([]byte("{}"))
+	var prepare func(context.Context) error
 	if strings.HasPrefix(d.Channel, presencePrefix) {
-		var ok bool
-		if succeeded, ok = s.enterPresence(d, p.Channel); !ok {
+		user, info, ok := s.enterPresence(d)
+		if !ok {
 			return
+		}
+		// The members are read while the subscription holds back live
+		// events: whoever enters or leaves after the read reaches the
+		// client as member_added or member_removed after the list.
+		prepare = func(ctx context.Context) error {
+			m, err := s.readMembers(ctx, p.Channel)
+			if err != nil {
+				return err
+			}
+			if _, ok := m.hash[user]; !ok && len(m.ids) >= s.h.cfg.MaxPresenceMembers {
+				return fmt.Errorf("%w: the channel has %d members, the most it holds", errMemberLimit, len(m.ids))
+			}
+			m.add(user, info)
+			succeeded = m.data()
+			return nil
 		}
 	}
 	reply := func(res *protocol.SubscribeResult) {
@@ -160,10 +177,12 @@ func (s *session) subscribe(m message) {
 			s.sendCached(p.Channel, d.Channel, res)
 		}
 	}
-	err := s.client.SubscribeAuthorized(p, reply)
+	err := s.client.SubscribeAuthorized(p, prepare, reply)
 	switch {
 	case err == nil, errors.Is(err, protocol.ErrAlreadySubscribed):
 		s.subscribed[d.Channel] = true
+	case errors.Is(err, errMemberLimit):
+		s.subscriptionError(d.Channel, "LimitReached", err.Error(), 403)
 	case errors.Is(err, protocol.ErrLimitExceeded):
 		s.subscriptionError(d.Channel, "LimitReached", err.Error(), 429)
 	default:
@@ -173,10 +192,9 @@ func (s *session) subscribe(m message) {
 }
 
 // enterPresence prepares the subscribe of a presence channel: the client
-// becomes the user of its channel_data, and the members are read, with it
-// among them, for subscription_succeeded. It reports false when it refused
-// the subscribe (with pusher:subscription_error).
-func (s *session) enterPresence(d subscribeData, ch string) (json.RawMessage, bool) {
+// becomes the user of its channel_data, which it returns. It reports false
+// when it refused the subscribe (with pusher:subscription_error).
+func (s *session) enterPresence(d subscribeData) (string, json.RawMessage, bool) {
 	user, info, err := parseChannelData(d.ChannelData)
 	if err == nil {
 		err = s.client.SetUser(user, info)
@@ -188,21 +206,10 @@ func (s *session) enterPresence(d subscribeData, ch string) (json.RawMessage, bo
 			msg = perr.Message
 		}
 		s.subscriptionError(d.Channel, "AuthError", msg, 403)
-		return nil, false
+		return "", nil, false
 	}
 	s.user = user
-	m, err := s.readMembers(ch)
-	if err != nil {
-		perr, _ := redcast.ProtocolError(err)
-		s.subscriptionError(d.Channel, "ServerError", perr.Message, 500)
-		return nil, false
-	}
-	if _, ok := m.hash[user]; !ok && len(m.ids) >= s.h.cfg.MaxPresenceMembers {
-		s.subscriptionError(d.Channel, "LimitReached", fmt.Sprintf("the channel has %d members, the most it holds", len(m.ids)), 403)
-		return nil, false
-	}
-	m.add(user, info)
-	return m.data(), true
+	return user, info, true
 }
 
 // isCache reports whether a channel is a cache channel (cache-,
