@@ -24,18 +24,37 @@ import (
 // Limits of the HTTP API, Pusher's.
 const (
 	maxEventChannels = 100
-	maxAPIBody       = 256 << 10
+	// maxBatchEvents is how many events one batch_events request may hold.
+	maxBatchEvents = 10
+	maxAPIBody     = 256 << 10
 	// maxClockSkew is how far auth_timestamp may be from the server's
 	// clock.
 	maxClockSkew = 600 * time.Second
 )
 
 // API returns the HTTP API handler: mount it at /apps/. Today it serves
-// POST /apps/{id}/events.
+// POST /apps/{id}/events and POST /apps/{id}/batch_events.
 func (h *Handler) API() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /apps/{id}/events", h.serveEvents)
+	mux.HandleFunc("POST /apps/{id}/batch_events", h.serveBatchEvents)
 	return mux
+}
+
+// readSigned reads a request's body (at most maxAPIBody) and verifies its
+// signature, answering the request itself when either fails (app nil).
+func (h *Handler) readSigned(w http.ResponseWriter, r *http.Request) (*App, []byte) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))
+	if err != nil {
+		apiError(w, http.StatusRequestEntityTooLarge, "Request body larger than %d bytes", maxAPIBody)
+		return nil, nil
+	}
+	app, err := h.verify(r, body, time.Now())
+	if err != nil {
+		apiError(w, http.StatusUnauthorized, "%s", strings.TrimPrefix(err.Error(), errUnauthorized.Error()+": "))
+		return nil, nil
+	}
+	return app, body
 }
 
 // apiError answers a request with Pusher's status and a text message.
@@ -117,14 +136,8 @@ var socketIDPattern = regexp.MustCompile(`^\d+\.\d+$`)
 // serveEvents publishes one event to up to 100 channels of the app. The
 // socket of socket_id, if any, does not receive it.
 func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))
-	if err != nil {
-		apiError(w, http.StatusRequestEntityTooLarge, "Request body larger than %d bytes", maxAPIBody)
-		return
-	}
-	app, err := h.verify(r, body, time.Now())
-	if err != nil {
-		apiError(w, http.StatusUnauthorized, "%s", strings.TrimPrefix(err.Error(), errUnauthorized.Error()+": "))
+	app, body := h.readSigned(w, r)
+	if app == nil {
 		return
 	}
 	var req eventRequest
@@ -139,11 +152,59 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 		apiError(w, status, "%s", msg)
 		return
 	}
+	if h.publish(w, r, app, req) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte("{}\n"))
+	}
+}
+
+// publish publishes a validated event to its channels, answering the
+// request itself and returning false when publishing fails.
+func (h *Handler) publish(w http.ResponseWriter, r *http.Request, app *App, req eventRequest) bool {
 	data := publicationData(req.Name, req.Data, "")
 	for _, ch := range req.Channels {
 		if _, err := h.node.PublishExcept(r.Context(), app.channel(ch), data, req.SocketID); err != nil {
 			perr, _ := redcast.ProtocolError(err)
 			apiError(w, redcast.HTTPStatus(perr), "Publishing to %s failed: %s", ch, perr.Message)
+			return false
+		}
+	}
+	return true
+}
+
+// serveBatchEvents publishes up to maxBatchEvents events, each to one
+// channel. Every event is checked before any is published, so a refused
+// batch publishes nothing.
+func (h *Handler) serveBatchEvents(w http.ResponseWriter, r *http.Request) {
+	app, body := h.readSigned(w, r)
+	if app == nil {
+		return
+	}
+	var req struct {
+		Batch []eventRequest `json:"batch"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		apiError(w, http.StatusBadRequest, "Body is not a JSON batch of events")
+		return
+	}
+	if len(req.Batch) == 0 || len(req.Batch) > maxBatchEvents {
+		apiError(w, http.StatusBadRequest, "A batch holds 1 to %d events", maxBatchEvents)
+		return
+	}
+	for i := range req.Batch {
+		ev := &req.Batch[i]
+		if ev.Channel == "" || len(ev.Channels) > 0 {
+			apiError(w, http.StatusBadRequest, "Event %d of the batch: each event goes to one channel", i)
+			return
+		}
+		ev.Channels = []string{ev.Channel}
+		if status, msg := h.checkEvent(*ev); status != 0 {
+			apiError(w, status, "Event %d of the batch: %s", i, msg)
+			return
+		}
+	}
+	for _, ev := range req.Batch {
+		if !h.publish(w, r, app, ev) {
 			return
 		}
 	}

@@ -164,13 +164,12 @@ func TestPusherJSUnknownKey(t *testing.T) {
 	}
 }
 
-// Pusher's server SDK triggers an event on two channels through the HTTP
-// API: their subscribers get it, except the socket it names; a request
-// signed with the wrong secret gets 401.
-func TestPusherSDKTrigger(t *testing.T) {
-	addr, srv := start(t, server.Config{})
-	listener, _ := connect(t, addr)
-	excluded, excludedID := connect(t, addr)
+// listenersOfNewsAndOther connects two clients subscribed to news and
+// other, and returns them and the second's socket id.
+func listenersOfNewsAndOther(t *testing.T, addr string) (listener, excluded *client, excludedID string) {
+	t.Helper()
+	listener, _ = connect(t, addr)
+	excluded, excludedID = connect(t, addr)
 	for _, c := range []*client{listener, excluded} {
 		for _, ch := range []string{"news", "other"} {
 			if m := c.Subscribe(ch, ""); m.Event != "pusher_internal:subscription_succeeded" {
@@ -178,6 +177,15 @@ func TestPusherSDKTrigger(t *testing.T) {
 			}
 		}
 	}
+	return listener, excluded, excludedID
+}
+
+// Pusher's server SDK triggers an event on two channels through the HTTP
+// API: their subscribers get it, except the socket it names; a request
+// signed with the wrong secret gets 401.
+func TestPusherSDKTrigger(t *testing.T) {
+	addr, srv := start(t, server.Config{})
+	listener, excluded, excludedID := listenersOfNewsAndOther(t, addr)
 	s := runScenario(t, addr, "api", "EXCLUDE_SOCKET="+excludedID)
 	if m := s.step("triggered"); m["status"] != float64(200) || asJSON(t, m["body"]) != "{}" {
 		t.Errorf("trigger answered %v", m)
@@ -195,6 +203,37 @@ func TestPusherSDKTrigger(t *testing.T) {
 	}
 	if m := excluded.Read(); m.Event != "marker" {
 		t.Errorf("the excluded socket got %+v, want nothing before the marker", m)
+	}
+}
+
+// Pusher's server SDK triggers a batch of two events through the HTTP API,
+// the second leaving out the socket it names; a batch of 11 is refused
+// with 400 and publishes nothing.
+func TestPusherSDKTriggerBatch(t *testing.T) {
+	addr, srv := start(t, server.Config{})
+	listener, excluded, excludedID := listenersOfNewsAndOther(t, addr)
+	s := runScenario(t, addr, "batch", "EXCLUDE_SOCKET="+excludedID)
+	if m := s.step("triggered"); m["status"] != float64(200) || asJSON(t, m["body"]) != "{}" {
+		t.Errorf("triggerBatch answered %v", m)
+	}
+	if m := s.step("done"); m["over_limit"] != float64(400) {
+		t.Errorf("a batch of 11 answered %v, want 400", m["over_limit"])
+	}
+	for _, want := range []struct{ event, channel, data string }{{"first", "news", `{"n":1}`}, {"second", "other", "two"}} {
+		if m := listener.Read(); m.Event != want.event || m.Channel != want.channel || m.DataString(t) != want.data {
+			t.Errorf("listener got %+v, want %s on %s", m, want.event, want.channel)
+		}
+	}
+	if m := excluded.Read(); m.Event != "first" {
+		t.Errorf("the excluded socket got %+v, want first", m)
+	}
+	if _, err := srv.Node().Publish(context.Background(), "pusher:news", []byte(`{"event":"marker"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client{listener, excluded} {
+		if m := c.Read(); m.Event != "marker" {
+			t.Errorf("got %+v, want nothing more before the marker", m)
+		}
 	}
 }
 

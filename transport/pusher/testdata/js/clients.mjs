@@ -111,6 +111,20 @@ scenarios.api = async function () {
   out({ step: 'done', wrong_secret: status });
 };
 
+// Pusher's server SDK triggers a batch of events; a batch over Pusher's
+// limit of 10 is refused whole.
+scenarios.batch = async function () {
+  const sdk = new Server({ appId: env.PUSHER_APP_ID, key: env.PUSHER_KEY, secret: env.PUSHER_SECRET, host: env.PUSHER_HOST, port: env.PUSHER_PORT, useTLS: false });
+  const res = await sdk.triggerBatch([
+    { channel: 'news', name: 'first', data: { n: 1 } },
+    { channel: 'other', name: 'second', data: 'two', socket_id: env.EXCLUDE_SOCKET },
+  ]);
+  out({ step: 'triggered', status: res.status, body: await res.json() });
+  const eleven = Array.from({ length: 11 }, (_, i) => ({ channel: 'news', name: 'over', data: { i } }));
+  const status = await sdk.triggerBatch(eleven).then((r) => r.status, (err) => err.status);
+  out({ step: 'done', over_limit: status });
+};
+
 // Laravel Echo on pusher-js: a public channel the Go test publishes to,
 // and whispers on a private channel.
 scenarios.echo = async function () {
