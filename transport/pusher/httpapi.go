@@ -33,11 +33,15 @@ const (
 )
 
 // API returns the HTTP API handler: mount it at /apps/. Today it serves
-// POST /apps/{id}/events and POST /apps/{id}/batch_events.
+// POST /apps/{id}/events and batch_events, and GET /apps/{id}/channels,
+// channels/{channel} and channels/{channel}/users.
 func (h *Handler) API() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /apps/{id}/events", h.serveEvents)
 	mux.HandleFunc("POST /apps/{id}/batch_events", h.serveBatchEvents)
+	mux.HandleFunc("GET /apps/{id}/channels", h.serveChannels)
+	mux.HandleFunc("GET /apps/{id}/channels/{channel}", h.serveChannel)
+	mux.HandleFunc("GET /apps/{id}/channels/{channel}/users", h.serveUsers)
 	return mux
 }
 

@@ -3,6 +3,7 @@ package pusher_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,5 +76,41 @@ func TestPresenceAcrossNodes(t *testing.T) {
 		if m.Event != "pusher_internal:member_added" && m.Event != "pusher_internal:member_removed" || m.DataString(t) == `{"user_id":"bob"}` {
 			t.Fatalf("alice got %+v", m)
 		}
+	}
+}
+
+// Pusher's server SDK queries channels, a channel and a presence
+// channel's users on one node of two on Redis: the answers count the
+// connections of both nodes, users once however many connections they
+// have.
+func TestPusherSDKQueryAcrossNodes(t *testing.T) {
+	addrs := startRedisNodes(t, 2)
+	news, _ := connect(t, addrs[1])
+	if m := news.Subscribe("news", ""); m.Event != "pusher_internal:subscription_succeeded" {
+		t.Fatalf("subscribe: %+v", m)
+	}
+	for i, user := range []string{"ann", "ann", "ben"} {
+		c, id := connect(t, addrs[i%2])
+		joinPresence(c, id, "presence-room", user)
+	}
+	s := runScenario(t, addrs[0], "query")
+	for _, want := range []struct{ step, answer string }{
+		{"all", `{"body":{"channels":{"news":{},"presence-room":{}}},"status":200}`},
+		{"presence", `{"body":{"channels":{"presence-room":{"user_count":2}}},"status":200}`},
+		{"room", `{"body":{"occupied":true,"subscription_count":3,"user_count":2},"status":200}`},
+		{"news", `{"body":{"occupied":true},"status":200}`},
+		{"empty", `{"body":{"occupied":false},"status":200}`},
+		{"users", `{"body":{"users":[{"id":"ann"},{"id":"ben"}]},"status":200}`},
+		{"news_users", `{"body":"Users are listed for presence channels only, not \"news\"\n","status":400}`},
+		{"news_user_count", `{"body":"info=user_count is available for presence channels only\n","status":400}`},
+	} {
+		m := s.step(want.step)
+		delete(m, "step")
+		if got := asJSON(t, m); got != want.answer {
+			t.Errorf("%s: got %s, want %s", want.step, got, want.answer)
+		}
+	}
+	if m := s.step("wrong_secret"); m["status"] != float64(401) || !strings.Contains(m["body"].(string), "invalid signature") {
+		t.Errorf("wrong secret: got %v, want 401 invalid signature", m)
 	}
 }

@@ -125,6 +125,31 @@ scenarios.batch = async function () {
   out({ step: 'done', over_limit: status });
 };
 
+// Pusher's server SDK queries channels and users with get: one line per
+// query, its status and body (errors' body as text).
+scenarios.query = async function () {
+  const config = { appId: env.PUSHER_APP_ID, key: env.PUSHER_KEY, host: env.PUSHER_HOST, port: env.PUSHER_PORT, useTLS: false };
+  const sdk = new Server({ ...config, secret: env.PUSHER_SECRET });
+  const wrong = new Server({ ...config, secret: 'not-the-secret' });
+  const get = (client, path, params) => client.get({ path, params }).then(
+    async (r) => ({ status: r.status, body: await r.json() }),
+    (err) => ({ status: err.status, body: err.body }));
+  const queries = {
+    all: [sdk, '/channels'],
+    presence: [sdk, '/channels', { filter_by_prefix: 'presence-', info: 'user_count' }],
+    room: [sdk, '/channels/presence-room', { info: 'user_count,subscription_count' }],
+    news: [sdk, '/channels/news'],
+    empty: [sdk, '/channels/empty'],
+    users: [sdk, '/channels/presence-room/users'],
+    news_users: [sdk, '/channels/news/users'],
+    news_user_count: [sdk, '/channels/news', { info: 'user_count' }],
+    wrong_secret: [wrong, '/channels'],
+  };
+  for (const [name, [client, path, params]] of Object.entries(queries)) {
+    out({ step: name, ...(await get(client, path, params)) });
+  }
+};
+
 // Laravel Echo on pusher-js: a public channel the Go test publishes to,
 // and whispers on a private channel.
 scenarios.echo = async function () {

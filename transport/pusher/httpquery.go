@@ -1,0 +1,204 @@
+package pusher
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/protocol"
+)
+
+// This file is the HTTP API's queries of channels: which are occupied and
+// by how many users and connections. Counts come from what the node knows
+// across the cluster: Node.Channels (the channels with a subscriber on any
+// node, when the broker can tell) and presence.
+
+// The attributes the info query parameter may ask for.
+const (
+	infoUserCount         = "user_count"
+	infoSubscriptionCount = "subscription_count"
+)
+
+// channelInfo is a channel's attributes in a query's answer.
+type channelInfo struct {
+	Occupied          *bool `json:"occupied,omitempty"`
+	UserCount         *int  `json:"user_count,omitempty"`
+	SubscriptionCount *int  `json:"subscription_count,omitempty"`
+}
+
+// queryInfo parses the info query parameter, answering the request with
+// 400 and returning false when it asks for what it may not: user_count and
+// subscription_count only of presence channels (presence is what counts
+// them across nodes).
+func queryInfo(w http.ResponseWriter, r *http.Request, presence bool) (userCount, subCount, ok bool) {
+	for _, a := range strings.Split(r.URL.Query().Get("info"), ",") {
+		switch a {
+		case "":
+		case infoUserCount, infoSubscriptionCount:
+			if !presence {
+				apiError(w, http.StatusBadRequest, "info=%s is available for presence channels only", a)
+				return false, false, false
+			}
+			userCount = userCount || a == infoUserCount
+			subCount = subCount || a == infoSubscriptionCount
+		default:
+			apiError(w, http.StatusBadRequest, "Unknown info attribute %q (user_count, subscription_count)", a)
+			return false, false, false
+		}
+	}
+	return userCount, subCount, true
+}
+
+// presenceCounts returns the users and connections in a presence channel,
+// answering the request and returning ok false when presence fails.
+func (h *Handler) presenceCounts(w http.ResponseWriter, r *http.Request, app *App, name string) (users []string, conns int, ok bool) {
+	infos, err := h.node.Presence(r.Context(), app.channel(name))
+	if err != nil {
+		perr, _ := redcast.ProtocolError(err)
+		apiError(w, redcast.HTTPStatus(perr), "Reading the presence of %s failed: %s", name, perr.Message)
+		return nil, 0, false
+	}
+	seen := make(map[string]bool, len(infos))
+	for _, info := range infos {
+		if info.User != "" && !seen[info.User] {
+			seen[info.User] = true
+			users = append(users, info.User)
+		}
+	}
+	slices.Sort(users)
+	return users, len(infos), true
+}
+
+// writeJSON answers a request with v in JSON.
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// serveChannels lists the app's occupied channels, those starting with
+// filter_by_prefix if given, with user_count when the prefix is presence-.
+func (h *Handler) serveChannels(w http.ResponseWriter, r *http.Request) {
+	app, _ := h.readSigned(w, r)
+	if app == nil {
+		return
+	}
+	prefix := r.URL.Query().Get("filter_by_prefix")
+	userCount, subCount, ok := queryInfo(w, r, strings.HasPrefix(prefix, presencePrefix))
+	if !ok {
+		return
+	}
+	names, err := h.appChannels(r.Context(), app, prefix)
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, "Listing channels failed: %s", err)
+		return
+	}
+	channels := make(map[string]channelInfo, len(names))
+	for _, name := range names {
+		var info channelInfo
+		if userCount || subCount {
+			users, conns, ok := h.presenceCounts(w, r, app, name)
+			if !ok {
+				return
+			}
+			if userCount {
+				info.UserCount = ptr(len(users))
+			}
+			if subCount {
+				info.SubscriptionCount = ptr(conns)
+			}
+		}
+		channels[name] = info
+	}
+	writeJSON(w, map[string]any{"channels": channels})
+}
+
+// appChannels returns the Pusher names of the app's occupied channels that
+// start with prefix.
+func (h *Handler) appChannels(ctx context.Context, app *App, prefix string) ([]string, error) {
+	all, err := h.node.Channels(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, ch := range all {
+		ns, name, ok := strings.Cut(ch, string(protocol.NamespaceSeparator))
+		if !ok || (ns != app.Namespace && ns != app.PresenceNamespace) || !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		if app.channel(name) == ch {
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
+// serveChannel answers whether a channel is occupied, with user_count and
+// subscription_count of presence channels when info asks.
+func (h *Handler) serveChannel(w http.ResponseWriter, r *http.Request) {
+	app, _ := h.readSigned(w, r)
+	if app == nil {
+		return
+	}
+	name := r.PathValue("channel")
+	if validateChannel(name) != nil {
+		apiError(w, http.StatusBadRequest, "Invalid channel %q", name)
+		return
+	}
+	presence := strings.HasPrefix(name, presencePrefix)
+	userCount, subCount, ok := queryInfo(w, r, presence)
+	if !ok {
+		return
+	}
+	var info channelInfo
+	if presence {
+		users, conns, ok := h.presenceCounts(w, r, app, name)
+		if !ok {
+			return
+		}
+		info.Occupied = ptr(conns > 0)
+		if userCount {
+			info.UserCount = ptr(len(users))
+		}
+		if subCount {
+			info.SubscriptionCount = ptr(conns)
+		}
+	} else {
+		names, err := h.appChannels(r.Context(), app, name)
+		if err != nil {
+			apiError(w, http.StatusServiceUnavailable, "Listing channels failed: %s", err)
+			return
+		}
+		info.Occupied = ptr(slices.Contains(names, name))
+	}
+	writeJSON(w, info)
+}
+
+// serveUsers lists the users of a presence channel; 400 for any other.
+func (h *Handler) serveUsers(w http.ResponseWriter, r *http.Request) {
+	app, _ := h.readSigned(w, r)
+	if app == nil {
+		return
+	}
+	name := r.PathValue("channel")
+	if validateChannel(name) != nil || !strings.HasPrefix(name, presencePrefix) {
+		apiError(w, http.StatusBadRequest, "Users are listed for presence channels only, not %q", name)
+		return
+	}
+	users, _, ok := h.presenceCounts(w, r, app, name)
+	if !ok {
+		return
+	}
+	type user struct {
+		ID string `json:"id"`
+	}
+	list := make([]user, len(users))
+	for i, u := range users {
+		list[i] = user{ID: u}
+	}
+	writeJSON(w, map[string]any{"users": list})
+}
+
+func ptr[T any](v T) *T { return &v }
