@@ -132,6 +132,8 @@ type eventRequest struct {
 	Channels []string        `json:"channels"`
 	Channel  string          `json:"channel"`
 	SocketID string          `json:"socket_id"`
+	// Info asks for counts of the channels in the reply.
+	Info string `json:"info"`
 }
 
 // socketIDPattern is the form of a socket id.
@@ -156,10 +158,20 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 		apiError(w, status, "%s", msg)
 		return
 	}
-	if h.publish(w, r, app, req) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte("{}\n"))
+	if !h.publish(w, r, app, req) {
+		return
 	}
+	userCount, subCount, _ := parseInfo(req.Info)
+	infos, ok := h.eventInfo(w, r, app, req.Channels, userCount, subCount)
+	if !ok {
+		return
+	}
+	if req.Info == "" {
+		infos = nil
+	}
+	writeJSON(w, struct {
+		Channels map[string]channelInfo `json:"channels,omitempty"`
+	}{infos})
 }
 
 // publish publishes a validated event to its channels, answering the
@@ -207,13 +219,28 @@ func (h *Handler) serveBatchEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	withInfo := false
 	for _, ev := range req.Batch {
 		if !h.publish(w, r, app, ev) {
 			return
 		}
+		withInfo = withInfo || ev.Info != ""
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write([]byte("{}\n"))
+	var infos []channelInfo
+	for _, ev := range req.Batch {
+		if !withInfo {
+			break
+		}
+		userCount, subCount, _ := parseInfo(ev.Info)
+		info, ok := h.eventInfo(w, r, app, ev.Channels, userCount, subCount)
+		if !ok {
+			return
+		}
+		infos = append(infos, info[ev.Channel])
+	}
+	writeJSON(w, struct {
+		Batch []channelInfo `json:"batch,omitempty"`
+	}{infos})
 }
 
 // checkEvent validates an event of the HTTP API, returning Pusher's
@@ -230,6 +257,9 @@ func (h *Handler) checkEvent(req eventRequest) (int, string) {
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("Event data larger than %d bytes", h.cfg.MaxEventSize)
 	case req.SocketID != "" && !socketIDPattern.MatchString(req.SocketID):
 		return http.StatusBadRequest, "Invalid socket_id"
+	}
+	if _, _, bad := parseInfo(req.Info); bad != "" {
+		return http.StatusBadRequest, bad
 	}
 	for _, ch := range req.Channels {
 		if err := validateChannel(ch); err != nil {

@@ -3,6 +3,7 @@ package pusher
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -29,27 +30,62 @@ type channelInfo struct {
 	SubscriptionCount *int  `json:"subscription_count,omitempty"`
 }
 
+// parseInfo parses an info attribute list: which of user_count and
+// subscription_count it asks for, and an error message for an unknown
+// attribute.
+func parseInfo(list string) (userCount, subCount bool, bad string) {
+	for _, a := range strings.Split(list, ",") {
+		switch a {
+		case "":
+		case infoUserCount:
+			userCount = true
+		case infoSubscriptionCount:
+			subCount = true
+		default:
+			return false, false, fmt.Sprintf("Unknown info attribute %q (user_count, subscription_count)", a)
+		}
+	}
+	return userCount, subCount, ""
+}
+
 // queryInfo parses the info query parameter, answering the request with
 // 400 and returning false when it asks for what it may not: user_count and
 // subscription_count only of presence channels (presence is what counts
 // them across nodes).
 func queryInfo(w http.ResponseWriter, r *http.Request, presence bool) (userCount, subCount, ok bool) {
-	for _, a := range strings.Split(r.URL.Query().Get("info"), ",") {
-		switch a {
-		case "":
-		case infoUserCount, infoSubscriptionCount:
-			if !presence {
-				apiError(w, http.StatusBadRequest, "info=%s is available for presence channels only", a)
-				return false, false, false
-			}
-			userCount = userCount || a == infoUserCount
-			subCount = subCount || a == infoSubscriptionCount
-		default:
-			apiError(w, http.StatusBadRequest, "Unknown info attribute %q (user_count, subscription_count)", a)
-			return false, false, false
-		}
+	userCount, subCount, bad := parseInfo(r.URL.Query().Get("info"))
+	switch {
+	case bad != "":
+		apiError(w, http.StatusBadRequest, "%s", bad)
+		return false, false, false
+	case userCount && !presence:
+		apiError(w, http.StatusBadRequest, "info=%s is available for presence channels only", infoUserCount)
+		return false, false, false
+	case subCount && !presence:
+		apiError(w, http.StatusBadRequest, "info=%s is available for presence channels only", infoSubscriptionCount)
+		return false, false, false
 	}
 	return userCount, subCount, true
+}
+
+// countInfo returns the info of a presence channel with the counts asked
+// for, answering the request and returning ok false when presence fails.
+func (h *Handler) countInfo(w http.ResponseWriter, r *http.Request, app *App, name string, userCount, subCount bool) (channelInfo, bool) {
+	var info channelInfo
+	if !userCount && !subCount {
+		return info, true
+	}
+	users, conns, ok := h.presenceCounts(w, r, app, name)
+	if !ok {
+		return info, false
+	}
+	if userCount {
+		info.UserCount = ptr(len(users))
+	}
+	if subCount {
+		info.SubscriptionCount = ptr(conns)
+	}
+	return info, true
 }
 
 // presenceCounts returns the users and connections in a presence channel,
@@ -97,18 +133,9 @@ func (h *Handler) serveChannels(w http.ResponseWriter, r *http.Request) {
 	}
 	channels := make(map[string]channelInfo, len(names))
 	for _, name := range names {
-		var info channelInfo
-		if userCount || subCount {
-			users, conns, ok := h.presenceCounts(w, r, app, name)
-			if !ok {
-				return
-			}
-			if userCount {
-				info.UserCount = ptr(len(users))
-			}
-			if subCount {
-				info.SubscriptionCount = ptr(conns)
-			}
+		info, ok := h.countInfo(w, r, app, name, userCount, subCount)
+		if !ok {
+			return
 		}
 		channels[name] = info
 	}
@@ -154,16 +181,13 @@ func (h *Handler) serveChannel(w http.ResponseWriter, r *http.Request) {
 	}
 	var info channelInfo
 	if presence {
-		users, conns, ok := h.presenceCounts(w, r, app, name)
-		if !ok {
+		// Whether it is occupied is its subscription count.
+		if info, ok = h.countInfo(w, r, app, name, userCount, true); !ok {
 			return
 		}
-		info.Occupied = ptr(conns > 0)
-		if userCount {
-			info.UserCount = ptr(len(users))
-		}
-		if subCount {
-			info.SubscriptionCount = ptr(conns)
+		info.Occupied = ptr(*info.SubscriptionCount > 0)
+		if !subCount {
+			info.SubscriptionCount = nil
 		}
 	} else {
 		names, err := h.appChannels(r.Context(), app, name)
@@ -202,3 +226,22 @@ func (h *Handler) serveUsers(w http.ResponseWriter, r *http.Request) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// eventInfo returns the info of the events reply, the counts info asks for
+// of each of channels that is a presence channel (those of other channels
+// are not known across nodes and left out), answering the request and
+// returning ok false when presence fails.
+func (h *Handler) eventInfo(w http.ResponseWriter, r *http.Request, app *App, channels []string, userCount, subCount bool) (map[string]channelInfo, bool) {
+	infos := make(map[string]channelInfo, len(channels))
+	for _, name := range channels {
+		info := channelInfo{}
+		if strings.HasPrefix(name, presencePrefix) {
+			var ok bool
+			if info, ok = h.countInfo(w, r, app, name, userCount, subCount); !ok {
+				return nil, false
+			}
+		}
+		infos[name] = info
+	}
+	return infos, true
+}

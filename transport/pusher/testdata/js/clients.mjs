@@ -125,15 +125,17 @@ scenarios.batch = async function () {
   out({ step: 'done', over_limit: status });
 };
 
-// Pusher's server SDK queries channels and users with get: one line per
-// query, its status and body (errors' body as text).
+// Pusher's server SDK queries channels and users with get, then triggers
+// an event and a batch asking for info: one line per request, its status
+// and body (errors' body as text).
 scenarios.query = async function () {
   const config = { appId: env.PUSHER_APP_ID, key: env.PUSHER_KEY, host: env.PUSHER_HOST, port: env.PUSHER_PORT, useTLS: false };
   const sdk = new Server({ ...config, secret: env.PUSHER_SECRET });
   const wrong = new Server({ ...config, secret: 'not-the-secret' });
-  const get = (client, path, params) => client.get({ path, params }).then(
+  const answer = (request) => request.then(
     async (r) => ({ status: r.status, body: await r.json() }),
     (err) => ({ status: err.status, body: err.body }));
+  const get = (client, path, params) => answer(client.get({ path, params }));
   const queries = {
     all: [sdk, '/channels'],
     presence: [sdk, '/channels', { filter_by_prefix: 'presence-', info: 'user_count' }],
@@ -148,6 +150,11 @@ scenarios.query = async function () {
   for (const [name, [client, path, params]] of Object.entries(queries)) {
     out({ step: name, ...(await get(client, path, params)) });
   }
+  out({ step: 'trigger_info', ...(await answer(sdk.trigger(['presence-room', 'news'], 'e', {}, { info: 'user_count,subscription_count' }))) });
+  out({ step: 'batch_info', ...(await answer(sdk.triggerBatch([
+    { channel: 'presence-room', name: 'e', data: {}, info: 'user_count' },
+    { channel: 'news', name: 'e', data: {} },
+  ]))) });
 };
 
 // Laravel Echo on pusher-js: a public channel the Go test publishes to,
