@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/protocol"
 )
 
 // This file is Pusher's HTTP API for an app's backend, with Pusher's
@@ -33,12 +34,14 @@ const (
 )
 
 // API returns the HTTP API handler: mount it at /apps/. Today it serves
-// POST /apps/{id}/events and batch_events, and GET /apps/{id}/channels,
+// POST /apps/{id}/events, batch_events and
+// users/{user}/terminate_connections, and GET /apps/{id}/channels,
 // channels/{channel} and channels/{channel}/users.
 func (h *Handler) API() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /apps/{id}/events", h.serveEvents)
 	mux.HandleFunc("POST /apps/{id}/batch_events", h.serveBatchEvents)
+	mux.HandleFunc("POST /apps/{id}/users/{user}/terminate_connections", h.serveTerminate)
 	mux.HandleFunc("GET /apps/{id}/channels", h.serveChannels)
 	mux.HandleFunc("GET /apps/{id}/channels/{channel}", h.serveChannel)
 	mux.HandleFunc("GET /apps/{id}/channels/{channel}/users", h.serveUsers)
@@ -267,4 +270,25 @@ func (h *Handler) checkEvent(req eventRequest) (int, string) {
 		}
 	}
 	return 0, ""
+}
+
+// serveTerminate closes every connection of a user, on every node, with
+// 4009 (clients do not reconnect). A connection has a user once it has
+// joined a presence channel as that user.
+func (h *Handler) serveTerminate(w http.ResponseWriter, r *http.Request) {
+	app, _ := h.readSigned(w, r)
+	if app == nil {
+		return
+	}
+	user := r.PathValue("user")
+	if user == "" || len(user) > maxUserIDLength {
+		apiError(w, http.StatusBadRequest, "User id must be 1 to %d bytes", maxUserIDLength)
+		return
+	}
+	if err := h.node.DisconnectUser(r.Context(), user, protocol.DisconnectForced); err != nil {
+		perr, _ := redcast.ProtocolError(err)
+		apiError(w, redcast.HTTPStatus(perr), "Terminating the connections of %s failed: %s", user, perr.Message)
+		return
+	}
+	writeJSON(w, struct{}{})
 }

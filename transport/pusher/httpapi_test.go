@@ -84,6 +84,7 @@ func TestAPIRefuses(t *testing.T) {
 		{"empty batch", "/apps/1/batch_events", testApp.Secret, `{"batch":[]}`, now, nil, 400, "1 to 10 events"},
 		{"batch event without channel", "/apps/1/batch_events", testApp.Secret, `{"batch":[{"name":"e","channel":"news","data":"1"},{"name":"e","data":"1"}]}`, now, nil, 400, "Event 1 of the batch"},
 		{"batch event too large", "/apps/1/batch_events", testApp.Secret, `{"batch":[{"name":"e","channel":"news","data":"1"},{"name":"e","channel":"news","data":"` + strings.Repeat("x", 11<<10) + `"}]}`, now, nil, 413, "Event 1 of the batch"},
+		{"terminate signed wrong", "/apps/1/users/ann/terminate_connections", "nope", `{}`, now, nil, 401, "invalid signature"},
 		{"unknown info", "/apps/1/events", testApp.Secret, `{"name":"e","channel":"news","data":"1","info":"members"}`, now, nil, 400, "Unknown info attribute"},
 		{"bad socket id", "/apps/1/events", testApp.Secret, `{"name":"e","channel":"news","data":"1","socket_id":"x"}`, now, nil, 400, "socket_id"},
 	} {

@@ -114,3 +114,30 @@ func TestPusherSDKQueryAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// Pusher's server SDK terminates a user's connections on one node of two
+// on Redis: both of ann's connections, one on each node, are closed with
+// 4009; ben stays and sees ann leave.
+func TestPusherSDKTerminateAcrossNodes(t *testing.T) {
+	addrs := startRedisNodes(t, 2)
+	var anns []*client
+	for i := range 2 {
+		c, id := connect(t, addrs[i])
+		joinPresence(c, id, "presence-room", "ann")
+		anns = append(anns, c)
+	}
+	ben, benID := connect(t, addrs[1])
+	joinPresence(ben, benID, "presence-room", "ben")
+	m := runScenario(t, addrs[0], "terminate", "TERMINATE_USER=ann").step("done")
+	if m["status"] != float64(200) || asJSON(t, m["body"]) != "{}" {
+		t.Errorf("terminateUserConnections answered %v", m)
+	}
+	for i, c := range anns {
+		if code, _ := c.ReadClose(); code != 4009 {
+			t.Errorf("ann's connection %d closed with %d, want 4009", i, code)
+		}
+	}
+	if m := ben.Read(); m.Event != "pusher_internal:member_removed" || m.DataString(t) != `{"user_id":"ann"}` {
+		t.Errorf("ben got %+v, want ann removed", m)
+	}
+}

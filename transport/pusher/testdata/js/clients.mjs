@@ -157,6 +157,14 @@ scenarios.query = async function () {
   ]))) });
 };
 
+// Pusher's server SDK terminates the connections of the user the Go test
+// names.
+scenarios.terminate = async function () {
+  const sdk = new Server({ appId: env.PUSHER_APP_ID, key: env.PUSHER_KEY, secret: env.PUSHER_SECRET, host: env.PUSHER_HOST, port: env.PUSHER_PORT, useTLS: false });
+  const res = await sdk.terminateUserConnections(env.TERMINATE_USER);
+  out({ step: 'done', status: res.status, body: await res.json() });
+};
+
 // Laravel Echo on pusher-js: a public channel the Go test publishes to,
 // and whispers on a private channel.
 scenarios.echo = async function () {
