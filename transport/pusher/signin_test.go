@@ -94,3 +94,19 @@ func TestPusherJSSignin(t *testing.T) {
 		t.Errorf("terminate: %v", m)
 	}
 }
+
+// A connection is one user: a signin as another user than the one it
+// entered a presence channel as is refused with 4009.
+func TestPusherSigninAsAnotherUser(t *testing.T) {
+	addr, _ := start(t, server.Config{})
+	c, id := connect(t, addr)
+	joinPresence(c, id, "presence-room", "ben")
+	signin(c, testApp.Secret, id, `{"id":"ann"}`)
+	code, msg := errorData(t, c.Read())
+	if code == nil || *code != 4009 || !strings.Contains(msg, `user "ben" already`) {
+		t.Errorf("got pusher:error %v %q, want 4009 naming ben", code, msg)
+	}
+	if code, _ := c.ReadClose(); code != 4009 {
+		t.Errorf("closed with %d, want 4009", code)
+	}
+}
