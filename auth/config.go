@@ -36,6 +36,19 @@ type FileConfig struct {
 	// Limits are the per-connection and per-node limits ("limits"); zero
 	// fields are not set by the file.
 	Limits Limits
+	// PusherApps are the Pusher apps ("pusher_apps"; see docs/pusher.md).
+	PusherApps []PusherApp
+}
+
+// PusherApp is one Pusher app of the file: an id, a key and a secret, all
+// required, and optionally the namespaces of its channels (the server
+// checks them, and that no two apps share a key, an id or a namespace).
+type PusherApp struct {
+	ID                string `json:"id"`
+	Key               string `json:"key"`
+	Secret            string `json:"secret"`
+	Namespace         string `json:"namespace"`
+	PresenceNamespace string `json:"presence_namespace"`
 }
 
 // Limits bound what clients may do. They mirror the node's limits
@@ -82,6 +95,7 @@ type (
 		AllowedOrigins []string                   `json:"allowed_origins"`
 		Namespaces     map[string]json.RawMessage `json:"namespaces"`
 		Limits         json.RawMessage            `json:"limits"`
+		PusherApps     []json.RawMessage          `json:"pusher_apps"`
 	}
 	authJSON struct {
 		Secret        string   `json:"secret"`
@@ -175,6 +189,17 @@ func parseConfig(data []byte, read readFunc) (*FileConfig, error) {
 		if err := checkLimits(cfg.Limits); err != nil {
 			return nil, err
 		}
+	}
+	for i, raw := range f.PusherApps {
+		var a PusherApp
+		path := fmt.Sprintf("pusher_apps[%d]", i)
+		if err := decodeStrict(raw, path, &a); err != nil {
+			return nil, err
+		}
+		if a.ID == "" || a.Key == "" || a.Secret == "" {
+			return nil, fmt.Errorf("%s: an app needs an id, a key and a secret", path)
+		}
+		cfg.PusherApps = append(cfg.PusherApps, a)
 	}
 	return cfg, nil
 }

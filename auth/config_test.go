@@ -95,6 +95,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"unknown key", `{"namespces": {}}`, `unknown key "namespces" (did you mean "namespaces"?)`},
 		{"wrong case", `{"Namespaces": {}}`, `unknown key "Namespaces" (did you mean "namespaces"?)`},
 		{"unknown key far off", `{"color": "red"}`, `unknown key "color"`},
+		{"pusher app without secret", `{"pusher_apps": [{"id": "1", "key": "k", "secret": "s"}, {"id": "2", "key": "k2"}]}`, "pusher_apps[1]: an app needs an id, a key and a secret"},
+		{"pusher app unknown key", `{"pusher_apps": [{"id": "1", "key": "k", "secret": "s", "cluster": "eu"}]}`, `pusher_apps[0]: unknown key "cluster"`},
 		{"allow_anonymous type", `{"allow_anonymous": "yes"}`, "allow_anonymous: want true or false, got string"},
 		{"allowed_origins type", `{"allowed_origins": "https://a.example"}`, "allowed_origins: want a list of strings, got string"},
 		{"origin without scheme", `{"allowed_origins": ["https://ok.example", "example.com"]}`, `allowed_origins[1]: "example.com" is not an origin`},
@@ -155,13 +157,15 @@ func TestLoadConfigAccepts(t *testing.T) {
 	cfg, err := LoadConfig(writeFile(t, "redcast.json", []byte(`{
 		"allowed_origins": ["https://a.example", "http://localhost:3000", "*"],
 		"limits": {"publish_rate": -1, "subscribe_rate": 0.5, "max_data_size": 65536},
-		"namespaces": {"": {}, "x.y-z_1": {"publish": true, "publish_subscribers_only": true}}
+		"namespaces": {"": {}, "x.y-z_1": {"publish": true, "publish_subscribers_only": true}},
+		"pusher_apps": [{"id": "1", "key": "k1", "secret": "s1"}, {"id": "2", "key": "k2", "secret": "s2", "namespace": "b", "presence_namespace": "b-presence"}]
 	}`)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Limits.PublishRate != -1 || cfg.Limits.SubscribeRate != 0.5 || len(cfg.Namespaces) != 2 ||
-		cfg.Namespaces[""].Subscribe != SubscribePublic || !cfg.Namespaces["x.y-z_1"].PublishSubscribersOnly {
+		cfg.Namespaces[""].Subscribe != SubscribePublic || !cfg.Namespaces["x.y-z_1"].PublishSubscribersOnly ||
+		len(cfg.PusherApps) != 2 || cfg.PusherApps[1] != (PusherApp{ID: "2", Key: "k2", Secret: "s2", Namespace: "b", PresenceNamespace: "b-presence"}) {
 		t.Errorf("loaded %+v", cfg)
 	}
 	if _, err := LoadConfig(filepath.Join(t.TempDir(), "missing.json")); err == nil {

@@ -79,14 +79,30 @@ func applyAuth(fc *auth.FileConfig, set map[string]bool, cfg *redcast.Config, se
 	return nil
 }
 
-// pusherConfig returns the Pusher configuration of the --pusher-* flags:
-// one app when they are set, which they must be all together.
-func pusherConfig(id, key, secret string) (pusher.Config, error) {
+// pusherConfig returns the Pusher configuration: the apps of the file
+// (fc, if any), whose channels are in the namespaces pusher-{id} and
+// pusher-presence-{id} unless the file names others, and the app of the
+// --pusher-* flags when they are set, which they must be all together.
+func pusherConfig(fc *auth.FileConfig, id, key, secret string) (pusher.Config, error) {
+	var cfg pusher.Config
+	if fc != nil {
+		for _, a := range fc.PusherApps {
+			app := pusher.App{ID: a.ID, Key: a.Key, Secret: a.Secret, Namespace: a.Namespace, PresenceNamespace: a.PresenceNamespace}
+			if app.Namespace == "" {
+				app.Namespace = pusher.DefaultNamespace + "-" + a.ID
+			}
+			if app.PresenceNamespace == "" {
+				app.PresenceNamespace = pusher.DefaultPresenceNamespace + "-" + a.ID
+			}
+			cfg.Apps = append(cfg.Apps, app)
+		}
+	}
 	if id == "" && key == "" && secret == "" {
-		return pusher.Config{}, nil
+		return cfg, nil
 	}
 	if id == "" || key == "" || secret == "" {
 		return pusher.Config{}, errors.New("--pusher-app-id, --pusher-key and --pusher-secret go together")
 	}
-	return pusher.Config{Apps: []pusher.App{{ID: id, Key: key, Secret: secret}}}, nil
+	cfg.Apps = append(cfg.Apps, pusher.App{ID: id, Key: key, Secret: secret})
+	return cfg, nil
 }

@@ -128,7 +128,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	scfg := server.Config{Node: cfg, Logger: log, APIKey: *apiKey, ShutdownDelay: *shutdownDelay, PublicURL: *publicURL}
-	if scfg.Pusher, err = pusherConfig(*pusherApp, *pusherKey, *pusherSecret); err != nil {
+	if scfg.Pusher, err = pusherConfig(fc, *pusherApp, *pusherKey, *pusherSecret); err != nil {
 		return err
 	}
 	if fc != nil && !set["allowed-origins"] {

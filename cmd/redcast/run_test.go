@@ -17,12 +17,16 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
+	"github.com/redcast/redcast/auth"
+	"github.com/redcast/redcast/transport/pusher"
 )
 
 func TestParseWithEnv(t *testing.T) {
@@ -283,5 +287,29 @@ func TestDebugAddr(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
+	}
+}
+
+// The Pusher apps of the file get namespaces of their own, and the app of
+// the flags joins them.
+func TestPusherConfigFromFile(t *testing.T) {
+	fc := &auth.FileConfig{PusherApps: []auth.PusherApp{
+		{ID: "1", Key: "k1", Secret: "s1"},
+		{ID: "2", Key: "k2", Secret: "s2", Namespace: "b", PresenceNamespace: "b-presence"},
+	}}
+	cfg, err := pusherConfig(fc, "3", "k3", "s3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []pusher.App{
+		{ID: "1", Key: "k1", Secret: "s1", Namespace: "pusher-1", PresenceNamespace: "pusher-presence-1"},
+		{ID: "2", Key: "k2", Secret: "s2", Namespace: "b", PresenceNamespace: "b-presence"},
+		{ID: "3", Key: "k3", Secret: "s3"},
+	}
+	if !slices.Equal(cfg.Apps, want) {
+		t.Errorf("apps %+v, want %+v", cfg.Apps, want)
+	}
+	if _, err := pusherConfig(fc, "3", "", ""); err == nil {
+		t.Error("an app id without key and secret accepted")
 	}
 }

@@ -41,3 +41,20 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseUserData checks that any user_data gives a valid user or an
+// error, never a panic.
+func FuzzParseUserData(f *testing.F) {
+	for _, s := range []string{`{"id":"ann","user_info":{"name":"Ann"}}`, `{"id":7}`, `{"id":""}`, `{}`, `null`, `"x"`, `{"id":null}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		user, info, err := parseUserData(s)
+		if err != nil {
+			return
+		}
+		if user == "" || len(user) > maxUserIDLength || len(info) > maxUserInfo || len(s) > maxUserData {
+			t.Fatalf("parsed %q: user %q, info %d bytes", s, user, len(info))
+		}
+	})
+}

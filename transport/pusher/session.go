@@ -30,8 +30,9 @@ type session struct {
 	// loop only): a client event on another is refused before it counts
 	// against the rate.
 	subscribed map[string]bool
-	// user is the client's user once it entered a presence channel (read
-	// loop only): client events on presence channels carry it.
+	// user is the client's user once it signed in or entered a presence
+	// channel (read loop only): client events on presence channels carry
+	// it.
 	user string
 }
 
@@ -88,6 +89,8 @@ func (s *session) HandleFrame(frame []byte) {
 		// the connection alive.
 	case m.Event == eventSubscribe:
 		s.subscribe(m)
+	case m.Event == eventSignin:
+		s.signin(m)
 	case m.Event == eventUnsubscribe:
 		var d subscribeData
 		if err := decodeData(m.Data, &d); err != nil || validateChannel(d.Channel) != nil {
@@ -129,6 +132,10 @@ func (s *session) subscribe(m message) {
 	var d subscribeData
 	if err := decodeData(m.Data, &d); err != nil {
 		s.send(errorMessage(0, err.Error()))
+		return
+	}
+	if isServerToUser(d.Channel) && len(d.Channel) <= maxChannelLength {
+		s.subscriptionError(d.Channel, "ServerError", "events to users are not supported", 501)
 		return
 	}
 	if err := validateChannel(d.Channel); err != nil {

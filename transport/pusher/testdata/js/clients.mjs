@@ -27,6 +27,9 @@ function connect(key, authSecret, user) {
         ? sdk.authorizeChannel(socketId, channelName, { user_id: user, user_info: { name: user } })
         : sdk.authorizeChannel(socketId, channelName)),
     },
+    userAuthentication: {
+      customHandler: ({ socketId }, callback) => callback(null, sdk.authenticateUser(socketId, { id: user, user_info: { name: user } })),
+    },
   });
 }
 
@@ -163,6 +166,34 @@ scenarios.terminate = async function () {
   const sdk = new Server({ appId: env.PUSHER_APP_ID, key: env.PUSHER_KEY, secret: env.PUSHER_SECRET, host: env.PUSHER_HOST, port: env.PUSHER_PORT, useTLS: false });
   const res = await sdk.terminateUserConnections(env.TERMINATE_USER);
   out({ step: 'done', status: res.status, body: await res.json() });
+};
+
+// pusher-js signs in as ann, with the auth of the server SDK's
+// authenticateUser, and as bob with a wrong secret; the SDK then
+// terminates ann's connections.
+scenarios.signin = async function () {
+  const sdk = new Server({ appId: env.PUSHER_APP_ID, key: env.PUSHER_KEY, secret: env.PUSHER_SECRET, host: env.PUSHER_HOST, port: env.PUSHER_PORT, useTLS: false });
+  const closed = (p) => new Promise((resolve) => {
+    let code = null, message = null;
+    p.connection.bind('error', (e) => {
+      const d = e?.error?.data ?? e?.data;
+      code = d?.code ?? code;
+      message = d?.message ?? message;
+    });
+    p.connection.bind('state_change', ({ current }) => {
+      if (current === 'disconnected' || current === 'failed') resolve({ code, message, state: current });
+    });
+  });
+  const ann = connect(undefined, undefined, 'ann'), bob = connect(undefined, 'not-the-secret', 'bob');
+  const annClosed = closed(ann), bobClosed = closed(bob);
+  ann.signin();
+  bob.signin();
+  await ann.user.signinDonePromise;
+  out({ step: 'signed_in', user: ann.user.user_data });
+  out({ step: 'refused', ...(await bobClosed) });
+  const res = await sdk.terminateUserConnections('ann');
+  const { code, state } = await annClosed;
+  out({ step: 'done', status: res.status, closed: { code, state } });
 };
 
 // Laravel Echo on pusher-js: a public channel the Go test publishes to,
