@@ -31,19 +31,10 @@ type ClientOptions struct {
 // what it reads (Pusher's presence members) misses nothing that reaches
 // the client live after reply; its error fails the subscribe.
 //
-// The grant is made as a token's channels claim would make it (see
-// auth.Policy): a client of another protocol has no token, and its
-// credentials hold the channel being subscribed to.
+// The client's credentials are left as they are: the grant is this
+// subscribe's, not a claim the client keeps.
 func (c *Client) SubscribeAuthorized(p protocol.SubscribeParams, prepare func(context.Context) error, reply func(*protocol.SubscribeResult)) error {
-	c.mu.Lock()
-	var creds auth.Credentials
-	if c.creds != nil {
-		creds = *c.creds
-	}
-	creds.Channels = []string{p.Channel}
-	c.creds = &creds
-	c.mu.Unlock()
-	return c.subscribe(p, reply, false, prepare)
+	return c.subscribe(p, reply, subscribeHow{authorized: true, prepare: prepare})
 }
 
 // PublishAuthorized publishes data (checked as any publication's: JSON, at

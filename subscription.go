@@ -122,7 +122,7 @@ func (s *subscription) skipOwn(pub *protocol.Publication) bool {
 // ones. The reply's offset is then that of the last publication it
 // carries, so that the pushes continue it.
 func (c *Client) Subscribe(p protocol.SubscribeParams, reply func(*protocol.SubscribeResult)) error {
-	return c.subscribe(p, reply, false, nil)
+	return c.subscribe(p, reply, subscribeHow{})
 }
 
 // SubscribeWhole is Subscribe for a transport that writes the publications
@@ -130,14 +130,25 @@ func (c *Client) Subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 // Sent Events): reply carries every publication to send, however many,
 // read from history a page at a time.
 func (c *Client) SubscribeWhole(p protocol.SubscribeParams, reply func(*protocol.SubscribeResult)) error {
-	return c.subscribe(p, reply, true, nil)
+	return c.subscribe(p, reply, subscribeHow{whole: true})
 }
 
 // prepare, when set, runs once the subscription holds back live
 // publications and before reply (see SubscribeAuthorized).
-func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.SubscribeResult), whole bool, prepare func(context.Context) error) error {
-	if err := c.node.policy.CanSubscribe(c.credentials(), p.Channel, p.Token); err != nil {
-		return err
+// subscribeHow says how subscribe serves a transport: whole (see
+// SubscribeWhole), authorized (the transport authorized the channel by its
+// own protocol's rules: the namespace's subscribe policy does not apply),
+// and prepare (see SubscribeAuthorized).
+type subscribeHow struct {
+	whole, authorized bool
+	prepare           func(context.Context) error
+}
+
+func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.SubscribeResult), how subscribeHow) error {
+	if !how.authorized {
+		if err := c.node.policy.CanSubscribe(c.credentials(), p.Channel, p.Token); err != nil {
+			return err
+		}
 	}
 	opts, err := c.node.policy.Namespace(p.Channel)
 	if err != nil {
@@ -167,9 +178,9 @@ func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 		c.forget(s)
 		return err
 	}
-	bl, err := c.readHistory(p, opts, whole)
-	if err == nil && prepare != nil {
-		err = prepare(c.ctx)
+	bl, err := c.readHistory(p, opts, how.whole)
+	if err == nil && how.prepare != nil {
+		err = how.prepare(c.ctx)
 	}
 	if err != nil {
 		c.forget(s)
@@ -177,7 +188,7 @@ func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 		return err
 	}
 	bl.res.JoinLeave = joinLeave
-	if whole {
+	if how.whole {
 		bl.res.Publications, bl.rest = values(bl.rest), nil
 	} else {
 		bl.split(c.node.cfg.QueueMaxBytes / 4)

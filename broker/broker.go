@@ -214,11 +214,13 @@ type PresenceTiming struct {
 	Lifetime time.Duration
 }
 
-// NewPresenceTiming returns the timing of a TTL: refresh every third of
-// it, expire every sixth.
+// NewPresenceTiming returns the timing of a TTL: refresh every quarter of
+// it, expire every sixth. An entry lives 5/6 of the TTL after its last
+// refresh, so the third refresh after it (3/4) still comes in time: two in
+// a row may fail.
 func NewPresenceTiming(ttl time.Duration) PresenceTiming {
 	if ttl <= 0 {
 		return PresenceTiming{}
 	}
-	return PresenceTiming{TTL: ttl, Refresh: ttl / 3, Expire: ttl / 6, Lifetime: ttl - ttl/6}
+	return PresenceTiming{TTL: ttl, Refresh: ttl / 4, Expire: ttl / 6, Lifetime: ttl - ttl/6}
 }

@@ -117,15 +117,23 @@ func TestBroadcastEncodesOncePerFormat(t *testing.T) {
 
 // A registered format is encoded by its encoder, once per event however
 // many subscribers read it.
-func TestRegisterFormat(t *testing.T) {
-	calls := 0
-	f := RegisterFormat(func(ev *Event) []byte {
-		calls++
+//
+// The format is registered once per process (formats are few and never
+// unregistered), so that the test runs any number of times (-count).
+var (
+	customCalls  int
+	customFormat = RegisterFormat(func(ev *Event) []byte {
+		customCalls++
 		if ev.Kind != KindPublication {
 			return nil
 		}
 		return append([]byte("custom:"), ev.Pub.Data...)
 	})
+)
+
+func TestRegisterFormat(t *testing.T) {
+	customCalls = 0
+	f := customFormat
 	pub := &Event{Channel: "c", Kind: KindPublication, Pub: &protocol.Publication{Offset: 1, Data: []byte(`1`)}}
 	r1, r2 := &recorder{format: f}, &recorder{format: f}
 	r1.Deliver(pub, nil)
@@ -133,8 +141,8 @@ func TestRegisterFormat(t *testing.T) {
 	join := &Event{Channel: "c", Kind: KindJoin, Client: &protocol.ClientInfo{Client: "x"}}
 	r1.Deliver(join, nil)
 	r2.Deliver(join, nil)
-	if calls != 2 {
-		t.Errorf("encoder called %d times for 2 events read twice each, want 2", calls)
+	if customCalls != 2 {
+		t.Errorf("encoder called %d times for 2 events read twice each, want 2", customCalls)
 	}
 	if string(r1.got[0]) != "custom:1" || &r1.got[0][0] != &r2.got[0][0] {
 		t.Errorf("got %q and %q, want one shared custom:1", r1.got[0], r2.got[0])

@@ -37,24 +37,19 @@ func (b *Batch) Len() int { return len(b.list) }
 // Flush writes the outboxes pushed to since the last Flush: from the
 // calling goroutine (see Outbox.Flush) when there are at most DirectFanout
 // of them, by waking their writers otherwise. Call it holding no lock.
-func (b *Batch) Flush() {
-	direct := len(b.list) <= DirectFanout
+func (b *Batch) Flush() { b.flush(len(b.list) <= DirectFanout) }
+
+// Wake wakes the writers of the outboxes pushed to, writing nothing from
+// the calling goroutine: the end of a delivery made under locks.
+func (b *Batch) Wake() { b.flush(false) }
+
+func (b *Batch) flush(direct bool) {
 	for i, o := range b.list {
 		if direct {
 			o.Flush()
 		} else {
 			o.wake()
 		}
-		b.list[i] = nil
-	}
-	b.list = b.list[:0]
-}
-
-// Wake wakes the writers of the outboxes pushed to, writing nothing from
-// the calling goroutine: the end of a delivery made under locks.
-func (b *Batch) Wake() {
-	for i, o := range b.list {
-		o.wake()
 		b.list[i] = nil
 	}
 	b.list = b.list[:0]

@@ -364,15 +364,23 @@ func TestPendingOutboxStillWakesWhenCrowded(t *testing.T) {
 // is empty (a big reply), and refused behind others.
 func TestOneBigMessage(t *testing.T) {
 	s := newSink(false)
+	s.block = make(chan struct{})
 	o := New(s, Options{MaxBytes: 8})
-	o.Hold()
+	o.Push([]byte("f")) // the writer takes it and blocks: the queue stays as pushed below
+	wait.For(t, "the writer to take the first", func() bool {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return o.writer == writerBusy
+	})
 	if !o.Push([]byte("0123456789")) {
 		t.Fatal("a big message refused on an empty queue")
 	}
 	if o.Push([]byte("x")) {
 		t.Fatal("a message past MaxBytes accepted behind a big one")
 	}
-	closeAndWait(t, o)
+	o.Close(protocol.DisconnectShutdown)
+	close(s.block)
+	<-o.Done()
 }
 
 // TestTinyQueueNeverCrowdedWhenEmpty: with bounds of 1, an empty queue is

@@ -48,12 +48,26 @@ func (h *Handler) API() http.Handler {
 	return mux
 }
 
+// failed answers a request whose work failed with err, as the shared
+// mapping shows it (redcast.ProtocolError, redcast.HTTPStatus), logging
+// what the caller learns nothing of.
+func (h *Handler) failed(w http.ResponseWriter, what string, err error) {
+	perr, internal := redcast.ProtocolError(err)
+	if internal {
+		h.log.Error("pusher api: "+what+" failed", "err", err)
+	}
+	apiError(w, redcast.HTTPStatus(perr), "%s failed: %s", what, perr.Message)
+}
+
 // readSigned reads a request's body (at most maxAPIBody) and verifies its
 // signature, answering the request itself when either fails (app nil).
 func (h *Handler) readSigned(w http.ResponseWriter, r *http.Request) (*App, []byte) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))
-	if err != nil {
+	if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
 		apiError(w, http.StatusRequestEntityTooLarge, "Request body larger than %d bytes", maxAPIBody)
+		return nil, nil
+	} else if err != nil {
+		apiError(w, http.StatusBadRequest, "Reading the request body failed: %s", err)
 		return nil, nil
 	}
 	app, err := h.verify(r, body, time.Now())
@@ -183,8 +197,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, app *App, req 
 	data := publicationData(req.Name, req.Data, "")
 	for _, ch := range req.Channels {
 		if _, err := h.node.PublishExcept(r.Context(), app.channel(ch), data, req.SocketID); err != nil {
-			perr, _ := redcast.ProtocolError(err)
-			apiError(w, redcast.HTTPStatus(perr), "Publishing to %s failed: %s", ch, perr.Message)
+			h.failed(w, "Publishing to "+ch, err)
 			return false
 		}
 	}
@@ -286,8 +299,7 @@ func (h *Handler) serveTerminate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.node.DisconnectUser(r.Context(), user, protocol.DisconnectForced); err != nil {
-		perr, _ := redcast.ProtocolError(err)
-		apiError(w, redcast.HTTPStatus(perr), "Terminating the connections of %s failed: %s", user, perr.Message)
+		h.failed(w, "Terminating the connections of "+user, err)
 		return
 	}
 	writeJSON(w, struct{}{})

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -93,8 +92,7 @@ func (h *Handler) countInfo(w http.ResponseWriter, r *http.Request, app *App, na
 func (h *Handler) presenceCounts(w http.ResponseWriter, r *http.Request, app *App, name string) (users []string, conns int, ok bool) {
 	infos, err := h.node.Presence(r.Context(), app.channel(name))
 	if err != nil {
-		perr, _ := redcast.ProtocolError(err)
-		apiError(w, redcast.HTTPStatus(perr), "Reading the presence of %s failed: %s", name, perr.Message)
+		h.failed(w, "Reading the presence of "+name, err)
 		return nil, 0, false
 	}
 	seen := make(map[string]bool, len(infos))
@@ -128,7 +126,7 @@ func (h *Handler) serveChannels(w http.ResponseWriter, r *http.Request) {
 	}
 	names, err := h.appChannels(r.Context(), app, prefix)
 	if err != nil {
-		apiError(w, http.StatusServiceUnavailable, "Listing channels failed: %s", err)
+		h.failed(w, "Listing channels", err)
 		return
 	}
 	channels := make(map[string]channelInfo, len(names))
@@ -192,7 +190,7 @@ func (h *Handler) serveChannel(w http.ResponseWriter, r *http.Request) {
 	} else {
 		names, err := h.appChannels(r.Context(), app, name)
 		if err != nil {
-			apiError(w, http.StatusServiceUnavailable, "Listing channels failed: %s", err)
+			h.failed(w, "Listing channels", err)
 			return
 		}
 		info.Occupied = ptr(slices.Contains(names, name))

@@ -112,7 +112,7 @@ func BenchmarkSend(b *testing.B) {
 				}
 			}
 			c.out.Close(peerClosed)
-			<-c.done()
+			<-c.out.Done()
 			msgs := float64(b.N * burst)
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/msgs, "ns/msg")
 			b.ReportMetric(msgs/float64(cc.writes.Load()), "msgs/write")

@@ -88,10 +88,6 @@ func newConn(nc net.Conn, format hub.Format, l limits, opts outbox.Options) *con
 	return c
 }
 
-// done returns a channel closed once the outbox ended: the close frame is
-// written or the socket failed.
-func (c *conn) done() <-chan struct{} { return c.out.Done() }
-
 // startPinging pings the peer every ping interval until the connection
 // ends. A timer, not a goroutine, waits between pings.
 func (c *conn) startPinging() {
@@ -145,10 +141,6 @@ func (c *conn) sendControl(f ws.Frame) {
 		c.out.PushControl(b)
 	}
 }
-
-// isClosing reports whether the connection is closing: its read loop
-// handles nothing more.
-func (c *conn) isClosing() bool { return c.out.Closing() }
 
 // isFinished reports whether the outbox ended (see Finish).
 func (c *conn) isFinished() bool {

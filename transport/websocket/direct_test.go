@@ -158,7 +158,7 @@ func TestDirectWriteToAClosedPeer(t *testing.T) {
 func waitDone(t *testing.T, c *conn) {
 	t.Helper()
 	select {
-	case <-c.done():
+	case <-c.out.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("the connection's writer did not finish")
 	}

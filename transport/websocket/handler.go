@@ -318,7 +318,7 @@ func (h *Handler) readLoop(s *session, fresh bool) {
 			}
 			break
 		}
-		if c.isClosing() {
+		if c.out.Closing() {
 			break
 		}
 		used = true

@@ -268,7 +268,7 @@ func (r *reader) violation(d protocol.Disconnect) error {
 // does not reset the connection before the peer has read our close frame.
 // It gives the read buffer back.
 func (r *reader) drain() {
-	<-r.c.done()
+	<-r.c.out.Done()
 	if r.br != nil {
 		_, _ = io.Copy(io.Discard, r.br)
 		r.release()

@@ -79,7 +79,7 @@ func FuzzReader(f *testing.F) {
 			if !utf8.Valid(msg) {
 				t.Fatalf("invalid UTF-8 passed: %q", msg)
 			}
-			if c.isClosing() {
+			if c.out.Closing() {
 				t.Fatal("a message was returned after the connection started closing")
 			}
 		}
