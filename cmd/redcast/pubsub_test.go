@@ -278,13 +278,17 @@ func TestSubRecoveryFailed(t *testing.T) {
 	px := newCutter(t, addr)
 	s := startSub(t, "--url", px.url(), "--history", "1", "news")
 	waitSubscribers(t, url, "news", 1, "")
+	// A publication seen first proves that sub has its subscribe reply:
+	// cut before it, sub would subscribe afresh instead of recovering.
+	pub(t, url, "", "news", "1")
+	s.waitLines(t, 1)
 	px.setRefuse(true)
 	px.cut()
-	pub(t, url, "1\n2\n3\n4", "news", "-")
+	pub(t, url, "2\n3\n4\n5", "news", "-")
 	px.setRefuse(false)
-	lines := s.waitLines(t, 1)
-	if l := lines[0]; l.Offset != 4 || string(l.Data) != `4` {
-		t.Errorf("after the failed recovery sub printed %+v, want offset 4 (the latest)", l)
+	lines := s.waitLines(t, 2)
+	if l := lines[1]; l.Offset != 5 || string(l.Data) != `5` {
+		t.Errorf("after the failed recovery sub printed %+v, want offset 5 (the latest)", l)
 	}
 	waitUntil(t, "the failed recovery on stderr", func() bool {
 		return strings.Contains(s.stderr.String(), "news: recovery failed")
