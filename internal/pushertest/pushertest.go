@@ -5,9 +5,6 @@ package pushertest
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -154,15 +151,6 @@ func (c *Client) Subscribe(channel, auth string) Message {
 	}
 	c.Send(map[string]any{"event": "pusher:subscribe", "data": d})
 	return c.Read()
-}
-
-// PresenceAuth returns the auth and channel_data of a presence subscribe
-// of user with info (JSON), signed with the app's key and secret.
-func PresenceAuth(key, secret, socketID, channel, user, info string) (auth, data string) {
-	data = `{"user_id":"` + user + `","user_info":` + info + `}`
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(socketID + ":" + channel + ":" + data))
-	return key + ":" + hex.EncodeToString(m.Sum(nil)), data
 }
 
 // JoinPresence subscribes to a presence channel as user (with user_info

@@ -2,24 +2,21 @@ package pusher_test
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/redcast/redcast/internal/pushertest"
 	"github.com/redcast/redcast/internal/wait"
 	"github.com/redcast/redcast/server"
 )
 
-// authFor returns the auth string of a private channel subscription.
+// authFor returns the auth of a private subscribe to testApp's channel,
+// signed with secret.
 func authFor(secret, socketID, channel string) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(socketID + ":" + channel))
-	return testApp.Key + ":" + hex.EncodeToString(m.Sum(nil))
+	return pushertest.ChannelAuth(testApp.Key, secret, socketID, channel)
 }
 
 func TestConnectionEstablished(t *testing.T) {

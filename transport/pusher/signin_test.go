@@ -4,15 +4,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redcast/redcast/internal/pushertest"
 	"github.com/redcast/redcast/server"
 )
 
-// signinAuth returns the auth of a pusher:signin with userData, signed
-// with secret as the server SDKs' authenticateUser signs it.
-// (socket_id::user::user_data, which is authFor's socket_id:channel with
-// the channel ":user::user_data").
+// signinAuth returns the auth of a pusher:signin to testApp with
+// userData, signed with secret as the server SDKs' authenticateUser signs
+// it.
 func signinAuth(secret, socketID, userData string) string {
-	return authFor(secret, socketID, ":user::"+userData)
+	return pushertest.SigninAuth(testApp.Key, secret, socketID, userData)
 }
 
 // signin sends pusher:signin with userData signed with secret.
