@@ -34,6 +34,41 @@ const (
 	DefaultPresenceNamespace = "pusher-presence"
 )
 
+// userPrefix starts the redcast user of every Pusher user: an app's user u
+// is redcast's "pusher:{id}:u" (see scopedUser).
+const userPrefix = "pusher:"
+
+// scopedUser returns the redcast user of the app's Pusher user: users are
+// the app's, so that user 42 of one app is neither user 42 of another nor a
+// redcast client's user 42. App ids hold no ':', so no two apps' users
+// share a redcast user.
+func (a *App) scopedUser(user string) string { return userPrefix + a.ID + ":" + user }
+
+// pusherUser returns the Pusher user of a redcast user, false when it is
+// not one of the app's (another app's, or a redcast client's).
+func (a *App) pusherUser(user string) (string, bool) {
+	rest, ok := strings.CutPrefix(user, userPrefix)
+	if !ok {
+		return "", false
+	}
+	return strings.CutPrefix(rest, a.ID+":")
+}
+
+// validAppID reports whether id is 1 to 64 bytes of letters, digits and
+// _ - . (Pusher's ids are numbers): no ':', which scopedUser relies on.
+func validAppID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 // channel returns the redcast channel of the app's Pusher channel name.
 func (a *App) channel(name string) string {
 	ns := a.Namespace
@@ -107,6 +142,8 @@ func (c Config) validate(namespaces map[string]auth.Namespace) error {
 		switch {
 		case a.ID == "" || a.Key == "" || a.Secret == "":
 			return fmt.Errorf("%w: app %q needs an id, a key and a secret", ErrConfig, a.ID)
+		case !validAppID(a.ID):
+			return fmt.Errorf("%w: app id %q must be 1 to 64 bytes of letters, digits, _ - and .", ErrConfig, a.ID)
 		case keys[a.Key] || ids[a.ID]:
 			return fmt.Errorf("%w: app %q shares its key or id with another app", ErrConfig, a.ID)
 		}

@@ -24,8 +24,8 @@ type Handler struct {
 	cfg   Config
 	log   *slog.Logger
 	byKey map[string]*App
-	// presenceNS are the apps' presence namespaces.
-	presenceNS map[string]bool
+	// byPresenceNS are the apps by their presence namespace.
+	byPresenceNS map[string]*App
 }
 
 // NewHandler returns the handler of cfg's apps on node, whose WebSockets
@@ -38,13 +38,13 @@ func NewHandler(node *redcast.Node, ws *websocket.Handler, cfg Config) (*Handler
 	if err := cfg.validate(node.Config().Namespaces); err != nil {
 		return nil, err
 	}
-	h := &Handler{node: node, ws: ws, cfg: cfg, log: cfg.Logger, byKey: make(map[string]*App), presenceNS: make(map[string]bool)}
+	h := &Handler{node: node, ws: ws, cfg: cfg, log: cfg.Logger, byKey: make(map[string]*App), byPresenceNS: make(map[string]*App)}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	for i := range h.cfg.Apps {
 		h.byKey[h.cfg.Apps[i].Key] = &h.cfg.Apps[i]
-		h.presenceNS[h.cfg.Apps[i].PresenceNamespace] = true
+		h.byPresenceNS[h.cfg.Apps[i].PresenceNamespace] = &h.cfg.Apps[i]
 	}
 	node.OnUserPresence(h.userPresence)
 	return h, nil

@@ -285,9 +285,10 @@ func (h *Handler) checkEvent(req eventRequest) (int, string) {
 	return 0, ""
 }
 
-// serveTerminate closes every connection of a user, on every node, with
-// 4009 (clients do not reconnect). A connection has a user once it has
-// joined a presence channel as that user.
+// serveTerminate closes every connection of the app's user, on every node,
+// with 4009 (clients do not reconnect). A connection is the user's once it
+// signed in or joined a presence channel as that user; users are the
+// app's (App.scopedUser), not other apps' nor redcast clients'.
 func (h *Handler) serveTerminate(w http.ResponseWriter, r *http.Request) {
 	app, _ := h.readSigned(w, r)
 	if app == nil {
@@ -298,7 +299,7 @@ func (h *Handler) serveTerminate(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "User id must be 1 to %d bytes", maxUserIDLength)
 		return
 	}
-	if err := h.node.DisconnectUser(r.Context(), user, protocol.DisconnectForced); err != nil {
+	if err := h.node.DisconnectUser(r.Context(), app.scopedUser(user), protocol.DisconnectForced); err != nil {
 		h.failed(w, "Terminating the connections of "+user, err)
 		return
 	}

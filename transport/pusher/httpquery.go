@@ -97,13 +97,18 @@ func (h *Handler) presenceCounts(w http.ResponseWriter, r *http.Request, app *Ap
 	}
 	seen := make(map[string]bool, len(infos))
 	for _, info := range infos {
-		if info.User != "" && !seen[info.User] {
-			seen[info.User] = true
-			users = append(users, info.User)
+		user, ok := app.pusherUser(info.User)
+		if !ok {
+			continue // a redcast client: not the app's
+		}
+		conns++
+		if !seen[user] {
+			seen[user] = true
+			users = append(users, user)
 		}
 	}
 	slices.Sort(users)
-	return users, len(infos), true
+	return users, conns, true
 }
 
 // writeJSON answers a request with v in JSON.

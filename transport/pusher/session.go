@@ -204,7 +204,7 @@ func (s *session) subscribe(m message) {
 func (s *session) enterPresence(d subscribeData) (string, json.RawMessage, bool) {
 	user, info, err := parseChannelData(d.ChannelData)
 	if err == nil {
-		err = s.client.SetUser(user, info)
+		err = s.setUser(user, info)
 	}
 	if err != nil {
 		perr, _ := redcast.ProtocolError(err)
@@ -215,8 +215,21 @@ func (s *session) enterPresence(d subscribeData) (string, json.RawMessage, bool)
 		s.subscriptionError(d.Channel, "AuthError", msg, 403)
 		return "", nil, false
 	}
-	s.user = user
 	return user, info, true
+}
+
+// setUser makes the connection the app's user (its redcast user being
+// scoped to the app, App.scopedUser): once; another user than its first is
+// refused.
+func (s *session) setUser(user string, info json.RawMessage) error {
+	if s.user != "" && s.user != user {
+		return protocol.ErrPermissionDenied.WithMessage("the connection is user %q already", s.user)
+	}
+	if err := s.client.SetUser(s.app.scopedUser(user), info); err != nil {
+		return err
+	}
+	s.user = user
+	return nil
 }
 
 // isCache reports whether a channel is a cache channel (cache-,

@@ -75,7 +75,7 @@ func (s *session) signin(m message) {
 		err = fmt.Errorf("invalid signature: expected HMAC-SHA256 hex digest of socket_id::user::user_data, with the app key")
 	default:
 		if user, info, err = parseUserData(d.UserData); err == nil {
-			err = s.client.SetUser(user, info)
+			err = s.setUser(user, info)
 		}
 	}
 	if err != nil {
@@ -86,7 +86,6 @@ func (s *session) signin(m message) {
 		s.client.Disconnect(protocol.Disconnect{Code: codeUnauthorized, Reason: "Invalid signin: " + msg})
 		return
 	}
-	s.user = user
 	data, _ := json.Marshal(struct {
 		UserData string `json:"user_data"`
 	}{d.UserData})
