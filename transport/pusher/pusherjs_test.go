@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redcast/redcast/protocol"
 	"github.com/redcast/redcast/server"
+	"github.com/redcast/redcast/transport/pusher"
 )
 
 // jsDir holds the Node scenarios and their npm dependencies (pusher-js and
@@ -264,5 +266,104 @@ func TestLaravelEchoPresence(t *testing.T) {
 	want := `{"ann_here":["ann"],"ben_here":["ann","ben"],"joining":"ben","leaving":"ben","step":"done"}`
 	if got := asJSON(t, m); got != want {
 		t.Errorf("Echo saw %s, want %s", got, want)
+	}
+}
+
+// publishTo publishes data to the redcast channel ch of srv.
+func publishTo(t *testing.T, srv *server.Server, ch, data string) {
+	t.Helper()
+	if _, err := srv.Node().Publish(context.Background(), ch, []byte(data)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pusher-js subscribing to a cache channel gets its last event, not a
+// cache miss, before what is published live.
+func TestPusherJSCacheHit(t *testing.T) {
+	addr, srv := start(t, server.Config{})
+	publishTo(t, srv, "pusher:cache-prices", `{"event":"price","data":"{\"p\":1}"}`)
+	publishTo(t, srv, "pusher:cache-prices", `{"event":"price","data":"{\"p\":2}"}`)
+	s := runScenario(t, addr, "cacheHit")
+	s.step("subscribed")
+	publishTo(t, srv, "pusher:cache-prices", `{"event":"marker","data":"{}"}`)
+	if got := asJSON(t, s.step("done")["got"]); got != `[{"p":2}]` {
+		t.Errorf("pusher-js got %s from the cache channel, want only the last event", got)
+	}
+}
+
+// pusher-js sending 15 client events at once over a rate of 1/s with a
+// burst of 5: those over it get error 4301, the others reach the other
+// subscriber, and the sender stays connected.
+func TestPusherJSClientEventRateLimit(t *testing.T) {
+	addr, _ := start(t, server.Config{Pusher: pusher.Config{ClientEventRate: 1, ClientEventBurst: 5}})
+	m := runScenario(t, addr, "rateLimit").step("done")
+	codes, _ := m["codes"].([]any)
+	if len(codes) < 15-5-2 || m["heard"] != float64(15-len(codes)) || m["state"] != "connected" {
+		t.Errorf("got %v: want about 10 refusals, the rest heard, the sender connected", m)
+	}
+	for _, c := range codes {
+		if c != float64(4301) {
+			t.Errorf("error code %v, want 4301", c)
+		}
+	}
+}
+
+// pusher-js joining a presence channel that holds two users, as a third
+// user, gets pusher:subscription_error LimitReached with status 403.
+func TestPusherJSPresenceMemberLimit(t *testing.T) {
+	addr, _ := start(t, server.Config{Pusher: pusher.Config{MaxPresenceMembers: 2}})
+	m := runScenario(t, addr, "memberLimit").step("done")
+	if r, _ := m["refused"].(map[string]any); r["type"] != "LimitReached" || r["status"] != float64(403) {
+		t.Errorf("the third user got %v, want LimitReached, status 403", m["refused"])
+	}
+	if got := asJSON(t, m["members"]); got != `["ann","ben"]` {
+		t.Errorf("members %s, want ann and ben", got)
+	}
+}
+
+// pusher-js whose connection the server closes with 4200 reconnects at
+// once with a new socket, resubscribes its public and private channels,
+// and hears what is published after.
+func TestPusherJSReconnectAfter4200(t *testing.T) {
+	addr, srv := start(t, server.Config{})
+	s := runScenario(t, addr, "reconnect")
+	s.step("subscribed")
+	if err := srv.Node().DisconnectUser(context.Background(), "pusher:1:ann", protocol.DisconnectForcedReconnect); err != nil {
+		t.Fatal(err)
+	}
+	s.step("resubscribed")
+	publishTo(t, srv, "pusher:news", `{"event":"after","data":"{\"n\":1}"}`)
+	publishTo(t, srv, "pusher:private-chat", `{"event":"after","data":"{\"n\":2}"}`)
+	m := s.step("done")
+	// (pusher-js reports the one close as several errors.)
+	if codes := asJSON(t, m["codes"]); !strings.HasPrefix(codes, `[4200`) || strings.Trim(strings.ReplaceAll(codes, "4200", ""), "[,]") != "" ||
+		m["changed"] != true || asJSON(t, m["heard"]) != `[{"n":1},{"n":2}]` {
+		t.Errorf("got %v: want error 4200, a new socket, both events heard", m)
+	}
+	if states := asJSON(t, m["states"]); !strings.HasPrefix(states, `["connecting","connected"`) {
+		t.Errorf("states %s, want connecting then connected (no backoff state)", states)
+	}
+}
+
+// End-to-end encryption on a private-encrypted- channel: Pusher's server
+// SDK with a master key authorizes pusher-js (giving it the channel's
+// shared secret) and encrypts what it triggers; pusher-js decrypts it.
+// redcast passes the ciphertext through: what it keeps holds no
+// plaintext.
+func TestPusherJSEncrypted(t *testing.T) {
+	addr, srv := start(t, server.Config{})
+	s := runScenario(t, addr, "encrypted")
+	if m := s.step("triggered"); m["status"] != float64(200) {
+		t.Errorf("trigger answered %v", m)
+	}
+	if got := asJSON(t, s.step("done")["got"]); got != `{"code":"open sesame"}` {
+		t.Errorf("pusher-js decrypted %s", got)
+	}
+	h, err := srv.Node().History(context.Background(), "pusher:private-encrypted-vault", 1, nil)
+	if err != nil || len(h.Publications) != 1 {
+		t.Fatalf("history: %v %v", h, err)
+	}
+	if d := string(h.Publications[0].Data); strings.Contains(d, "sesame") || !strings.Contains(d, "ciphertext") {
+		t.Errorf("redcast kept %s, want only ciphertext", d)
 	}
 }
