@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -21,6 +22,36 @@ import (
 // Pusher's server SDK), which scripts/test installs with npm ci.
 const jsDir = "testdata/js"
 
+// startNode starts node with args in jsDir, its environment naming the
+// redcast server at addr and testApp (and env), and returns it with its
+// stdout and stderr. ctx kills it.
+func startNode(t *testing.T, ctx context.Context, addr string, args []string, env ...string) (*exec.Cmd, io.Reader, *strings.Builder) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is needed for the pusher-js tests: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "pusher-js")); err != nil {
+		t.Fatalf("pusher-js is not installed: run npm ci in transport/pusher/%s (scripts/test does)", jsDir)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := exec.CommandContext(ctx, node, args...)
+	cmd.Dir = jsDir
+	cmd.Env = append(os.Environ(), "PUSHER_HOST="+host, "PUSHER_PORT="+port,
+		"PUSHER_APP_ID="+testApp.ID, "PUSHER_KEY="+testApp.Key, "PUSHER_SECRET="+testApp.Secret)
+	cmd.Env = append(cmd.Env, env...)
+	stderr := new(strings.Builder)
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdout, stderr
+}
+
 // scenario is one run of clients.mjs: the JSON lines it prints.
 type scenario struct {
 	t     *testing.T
@@ -31,29 +62,8 @@ type scenario struct {
 // addr. The process is killed, if still running, when the test ends.
 func runScenario(t *testing.T, addr, name string, env ...string) *scenario {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is needed for the pusher-js tests: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "pusher-js")); err != nil {
-		t.Fatalf("pusher-js is not installed: run npm ci in transport/pusher/%s (scripts/test does)", jsDir)
-	}
-	host, port, _ := net.SplitHostPort(addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	cmd := exec.CommandContext(ctx, node, "clients.mjs", name)
-	cmd.Dir = jsDir
-	cmd.Env = append(os.Environ(), "PUSHER_HOST="+host, "PUSHER_PORT="+port,
-		"PUSHER_APP_ID="+testApp.ID, "PUSHER_KEY="+testApp.Key, "PUSHER_SECRET="+testApp.Secret)
-	cmd.Env = append(cmd.Env, env...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdout, stderr := startNode(t, ctx, addr, []string{"clients.mjs", name}, env...)
 	s := &scenario{t: t, lines: make(chan map[string]any, 16)}
 	read := make(chan struct{})
 	go func() {
