@@ -80,8 +80,8 @@ func TestNoApps(t *testing.T) {
 }
 
 // Events published on the redcast side reach Pusher clients: an envelope
-// as its event, anything else as redcast:publication with the data as a
-// JSON string. Unsubscribed, a client gets nothing more of the channel.
+// ({"pusher_event": ...}) as its event, anything else (an "event" member
+// too) as redcast:publication with the data as a JSON string. Unsubscribed, a client gets nothing more of the channel.
 func TestEventMapping(t *testing.T) {
 	addr, srv := start(t, server.Config{})
 	c, _ := connect(t, addr)
@@ -97,7 +97,7 @@ func TestEventMapping(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	publish("news", `{"event":"order-shipped","data":"{\"id\":42}"}`)
+	publish("news", `{"pusher_event":"order-shipped","data":"{\"id\":42}"}`)
 	publish("news", `{"text":"hi"}`)
 	m := c.Read()
 	if m.Event != "order-shipped" || m.Channel != "news" || m.DataString(t) != `{"id":42}` {
@@ -107,6 +107,11 @@ func TestEventMapping(t *testing.T) {
 	if m.Event != "redcast:publication" || m.DataString(t) != `{"text":"hi"}` {
 		t.Errorf("plain publication arrived as %+v", m)
 	}
+	// A publication that happens to have an event is not an envelope.
+	publish("news", `{"event":"looks-like-one","data":"x"}`)
+	if m := c.Read(); m.Event != "redcast:publication" || m.DataString(t) != `{"event":"looks-like-one","data":"x"}` {
+		t.Errorf("a publication with an event member arrived as %+v", m)
+	}
 	c.Send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]string{"channel": "news"}})
 	// Unsubscribing has no answer: the pong to a ping sent after it says
 	// it was handled.
@@ -114,8 +119,8 @@ func TestEventMapping(t *testing.T) {
 	if m := c.Read(); m.Event != "pusher:pong" {
 		t.Fatalf("got %+v, want pusher:pong", m)
 	}
-	publish("news", `{"event":"late"}`)
-	publish("other", `{"event":"after"}`)
+	publish("news", `{"pusher_event":"late"}`)
+	publish("other", `{"pusher_event":"after"}`)
 	if m := c.Read(); m.Event != "after" || m.Channel != "other" {
 		t.Errorf("after unsubscribing got %+v, want the event of the other channel", m)
 	}
@@ -196,7 +201,7 @@ func TestBadInput(t *testing.T) {
 	}
 
 	// Both still work.
-	if _, err := srv.Node().Publish(context.Background(), "pusher:private-chat", []byte(`{"event":"still-here"}`)); err != nil {
+	if _, err := srv.Node().Publish(context.Background(), "pusher:private-chat", []byte(`{"pusher_event":"still-here"}`)); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []*client{good, bad} {
@@ -211,7 +216,7 @@ func TestBadInput(t *testing.T) {
 func TestCacheChannel(t *testing.T) {
 	addr, srv := start(t, server.Config{})
 	ctx := context.Background()
-	for _, data := range []string{`{"event":"price","data":"1"}`, `{"event":"price","data":"2"}`} {
+	for _, data := range []string{`{"pusher_event":"price","data":"1"}`, `{"pusher_event":"price","data":"2"}`} {
 		if _, err := srv.Node().Publish(ctx, "pusher:cache-prices", []byte(data)); err != nil {
 			t.Fatal(err)
 		}
@@ -229,7 +234,7 @@ func TestCacheChannel(t *testing.T) {
 	if m := c.Read(); m.Event != "pusher:cache_miss" || m.Channel != "cache-empty" {
 		t.Fatalf("after the reply %+v, want pusher:cache_miss", m)
 	}
-	if _, err := srv.Node().Publish(ctx, "pusher:cache-prices", []byte(`{"event":"price","data":"3"}`)); err != nil {
+	if _, err := srv.Node().Publish(ctx, "pusher:cache-prices", []byte(`{"pusher_event":"price","data":"3"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if m := c.Read(); m.Event != "price" || m.DataString(t) != "3" {
@@ -239,7 +244,7 @@ func TestCacheChannel(t *testing.T) {
 	if m := c.Subscribe("prices", ""); m.Event != "pusher_internal:subscription_succeeded" {
 		t.Fatalf("subscribe: %+v", m)
 	}
-	if _, err := srv.Node().Publish(ctx, "pusher:prices", []byte(`{"event":"live"}`)); err != nil {
+	if _, err := srv.Node().Publish(ctx, "pusher:prices", []byte(`{"pusher_event":"live"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if m := c.Read(); m.Event != "live" {
@@ -293,7 +298,7 @@ func TestPresence(t *testing.T) {
 	bob2.NC.Close()
 	marker := func() {
 		t.Helper()
-		if _, err := srv.Node().Publish(context.Background(), "pusher-presence:"+ch, []byte(`{"event":"marker"}`)); err != nil {
+		if _, err := srv.Node().Publish(context.Background(), "pusher-presence:"+ch, []byte(`{"pusher_event":"marker"}`)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -126,7 +126,7 @@ func TestPusherJSPublic(t *testing.T) {
 	addr, srv := start(t, server.Config{})
 	s := runScenario(t, addr, "public")
 	s.step("subscribed")
-	for _, data := range []string{`{"event":"order-shipped","data":"{\"id\":42}"}`, `{"text":"hi"}`} {
+	for _, data := range []string{`{"pusher_event":"order-shipped","data":"{\"id\":42}"}`, `{"text":"hi"}`} {
 		if _, err := srv.Node().Publish(context.Background(), "pusher:news", []byte(data)); err != nil {
 			t.Fatal(err)
 		}
@@ -210,7 +210,7 @@ func TestPusherSDKTrigger(t *testing.T) {
 			t.Errorf("listener got %+v, want hello on %s", m, ch)
 		}
 	}
-	if _, err := srv.Node().Publish(context.Background(), "pusher:news", []byte(`{"event":"marker"}`)); err != nil {
+	if _, err := srv.Node().Publish(context.Background(), "pusher:news", []byte(`{"pusher_event":"marker"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if m := excluded.Read(); m.Event != "marker" {
@@ -239,7 +239,7 @@ func TestPusherSDKTriggerBatch(t *testing.T) {
 	if m := excluded.Read(); m.Event != "first" {
 		t.Errorf("the excluded socket got %+v, want first", m)
 	}
-	if _, err := srv.Node().Publish(context.Background(), "pusher:news", []byte(`{"event":"marker"}`)); err != nil {
+	if _, err := srv.Node().Publish(context.Background(), "pusher:news", []byte(`{"pusher_event":"marker"}`)); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []*client{listener, excluded} {
@@ -256,7 +256,7 @@ func TestLaravelEcho(t *testing.T) {
 	addr, srv := start(t, server.Config{})
 	s := runScenario(t, addr, "echo")
 	s.step("subscribed")
-	if _, err := srv.Node().Publish(context.Background(), "pusher:orders", []byte(`{"event":"order-shipped","data":"{\"id\":42}"}`)); err != nil {
+	if _, err := srv.Node().Publish(context.Background(), "pusher:orders", []byte(`{"pusher_event":"order-shipped","data":"{\"id\":42}"}`)); err != nil {
 		t.Fatal(err)
 	}
 	m := s.step("done")
@@ -291,11 +291,11 @@ func publishTo(t *testing.T, srv *server.Server, ch, data string) {
 // cache miss, before what is published live.
 func TestPusherJSCacheHit(t *testing.T) {
 	addr, srv := start(t, server.Config{})
-	publishTo(t, srv, "pusher:cache-prices", `{"event":"price","data":"{\"p\":1}"}`)
-	publishTo(t, srv, "pusher:cache-prices", `{"event":"price","data":"{\"p\":2}"}`)
+	publishTo(t, srv, "pusher:cache-prices", `{"pusher_event":"price","data":"{\"p\":1}"}`)
+	publishTo(t, srv, "pusher:cache-prices", `{"pusher_event":"price","data":"{\"p\":2}"}`)
 	s := runScenario(t, addr, "cacheHit")
 	s.step("subscribed")
-	publishTo(t, srv, "pusher:cache-prices", `{"event":"marker","data":"{}"}`)
+	publishTo(t, srv, "pusher:cache-prices", `{"pusher_event":"marker","data":"{}"}`)
 	if got := asJSON(t, s.step("done")["got"]); got != `[{"p":2}]` {
 		t.Errorf("pusher-js got %s from the cache channel, want only the last event", got)
 	}
@@ -342,8 +342,8 @@ func TestPusherJSReconnectAfter4200(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.step("resubscribed")
-	publishTo(t, srv, "pusher:news", `{"event":"after","data":"{\"n\":1}"}`)
-	publishTo(t, srv, "pusher:private-chat", `{"event":"after","data":"{\"n\":2}"}`)
+	publishTo(t, srv, "pusher:news", `{"pusher_event":"after","data":"{\"n\":1}"}`)
+	publishTo(t, srv, "pusher:private-chat", `{"pusher_event":"after","data":"{\"n\":2}"}`)
 	m := s.step("done")
 	// (pusher-js reports the one close as several errors.)
 	if codes := asJSON(t, m["codes"]); !strings.HasPrefix(codes, `[4200`) || strings.Trim(strings.ReplaceAll(codes, "4200", ""), "[,]") != "" ||
