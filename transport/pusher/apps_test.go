@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	rcclient "github.com/redcast/redcast/client"
 
 	"github.com/redcast/redcast/internal/pushertest"
+	"github.com/redcast/redcast/internal/wait"
 	"github.com/redcast/redcast/server"
 	"github.com/redcast/redcast/transport/pusher"
 )
@@ -134,4 +136,48 @@ func get(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// An app's own limits: app 2 holds two connections per node, events of
+// 20 bytes and presence channels of one user; app 1 keeps the defaults.
+func TestPusherAppLimits(t *testing.T) {
+	appB := pusher.App{ID: "2", Key: "b-key", Secret: "b-secret", Namespace: "pusher-2", PresenceNamespace: "pusher-presence-2",
+		MaxConnections: 2, MaxEventSize: 20, MaxPresenceMembers: 1}
+	addr, _ := start(t, server.Config{Pusher: pusher.Config{Apps: []pusher.App{testApp, appB}}})
+	b1, b1ID := pushertest.Connect(t, addr, appB.Key)
+	b2, b2ID := pushertest.Connect(t, addr, appB.Key)
+	b3 := pushertest.Dial(t, addr, appB.Key, "protocol=7")
+	if code, msg := errorData(t, b3.Read()); code == nil || *code != 4004 || !strings.Contains(msg, "over connection quota") {
+		t.Errorf("a third connection of app 2: %v %q, want 4004", code, msg)
+	}
+	if code, _ := b3.ReadClose(); code != 4004 {
+		t.Errorf("closed with %d, want 4004", code)
+	}
+	for range 3 { // app 1 is not bound
+		connect(t, addr)
+	}
+
+	b1.JoinPresence(appB.Key, appB.Secret, b1ID, "presence-room", "ann")
+	auth, data := pushertest.PresenceAuth(appB.Key, appB.Secret, b2ID, "presence-room", "ben", `{}`)
+	b2.Send(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": "presence-room", "auth": auth, "channel_data": data}})
+	if m := b2.Read(); m.Event != "pusher:subscription_error" || !strings.Contains(string(m.Data), "LimitReached") {
+		t.Errorf("a second user in app 2's presence-room: %+v, want LimitReached", m)
+	}
+	b1.Send(map[string]any{"event": "client-big", "channel": "presence-room", "data": map[string]string{"x": strings.Repeat("x", 20)}})
+	if _, msg := errorData(t, b1.Read()); !strings.Contains(msg, "larger than 20 bytes") {
+		t.Errorf("app 2's client event of 30 bytes: %q, want refused", msg)
+	}
+	big := `{"name":"e","channels":["news"],"data":"` + strings.Repeat("x", 30) + `"}`
+	if status, body := postAs(t, addr, appB, "/apps/2/events", big, time.Now(), nil); status != 413 || !strings.Contains(body, "larger than 20 bytes") {
+		t.Errorf("app 2's event of 32 bytes: %d %s, want 413", status, body)
+	}
+	if status, body := signedPost(t, addr, "/apps/1/events", testApp.Secret, big, time.Now(), nil); status != 200 {
+		t.Errorf("app 1's event of 32 bytes: %d %s, want 200", status, body)
+	}
+
+	// Once b1 is gone, another connection of app 2 gets in.
+	b1.NC.Close()
+	wait.For(t, "a connection of app 2 let in", func() bool {
+		return pushertest.Dial(t, addr, appB.Key, "protocol=7").Read().Event == "pusher:connection_established"
+	})
 }

@@ -28,6 +28,13 @@ const (
 	eventMemberRemoved = "pusher_internal:member_removed"
 )
 
+// isMemberEvent reports whether a publication is a member event (which
+// redcast writes, in the canonical form of envelopes).
+func isMemberEvent(data []byte) bool {
+	event, _, _, ok := cutEnvelope(data)
+	return ok && (string(event) == `"`+eventMemberAdded+`"` || string(event) == `"`+eventMemberRemoved+`"`)
+}
+
 // presenceTimeout bounds the read of a channel's members.
 const presenceTimeout = 5 * time.Second
 

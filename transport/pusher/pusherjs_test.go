@@ -377,3 +377,15 @@ func TestPusherJSEncrypted(t *testing.T) {
 		t.Errorf("redcast kept %s, want only ciphertext", d)
 	}
 }
+
+// pusher-js on presence-cache- channels: each user joining gets the
+// channel's last event, triggered by the server SDK before, whatever
+// member events came after it; a channel without one misses.
+func TestPusherJSPresenceCache(t *testing.T) {
+	addr, _ := start(t, server.Config{})
+	m := runScenario(t, addr, "presenceCache").step("done")
+	delete(m, "step")
+	if got, want := asJSON(t, m), `{"ann":{"note":{"n":1}},"ben":{"note":{"n":1}},"cat":{"note":{"n":1}},"dan":"miss","status":200}`; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}

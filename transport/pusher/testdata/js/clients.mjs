@@ -158,6 +158,7 @@ scenarios.query = async function () {
     users: [sdk, '/channels/presence-room/users'],
     news_users: [sdk, '/channels/news/users'],
     news_user_count: [sdk, '/channels/news', { info: 'user_count' }],
+    news_subscription_count: [sdk, '/channels/news', { info: 'subscription_count' }],
     wrong_secret: [wrong, '/channels'],
   };
   for (const [name, [client, path, params]] of Object.entries(queries)) {
@@ -340,6 +341,53 @@ scenarios.encrypted = async function () {
   out({ step: 'triggered', status: res.status });
   out({ step: 'done', got: await heard });
   p.disconnect();
+};
+
+// A presence-cache- channel: its last event reaches each user joining,
+// however many members came before (member events are not cached
+// events); a presence-cache- channel without an event misses.
+scenarios.presenceCache = async function () {
+  const res = await sdkFor().trigger('presence-cache-room', 'note', { n: 1 });
+  const join = async (user, channel) => {
+    const p = connect(undefined, undefined, user);
+    const ch = p.subscribe(channel);
+    const first = new Promise((resolve) => {
+      ch.bind('note', (d) => resolve({ note: d }));
+      ch.bind('pusher:cache_miss', () => resolve('miss'));
+    });
+    await subscribed(ch);
+    return [p, await first];
+  };
+  const [ann, annGot] = await join('ann', 'presence-cache-room');
+  const [ben, benGot] = await join('ben', 'presence-cache-room');
+  const [cat, catGot] = await join('cat', 'presence-cache-room');
+  const [dan, danGot] = await join('dan', 'presence-cache-empty');
+  out({ step: 'done', status: res.status, ann: annGot, ben: benGot, cat: catGot, dan: danGot });
+  for (const p of [ann, ben, cat, dan]) p.disconnect();
+};
+
+// Events to users: pusher-js signed in as ann and as ben; the server SDK's
+// sendToUser reaches ann's connection only.
+scenarios.sendToUser = async function () {
+  const ann = connect(undefined, undefined, 'ann'), ben = connect(undefined, undefined, 'ben');
+  const benGot = [];
+  ben.user.bind('hello', (d) => benGot.push(d));
+  const annGot = new Promise((resolve) => ann.user.bind('hello', resolve));
+  ann.signin(); ben.signin();
+  await Promise.all([ann.user.signinDonePromise, ben.user.signinDonePromise]);
+  // pusher-js subscribes to its user's channel once signed in.
+  await Promise.all([ann, ben].map((p) => new Promise((resolve) => {
+    const ch = p.user.serverToUserChannel;
+    if (ch.subscribed) resolve(); else ch.bind('pusher:subscription_succeeded', resolve);
+  })));
+  const res = await sdkFor().sendToUser('ann', 'hello', { to: 'ann' });
+  const got = await annGot;
+  // A marker to ben says that nothing for ann came to ben before it.
+  const marker = new Promise((resolve) => ben.user.bind('marker', resolve));
+  await sdkFor().sendToUser('ben', 'marker', {});
+  await marker;
+  out({ step: 'done', status: res.status, ann: got, ben: benGot });
+  ann.disconnect(); ben.disconnect();
 };
 
 const run = scenarios[process.argv[2]];
