@@ -130,14 +130,24 @@ func (c *Client) next() ([]byte, error) {
 // ReadClose reads until the close frame and returns its code and reason.
 func (c *Client) ReadClose() (int, string) {
 	c.t.Helper()
+	code, reason, err := c.WaitClose()
+	if err != nil {
+		c.t.Fatalf("read: %v, want a close frame", err)
+	}
+	return code, reason
+}
+
+// WaitClose is ReadClose for another goroutine than the test's: it returns
+// what fails instead of failing the test.
+func (c *Client) WaitClose() (int, string, error) {
 	for {
 		_, err := c.next()
 		var closed wsutil.ClosedError
 		if errors.As(err, &closed) {
-			return int(closed.Code), closed.Reason
+			return int(closed.Code), closed.Reason, nil
 		}
 		if err != nil {
-			c.t.Fatalf("read: %v, want a close frame", err)
+			return 0, "", err
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/redcast/redcast"
@@ -29,6 +30,11 @@ type Handler struct {
 	byPresenceNS map[string]*App
 	// conns counts the connections of each app with MaxConnections.
 	conns map[*App]*atomic.Int64
+
+	// mu guards sessions, the open connections (which Drain closes). No
+	// lock is taken under it.
+	mu       sync.Mutex
+	sessions map[*session]struct{}
 }
 
 // NewHandler returns the handler of cfg's apps on node, whose WebSockets
@@ -41,7 +47,7 @@ func NewHandler(node *redcast.Node, ws *websocket.Handler, cfg Config) (*Handler
 	if err := cfg.validate(node.Config().Namespaces); err != nil {
 		return nil, err
 	}
-	h := &Handler{node: node, ws: ws, cfg: cfg, log: cfg.Logger, byKey: make(map[string]*App), byPresenceNS: make(map[string]*App), conns: make(map[*App]*atomic.Int64)}
+	h := &Handler{node: node, ws: ws, cfg: cfg, log: cfg.Logger, byKey: make(map[string]*App), byPresenceNS: make(map[string]*App), conns: make(map[*App]*atomic.Int64), sessions: make(map[*session]struct{})}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -107,6 +113,7 @@ func (d *dialect) Open() (redcast.ClientOptions, func(*redcast.Client, *outbox.O
 		}
 		s := newSession(d.h, d.app, c, out)
 		s.counted = d.app.MaxConnections > 0
+		d.h.track(s)
 		s.established()
 		return s, nil
 	}

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redcast/redcast/internal/pushertest"
 	"github.com/redcast/redcast/internal/wait"
@@ -266,6 +267,52 @@ func TestShutdownReconnects(t *testing.T) {
 		t.Errorf("close code %d, want 4200", code)
 	}
 	c.NC.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A server that shuts down with a delay closes its Pusher clients one by
+// one, with 4200, at moments spread over three quarters of the delay, so
+// that they do not all reconnect at the same instant.
+func TestShutdownSpreadsReconnects(t *testing.T) {
+	const n, delay = 5, 800 * time.Millisecond
+	addr, srv := start(t, server.Config{ShutdownDelay: delay})
+	var clients []*client
+	for range n {
+		c, _ := connect(t, addr)
+		clients = append(clients, c)
+	}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(context.Background()) }()
+	type close struct {
+		code int
+		err  error
+		at   time.Duration
+	}
+	closed := make(chan close, n)
+	for _, c := range clients {
+		go func() {
+			code, _, err := c.WaitClose()
+			closed <- close{code, err, time.Since(start)}
+		}()
+	}
+	var first, last time.Duration
+	for i := range n {
+		c := <-closed
+		if c.err != nil || c.code != 4200 {
+			t.Fatalf("a client closed with %d (%v), want 4200", c.code, c.err)
+		}
+		if i == 0 {
+			first = c.at
+		}
+		last = c.at
+	}
+	// The i-th of n closes at i/n of 3/4 of the delay: the last at 480 ms.
+	if spread := last - first; spread < delay*3/4*(n-1)/n*3/4 || last > delay {
+		t.Errorf("closes from %v to %v after the shutdown began, want spread over %v", first, last, delay*3/4)
+	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}

@@ -116,8 +116,9 @@ func (s *session) HandleFrame(frame []byte) {
 func (s *session) Flush() { s.out.Release() }
 
 // Closed is called once the connection ended (see websocket.Session): it
-// no longer counts against its app's connections.
+// is no longer the handler's, nor counts against its app's connections.
 func (s *session) Closed() {
+	s.h.untrack(s)
 	if s.counted {
 		s.h.conns[s.app].Add(-1)
 	}
