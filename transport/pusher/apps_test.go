@@ -2,7 +2,6 @@ package pusher_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -130,12 +129,7 @@ func TestPusherUsersScopedPerApp(t *testing.T) {
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return answer(t, resp, err)
 }
 
 // An app's own limits: app 2 holds two connections per node, events of

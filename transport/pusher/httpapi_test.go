@@ -31,6 +31,13 @@ func postAs(t *testing.T, addr string, app pusher.App, path, body string, ts tim
 		edit(q)
 	}
 	resp, err := http.Post("http://"+addr+path+"?"+q.Encode(), "application/json", strings.NewReader(body))
+	return answer(t, resp, err)
+}
+
+// answer returns the status and body of an HTTP response (err: the
+// request's error, which fails the test).
+func answer(t *testing.T, resp *http.Response, err error) (int, string) {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
