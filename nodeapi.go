@@ -94,6 +94,11 @@ func (n *Node) Channels(ctx context.Context) ([]string, error) {
 	return chans, nil
 }
 
+// LocalSubscribers returns how many connections of this node, of any
+// protocol, are subscribed to a channel: a count of this node only, which
+// nothing shares across nodes.
+func (n *Node) LocalSubscribers(ch string) int { return n.hub.NumSubscribers(ch) }
+
 // DisconnectUser disconnects every connection of a user, on every node,
 // with d (DisconnectForced or DisconnectForcedReconnect, or another code).
 // It returns once the request is handed to the broker; nodes act on it when

@@ -42,13 +42,18 @@ type FileConfig struct {
 
 // PusherApp is one Pusher app of the file: an id, a key and a secret, all
 // required, and optionally the namespaces of its channels (the server
-// checks them, and that no two apps share a key, an id or a namespace).
+// checks them, and that no two apps share a key, an id or a namespace) and
+// its limits (zero: the server's; see docs/pusher.md).
 type PusherApp struct {
-	ID                string `json:"id"`
-	Key               string `json:"key"`
-	Secret            string `json:"secret"`
-	Namespace         string `json:"namespace"`
-	PresenceNamespace string `json:"presence_namespace"`
+	ID                 string  `json:"id"`
+	Key                string  `json:"key"`
+	Secret             string  `json:"secret"`
+	Namespace          string  `json:"namespace"`
+	PresenceNamespace  string  `json:"presence_namespace"`
+	MaxConnections     int     `json:"max_connections"`
+	ClientEventRate    float64 `json:"client_event_rate"`
+	MaxEventSize       int     `json:"max_event_size"`
+	MaxPresenceMembers int     `json:"max_presence_members"`
 }
 
 // Limits bound what clients may do. They mirror the node's limits
@@ -198,6 +203,9 @@ func parseConfig(data []byte, read readFunc) (*FileConfig, error) {
 		}
 		if a.ID == "" || a.Key == "" || a.Secret == "" {
 			return nil, fmt.Errorf("%s: an app needs an id, a key and a secret", path)
+		}
+		if a.MaxConnections < 0 || a.MaxEventSize < 0 || a.MaxPresenceMembers < 0 {
+			return nil, fmt.Errorf("%s: max_connections, max_event_size and max_presence_members must not be negative", path)
 		}
 		cfg.PusherApps = append(cfg.PusherApps, a)
 	}

@@ -96,6 +96,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"wrong case", `{"Namespaces": {}}`, `unknown key "Namespaces" (did you mean "namespaces"?)`},
 		{"unknown key far off", `{"color": "red"}`, `unknown key "color"`},
 		{"pusher app without secret", `{"pusher_apps": [{"id": "1", "key": "k", "secret": "s"}, {"id": "2", "key": "k2"}]}`, "pusher_apps[1]: an app needs an id, a key and a secret"},
+		{"pusher app negative limit", `{"pusher_apps": [{"id": "1", "key": "k", "secret": "s", "max_connections": -1}]}`, "pusher_apps[0]: max_connections, max_event_size and max_presence_members must not be negative"},
 		{"pusher app unknown key", `{"pusher_apps": [{"id": "1", "key": "k", "secret": "s", "cluster": "eu"}]}`, `pusher_apps[0]: unknown key "cluster"`},
 		{"allow_anonymous type", `{"allow_anonymous": "yes"}`, "allow_anonymous: want true or false, got string"},
 		{"allowed_origins type", `{"allowed_origins": "https://a.example"}`, "allowed_origins: want a list of strings, got string"},
@@ -158,14 +159,16 @@ func TestLoadConfigAccepts(t *testing.T) {
 		"allowed_origins": ["https://a.example", "http://localhost:3000", "*"],
 		"limits": {"publish_rate": -1, "subscribe_rate": 0.5, "max_data_size": 65536},
 		"namespaces": {"": {}, "x.y-z_1": {"publish": true, "publish_subscribers_only": true}},
-		"pusher_apps": [{"id": "1", "key": "k1", "secret": "s1"}, {"id": "2", "key": "k2", "secret": "s2", "namespace": "b", "presence_namespace": "b-presence"}]
+		"pusher_apps": [{"id": "1", "key": "k1", "secret": "s1"}, {"id": "2", "key": "k2", "secret": "s2", "namespace": "b", "presence_namespace": "b-presence",
+			"max_connections": 5, "client_event_rate": -1, "max_event_size": 100, "max_presence_members": 3}]
 	}`)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Limits.PublishRate != -1 || cfg.Limits.SubscribeRate != 0.5 || len(cfg.Namespaces) != 2 ||
 		cfg.Namespaces[""].Subscribe != SubscribePublic || !cfg.Namespaces["x.y-z_1"].PublishSubscribersOnly ||
-		len(cfg.PusherApps) != 2 || cfg.PusherApps[1] != (PusherApp{ID: "2", Key: "k2", Secret: "s2", Namespace: "b", PresenceNamespace: "b-presence"}) {
+		len(cfg.PusherApps) != 2 || cfg.PusherApps[1] != (PusherApp{ID: "2", Key: "k2", Secret: "s2", Namespace: "b", PresenceNamespace: "b-presence",
+		MaxConnections: 5, ClientEventRate: -1, MaxEventSize: 100, MaxPresenceMembers: 3}) {
 		t.Errorf("loaded %+v", cfg)
 	}
 	if _, err := LoadConfig(filepath.Join(t.TempDir(), "missing.json")); err == nil {

@@ -48,7 +48,9 @@ type Config struct {
 	// ShutdownDelay is how long Shutdown keeps serving, not ready (/readyz
 	// answers 503) and refusing new connections, before it closes the
 	// listener and disconnects clients, so that load balancers stop
-	// sending clients first. Default 0.
+	// sending clients first; Pusher clients, which cannot be told a
+	// reconnect delay, are closed one by one (4200) over its first three
+	// quarters. Default 0.
 	ShutdownDelay time.Duration
 	// APIKey turns on the HTTP server API at /api/ for backends that send
 	// "Authorization: apikey APIKey". Empty: the API is off (404).
@@ -67,6 +69,7 @@ type Server struct {
 	handler http.Handler
 	http    *http.Server
 	ws      *websocket.Handler
+	pusher  *pusher.Handler
 
 	shutdownDelay time.Duration
 	shutdownOnce  sync.Once
@@ -102,6 +105,7 @@ func New(cfg Config) (*Server, error) {
 		_ = ws.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	s.pusher = ph
 	mux.Handle("GET /app/{key}", ph)
 	mux.Handle("/apps/", ph.API())
 	events := sse.NewHandler(node, sse.Options{AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, Logger: log})
@@ -191,6 +195,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.shutdownDelay > 0 {
 			s.node.Drain()
 			t := time.NewTimer(s.shutdownDelay)
+			// Pusher's clients cannot be told a reconnect delay: they are
+			// closed one by one over most of the delay instead.
+			s.pusher.Drain(ctx, s.shutdownDelay*3/4)
 			select {
 			case <-t.C:
 			case <-ctx.Done():

@@ -36,6 +36,8 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&o.URL, "url", "ws://127.0.0.1:8080", "the server's base URL (ws:// or wss://)")
 	fs.StringVar(&o.ChannelPrefix, "channel-prefix", "bench", "full-protocol subscribers use channels PREFIX-0 … PREFIX-(channels-1); a namespace (\"quiet:bench\") picks its options")
 	fs.StringVar(&o.PlainRoom, "plain-room", "", "subscribe in plain mode to this room (rooms ROOM-0 … with several channels); publishers use the full protocol")
+	fs.StringVar(&o.PusherKey, "pusher-key", "", "subscribe with the Pusher protocol to the app of this key, to its channels PREFIX-0 …; publishers use the full protocol, to NAMESPACE:PREFIX-0 …")
+	fs.StringVar(&o.PusherNamespace, "pusher-namespace", "pusher", "with --pusher-key: the namespace of the app's channels, where publishers publish")
 	fs.IntVar(&o.Subscribers, "subscribers", 1000, "subscriber connections, spread round-robin over the channels")
 	fs.IntVar(&o.Channels, "channels", 1, "channels")
 	fs.IntVar(&o.Publishers, "publishers", 1, "publisher connections (fanout, storm)")

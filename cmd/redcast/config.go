@@ -87,7 +87,8 @@ func pusherConfig(fc *auth.FileConfig, id, key, secret string) (pusher.Config, e
 	var cfg pusher.Config
 	if fc != nil {
 		for _, a := range fc.PusherApps {
-			app := pusher.App{ID: a.ID, Key: a.Key, Secret: a.Secret, Namespace: a.Namespace, PresenceNamespace: a.PresenceNamespace}
+			app := pusher.App{ID: a.ID, Key: a.Key, Secret: a.Secret, Namespace: a.Namespace, PresenceNamespace: a.PresenceNamespace,
+				MaxConnections: a.MaxConnections, ClientEventRate: a.ClientEventRate, MaxEventSize: a.MaxEventSize, MaxPresenceMembers: a.MaxPresenceMembers}
 			if app.Namespace == "" {
 				app.Namespace = pusher.DefaultNamespace + "-" + a.ID
 			}

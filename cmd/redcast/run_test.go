@@ -295,7 +295,7 @@ func TestDebugAddr(t *testing.T) {
 func TestPusherConfigFromFile(t *testing.T) {
 	fc := &auth.FileConfig{PusherApps: []auth.PusherApp{
 		{ID: "1", Key: "k1", Secret: "s1"},
-		{ID: "2", Key: "k2", Secret: "s2", Namespace: "b", PresenceNamespace: "b-presence"},
+		{ID: "2", Key: "k2", Secret: "s2", Namespace: "b", PresenceNamespace: "b-presence", MaxConnections: 5, ClientEventRate: 2, MaxEventSize: 100, MaxPresenceMembers: 3},
 	}}
 	cfg, err := pusherConfig(fc, "3", "k3", "s3")
 	if err != nil {
@@ -303,7 +303,7 @@ func TestPusherConfigFromFile(t *testing.T) {
 	}
 	want := []pusher.App{
 		{ID: "1", Key: "k1", Secret: "s1", Namespace: "pusher-1", PresenceNamespace: "pusher-presence-1"},
-		{ID: "2", Key: "k2", Secret: "s2", Namespace: "b", PresenceNamespace: "b-presence"},
+		{ID: "2", Key: "k2", Secret: "s2", Namespace: "b", PresenceNamespace: "b-presence", MaxConnections: 5, ClientEventRate: 2, MaxEventSize: 100, MaxPresenceMembers: 3},
 		{ID: "3", Key: "k3", Secret: "s3"},
 	}
 	if !slices.Equal(cfg.Apps, want) {

@@ -60,9 +60,10 @@ func dial(ctx context.Context, u string, src netip.Addr) (*conn, error) {
 	cr := &countingReader{r: nc}
 	var r io.Reader = cr
 	if br != nil {
-		// The server sent frames right after the handshake: br holds
-		// them.
-		r = io.MultiReader(br, cr)
+		// The server sent frames right after the handshake (a Pusher
+		// server does): br holds them. Only what it holds: past it, br
+		// would read the socket itself, uncounted.
+		r = io.MultiReader(io.LimitReader(br, int64(br.Buffered())), cr)
 	}
 	return &conn{nc: nc, br: bufio.NewReaderSize(r, readBufferSize), reads: cr}, nil
 }

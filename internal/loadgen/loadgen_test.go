@@ -13,9 +13,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/internal/loadgen"
 	"github.com/redcast/redcast/internal/testserver"
 	"github.com/redcast/redcast/server"
+	"github.com/redcast/redcast/transport/pusher"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -84,6 +86,29 @@ func TestFanoutProtocol(t *testing.T) {
 	checkFanout(t, rep, 30)
 	if rep.Mode != "protocol" || rep.Server == nil || rep.Server.RSSConnected == 0 || rep.Server.Error != "" {
 		t.Errorf("mode %q, server %+v", rep.Mode, rep.Server)
+	}
+}
+
+// Pusher protocol subscribers of a Pusher app whose channels' namespace
+// lets the benchmark's publishers publish.
+func TestFanoutPusher(t *testing.T) {
+	ns := auth.DefaultNamespaces()
+	ns["pusher"] = auth.Namespace{Anonymous: true, Subscribe: auth.SubscribePublic, Publish: true, HistorySize: 10, HistoryTTL: time.Minute}
+	addr, _ := testserver.Start(t, server.Config{Node: redcast.Config{Namespaces: ns},
+		Pusher: pusher.Config{Apps: []pusher.App{{ID: "1", Key: "bench-key", Secret: "s"}}}})
+	rep := run(t, loadgen.Options{
+		URL:         "ws://" + addr,
+		PusherKey:   "bench-key",
+		Subscribers: 20,
+		Channels:    2,
+		Publishers:  2,
+		Rate:        1000,
+		Duration:    300 * time.Millisecond,
+		Warmup:      -1,
+	})
+	checkFanout(t, rep, 20)
+	if rep.Mode != "pusher" {
+		t.Errorf("mode %q, want pusher", rep.Mode)
 	}
 }
 

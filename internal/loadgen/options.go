@@ -41,6 +41,15 @@ type Options struct {
 	// full protocol (plain mode has no acknowledgements) and publish to the
 	// rooms' channels chat:ROOM.
 	PlainRoom string
+	// PusherKey, when set, makes the subscribers Pusher protocol clients
+	// of the app with this key, at URL/app/PusherKey, subscribed to the
+	// Pusher channels PREFIX-0 … (ChannelPrefix); publishers use the full
+	// protocol and publish to their redcast channels PusherNamespace:NAME.
+	// It excludes PlainRoom.
+	PusherKey string
+	// PusherNamespace is the namespace of the Pusher app's channels.
+	// Default "pusher" (the app of the --pusher-* flags).
+	PusherNamespace string
 	// ChannelPrefix names the channels of full-protocol subscribers:
 	// PREFIX-0 … PREFIX-(Channels-1). Default "bench" (the default
 	// namespace, which a server without configuration serves).
@@ -119,6 +128,9 @@ func (o Options) withDefaults() Options {
 	if o.ChannelPrefix == "" {
 		o.ChannelPrefix = "bench"
 	}
+	if o.PusherNamespace == "" {
+		o.PusherNamespace = "pusher"
+	}
 	if o.Scenario == "" {
 		o.Scenario = Fanout
 	}
@@ -166,6 +178,9 @@ func (o Options) validate() error {
 	}
 	if (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
 		return fmt.Errorf("%w: URL %q: want ws://HOST:PORT or wss://HOST:PORT", ErrOptions, o.URL)
+	}
+	if o.PusherKey != "" && o.PlainRoom != "" {
+		return fmt.Errorf("%w: a Pusher key and a plain room exclude each other", ErrOptions)
 	}
 	if o.Rate < 0 {
 		return fmt.Errorf("%w: negative rate", ErrOptions)

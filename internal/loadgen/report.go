@@ -16,7 +16,7 @@ import (
 // during Duration.
 type Report struct {
 	Scenario    Scenario      `json:"scenario"`
-	Mode        string        `json:"mode"` // "protocol" or "plain"
+	Mode        string        `json:"mode"` // "protocol", "plain" or "pusher"
 	URL         string        `json:"url"`
 	Subscribers int           `json:"subscribers"`
 	Channels    int           `json:"channels"`
@@ -136,8 +136,11 @@ type Server struct {
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	mode := "full protocol"
-	if r.Mode == "plain" {
+	switch r.Mode {
+	case "plain":
 		mode = "plain mode"
+	case "pusher":
+		mode = "Pusher protocol"
 	}
 	fmt.Fprintf(&b, "scenario      %s, %s, %s\n", r.Scenario, mode, r.URL)
 	fmt.Fprintf(&b, "setup         %d subscribers in %d channel(s)", r.Subscribers, r.Channels)

@@ -94,6 +94,11 @@ func newRun(opts Options) *run {
 		connErrs:       make(map[string]int),
 	}
 	for i := range opts.Channels {
+		if opts.PusherKey != "" {
+			r.channels[i] = opts.PusherNamespace + ":" + opts.ChannelPrefix + "-" + strconv.Itoa(i)
+			r.subURLs[i] = base + "/app/" + url.PathEscape(opts.PusherKey) + "?protocol=7&client=redcast-bench"
+			continue
+		}
 		if opts.PlainRoom == "" {
 			r.channels[i] = opts.ChannelPrefix + "-" + strconv.Itoa(i)
 			r.subURLs[i] = r.pubURL
@@ -134,8 +139,11 @@ func (r *run) newReport() *Report {
 		InFlight:    o.InFlight,
 		LoadGen:     CPUUse{GOMAXPROCS: runtime.GOMAXPROCS(0)},
 	}
-	if o.PlainRoom != "" {
+	switch {
+	case o.PlainRoom != "":
 		rep.Mode = "plain"
+	case o.PusherKey != "":
+		rep.Mode = "pusher"
 	}
 	if o.Scenario == Fanout {
 		rep.Warmup = o.Warmup

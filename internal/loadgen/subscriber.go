@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -26,7 +27,10 @@ type subscriber struct {
 	channel int
 	c       *conn
 	plain   bool
-	shard   *latencyShard
+	// pusher is a Pusher protocol client; pusherCh its Pusher channel.
+	pusher   bool
+	pusherCh string
+	shard    *latencyShard
 	// pubHead is how a publication push of the channel starts, up to its
 	// offset: the fast path that spares a search.
 	pubHead []byte
@@ -35,7 +39,7 @@ type subscriber struct {
 	subscribed bool
 	subErr     error
 	lastOffset uint64   // full protocol: offset of the last publication
-	lastSeq    []uint64 // plain mode: sequence of the last publication per publisher
+	lastSeq    []uint64 // plain mode and Pusher: sequence of the last publication per publisher
 	readySeen  bool
 	// t and lat gather the counts and latencies of the frames handled
 	// since the last flush.
@@ -62,6 +66,7 @@ func (r *run) connectSubscriber(ctx context.Context, i int) (*subscriber, error)
 		run:     r,
 		channel: ch,
 		plain:   r.opts.PlainRoom != "",
+		pusher:  r.opts.PusherKey != "",
 		shard:   r.lat.shard(i),
 		pubHead: r.pubHeads[ch],
 		done:    make(chan struct{}),
@@ -77,6 +82,11 @@ func (r *run) connectSubscriber(ctx context.Context, i int) (*subscriber, error)
 	}
 	cmds := fmt.Appendf(nil, "{\"id\":%d,\"method\":\"connect\",\"params\":{\"name\":\"bench\"}}\n"+
 		"{\"id\":%d,\"method\":\"subscribe\",\"params\":{\"channel\":%q}}", idConnect, idSubscribe, r.channels[ch])
+	if s.pusher {
+		s.lastSeq = make([]uint64, r.opts.Publishers)
+		_, s.pusherCh, _ = strings.Cut(r.channels[ch], ":")
+		cmds = fmt.Appendf(nil, `{"event":"pusher:subscribe","data":{"channel":%q}}`, s.pusherCh)
+	}
 	if err := c.write(wsframe.AppendClientFrame(nil, ws.OpText, cmds)); err != nil {
 		_ = c.nc.Close()
 		return nil, err
@@ -140,9 +150,12 @@ type tally struct {
 // subscriber's own commands matter.
 func (s *subscriber) handleFrame(p []byte, now int64) {
 	t := &s.t
-	if s.plain {
+	switch {
+	case s.plain:
 		s.publication(p, 0, now, t)
-	} else {
+	case s.pusher:
+		s.pusherMessage(p, now, t)
+	default:
 		for line := range lines(p) {
 			switch {
 			case bytes.HasPrefix(line, pubPrefix):
@@ -189,7 +202,7 @@ func (s *subscriber) publication(text []byte, offset uint64, now int64, t *tally
 		t.bad++
 		return
 	}
-	if s.plain {
+	if s.plain || s.pusher {
 		if st.seq <= s.lastSeq[st.publisher] {
 			t.dups++
 			return
@@ -224,5 +237,38 @@ func (s *subscriber) reply(line []byte) {
 		s.subErr = fmt.Errorf("reply to command %d: error %d: %s", id, code, line)
 	case id == idSubscribe:
 		s.subscribed = true
+	}
+}
+
+// Markers of the Pusher messages a Pusher subscriber looks for: the
+// publications (redcast's reach Pusher clients as the event
+// redcast:publication, their data a JSON string, so the text's quotes are
+// escaped), and the answers to its subscribe.
+var (
+	pusherPubPrefix   = []byte(`{"event":"redcast:publication"`)
+	pusherTextKey     = []byte(`{\"text\":\"`)
+	pusherSubscribed  = []byte(`{"event":"pusher_internal:subscription_succeeded"`)
+	pusherRefusalKeys = [][]byte{[]byte(`{"event":"pusher:subscription_error"`), []byte(`{"event":"pusher:error"`)}
+)
+
+// pusherMessage handles one Pusher message: a publication, or the answer
+// to the subscribe.
+func (s *subscriber) pusherMessage(p []byte, now int64, t *tally) {
+	switch {
+	case bytes.HasPrefix(p, pusherPubPrefix):
+		i := bytes.Index(p, pusherTextKey)
+		if i < 0 {
+			t.bad++
+			return
+		}
+		s.publication(p[i+len(pusherTextKey):], 0, now, t)
+	case bytes.HasPrefix(p, pusherSubscribed):
+		s.subscribed = true
+	default:
+		for _, k := range pusherRefusalKeys {
+			if bytes.HasPrefix(p, k) {
+				s.subErr = fmt.Errorf("pusher subscribe to %s refused: %s", s.pusherCh, p)
+			}
+		}
 	}
 }

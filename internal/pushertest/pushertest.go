@@ -5,9 +5,6 @@ package pushertest
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -133,14 +130,24 @@ func (c *Client) next() ([]byte, error) {
 // ReadClose reads until the close frame and returns its code and reason.
 func (c *Client) ReadClose() (int, string) {
 	c.t.Helper()
+	code, reason, err := c.WaitClose()
+	if err != nil {
+		c.t.Fatalf("read: %v, want a close frame", err)
+	}
+	return code, reason
+}
+
+// WaitClose is ReadClose for another goroutine than the test's: it returns
+// what fails instead of failing the test.
+func (c *Client) WaitClose() (int, string, error) {
 	for {
 		_, err := c.next()
 		var closed wsutil.ClosedError
 		if errors.As(err, &closed) {
-			return int(closed.Code), closed.Reason
+			return int(closed.Code), closed.Reason, nil
 		}
 		if err != nil {
-			c.t.Fatalf("read: %v, want a close frame", err)
+			return 0, "", err
 		}
 	}
 }
@@ -154,15 +161,6 @@ func (c *Client) Subscribe(channel, auth string) Message {
 	}
 	c.Send(map[string]any{"event": "pusher:subscribe", "data": d})
 	return c.Read()
-}
-
-// PresenceAuth returns the auth and channel_data of a presence subscribe
-// of user with info (JSON), signed with the app's key and secret.
-func PresenceAuth(key, secret, socketID, channel, user, info string) (auth, data string) {
-	data = `{"user_id":"` + user + `","user_info":` + info + `}`
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(socketID + ":" + channel + ":" + data))
-	return key + ":" + hex.EncodeToString(m.Sum(nil)), data
 }
 
 // JoinPresence subscribes to a presence channel as user (with user_info

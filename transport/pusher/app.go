@@ -26,6 +26,22 @@ type App struct {
 	// which keeps presence (the others do not pay for it). Default
 	// DefaultPresenceNamespace.
 	PresenceNamespace string
+
+	// The app's limits. Zero means the Handler's (Config's) value.
+	//
+	// MaxConnections bounds the app's connections on each node: one more
+	// is refused with error 4004. Zero: no bound of the app's own (the
+	// node's --max-connections still applies).
+	MaxConnections int
+	// ClientEventRate is how many client events per second a connection
+	// may send (a negative rate: no limit); the burst is Config's
+	// ClientEventBurst.
+	ClientEventRate float64
+	// MaxEventSize is the largest event data, in bytes: of a client event
+	// and of an event of the HTTP API.
+	MaxEventSize int
+	// MaxPresenceMembers is how many users a presence channel holds.
+	MaxPresenceMembers int
 }
 
 // Defaults of App.Namespace and App.PresenceNamespace.
@@ -33,6 +49,41 @@ const (
 	DefaultNamespace         = "pusher"
 	DefaultPresenceNamespace = "pusher-presence"
 )
+
+// userPrefix starts the redcast user of every Pusher user: an app's user u
+// is redcast's "pusher:{id}:u" (see scopedUser).
+const userPrefix = "pusher:"
+
+// scopedUser returns the redcast user of the app's Pusher user: users are
+// the app's, so that user 42 of one app is neither user 42 of another nor a
+// redcast client's user 42. App ids hold no ':', so no two apps' users
+// share a redcast user.
+func (a *App) scopedUser(user string) string { return userPrefix + a.ID + ":" + user }
+
+// pusherUser returns the Pusher user of a redcast user, false when it is
+// not one of the app's (another app's, or a redcast client's).
+func (a *App) pusherUser(user string) (string, bool) {
+	rest, ok := strings.CutPrefix(user, userPrefix)
+	if !ok {
+		return "", false
+	}
+	return strings.CutPrefix(rest, a.ID+":")
+}
+
+// validAppID reports whether id is 1 to 64 bytes of letters, digits and
+// _ - . (Pusher's ids are numbers): no ':', which scopedUser relies on.
+func validAppID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
 
 // channel returns the redcast channel of the app's Pusher channel name.
 func (a *App) channel(name string) string {
@@ -45,6 +96,7 @@ func (a *App) channel(name string) string {
 
 // Config configures a Handler. The zero value means the defaults, with no
 // app: every connection is refused as Pusher refuses an unknown app key.
+// Its limits are those of the apps that do not set their own (App).
 type Config struct {
 	Apps []App
 	// MaxEventSize is the largest event data a client may send, in bytes.
@@ -86,11 +138,21 @@ func (c Config) withDefaults() Config {
 	}
 	c.Apps = append([]App(nil), c.Apps...)
 	for i := range c.Apps {
-		if c.Apps[i].Namespace == "" {
-			c.Apps[i].Namespace = DefaultNamespace
+		a := &c.Apps[i]
+		if a.Namespace == "" {
+			a.Namespace = DefaultNamespace
 		}
-		if c.Apps[i].PresenceNamespace == "" {
-			c.Apps[i].PresenceNamespace = DefaultPresenceNamespace
+		if a.PresenceNamespace == "" {
+			a.PresenceNamespace = DefaultPresenceNamespace
+		}
+		if a.ClientEventRate == 0 {
+			a.ClientEventRate = c.ClientEventRate
+		}
+		if a.MaxEventSize == 0 {
+			a.MaxEventSize = c.MaxEventSize
+		}
+		if a.MaxPresenceMembers == 0 {
+			a.MaxPresenceMembers = c.MaxPresenceMembers
 		}
 	}
 	return c
@@ -107,6 +169,10 @@ func (c Config) validate(namespaces map[string]auth.Namespace) error {
 		switch {
 		case a.ID == "" || a.Key == "" || a.Secret == "":
 			return fmt.Errorf("%w: app %q needs an id, a key and a secret", ErrConfig, a.ID)
+		case !validAppID(a.ID):
+			return fmt.Errorf("%w: app id %q must be 1 to 64 bytes of letters, digits, _ - and .", ErrConfig, a.ID)
+		case a.MaxConnections < 0 || a.MaxEventSize < 0 || a.MaxPresenceMembers < 0:
+			return fmt.Errorf("%w: app %q: a limit is negative", ErrConfig, a.ID)
 		case keys[a.Key] || ids[a.ID]:
 			return fmt.Errorf("%w: app %q shares its key or id with another app", ErrConfig, a.ID)
 		}
@@ -139,10 +205,17 @@ func ChannelNamespace() auth.Namespace {
 
 // PresenceChannelNamespace is the namespace an app's presence channels get
 // when the configuration has none of that name: ChannelNamespace's access,
-// with presence and no history (presence-cache- channels always miss).
+// with presence, and the last presenceCacheDepth publications of each
+// channel kept for 30 minutes, what presence-cache- channels send on
+// subscribe (their last event that is not a member event).
 func PresenceChannelNamespace() auth.Namespace {
-	return auth.Namespace{Subscribe: auth.SubscribeToken, Presence: true}
+	return auth.Namespace{Subscribe: auth.SubscribeToken, Presence: true, HistorySize: presenceCacheDepth, HistoryTTL: 30 * time.Minute}
 }
+
+// presenceCacheDepth is how many of a presence-cache- channel's last
+// publications a subscribe reads to find its last event: member events are
+// publications too.
+const presenceCacheDepth = 10
 
 // WithNamespaces returns namespaces (nil: auth.DefaultNamespaces()) with
 // the namespaces of each of cfg's apps added as ChannelNamespace and

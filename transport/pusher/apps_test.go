@@ -1,11 +1,18 @@
 package pusher_test
 
 import (
+	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redcast/redcast"
+	"github.com/redcast/redcast/auth"
+	rcclient "github.com/redcast/redcast/client"
+
 	"github.com/redcast/redcast/internal/pushertest"
+	"github.com/redcast/redcast/internal/wait"
 	"github.com/redcast/redcast/server"
 	"github.com/redcast/redcast/transport/pusher"
 )
@@ -21,16 +28,13 @@ func TestPusherAppsSeparate(t *testing.T) {
 	}
 	// b1 is on B's news and private-chat; b2 whispers on private-chat
 	// once A's event is out, which b1 must get first.
-	bAuth := func(socketID, ch string) string {
-		return appB.Key + strings.TrimPrefix(authFor(appB.Secret, socketID, ch), testApp.Key)
-	}
 	var bs []*client
 	for range 2 {
 		c, id := pushertest.Connect(t, addr, appB.Key)
 		for _, ch := range []string{"news", "private-chat"} {
 			auth := ""
 			if ch == "private-chat" {
-				auth = bAuth(id, ch)
+				auth = pushertest.ChannelAuth(appB.Key, appB.Secret, id, ch)
 			}
 			if m := c.Subscribe(ch, auth); m.Event != "pusher_internal:subscription_succeeded" {
 				t.Fatalf("app B subscribe to %s: %+v", ch, m)
@@ -48,4 +52,126 @@ func TestPusherAppsSeparate(t *testing.T) {
 	if m := bs[0].Read(); m.Event != "client-ping" {
 		t.Errorf("app B's client got %+v, want only B's client-ping", m)
 	}
+}
+
+// Users are an app's: terminate_connections of app 1's user 42 closes
+// only that user's connections, not app 2's user 42 nor a redcast client
+// whose user is 42; both apps' presence members and the HTTP API show the
+// Pusher user id, "42", unchanged.
+func TestPusherUsersScopedPerApp(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef-users")
+	v, err := auth.NewVerifier(auth.Config{HMACSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appB := pusher.App{ID: "2", Key: "b-key", Secret: "b-secret", Namespace: "pusher-2", PresenceNamespace: "pusher-presence-2"}
+	addr, _ := start(t, server.Config{Node: redcast.Config{Verifier: v}, Pusher: pusher.Config{Apps: []pusher.App{testApp, appB}}})
+
+	// App 1's user 42: one connection signed in, one in a presence channel.
+	signedIn, signedInID := connect(t, addr)
+	signin(signedIn, testApp.Secret, signedInID, `{"id":"42"}`)
+	if m := signedIn.Read(); m.Event != "pusher:signin_success" {
+		t.Fatalf("signin: %+v", m)
+	}
+	present, presentID := connect(t, addr)
+	if p := joinPresence(present, presentID, "presence-room", "42"); asJSON(t, p["ids"]) != `["42"]` {
+		t.Fatalf("app 1's presence lists %v, want [\"42\"]", p["ids"])
+	}
+	// App 2's user 42 and ann, in a presence channel of the same name.
+	other42, other42ID := pushertest.Connect(t, addr, appB.Key)
+	other42.JoinPresence(appB.Key, appB.Secret, other42ID, "presence-room", "42")
+	ann, annID := pushertest.Connect(t, addr, appB.Key)
+	if p := ann.JoinPresence(appB.Key, appB.Secret, annID, "presence-room", "ann"); asJSON(t, p["ids"]) != `["42","ann"]` {
+		t.Fatalf("app 2's presence lists %v, want 42 and ann", p["ids"])
+	}
+	if m := other42.Read(); m.Event != "pusher_internal:member_added" || m.DataString(t) != `{"user_id":"ann","user_info":{"name":"ann"}}` {
+		t.Fatalf("app 2's 42 got %+v, want ann added", m)
+	}
+	// A redcast client whose user is 42.
+	tok, err := auth.Mint(secret, auth.MintOptions{User: "42"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pushertest.Timeout)
+	defer cancel()
+	native, err := rcclient.Dial(ctx, "ws://"+addr+"/connection/websocket", rcclient.Options{Token: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer native.Close()
+
+	users := pushertest.SignRequest(appB.Key, appB.Secret, http.MethodGet, "/apps/2/channels/presence-room/users", nil, nil, time.Now())
+	if status, body := get(t, "http://"+addr+"/apps/2/channels/presence-room/users?"+users.Encode()); status != 200 || body != `{"users":[{"id":"42"},{"id":"ann"}]}`+"\n" {
+		t.Fatalf("app 2's users: %d %s", status, body)
+	}
+	if status, body := signedPost(t, addr, "/apps/1/users/42/terminate_connections", testApp.Secret, "{}", time.Now(), nil); status != 200 {
+		t.Fatalf("terminate: %d %s", status, body)
+	}
+	for i, c := range []*client{signedIn, present} {
+		if code, _ := c.ReadClose(); code != 4009 {
+			t.Errorf("app 1's connection %d of user 42 closed with %d, want 4009", i, code)
+		}
+	}
+	// Terminating app 2's ann says, by the order of what 42 of app 2
+	// hears, that the first request was handled before.
+	if status, body := postAs(t, addr, appB, "/apps/2/users/ann/terminate_connections", "{}", time.Now(), nil); status != 200 {
+		t.Fatalf("terminate ann: %d %s", status, body)
+	}
+	if m := other42.Read(); m.Event != "pusher_internal:member_removed" || m.DataString(t) != `{"user_id":"ann"}` {
+		t.Fatalf("app 2's 42 got %+v, want ann removed and nothing else", m)
+	}
+	if err := native.Ping(ctx); err != nil {
+		t.Errorf("the redcast client of user 42: %v, want it connected", err)
+	}
+}
+
+// get returns the status and body of a GET of url.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	return answer(t, resp, err)
+}
+
+// An app's own limits: app 2 holds two connections per node, events of
+// 20 bytes and presence channels of one user; app 1 keeps the defaults.
+func TestPusherAppLimits(t *testing.T) {
+	appB := pusher.App{ID: "2", Key: "b-key", Secret: "b-secret", Namespace: "pusher-2", PresenceNamespace: "pusher-presence-2",
+		MaxConnections: 2, MaxEventSize: 20, MaxPresenceMembers: 1}
+	addr, _ := start(t, server.Config{Pusher: pusher.Config{Apps: []pusher.App{testApp, appB}}})
+	b1, b1ID := pushertest.Connect(t, addr, appB.Key)
+	b2, b2ID := pushertest.Connect(t, addr, appB.Key)
+	b3 := pushertest.Dial(t, addr, appB.Key, "protocol=7")
+	if code, msg := errorData(t, b3.Read()); code == nil || *code != 4004 || !strings.Contains(msg, "over connection quota") {
+		t.Errorf("a third connection of app 2: %v %q, want 4004", code, msg)
+	}
+	if code, _ := b3.ReadClose(); code != 4004 {
+		t.Errorf("closed with %d, want 4004", code)
+	}
+	for range 3 { // app 1 is not bound
+		connect(t, addr)
+	}
+
+	b1.JoinPresence(appB.Key, appB.Secret, b1ID, "presence-room", "ann")
+	auth, data := pushertest.PresenceAuth(appB.Key, appB.Secret, b2ID, "presence-room", "ben", `{}`)
+	b2.Send(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": "presence-room", "auth": auth, "channel_data": data}})
+	if m := b2.Read(); m.Event != "pusher:subscription_error" || !strings.Contains(string(m.Data), "LimitReached") {
+		t.Errorf("a second user in app 2's presence-room: %+v, want LimitReached", m)
+	}
+	b1.Send(map[string]any{"event": "client-big", "channel": "presence-room", "data": map[string]string{"x": strings.Repeat("x", 20)}})
+	if _, msg := errorData(t, b1.Read()); !strings.Contains(msg, "larger than 20 bytes") {
+		t.Errorf("app 2's client event of 30 bytes: %q, want refused", msg)
+	}
+	big := `{"name":"e","channels":["news"],"data":"` + strings.Repeat("x", 30) + `"}`
+	if status, body := postAs(t, addr, appB, "/apps/2/events", big, time.Now(), nil); status != 413 || !strings.Contains(body, "larger than 20 bytes") {
+		t.Errorf("app 2's event of 32 bytes: %d %s, want 413", status, body)
+	}
+	if status, body := signedPost(t, addr, "/apps/1/events", testApp.Secret, big, time.Now(), nil); status != 200 {
+		t.Errorf("app 1's event of 32 bytes: %d %s, want 200", status, body)
+	}
+
+	// Once b1 is gone, another connection of app 2 gets in.
+	b1.NC.Close()
+	wait.For(t, "a connection of app 2 let in", func() bool {
+		return pushertest.Dial(t, addr, appB.Key, "protocol=7").Read().Event == "pusher:connection_established"
+	})
 }

@@ -25,8 +25,8 @@ func (s *session) clientEvent(m message) {
 	case !s.subscribed[m.Channel]:
 		s.send(errorMessage(0, "Client event rejected - not subscribed to channel "+m.Channel))
 		return
-	case len(m.Data) > s.h.cfg.MaxEventSize:
-		s.send(errorMessage(0, fmt.Sprintf("Client event rejected - data larger than %d bytes", s.h.cfg.MaxEventSize)))
+	case len(m.Data) > s.app.MaxEventSize:
+		s.send(errorMessage(0, fmt.Sprintf("Client event rejected - data larger than %d bytes", s.app.MaxEventSize)))
 		return
 	case !s.events.Allow():
 		s.send(errorMessage(codeRateLimited, "Client event rejected due to rate limit"))

@@ -7,6 +7,7 @@ import "github.com/redcast/redcast/protocol"
 // 4200-4299 to reconnect at once; 4300-4399 are errors that do not close.
 const (
 	codeUnknownApp          = 4001
+	codeOverQuota           = 4004
 	codeBadVersion          = 4006
 	codeUnsupportedProtocol = 4007
 	codeNoProtocol          = 4008

@@ -37,11 +37,20 @@ func TestEncodeEvent(t *testing.T) {
 		return &hub.Event{Channel: "pusher:news", Kind: hub.KindPublication, Pub: &protocol.Publication{Offset: 1, Data: []byte(data)}}
 	}
 	for _, tc := range []struct{ data, want string }{
-		{`{"event":"e","data":"{\"a\":1}"}`, `{"event":"e","channel":"news","data":"{\"a\":1}"}`},
-		{`{"event":"client-e","data":{"a":1},"user_id":"u"}`, `{"event":"client-e","channel":"news","data":{"a":1},"user_id":"u"}`},
-		{`{"event":"","data":1}`, `{"event":"redcast:publication","channel":"news","data":"{\"event\":\"\",\"data\":1}"}`},
+		// Envelopes, canonical or not.
+		{`{"pusher_event":"e","data":"{\"a\":1}"}`, `{"event":"e","channel":"news","data":"{\"a\":1}"}`},
+		{`{"pusher_event":"client-e","user_id":"u","data":{"a":1}}`, `{"event":"client-e","channel":"news","data":{"a":1},"user_id":"u"}`},
+		{`{"pusher_event":"e"}`, `{"event":"e","channel":"news"}`},
+		{` { "data" : [1, 2], "pusher_event" : "e\u0041" } `, `{"event":"eA","channel":"news","data":[1,2]}`},
+		{`{"pusher_event":"e","data":1,"user_id":"u"}`, `{"event":"e","channel":"news","data":1,"user_id":"u"}`},
+		// Not envelopes: a publication whose data happens to have an
+		// event, an empty name, a member more, a name not a string.
+		{`{"event":"e","data":"x"}`, `{"event":"redcast:publication","channel":"news","data":"{\"event\":\"e\",\"data\":\"x\"}"}`},
+		{`{"pusher_event":"","data":1}`, `{"event":"redcast:publication","channel":"news","data":"{\"pusher_event\":\"\",\"data\":1}"}`},
+		{`{"pusher_event":"e","data":1,"channel":"private-x"}`, `{"event":"redcast:publication","channel":"news","data":"{\"pusher_event\":\"e\",\"data\":1,\"channel\":\"private-x\"}"}`},
+		{`{"pusher_event":1}`, `{"event":"redcast:publication","channel":"news","data":"{\"pusher_event\":1}"}`},
 		{`[1]`, `{"event":"redcast:publication","channel":"news","data":"[1]"}`},
-		{`"s"`, `{"event":"redcast:publication","channel":"news","data":"\"s\""}`},
+		{"\"s\\u2028<\"", `{"event":"redcast:publication","channel":"news","data":"\"s\\u2028<\""}`},
 	} {
 		if got := string(pub(tc.data).Bytes(format)); got != tc.want {
 			t.Errorf("%s encoded as %s, want %s", tc.data, got, tc.want)
@@ -61,7 +70,7 @@ func BenchmarkEncodeEvent(b *testing.B) {
 		format hub.Format
 		data   string
 	}{
-		{"pusher/envelope", format, `{"event":"order-shipped","data":"{\"id\":42,\"items\":[1,2,3],\"note\":\"0123456789\"}"}`},
+		{"pusher/envelope", format, `{"pusher_event":"order-shipped","data":"{\"id\":42,\"items\":[1,2,3],\"note\":\"0123456789\"}"}`},
 		{"pusher/plain", format, `{"id":42,"items":[1,2,3],"note":"0123456789"}`},
 		{"protocol", hub.FormatProtocol, `{"event":"order-shipped","data":"{\"id\":42,\"items\":[1,2,3],\"note\":\"0123456789\"}"}`},
 	} {

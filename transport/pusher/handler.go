@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/hub"
@@ -24,8 +26,15 @@ type Handler struct {
 	cfg   Config
 	log   *slog.Logger
 	byKey map[string]*App
-	// presenceNS are the apps' presence namespaces.
-	presenceNS map[string]bool
+	// byPresenceNS are the apps by their presence namespace.
+	byPresenceNS map[string]*App
+	// conns counts the connections of each app with MaxConnections.
+	conns map[*App]*atomic.Int64
+
+	// mu guards sessions, the open connections (which Drain closes). No
+	// lock is taken under it.
+	mu       sync.Mutex
+	sessions map[*session]struct{}
 }
 
 // NewHandler returns the handler of cfg's apps on node, whose WebSockets
@@ -38,13 +47,14 @@ func NewHandler(node *redcast.Node, ws *websocket.Handler, cfg Config) (*Handler
 	if err := cfg.validate(node.Config().Namespaces); err != nil {
 		return nil, err
 	}
-	h := &Handler{node: node, ws: ws, cfg: cfg, log: cfg.Logger, byKey: make(map[string]*App), presenceNS: make(map[string]bool)}
+	h := &Handler{node: node, ws: ws, cfg: cfg, log: cfg.Logger, byKey: make(map[string]*App), byPresenceNS: make(map[string]*App), conns: make(map[*App]*atomic.Int64), sessions: make(map[*session]struct{})}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	for i := range h.cfg.Apps {
 		h.byKey[h.cfg.Apps[i].Key] = &h.cfg.Apps[i]
-		h.presenceNS[h.cfg.Apps[i].PresenceNamespace] = true
+		h.byPresenceNS[h.cfg.Apps[i].PresenceNamespace] = &h.cfg.Apps[i]
+		h.conns[&h.cfg.Apps[i]] = new(atomic.Int64)
 	}
 	node.OnUserPresence(h.userPresence)
 	return h, nil
@@ -96,7 +106,14 @@ func (d *dialect) Open() (redcast.ClientOptions, func(*redcast.Client, *outbox.O
 		if d.refuse != nil {
 			return nil, *d.refuse
 		}
+		count := d.h.conns[d.app]
+		if max := d.app.MaxConnections; max > 0 && count.Add(1) > int64(max) {
+			count.Add(-1)
+			return nil, protocol.Disconnect{Code: codeOverQuota, Reason: fmt.Sprintf("Application is over connection quota (%d connections on this node)", max)}
+		}
 		s := newSession(d.h, d.app, c, out)
+		s.counted = d.app.MaxConnections > 0
+		d.h.track(s)
 		s.established()
 		return s, nil
 	}

@@ -171,7 +171,7 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if req.Channel != "" {
 		req.Channels = append(req.Channels, req.Channel)
 	}
-	if status, msg := h.checkEvent(req); status != 0 {
+	if status, msg := h.checkEvent(app, req); status != 0 {
 		apiError(w, status, "%s", msg)
 		return
 	}
@@ -230,7 +230,7 @@ func (h *Handler) serveBatchEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		ev.Channels = []string{ev.Channel}
-		if status, msg := h.checkEvent(*ev); status != 0 {
+		if status, msg := h.checkEvent(app, *ev); status != 0 {
 			apiError(w, status, "Event %d of the batch: %s", i, msg)
 			return
 		}
@@ -261,7 +261,7 @@ func (h *Handler) serveBatchEvents(w http.ResponseWriter, r *http.Request) {
 
 // checkEvent validates an event of the HTTP API, returning Pusher's
 // status and message when it is refused (status 0: valid).
-func (h *Handler) checkEvent(req eventRequest) (int, string) {
+func (h *Handler) checkEvent(app *App, req eventRequest) (int, string) {
 	switch {
 	case req.Name == "" || len(req.Name) > maxEventLength:
 		return http.StatusBadRequest, fmt.Sprintf("Event name must be 1 to %d bytes", maxEventLength)
@@ -269,8 +269,8 @@ func (h *Handler) checkEvent(req eventRequest) (int, string) {
 		return http.StatusBadRequest, fmt.Sprintf("An event goes to 1 to %d channels", maxEventChannels)
 	case len(req.Data) == 0:
 		return http.StatusBadRequest, "Event needs data"
-	case len(req.Data) > h.cfg.MaxEventSize:
-		return http.StatusRequestEntityTooLarge, fmt.Sprintf("Event data larger than %d bytes", h.cfg.MaxEventSize)
+	case len(req.Data) > app.MaxEventSize:
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("Event data larger than %d bytes", app.MaxEventSize)
 	case req.SocketID != "" && !socketIDPattern.MatchString(req.SocketID):
 		return http.StatusBadRequest, "Invalid socket_id"
 	}
@@ -278,6 +278,12 @@ func (h *Handler) checkEvent(req eventRequest) (int, string) {
 		return http.StatusBadRequest, bad
 	}
 	for _, ch := range req.Channels {
+		if isServerToUser(ch) && len(ch) <= maxChannelLength {
+			if err := app.validateServerToUser(ch); err != nil {
+				return http.StatusBadRequest, strings.TrimPrefix(err.Error(), errBadMessage.Error()+": ")
+			}
+			continue
+		}
 		if err := validateChannel(ch); err != nil {
 			return http.StatusBadRequest, "Invalid channel " + strconv.Quote(ch)
 		}
@@ -285,9 +291,10 @@ func (h *Handler) checkEvent(req eventRequest) (int, string) {
 	return 0, ""
 }
 
-// serveTerminate closes every connection of a user, on every node, with
-// 4009 (clients do not reconnect). A connection has a user once it has
-// joined a presence channel as that user.
+// serveTerminate closes every connection of the app's user, on every node,
+// with 4009 (clients do not reconnect). A connection is the user's once it
+// signed in or joined a presence channel as that user; users are the
+// app's (App.scopedUser), not other apps' nor redcast clients'.
 func (h *Handler) serveTerminate(w http.ResponseWriter, r *http.Request) {
 	app, _ := h.readSigned(w, r)
 	if app == nil {
@@ -298,7 +305,7 @@ func (h *Handler) serveTerminate(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "User id must be 1 to %d bytes", maxUserIDLength)
 		return
 	}
-	if err := h.node.DisconnectUser(r.Context(), user, protocol.DisconnectForced); err != nil {
+	if err := h.node.DisconnectUser(r.Context(), app.scopedUser(user), protocol.DisconnectForced); err != nil {
 		h.failed(w, "Terminating the connections of "+user, err)
 		return
 	}

@@ -1,51 +1,43 @@
 package pusher_test
 
 import (
-	"crypto/hmac"
-	"crypto/md5"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redcast/redcast/internal/pushertest"
 	"github.com/redcast/redcast/server"
+	"github.com/redcast/redcast/transport/pusher"
 )
 
-// signedPost posts body to path as Pusher's server libraries sign it, with
-// the given secret and timestamp, letting edit change the query after
-// signing. It returns the status and body.
+// signedPost posts body to path as Pusher's server libraries sign it, for
+// testApp with the given secret and timestamp, letting edit change the
+// query after signing. It returns the status and body.
 func signedPost(t *testing.T, addr, path, secret, body string, ts time.Time, edit func(url.Values)) (int, string) {
 	t.Helper()
-	sum := md5.Sum([]byte(body))
-	q := url.Values{
-		"auth_key":       {testApp.Key},
-		"auth_timestamp": {strconv.FormatInt(ts.Unix(), 10)},
-		"auth_version":   {"1.0"},
-		"body_md5":       {hex.EncodeToString(sum[:])},
-	}
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		parts = append(parts, k+"="+q.Get(k))
-	}
-	m := hmac.New(sha256.New, []byte(secret))
-	fmt.Fprintf(m, "POST\n%s\n%s", path, strings.Join(parts, "&"))
-	q.Set("auth_signature", hex.EncodeToString(m.Sum(nil)))
+	return postAs(t, addr, pusher.App{Key: testApp.Key, Secret: secret}, path, body, ts, edit)
+}
+
+// postAs posts body to path signed with app's key and secret at ts (edit,
+// when not nil, changes the query after signing), and returns the status
+// and body.
+func postAs(t *testing.T, addr string, app pusher.App, path, body string, ts time.Time, edit func(url.Values)) (int, string) {
+	t.Helper()
+	q := pushertest.SignRequest(app.Key, app.Secret, http.MethodPost, path, nil, []byte(body), ts)
 	if edit != nil {
 		edit(q)
 	}
 	resp, err := http.Post("http://"+addr+path+"?"+q.Encode(), "application/json", strings.NewReader(body))
+	return answer(t, resp, err)
+}
+
+// answer returns the status and body of an HTTP response (err: the
+// request's error, which fails the test).
+func answer(t *testing.T, resp *http.Response, err error) (int, string) {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}

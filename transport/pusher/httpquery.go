@@ -48,9 +48,8 @@ func parseInfo(list string) (userCount, subCount bool, bad string) {
 }
 
 // queryInfo parses the info query parameter, answering the request with
-// 400 and returning false when it asks for what it may not: user_count and
-// subscription_count only of presence channels (presence is what counts
-// them across nodes).
+// 400 and returning false when it asks for what it may not: user_count of
+// presence channels only.
 func queryInfo(w http.ResponseWriter, r *http.Request, presence bool) (userCount, subCount, ok bool) {
 	userCount, subCount, bad := parseInfo(r.URL.Query().Get("info"))
 	switch {
@@ -60,18 +59,23 @@ func queryInfo(w http.ResponseWriter, r *http.Request, presence bool) (userCount
 	case userCount && !presence:
 		apiError(w, http.StatusBadRequest, "info=%s is available for presence channels only", infoUserCount)
 		return false, false, false
-	case subCount && !presence:
-		apiError(w, http.StatusBadRequest, "info=%s is available for presence channels only", infoSubscriptionCount)
-		return false, false, false
 	}
 	return userCount, subCount, true
 }
 
-// countInfo returns the info of a presence channel with the counts asked
-// for, answering the request and returning ok false when presence fails.
+// countInfo returns the info of a channel with the counts asked for,
+// answering the request and returning ok false when presence fails. Of a
+// presence channel, both count across nodes (from presence); of another,
+// subscription_count is this node's (Node.LocalSubscribers).
 func (h *Handler) countInfo(w http.ResponseWriter, r *http.Request, app *App, name string, userCount, subCount bool) (channelInfo, bool) {
 	var info channelInfo
 	if !userCount && !subCount {
+		return info, true
+	}
+	if !strings.HasPrefix(name, presencePrefix) {
+		if subCount {
+			info.SubscriptionCount = ptr(h.node.LocalSubscribers(app.channel(name)))
+		}
 		return info, true
 	}
 	users, conns, ok := h.presenceCounts(w, r, app, name)
@@ -97,13 +101,18 @@ func (h *Handler) presenceCounts(w http.ResponseWriter, r *http.Request, app *Ap
 	}
 	seen := make(map[string]bool, len(infos))
 	for _, info := range infos {
-		if info.User != "" && !seen[info.User] {
-			seen[info.User] = true
-			users = append(users, info.User)
+		user, ok := app.pusherUser(info.User)
+		if !ok {
+			continue // a redcast client: not the app's
+		}
+		conns++
+		if !seen[user] {
+			seen[user] = true
+			users = append(users, user)
 		}
 	}
 	slices.Sort(users)
-	return users, len(infos), true
+	return users, conns, true
 }
 
 // writeJSON answers a request with v in JSON.
@@ -150,7 +159,7 @@ func (h *Handler) appChannels(ctx context.Context, app *App, prefix string) ([]s
 	var names []string
 	for _, ch := range all {
 		ns, name, ok := strings.Cut(ch, string(protocol.NamespaceSeparator))
-		if !ok || (ns != app.Namespace && ns != app.PresenceNamespace) || !strings.HasPrefix(name, prefix) {
+		if !ok || (ns != app.Namespace && ns != app.PresenceNamespace) || !strings.HasPrefix(name, prefix) || isServerToUser(name) {
 			continue
 		}
 		if app.channel(name) == ch {
@@ -193,6 +202,9 @@ func (h *Handler) serveChannel(w http.ResponseWriter, r *http.Request) {
 			h.failed(w, "Listing channels", err)
 			return
 		}
+		if info, ok = h.countInfo(w, r, app, name, false, subCount); !ok {
+			return
+		}
 		info.Occupied = ptr(slices.Contains(names, name))
 	}
 	writeJSON(w, info)
@@ -225,19 +237,17 @@ func (h *Handler) serveUsers(w http.ResponseWriter, r *http.Request) {
 
 func ptr[T any](v T) *T { return &v }
 
-// eventInfo returns the info of the events reply, the counts info asks for
-// of each of channels that is a presence channel (those of other channels
-// are not known across nodes and left out), answering the request and
-// returning ok false when presence fails.
+// eventInfo returns the info of the events reply: the counts info asks
+// for of each of channels (user_count of presence channels only; see
+// countInfo), answering the request and returning ok false when presence
+// fails.
 func (h *Handler) eventInfo(w http.ResponseWriter, r *http.Request, app *App, channels []string, userCount, subCount bool) (map[string]channelInfo, bool) {
 	infos := make(map[string]channelInfo, len(channels))
 	for _, name := range channels {
-		info := channelInfo{}
-		if strings.HasPrefix(name, presencePrefix) {
-			var ok bool
-			if info, ok = h.countInfo(w, r, app, name, userCount, subCount); !ok {
-				return nil, false
-			}
+		presence := strings.HasPrefix(name, presencePrefix)
+		info, ok := h.countInfo(w, r, app, name, userCount && presence, subCount && !isServerToUser(name))
+		if !ok {
+			return nil, false
 		}
 		infos[name] = info
 	}

@@ -28,6 +28,13 @@ const (
 	eventMemberRemoved = "pusher_internal:member_removed"
 )
 
+// isMemberEvent reports whether a publication is a member event (which
+// redcast writes, in the canonical form of envelopes).
+func isMemberEvent(data []byte) bool {
+	event, _, _, ok := cutEnvelope(data)
+	return ok && (string(event) == `"`+eventMemberAdded+`"` || string(event) == `"`+eventMemberRemoved+`"`)
+}
+
 // presenceTimeout bounds the read of a channel's members.
 const presenceTimeout = 5 * time.Second
 
@@ -80,13 +87,16 @@ func (s *session) readMembers(ctx context.Context, ch string) (*members, error) 
 	}
 	m := &members{hash: make(map[string]json.RawMessage)}
 	for _, info := range infos {
-		m.add(info.User, info.Info)
+		if user, ok := s.app.pusherUser(info.User); ok {
+			m.add(user, info.Info)
+		}
 	}
 	return m, nil
 }
 
-// add adds a user unless it is there already. Clients without a user
-// (redcast's own, anonymous) are not members.
+// add adds a user unless it is there already. Only the app's users are
+// members: redcast's own clients (anonymous or with a user of their own)
+// are not.
 func (m *members) add(user string, info json.RawMessage) {
 	if _, ok := m.hash[user]; ok || user == "" {
 		return
@@ -116,18 +126,26 @@ func (m *members) data() json.RawMessage {
 // subscribers on every node but the connection that made the change.
 func (h *Handler) userPresence(ctx context.Context, ch string, entered bool, info *protocol.ClientInfo) {
 	ns, _, ok := strings.Cut(ch, string(protocol.NamespaceSeparator))
-	if !ok || !h.presenceNS[ns] || info.User == "" {
+	if !ok {
+		return
+	}
+	app := h.byPresenceNS[ns]
+	if app == nil {
+		return
+	}
+	user, ok := app.pusherUser(info.User)
+	if !ok {
 		return
 	}
 	event, member := eventMemberRemoved, struct {
 		UserID   string          `json:"user_id"`
 		UserInfo json.RawMessage `json:"user_info,omitempty"`
-	}{UserID: info.User}
+	}{UserID: user}
 	if entered {
 		event, member.UserInfo = eventMemberAdded, info.Info
 	}
 	data, _ := json.Marshal(member) // valid JSON only: cannot fail
 	if _, err := h.node.PublishExcept(ctx, ch, publicationData(event, jsonString(data), ""), info.Client); err != nil {
-		h.log.Warn("pusher: publish "+event+" failed", "channel", ch, "user", info.User, "err", err)
+		h.log.Warn("pusher: publish "+event+" failed", "channel", ch, "user", user, "err", err)
 	}
 }

@@ -2,24 +2,22 @@ package pusher_test
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/redcast/redcast/internal/pushertest"
 	"github.com/redcast/redcast/internal/wait"
 	"github.com/redcast/redcast/server"
 )
 
-// authFor returns the auth string of a private channel subscription.
+// authFor returns the auth of a private subscribe to testApp's channel,
+// signed with secret.
 func authFor(secret, socketID, channel string) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(socketID + ":" + channel))
-	return testApp.Key + ":" + hex.EncodeToString(m.Sum(nil))
+	return pushertest.ChannelAuth(testApp.Key, secret, socketID, channel)
 }
 
 func TestConnectionEstablished(t *testing.T) {
@@ -83,8 +81,8 @@ func TestNoApps(t *testing.T) {
 }
 
 // Events published on the redcast side reach Pusher clients: an envelope
-// as its event, anything else as redcast:publication with the data as a
-// JSON string. Unsubscribed, a client gets nothing more of the channel.
+// ({"pusher_event": ...}) as its event, anything else (an "event" member
+// too) as redcast:publication with the data as a JSON string. Unsubscribed, a client gets nothing more of the channel.
 func TestEventMapping(t *testing.T) {
 	addr, srv := start(t, server.Config{})
 	c, _ := connect(t, addr)
@@ -100,7 +98,7 @@ func TestEventMapping(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	publish("news", `{"event":"order-shipped","data":"{\"id\":42}"}`)
+	publish("news", `{"pusher_event":"order-shipped","data":"{\"id\":42}"}`)
 	publish("news", `{"text":"hi"}`)
 	m := c.Read()
 	if m.Event != "order-shipped" || m.Channel != "news" || m.DataString(t) != `{"id":42}` {
@@ -110,6 +108,11 @@ func TestEventMapping(t *testing.T) {
 	if m.Event != "redcast:publication" || m.DataString(t) != `{"text":"hi"}` {
 		t.Errorf("plain publication arrived as %+v", m)
 	}
+	// A publication that happens to have an event is not an envelope.
+	publish("news", `{"event":"looks-like-one","data":"x"}`)
+	if m := c.Read(); m.Event != "redcast:publication" || m.DataString(t) != `{"event":"looks-like-one","data":"x"}` {
+		t.Errorf("a publication with an event member arrived as %+v", m)
+	}
 	c.Send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]string{"channel": "news"}})
 	// Unsubscribing has no answer: the pong to a ping sent after it says
 	// it was handled.
@@ -117,8 +120,8 @@ func TestEventMapping(t *testing.T) {
 	if m := c.Read(); m.Event != "pusher:pong" {
 		t.Fatalf("got %+v, want pusher:pong", m)
 	}
-	publish("news", `{"event":"late"}`)
-	publish("other", `{"event":"after"}`)
+	publish("news", `{"pusher_event":"late"}`)
+	publish("other", `{"pusher_event":"after"}`)
 	if m := c.Read(); m.Event != "after" || m.Channel != "other" {
 		t.Errorf("after unsubscribing got %+v, want the event of the other channel", m)
 	}
@@ -199,7 +202,7 @@ func TestBadInput(t *testing.T) {
 	}
 
 	// Both still work.
-	if _, err := srv.Node().Publish(context.Background(), "pusher:private-chat", []byte(`{"event":"still-here"}`)); err != nil {
+	if _, err := srv.Node().Publish(context.Background(), "pusher:private-chat", []byte(`{"pusher_event":"still-here"}`)); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []*client{good, bad} {
@@ -214,7 +217,7 @@ func TestBadInput(t *testing.T) {
 func TestCacheChannel(t *testing.T) {
 	addr, srv := start(t, server.Config{})
 	ctx := context.Background()
-	for _, data := range []string{`{"event":"price","data":"1"}`, `{"event":"price","data":"2"}`} {
+	for _, data := range []string{`{"pusher_event":"price","data":"1"}`, `{"pusher_event":"price","data":"2"}`} {
 		if _, err := srv.Node().Publish(ctx, "pusher:cache-prices", []byte(data)); err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +235,7 @@ func TestCacheChannel(t *testing.T) {
 	if m := c.Read(); m.Event != "pusher:cache_miss" || m.Channel != "cache-empty" {
 		t.Fatalf("after the reply %+v, want pusher:cache_miss", m)
 	}
-	if _, err := srv.Node().Publish(ctx, "pusher:cache-prices", []byte(`{"event":"price","data":"3"}`)); err != nil {
+	if _, err := srv.Node().Publish(ctx, "pusher:cache-prices", []byte(`{"pusher_event":"price","data":"3"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if m := c.Read(); m.Event != "price" || m.DataString(t) != "3" {
@@ -242,7 +245,7 @@ func TestCacheChannel(t *testing.T) {
 	if m := c.Subscribe("prices", ""); m.Event != "pusher_internal:subscription_succeeded" {
 		t.Fatalf("subscribe: %+v", m)
 	}
-	if _, err := srv.Node().Publish(ctx, "pusher:prices", []byte(`{"event":"live"}`)); err != nil {
+	if _, err := srv.Node().Publish(ctx, "pusher:prices", []byte(`{"pusher_event":"live"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if m := c.Read(); m.Event != "live" {
@@ -264,6 +267,52 @@ func TestShutdownReconnects(t *testing.T) {
 		t.Errorf("close code %d, want 4200", code)
 	}
 	c.NC.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A server that shuts down with a delay closes its Pusher clients one by
+// one, with 4200, at moments spread over three quarters of the delay, so
+// that they do not all reconnect at the same instant.
+func TestShutdownSpreadsReconnects(t *testing.T) {
+	const n, delay = 5, 800 * time.Millisecond
+	addr, srv := start(t, server.Config{ShutdownDelay: delay})
+	var clients []*client
+	for range n {
+		c, _ := connect(t, addr)
+		clients = append(clients, c)
+	}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(context.Background()) }()
+	type close struct {
+		code int
+		err  error
+		at   time.Duration
+	}
+	closed := make(chan close, n)
+	for _, c := range clients {
+		go func() {
+			code, _, err := c.WaitClose()
+			closed <- close{code, err, time.Since(start)}
+		}()
+	}
+	var first, last time.Duration
+	for i := range n {
+		c := <-closed
+		if c.err != nil || c.code != 4200 {
+			t.Fatalf("a client closed with %d (%v), want 4200", c.code, c.err)
+		}
+		if i == 0 {
+			first = c.at
+		}
+		last = c.at
+	}
+	// The i-th of n closes at i/n of 3/4 of the delay: the last at 480 ms.
+	if spread := last - first; spread < delay*3/4*(n-1)/n*3/4 || last > delay {
+		t.Errorf("closes from %v to %v after the shutdown began, want spread over %v", first, last, delay*3/4)
+	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +345,7 @@ func TestPresence(t *testing.T) {
 	bob2.NC.Close()
 	marker := func() {
 		t.Helper()
-		if _, err := srv.Node().Publish(context.Background(), "pusher-presence:"+ch, []byte(`{"event":"marker"}`)); err != nil {
+		if _, err := srv.Node().Publish(context.Background(), "pusher-presence:"+ch, []byte(`{"pusher_event":"marker"}`)); err != nil {
 			t.Fatal(err)
 		}
 	}

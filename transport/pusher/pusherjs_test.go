@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -12,12 +13,44 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redcast/redcast/protocol"
 	"github.com/redcast/redcast/server"
+	"github.com/redcast/redcast/transport/pusher"
 )
 
 // jsDir holds the Node scenarios and their npm dependencies (pusher-js and
 // Pusher's server SDK), which scripts/test installs with npm ci.
 const jsDir = "testdata/js"
+
+// startNode starts node with args in jsDir, its environment naming the
+// redcast server at addr and testApp (and env), and returns it with its
+// stdout and stderr. ctx kills it.
+func startNode(t *testing.T, ctx context.Context, addr string, args []string, env ...string) (*exec.Cmd, io.Reader, *strings.Builder) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is needed for the pusher-js tests: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "pusher-js")); err != nil {
+		t.Fatalf("pusher-js is not installed: run npm ci in transport/pusher/%s (scripts/test does)", jsDir)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := exec.CommandContext(ctx, node, args...)
+	cmd.Dir = jsDir
+	cmd.Env = append(os.Environ(), "PUSHER_HOST="+host, "PUSHER_PORT="+port,
+		"PUSHER_APP_ID="+testApp.ID, "PUSHER_KEY="+testApp.Key, "PUSHER_SECRET="+testApp.Secret)
+	cmd.Env = append(cmd.Env, env...)
+	stderr := new(strings.Builder)
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdout, stderr
+}
 
 // scenario is one run of clients.mjs: the JSON lines it prints.
 type scenario struct {
@@ -29,29 +62,8 @@ type scenario struct {
 // addr. The process is killed, if still running, when the test ends.
 func runScenario(t *testing.T, addr, name string, env ...string) *scenario {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is needed for the pusher-js tests: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "pusher-js")); err != nil {
-		t.Fatalf("pusher-js is not installed: run npm ci in transport/pusher/%s (scripts/test does)", jsDir)
-	}
-	host, port, _ := net.SplitHostPort(addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	cmd := exec.CommandContext(ctx, node, "clients.mjs", name)
-	cmd.Dir = jsDir
-	cmd.Env = append(os.Environ(), "PUSHER_HOST="+host, "PUSHER_PORT="+port,
-		"PUSHER_APP_ID="+testApp.ID, "PUSHER_KEY="+testApp.Key, "PUSHER_SECRET="+testApp.Secret)
-	cmd.Env = append(cmd.Env, env...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdout, stderr := startNode(t, ctx, addr, []string{"clients.mjs", name}, env...)
 	s := &scenario{t: t, lines: make(chan map[string]any, 16)}
 	read := make(chan struct{})
 	go func() {
@@ -114,7 +126,7 @@ func TestPusherJSPublic(t *testing.T) {
 	addr, srv := start(t, server.Config{})
 	s := runScenario(t, addr, "public")
 	s.step("subscribed")
-	for _, data := range []string{`{"event":"order-shipped","data":"{\"id\":42}"}`, `{"text":"hi"}`} {
+	for _, data := range []string{`{"pusher_event":"order-shipped","data":"{\"id\":42}"}`, `{"text":"hi"}`} {
 		if _, err := srv.Node().Publish(context.Background(), "pusher:news", []byte(data)); err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +210,7 @@ func TestPusherSDKTrigger(t *testing.T) {
 			t.Errorf("listener got %+v, want hello on %s", m, ch)
 		}
 	}
-	if _, err := srv.Node().Publish(context.Background(), "pusher:news", []byte(`{"event":"marker"}`)); err != nil {
+	if _, err := srv.Node().Publish(context.Background(), "pusher:news", []byte(`{"pusher_event":"marker"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if m := excluded.Read(); m.Event != "marker" {
@@ -227,7 +239,7 @@ func TestPusherSDKTriggerBatch(t *testing.T) {
 	if m := excluded.Read(); m.Event != "first" {
 		t.Errorf("the excluded socket got %+v, want first", m)
 	}
-	if _, err := srv.Node().Publish(context.Background(), "pusher:news", []byte(`{"event":"marker"}`)); err != nil {
+	if _, err := srv.Node().Publish(context.Background(), "pusher:news", []byte(`{"pusher_event":"marker"}`)); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []*client{listener, excluded} {
@@ -244,7 +256,7 @@ func TestLaravelEcho(t *testing.T) {
 	addr, srv := start(t, server.Config{})
 	s := runScenario(t, addr, "echo")
 	s.step("subscribed")
-	if _, err := srv.Node().Publish(context.Background(), "pusher:orders", []byte(`{"event":"order-shipped","data":"{\"id\":42}"}`)); err != nil {
+	if _, err := srv.Node().Publish(context.Background(), "pusher:orders", []byte(`{"pusher_event":"order-shipped","data":"{\"id\":42}"}`)); err != nil {
 		t.Fatal(err)
 	}
 	m := s.step("done")
@@ -264,5 +276,116 @@ func TestLaravelEchoPresence(t *testing.T) {
 	want := `{"ann_here":["ann"],"ben_here":["ann","ben"],"joining":"ben","leaving":"ben","step":"done"}`
 	if got := asJSON(t, m); got != want {
 		t.Errorf("Echo saw %s, want %s", got, want)
+	}
+}
+
+// publishTo publishes data to the redcast channel ch of srv.
+func publishTo(t *testing.T, srv *server.Server, ch, data string) {
+	t.Helper()
+	if _, err := srv.Node().Publish(context.Background(), ch, []byte(data)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pusher-js subscribing to a cache channel gets its last event, not a
+// cache miss, before what is published live.
+func TestPusherJSCacheHit(t *testing.T) {
+	addr, srv := start(t, server.Config{})
+	publishTo(t, srv, "pusher:cache-prices", `{"pusher_event":"price","data":"{\"p\":1}"}`)
+	publishTo(t, srv, "pusher:cache-prices", `{"pusher_event":"price","data":"{\"p\":2}"}`)
+	s := runScenario(t, addr, "cacheHit")
+	s.step("subscribed")
+	publishTo(t, srv, "pusher:cache-prices", `{"pusher_event":"marker","data":"{}"}`)
+	if got := asJSON(t, s.step("done")["got"]); got != `[{"p":2}]` {
+		t.Errorf("pusher-js got %s from the cache channel, want only the last event", got)
+	}
+}
+
+// pusher-js sending 15 client events at once over a rate of 1/s with a
+// burst of 5: those over it get error 4301, the others reach the other
+// subscriber, and the sender stays connected.
+func TestPusherJSClientEventRateLimit(t *testing.T) {
+	addr, _ := start(t, server.Config{Pusher: pusher.Config{ClientEventRate: 1, ClientEventBurst: 5}})
+	m := runScenario(t, addr, "rateLimit").step("done")
+	codes, _ := m["codes"].([]any)
+	if len(codes) < 15-5-2 || m["heard"] != float64(15-len(codes)) || m["state"] != "connected" {
+		t.Errorf("got %v: want about 10 refusals, the rest heard, the sender connected", m)
+	}
+	for _, c := range codes {
+		if c != float64(4301) {
+			t.Errorf("error code %v, want 4301", c)
+		}
+	}
+}
+
+// pusher-js joining a presence channel that holds two users, as a third
+// user, gets pusher:subscription_error LimitReached with status 403.
+func TestPusherJSPresenceMemberLimit(t *testing.T) {
+	addr, _ := start(t, server.Config{Pusher: pusher.Config{MaxPresenceMembers: 2}})
+	m := runScenario(t, addr, "memberLimit").step("done")
+	if r, _ := m["refused"].(map[string]any); r["type"] != "LimitReached" || r["status"] != float64(403) {
+		t.Errorf("the third user got %v, want LimitReached, status 403", m["refused"])
+	}
+	if got := asJSON(t, m["members"]); got != `["ann","ben"]` {
+		t.Errorf("members %s, want ann and ben", got)
+	}
+}
+
+// pusher-js whose connection the server closes with 4200 reconnects at
+// once with a new socket, resubscribes its public and private channels,
+// and hears what is published after.
+func TestPusherJSReconnectAfter4200(t *testing.T) {
+	addr, srv := start(t, server.Config{})
+	s := runScenario(t, addr, "reconnect")
+	s.step("subscribed")
+	if err := srv.Node().DisconnectUser(context.Background(), "pusher:1:ann", protocol.DisconnectForcedReconnect); err != nil {
+		t.Fatal(err)
+	}
+	s.step("resubscribed")
+	publishTo(t, srv, "pusher:news", `{"pusher_event":"after","data":"{\"n\":1}"}`)
+	publishTo(t, srv, "pusher:private-chat", `{"pusher_event":"after","data":"{\"n\":2}"}`)
+	m := s.step("done")
+	// (pusher-js reports the one close as several errors.)
+	if codes := asJSON(t, m["codes"]); !strings.HasPrefix(codes, `[4200`) || strings.Trim(strings.ReplaceAll(codes, "4200", ""), "[,]") != "" ||
+		m["changed"] != true || asJSON(t, m["heard"]) != `[{"n":1},{"n":2}]` {
+		t.Errorf("got %v: want error 4200, a new socket, both events heard", m)
+	}
+	if states := asJSON(t, m["states"]); !strings.HasPrefix(states, `["connecting","connected"`) {
+		t.Errorf("states %s, want connecting then connected (no backoff state)", states)
+	}
+}
+
+// End-to-end encryption on a private-encrypted- channel: Pusher's server
+// SDK with a master key authorizes pusher-js (giving it the channel's
+// shared secret) and encrypts what it triggers; pusher-js decrypts it.
+// redcast passes the ciphertext through: what it keeps holds no
+// plaintext.
+func TestPusherJSEncrypted(t *testing.T) {
+	addr, srv := start(t, server.Config{})
+	s := runScenario(t, addr, "encrypted")
+	if m := s.step("triggered"); m["status"] != float64(200) {
+		t.Errorf("trigger answered %v", m)
+	}
+	if got := asJSON(t, s.step("done")["got"]); got != `{"code":"open sesame"}` {
+		t.Errorf("pusher-js decrypted %s", got)
+	}
+	h, err := srv.Node().History(context.Background(), "pusher:private-encrypted-vault", 1, nil)
+	if err != nil || len(h.Publications) != 1 {
+		t.Fatalf("history: %v %v", h, err)
+	}
+	if d := string(h.Publications[0].Data); strings.Contains(d, "sesame") || !strings.Contains(d, "ciphertext") {
+		t.Errorf("redcast kept %s, want only ciphertext", d)
+	}
+}
+
+// pusher-js on presence-cache- channels: each user joining gets the
+// channel's last event, triggered by the server SDK before, whatever
+// member events came after it; a channel without one misses.
+func TestPusherJSPresenceCache(t *testing.T) {
+	addr, _ := start(t, server.Config{})
+	m := runScenario(t, addr, "presenceCache").step("done")
+	delete(m, "step")
+	if got, want := asJSON(t, m), `{"ann":{"note":{"n":1}},"ben":{"note":{"n":1}},"cat":{"note":{"n":1}},"dan":"miss","status":200}`; got != want {
+		t.Errorf("got %s, want %s", got, want)
 	}
 }

@@ -34,6 +34,12 @@ type session struct {
 	// channel (read loop only): client events on presence channels carry
 	// it.
 	user string
+	// signedIn is the user the client signed in as (read loop only):
+	// only it may subscribe to its user's channel (#server-to-user-).
+	signedIn string
+	// counted is whether the connection counts against its app's
+	// MaxConnections (until Closed).
+	counted bool
 }
 
 func newSession(h *Handler, app *App, c *redcast.Client, out *outbox.Outbox) *session {
@@ -41,7 +47,7 @@ func newSession(h *Handler, app *App, c *redcast.Client, out *outbox.Outbox) *se
 	return &session{
 		h: h, app: app, client: c, out: out,
 		subscribes: newLimiter(cfg.SubscribeRate, cfg.SubscribeBurst),
-		events:     newLimiter(h.cfg.ClientEventRate, h.cfg.ClientEventBurst),
+		events:     newLimiter(app.ClientEventRate, h.cfg.ClientEventBurst),
 		subscribed: make(map[string]bool),
 	}
 }
@@ -109,6 +115,15 @@ func (s *session) HandleFrame(frame []byte) {
 // Flush implements websocket.Session: it writes what HandleFrame queued.
 func (s *session) Flush() { s.out.Release() }
 
+// Closed is called once the connection ended (see websocket.Session): it
+// is no longer the handler's, nor counts against its app's connections.
+func (s *session) Closed() {
+	s.h.untrack(s)
+	if s.counted {
+		s.h.conns[s.app].Add(-1)
+	}
+}
+
 // channel returns the redcast channel of a Pusher channel of the app.
 func (s *session) channel(name string) string { return s.app.channel(name) }
 
@@ -134,16 +149,25 @@ func (s *session) subscribe(m message) {
 		s.send(errorMessage(0, err.Error()))
 		return
 	}
-	if isServerToUser(d.Channel) && len(d.Channel) <= maxChannelLength {
-		s.subscriptionError(d.Channel, "ServerError", "events to users are not supported", 501)
-		return
-	}
-	if err := validateChannel(d.Channel); err != nil {
-		s.send(errorMessage(0, err.Error()))
-		return
+	toUser := isServerToUser(d.Channel)
+	switch {
+	case toUser && len(d.Channel) <= maxChannelLength:
+		if err := s.app.validateServerToUser(d.Channel); err != nil {
+			s.subscriptionError(d.Channel, "ServerError", err.Error(), 400)
+			return
+		}
+	default:
+		if err := validateChannel(d.Channel); err != nil {
+			s.send(errorMessage(0, err.Error()))
+			return
+		}
 	}
 	if !s.subscribes.Allow() {
 		s.subscriptionError(d.Channel, "LimitReached", "too many subscribes: slow down", 429)
+		return
+	}
+	if toUser && (s.signedIn == "" || d.Channel != serverToUserPrefix+s.signedIn) {
+		s.subscriptionError(d.Channel, "AuthError", "only the connection signed in as the user may subscribe to its channel", 403)
 		return
 	}
 	if err := s.authorize(d); err != nil {
@@ -154,6 +178,9 @@ func (s *session) subscribe(m message) {
 	cache := isCache(d.Channel)
 	if cache {
 		p.History = 1
+		if strings.HasPrefix(d.Channel, presencePrefix) {
+			p.History = presenceCacheDepth // member events are publications too
+		}
 	}
 	succeeded := jsonString([]byte("{}"))
 	var prepare func(context.Context) error
@@ -170,7 +197,7 @@ func (s *session) subscribe(m message) {
 			if err != nil {
 				return err
 			}
-			if _, ok := m.hash[user]; !ok && len(m.ids) >= s.h.cfg.MaxPresenceMembers {
+			if _, ok := m.hash[user]; !ok && len(m.ids) >= s.app.MaxPresenceMembers {
 				return fmt.Errorf("%w: the channel has %d members, the most it holds", errMemberLimit, len(m.ids))
 			}
 			m.add(user, info)
@@ -204,7 +231,7 @@ func (s *session) subscribe(m message) {
 func (s *session) enterPresence(d subscribeData) (string, json.RawMessage, bool) {
 	user, info, err := parseChannelData(d.ChannelData)
 	if err == nil {
-		err = s.client.SetUser(user, info)
+		err = s.setUser(user, info)
 	}
 	if err != nil {
 		perr, _ := redcast.ProtocolError(err)
@@ -215,8 +242,21 @@ func (s *session) enterPresence(d subscribeData) (string, json.RawMessage, bool)
 		s.subscriptionError(d.Channel, "AuthError", msg, 403)
 		return "", nil, false
 	}
-	s.user = user
 	return user, info, true
+}
+
+// setUser makes the connection the app's user (its redcast user being
+// scoped to the app, App.scopedUser): once; another user than its first is
+// refused.
+func (s *session) setUser(user string, info json.RawMessage) error {
+	if s.user != "" && s.user != user {
+		return protocol.ErrPermissionDenied.WithMessage("the connection is user %q already", s.user)
+	}
+	if err := s.client.SetUser(s.app.scopedUser(user), info); err != nil {
+		return err
+	}
+	s.user = user
+	return nil
 }
 
 // isCache reports whether a channel is a cache channel (cache-,
@@ -231,13 +271,17 @@ func isCache(ch string) bool {
 }
 
 // sendCached sends, after the subscribe reply of a cache channel, its last
-// event (the subscribe read it from history), or pusher:cache_miss when it
-// has none. It runs under the subscription's lock, before any live event.
+// event (the subscribe read it from history; of a presence-cache- channel,
+// the last that is not a member event), or pusher:cache_miss when it has
+// none. It runs under the subscription's lock, before any live event.
 func (s *session) sendCached(ch, name string, res *protocol.SubscribeResult) {
-	if len(res.Publications) == 0 {
-		s.send(encode(message{Event: eventCacheMiss, Channel: name}))
+	for i := len(res.Publications) - 1; i >= 0; i-- {
+		if isMemberEvent(res.Publications[i].Data) {
+			continue
+		}
+		ev := &hub.Event{Channel: ch, Kind: hub.KindPublication, Pub: &res.Publications[i]}
+		s.send(encodeEvent(ev))
 		return
 	}
-	ev := &hub.Event{Channel: ch, Kind: hub.KindPublication, Pub: &res.Publications[len(res.Publications)-1]}
-	s.send(encodeEvent(ev))
+	s.send(encode(message{Event: eventCacheMiss, Channel: name}))
 }

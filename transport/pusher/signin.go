@@ -18,7 +18,8 @@ const (
 	eventSignin        = "pusher:signin"
 	eventSigninSuccess = "pusher:signin_success"
 	// serverToUserPrefix starts the channel pusher-js subscribes to once
-	// signed in, for the HTTP API's events to a user (not supported).
+	// signed in, for the HTTP API's events to a user (the SDKs'
+	// sendToUser).
 	serverToUserPrefix = "#server-to-user-"
 )
 
@@ -75,7 +76,7 @@ func (s *session) signin(m message) {
 		err = fmt.Errorf("invalid signature: expected HMAC-SHA256 hex digest of socket_id::user::user_data, with the app key")
 	default:
 		if user, info, err = parseUserData(d.UserData); err == nil {
-			err = s.client.SetUser(user, info)
+			err = s.setUser(user, info)
 		}
 	}
 	if err != nil {
@@ -86,7 +87,7 @@ func (s *session) signin(m message) {
 		s.client.Disconnect(protocol.Disconnect{Code: codeUnauthorized, Reason: "Invalid signin: " + msg})
 		return
 	}
-	s.user = user
+	s.signedIn = user
 	data, _ := json.Marshal(struct {
 		UserData string `json:"user_data"`
 	}{d.UserData})
@@ -96,3 +97,17 @@ func (s *session) signin(m message) {
 // isServerToUser reports whether ch is a channel of the events to a
 // signed-in user, which pusher-js subscribes to after signin.
 func isServerToUser(ch string) bool { return strings.HasPrefix(ch, serverToUserPrefix) }
+
+// validateServerToUser checks the channel of the events to a user: a user
+// id of 1 to maxUserIDLength bytes, which the app's redcast channel can
+// hold (letters, digits and _ - . : @ / = , # ~).
+func (a *App) validateServerToUser(ch string) error {
+	user := strings.TrimPrefix(ch, serverToUserPrefix)
+	switch {
+	case user == "" || len(user) > maxUserIDLength:
+		return fmt.Errorf("%w: the user id of %s must be 1 to %d bytes", errBadMessage, serverToUserPrefix, maxUserIDLength)
+	case protocol.ValidateChannel(a.channel(ch)) != nil:
+		return fmt.Errorf("%w: events to user %q are not supported: a user id of letters, digits and _ - . : @ / = , # ~ only", errBadMessage, user)
+	}
+	return nil
+}

@@ -4,15 +4,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redcast/redcast/internal/pushertest"
 	"github.com/redcast/redcast/server"
 )
 
-// signinAuth returns the auth of a pusher:signin with userData, signed
-// with secret as the server SDKs' authenticateUser signs it.
-// (socket_id::user::user_data, which is authFor's socket_id:channel with
-// the channel ":user::user_data").
+// signinAuth returns the auth of a pusher:signin to testApp with
+// userData, signed with secret as the server SDKs' authenticateUser signs
+// it.
 func signinAuth(secret, socketID, userData string) string {
-	return authFor(secret, socketID, ":user::"+userData)
+	return pushertest.SigninAuth(testApp.Key, secret, socketID, userData)
 }
 
 // signin sends pusher:signin with userData signed with secret.
@@ -32,8 +32,8 @@ func TestPusherSignin(t *testing.T) {
 	if m.Event != "pusher:signin_success" || m.DataString(t) != `{"user_data":"{\"id\":\"ann\",\"user_info\":{\"name\":\"Ann\"}}"}` {
 		t.Fatalf("got %+v, want signin_success", m)
 	}
-	if m := c.Subscribe("#server-to-user-ann", ""); m.Event != "pusher:subscription_error" || !strings.Contains(string(m.Data), `501`) {
-		t.Errorf("server-to-user subscribe: got %+v, want subscription_error 501", m)
+	if m := c.Subscribe("#server-to-user-ann", ""); m.Event != "pusher_internal:subscription_succeeded" {
+		t.Errorf("server-to-user subscribe: got %+v, want subscription_succeeded", m)
 	}
 	auth, data := presenceAuth(id, "presence-room", "ben", `{}`)
 	c.Send(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": "presence-room", "auth": auth, "channel_data": data}})
@@ -108,5 +108,41 @@ func TestPusherSigninAsAnotherUser(t *testing.T) {
 	}
 	if code, _ := c.ReadClose(); code != 4009 {
 		t.Errorf("closed with %d, want 4009", code)
+	}
+}
+
+// Events to users: the server SDK's sendToUser reaches the connection
+// pusher-js signed in as that user, and no other.
+func TestPusherJSSendToUser(t *testing.T) {
+	addr, _ := start(t, server.Config{})
+	m := runScenario(t, addr, "sendToUser").step("done")
+	if m["status"] != float64(200) || asJSON(t, m["ann"]) != `{"to":"ann"}` || asJSON(t, m["ben"]) != `[]` {
+		t.Errorf("got %v: want ann's event at ann only", m)
+	}
+}
+
+// Only the connection signed in as a user may subscribe to its channel of
+// events to users: not one that is not signed in, nor one signed in as
+// another user, nor one in a presence channel as that user.
+func TestServerToUserRefused(t *testing.T) {
+	addr, _ := start(t, server.Config{})
+	c, id := connect(t, addr)
+	joinPresence(c, id, "presence-room", "ann")
+	signedIn, signedInID := connect(t, addr)
+	signin(signedIn, testApp.Secret, signedInID, `{"id":"ben"}`)
+	if m := signedIn.Read(); m.Event != "pusher:signin_success" {
+		t.Fatalf("signin: %+v", m)
+	}
+	for _, tc := range []struct {
+		c  *client
+		ch string
+	}{{c, "#server-to-user-ann"}, {signedIn, "#server-to-user-ann"}} {
+		m := tc.c.Subscribe(tc.ch, "")
+		if m.Event != "pusher:subscription_error" || !strings.Contains(string(m.Data), `"status":403`) {
+			t.Errorf("subscribe to %s: %+v, want status 403", tc.ch, m)
+		}
+	}
+	if m := signedIn.Subscribe("#server-to-user-ben", ""); m.Event != "pusher_internal:subscription_succeeded" {
+		t.Errorf("ben's own channel: %+v", m)
 	}
 }

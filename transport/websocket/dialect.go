@@ -34,6 +34,8 @@ type Dialect interface {
 // loop one at a time: HandleFrame for each frame, holding what it queues
 // in the outbox (Outbox.Hold), and Flush when no further frame is at hand,
 // to release it. redcast.Client is the Session of redcast's own protocol.
+// A dialect's Session with a method Closed() has it called once, after the
+// connection ended and its client was released.
 type Session interface {
 	HandleFrame(msg []byte)
 	Flush()

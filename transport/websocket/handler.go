@@ -353,4 +353,7 @@ func (h *Handler) end(s *session) {
 	s.rd.drain()
 	_ = s.c.nc.Close()
 	s.client.Closed()
+	if c, ok := s.frames.(interface{ Closed() }); ok && s.frames != Session(s.client) {
+		c.Closed()
+	}
 }

@@ -13,8 +13,20 @@ const out = (o) => console.log(JSON.stringify(o));
 
 setTimeout(() => { out({ error: 'scenario timed out' }); process.exit(1); }, 20000).unref();
 
+// A master key for end-to-end encrypted channels (32 bytes, base64),
+// which only the server SDK and, per channel, pusher-js know.
+const encryptionMasterKeyBase64 = Buffer.alloc(32, 7).toString('base64');
+
+// sdkFor returns Pusher's server SDK pointed at redcast.
+function sdkFor(secret) {
+  return new Server({
+    appId: env.PUSHER_APP_ID, key: env.PUSHER_KEY, secret: secret ?? env.PUSHER_SECRET,
+    host: env.PUSHER_HOST, port: env.PUSHER_PORT, useTLS: false, encryptionMasterKeyBase64,
+  });
+}
+
 function connect(key, authSecret, user) {
-  const sdk = new Server({ appId: env.PUSHER_APP_ID, key: env.PUSHER_KEY, secret: authSecret ?? env.PUSHER_SECRET, host: '127.0.0.1' });
+  const sdk = sdkFor(authSecret);
   return new Pusher(key ?? env.PUSHER_KEY, {
     cluster: 'redcast',
     wsHost: env.PUSHER_HOST,
@@ -105,11 +117,10 @@ const scenarios = {
 // Pusher's server SDK triggers an event through the HTTP API, leaving out
 // the socket the Go test names; a wrong secret is refused with 401.
 scenarios.api = async function () {
-  const config = { appId: env.PUSHER_APP_ID, key: env.PUSHER_KEY, host: env.PUSHER_HOST, port: env.PUSHER_PORT, useTLS: false };
-  const sdk = new Server({ ...config, secret: env.PUSHER_SECRET });
+  const sdk = sdkFor();
   const res = await sdk.trigger(['news', 'other'], 'hello', { a: 1 }, { socket_id: env.EXCLUDE_SOCKET });
   out({ step: 'triggered', status: res.status, body: await res.json() });
-  const wrong = new Server({ ...config, secret: 'not-the-secret' });
+  const wrong = sdkFor('not-the-secret');
   const status = await wrong.trigger('news', 'nope', {}).then((r) => r.status, (err) => err.status);
   out({ step: 'done', wrong_secret: status });
 };
@@ -117,7 +128,7 @@ scenarios.api = async function () {
 // Pusher's server SDK triggers a batch of events; a batch over Pusher's
 // limit of 10 is refused whole.
 scenarios.batch = async function () {
-  const sdk = new Server({ appId: env.PUSHER_APP_ID, key: env.PUSHER_KEY, secret: env.PUSHER_SECRET, host: env.PUSHER_HOST, port: env.PUSHER_PORT, useTLS: false });
+  const sdk = sdkFor();
   const res = await sdk.triggerBatch([
     { channel: 'news', name: 'first', data: { n: 1 } },
     { channel: 'other', name: 'second', data: 'two', socket_id: env.EXCLUDE_SOCKET },
@@ -132,9 +143,8 @@ scenarios.batch = async function () {
 // an event and a batch asking for info: one line per request, its status
 // and body (errors' body as text).
 scenarios.query = async function () {
-  const config = { appId: env.PUSHER_APP_ID, key: env.PUSHER_KEY, host: env.PUSHER_HOST, port: env.PUSHER_PORT, useTLS: false };
-  const sdk = new Server({ ...config, secret: env.PUSHER_SECRET });
-  const wrong = new Server({ ...config, secret: 'not-the-secret' });
+  const sdk = sdkFor();
+  const wrong = sdkFor('not-the-secret');
   const answer = (request) => request.then(
     async (r) => ({ status: r.status, body: await r.json() }),
     (err) => ({ status: err.status, body: err.body }));
@@ -148,6 +158,7 @@ scenarios.query = async function () {
     users: [sdk, '/channels/presence-room/users'],
     news_users: [sdk, '/channels/news/users'],
     news_user_count: [sdk, '/channels/news', { info: 'user_count' }],
+    news_subscription_count: [sdk, '/channels/news', { info: 'subscription_count' }],
     wrong_secret: [wrong, '/channels'],
   };
   for (const [name, [client, path, params]] of Object.entries(queries)) {
@@ -163,7 +174,7 @@ scenarios.query = async function () {
 // Pusher's server SDK terminates the connections of the user the Go test
 // names.
 scenarios.terminate = async function () {
-  const sdk = new Server({ appId: env.PUSHER_APP_ID, key: env.PUSHER_KEY, secret: env.PUSHER_SECRET, host: env.PUSHER_HOST, port: env.PUSHER_PORT, useTLS: false });
+  const sdk = sdkFor();
   const res = await sdk.terminateUserConnections(env.TERMINATE_USER);
   out({ step: 'done', status: res.status, body: await res.json() });
 };
@@ -172,7 +183,7 @@ scenarios.terminate = async function () {
 // authenticateUser, and as bob with a wrong secret; the SDK then
 // terminates ann's connections.
 scenarios.signin = async function () {
-  const sdk = new Server({ appId: env.PUSHER_APP_ID, key: env.PUSHER_KEY, secret: env.PUSHER_SECRET, host: env.PUSHER_HOST, port: env.PUSHER_PORT, useTLS: false });
+  const sdk = sdkFor();
   const closed = (p) => new Promise((resolve) => {
     let code = null, message = null;
     p.connection.bind('error', (e) => {
@@ -229,6 +240,154 @@ scenarios.presence = async function () {
   const leave = await leaving;
   out({ step: 'done', ann_here: names(annHere), ben_here: names(benHere), joining: join.name, leaving: leave.name });
   a.disconnect(); b.disconnect();
+};
+
+// A cache channel the Go test published to before: pusher-js gets its
+// last event right after subscribing, and no cache miss.
+scenarios.cacheHit = async function () {
+  const p = connect();
+  const ch = p.subscribe('cache-prices');
+  const got = [];
+  ch.bind('pusher:cache_miss', () => got.push('miss'));
+  const heard = new Promise((resolve) => ch.bind('price', (d) => { got.push(d); resolve(); }));
+  await subscribed(ch);
+  await heard;
+  // A later event, live, marks the end: nothing else came before it.
+  const marker = new Promise((resolve) => ch.bind('marker', resolve));
+  out({ step: 'subscribed' });
+  await marker;
+  out({ step: 'done', got });
+  p.disconnect();
+};
+
+// 15 client events at once on a private channel: those over Pusher's
+// rate get error 4301, the others reach the other subscriber, and the
+// sender stays connected.
+scenarios.rateLimit = async function () {
+  const a = connect(), b = connect();
+  const codes = [];
+  a.connection.bind('error', (e) => codes.push(e?.data?.code ?? e?.error?.data?.code ?? null));
+  const [ca, cb] = [a.subscribe('private-chat'), b.subscribe('private-chat')];
+  let heard = 0;
+  let enough;
+  const allHeard = new Promise((resolve) => { enough = resolve; });
+  let want = Infinity;
+  cb.bind('client-n', () => { heard++; if (heard >= want) enough(); });
+  await Promise.all([subscribed(ca), subscribed(cb)]);
+  for (let i = 0; i < 15; i++) ca.trigger('client-n', { i });
+  // The server answers in order: once this subscribe succeeded, every
+  // refusal of the 15 has come.
+  await subscribed(a.subscribe('after'));
+  want = 15 - codes.length;
+  if (heard >= want) enough();
+  await allHeard;
+  out({ step: 'done', codes, heard, state: a.connection.state });
+  a.disconnect(); b.disconnect();
+};
+
+// Three users join a presence channel that holds two (the Go test's
+// limit): the third gets pusher:subscription_error LimitReached.
+scenarios.memberLimit = async function () {
+  const ann = connect(undefined, undefined, 'ann'), ben = connect(undefined, undefined, 'ben'), cat = connect(undefined, undefined, 'cat');
+  await subscribed(ann.subscribe('presence-room'));
+  await subscribed(ben.subscribe('presence-room'));
+  const refused = await subscribed(cat.subscribe('presence-room')).then(() => null, (err) => err);
+  const members = [];
+  ben.channel('presence-room').members.each((m) => members.push(m.id));
+  out({ step: 'done', refused, members: members.sort() });
+  ann.disconnect(); ben.disconnect(); cat.disconnect();
+};
+
+// pusher-js signed in as ann, on a public and a private channel: the Go
+// test closes its connection with 4200, after which pusher-js reconnects
+// at once, resubscribes both channels, and hears what is published next.
+scenarios.reconnect = async function () {
+  const p = connect(undefined, undefined, 'ann');
+  const codes = [];
+  p.connection.bind('error', (e) => codes.push(e?.data?.code ?? e?.error?.data?.code ?? null));
+  p.signin();
+  await p.user.signinDonePromise;
+  const news = p.subscribe('news'), priv = p.subscribe('private-chat');
+  await Promise.all([subscribed(news), subscribed(priv)]);
+  const first = p.connection.socket_id;
+  const resubscribed = new Promise((resolve) => {
+    let n = 0;
+    const count = () => { if (++n === 2) resolve(); };
+    news.bind('pusher:subscription_succeeded', count);
+    priv.bind('pusher:subscription_succeeded', count);
+  });
+  const states = [];
+  p.connection.bind('state_change', ({ current }) => states.push(current));
+  out({ step: 'subscribed', socket_id: first });
+  await resubscribed;
+  out({ step: 'resubscribed', socket_id: p.connection.socket_id });
+  const heard = await Promise.all([
+    new Promise((resolve) => news.bind('after', resolve)),
+    new Promise((resolve) => priv.bind('after', resolve)),
+  ]);
+  out({ step: 'done', codes, states, heard, changed: first !== p.connection.socket_id });
+  p.disconnect();
+};
+
+// End-to-end encryption: the server SDK, with the master key, authorizes
+// pusher-js on a private-encrypted- channel (giving it the channel's
+// shared secret) and triggers an event it encrypts; pusher-js decrypts it.
+scenarios.encrypted = async function () {
+  const p = connect();
+  const ch = p.subscribe('private-encrypted-vault');
+  const heard = new Promise((resolve) => ch.bind('secret', resolve));
+  await subscribed(ch);
+  const res = await sdkFor().trigger('private-encrypted-vault', 'secret', { code: 'open sesame' });
+  out({ step: 'triggered', status: res.status });
+  out({ step: 'done', got: await heard });
+  p.disconnect();
+};
+
+// A presence-cache- channel: its last event reaches each user joining,
+// however many members came before (member events are not cached
+// events); a presence-cache- channel without an event misses.
+scenarios.presenceCache = async function () {
+  const res = await sdkFor().trigger('presence-cache-room', 'note', { n: 1 });
+  const join = async (user, channel) => {
+    const p = connect(undefined, undefined, user);
+    const ch = p.subscribe(channel);
+    const first = new Promise((resolve) => {
+      ch.bind('note', (d) => resolve({ note: d }));
+      ch.bind('pusher:cache_miss', () => resolve('miss'));
+    });
+    await subscribed(ch);
+    return [p, await first];
+  };
+  const [ann, annGot] = await join('ann', 'presence-cache-room');
+  const [ben, benGot] = await join('ben', 'presence-cache-room');
+  const [cat, catGot] = await join('cat', 'presence-cache-room');
+  const [dan, danGot] = await join('dan', 'presence-cache-empty');
+  out({ step: 'done', status: res.status, ann: annGot, ben: benGot, cat: catGot, dan: danGot });
+  for (const p of [ann, ben, cat, dan]) p.disconnect();
+};
+
+// Events to users: pusher-js signed in as ann and as ben; the server SDK's
+// sendToUser reaches ann's connection only.
+scenarios.sendToUser = async function () {
+  const ann = connect(undefined, undefined, 'ann'), ben = connect(undefined, undefined, 'ben');
+  const benGot = [];
+  ben.user.bind('hello', (d) => benGot.push(d));
+  const annGot = new Promise((resolve) => ann.user.bind('hello', resolve));
+  ann.signin(); ben.signin();
+  await Promise.all([ann.user.signinDonePromise, ben.user.signinDonePromise]);
+  // pusher-js subscribes to its user's channel once signed in.
+  await Promise.all([ann, ben].map((p) => new Promise((resolve) => {
+    const ch = p.user.serverToUserChannel;
+    if (ch.subscribed) resolve(); else ch.bind('pusher:subscription_succeeded', resolve);
+  })));
+  const res = await sdkFor().sendToUser('ann', 'hello', { to: 'ann' });
+  const got = await annGot;
+  // A marker to ben says that nothing for ann came to ben before it.
+  const marker = new Promise((resolve) => ben.user.bind('marker', resolve));
+  await sdkFor().sendToUser('ben', 'marker', {});
+  await marker;
+  out({ step: 'done', status: res.status, ann: got, ben: benGot });
+  ann.disconnect(); ben.disconnect();
 };
 
 const run = scenarios[process.argv[2]];
