@@ -72,7 +72,9 @@ func TestSlowConsumer(t *testing.T) {
 			t.Fatalf("slow client still subscribed after %d publications of %d bytes", published, dataSize)
 		}
 		for range batch {
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			// A held-up publisher would wait forever; 20 s leaves room
+			// for a loaded machine.
+			pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			_, err := pub.Publish(pctx, ch, data)
 			cancel()
 			if err != nil {
