@@ -21,6 +21,7 @@ type stream struct {
 	lastActive int64   // Unix ns of creation, the last publication or unsubscribe
 	subscribed bool    // the node is subscribed: deliver, and never forget
 	dropped    bool    // removed from its shard: whoever holds it must look up again
+	keys       idempotencyKeys
 }
 
 // entry is a publication kept in history until expires (Unix ns).
@@ -43,7 +44,7 @@ func (s *stream) position() protocol.StreamPosition {
 // idle reports whether the stream can be forgotten: nobody on this node
 // listens, its history is empty and nothing happened for ttl.
 func (s *stream) idle(now int64, ttl int64) bool {
-	return !s.subscribed && len(s.pubs) == 0 && now-s.lastActive >= ttl
+	return !s.subscribed && len(s.pubs) == 0 && s.keys.empty() && now-s.lastActive >= ttl
 }
 
 // restartIfIdle starts a new epoch when the stream is idle, as if it had
@@ -86,8 +87,10 @@ func (s *stream) expireOldest(now int64) {
 	s.trim(len(s.pubs) - n)
 }
 
-// expire drops every expired publication, wherever it is.
+// expire drops every expired publication, wherever it is, and every
+// expired idempotency key.
 func (s *stream) expire(now int64) {
+	s.keys.expire(now)
 	kept := s.pubs[:0]
 	for _, e := range s.pubs {
 		if e.expires > now {
