@@ -75,6 +75,7 @@ func NewHandler(node *redcast.Node, opts Options) (*Handler, error) {
 	h.mux.HandleFunc("POST /api/disconnect", endpoint(h, h.disconnect))
 	h.mux.HandleFunc("POST /api/unsubscribe", endpoint(h, h.unsubscribe))
 	h.mux.HandleFunc("POST /api/info", endpoint(h, h.info))
+	h.handleRevocations()
 	return h, nil
 }
 
