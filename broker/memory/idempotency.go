@@ -10,9 +10,9 @@ import (
 // idempotencyKeys are the idempotency keys of one channel's recent
 // publications (see broker.PublishOptions.IdempotencyKey), guarded by the
 // stream's lock. order holds the keys oldest first, so that the expired
-// ones at its front are dropped on every publish at O(1) each; with TTLs
-// that differ between publishes some expire out of order, and the
-// cleanup sweep (expire) drops those.
+// ones at its front are dropped on every idempotent publish at O(1) each;
+// with TTLs that differ between publishes some expire out of order, and
+// the cleanup sweep (expire, every CleanupInterval) drops those.
 type idempotencyKeys struct {
 	byKey map[string]keyEntry
 	order []string

@@ -87,10 +87,8 @@ func (s *stream) expireOldest(now int64) {
 	s.trim(len(s.pubs) - n)
 }
 
-// expire drops every expired publication, wherever it is, and every
-// expired idempotency key.
+// expire drops every expired publication, wherever it is.
 func (s *stream) expire(now int64) {
-	s.keys.expire(now)
 	kept := s.pubs[:0]
 	for _, e := range s.pubs {
 		if e.expires > now {
