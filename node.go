@@ -146,6 +146,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("redcast: subscribe to control channel: %w", err)
 	}
 	n.wg.Go(func() { n.announce(bg, n.cfg.NodeInfoInterval) })
+	n.wg.Go(func() { n.watchReconnects(bg) })
 	n.startPresence(bg)
 	return nil
 }

@@ -261,3 +261,97 @@ func checkAPIUser(user string) error {
 	}
 	return nil
 }
+
+// A node whose link to the broker was down when a revocation was made
+// missed the control request that closes its connections. So after its
+// broker reconnected, it checks every token its connections hold (and
+// every user, for blocks) against the store: the store has what the
+// control requests carried. Brokers that can tell (the Redis one) count
+// their reconnects; with no count (memory) there is nothing to miss.
+
+// reconnectCheckInterval is how often the node looks whether its broker
+// reconnected.
+const reconnectCheckInterval = 250 * time.Millisecond
+
+// reconnectCounter is implemented by brokers that count their lost and
+// reopened delivery links, and report when they are back.
+type reconnectCounter interface {
+	Reconnects() uint64
+	Ready() bool
+}
+
+// watchReconnects rechecks the node's connections (recheckTokens) once the
+// broker is ready after each reconnect, until ctx ends; a recheck that
+// could not read the store is tried again.
+func (n *Node) watchReconnects(ctx context.Context) {
+	rc, ok := n.broker.(reconnectCounter)
+	if !ok {
+		return
+	}
+	t := time.NewTicker(reconnectCheckInterval)
+	defer t.Stop()
+	seen, pending := rc.Reconnects(), false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if cur := rc.Reconnects(); cur != seen {
+			seen, pending = cur, true
+		}
+		// The broker counts a reconnect when the link goes down and is
+		// not ready until it is back: ready now means back since.
+		if pending && rc.Ready() {
+			pending = !n.recheckTokens(ctx)
+		}
+	}
+}
+
+// recheckTokens closes the connections whose tokens or user the store
+// refuses now. It reports whether it could read everything it needed.
+func (n *Node) recheckTokens(ctx context.Context) bool {
+	complete := true
+	for _, cl := range n.clientList() {
+		refs := cl.tokenRefs()
+		// A connection with a user but no token (admitted by other means)
+		// can only be blocked.
+		blockOnly := len(refs) == 0
+		if user := cl.user(); blockOnly && user != "" {
+			refs = append(refs, auth.TokenRef{User: user})
+		}
+		for _, r := range refs {
+			st, err := n.revocations.TokenStatus(ctx, r.User, r.ID)
+			if err != nil {
+				if ctx.Err() != nil {
+					return false
+				}
+				complete = false
+				continue
+			}
+			if st.Blocked || (!blockOnly && st.Refuses(r.IssuedAt)) {
+				d := protocol.DisconnectTokenRevoked
+				if st.Blocked {
+					d = protocol.DisconnectUserBlocked
+				}
+				cl.Disconnect(d)
+				break
+			}
+		}
+	}
+	if !complete {
+		n.log.Warn("revocations: could not recheck every connection after a broker reconnect; trying again")
+	}
+	return complete
+}
+
+// tokenRefs returns the tokens the client was admitted with.
+func (c *Client) tokenRefs() []auth.TokenRef {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	refs := make([]auth.TokenRef, 0, len(c.tokens))
+	for _, r := range c.tokens {
+		refs = append(refs, r)
+	}
+	return refs
+}

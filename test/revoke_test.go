@@ -11,6 +11,7 @@ import (
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/broker/redis"
 	"github.com/redcast/redcast/client"
+	"github.com/redcast/redcast/internal/testproxy"
 	"github.com/redcast/redcast/internal/testredis"
 	"github.com/redcast/redcast/internal/testserver"
 	"github.com/redcast/redcast/protocol"
@@ -313,4 +314,48 @@ func TestMemoryRevocation(t *testing.T) {
 	if _, err := dialToken(t, wsBase, mint(t, auth.MintOptions{User: "jo"})); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRevocationMissedDuringOutage: a node whose link to Redis is down
+// when a token is revoked and a user blocked through another node misses
+// the request to close their connections; once the link is back it finds
+// them in Redis and closes those connections.
+func TestRevocationMissedDuringOutage(t *testing.T) {
+	rs := testredis.Start(t, testredis.Options{})
+	prefix := fmt.Sprintf("t%d", time.Now().UnixNano())
+	cfg := server.Config{Node: authConfig(t, false), APIKey: testAPIKey}
+	a := startNodeAt(t, rs.URL(), prefix, cfg)
+	proxy := testproxy.New(t, rs.Addr())
+	b := startNodeAt(t, "redis://"+proxy.Addr()+"/0", prefix, cfg)
+	revoked, err := dialToken(t, b.base, mint(t, auth.MintOptions{User: "kim", ID: "o-1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked, err := dialToken(t, b.base, mint(t, auth.MintOptions{User: "lee"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := dialToken(t, b.base, mint(t, auth.MintOptions{User: "kim", ID: "o-2"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.SetRefuse(true)
+	proxy.Cut()
+	waitFor(t, "node B not ready without Redis", func() bool { return !b.ready(t) })
+	apiOK(t, a.http, "revoke_token", map[string]any{"jti": "o-1", "expire_at": time.Now().Add(time.Hour).Unix()}, nil)
+	apiOK(t, a.http, "block_user", map[string]string{"user": "lee"}, nil)
+	if err := revoked.Ping(testContext(t)); err != nil {
+		t.Fatalf("node B closed the connection while it could not know: %v", err)
+	}
+
+	proxy.SetRefuse(false)
+	waitFor(t, "node B ready again", func() bool { return b.ready(t) })
+	back := time.Now()
+	waitClosed(t, revoked)
+	waitClosed(t, blocked)
+	t.Logf("node B closed the connections %v after it was ready again", time.Since(back))
+	wantDisconnect(t, "the revoked token's connection", revoked.Err(), protocol.DisconnectTokenRevoked.Code)
+	wantDisconnect(t, "the blocked user's connection", blocked.Err(), protocol.DisconnectUserBlocked.Code)
+	stillOpen(t, "kim's other token", kept)
 }
