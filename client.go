@@ -51,6 +51,7 @@ type Client struct {
 	mu          sync.Mutex
 	connected   bool
 	creds       *auth.Credentials // nil for anonymous clients
+	tokens      tokenRefs         // what the client's tokens are revoked by (revoke.go)
 	expiry      tokenExpiry
 	closed      bool
 	subs        map[string]*subscription

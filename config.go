@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/redcast/redcast/auth"
+	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -94,6 +95,11 @@ type Config struct {
 	// RefreshGrace is how long a client whose token expired has to send a
 	// fresh one (refresh) before it is disconnected with 3006. Default 10s.
 	RefreshGrace time.Duration
+	// IdempotencyWindow is how long after a publish with an idempotency
+	// key a publish with the same key to the same channel returns the
+	// first one's position and publishes nothing. Default
+	// broker.DefaultIdempotencyTTL (5 minutes).
+	IdempotencyWindow time.Duration
 }
 
 // MaxHistoryLimit caps how many publications one history or subscribe reply
@@ -137,6 +143,7 @@ func (c Config) withDefaults() Config {
 	defDur(&c.WriteTimeout, 10*time.Second)
 	defDur(&c.RefreshGrace, 10*time.Second)
 	defDur(&c.NodeInfoInterval, 2*time.Second)
+	defDur(&c.IdempotencyWindow, broker.DefaultIdempotencyTTL)
 	if c.ReconnectSpread == 0 {
 		c.ReconnectSpread = 3 * time.Second
 	}

@@ -32,6 +32,10 @@ type control struct {
 	Channel string `json:"channel,omitempty"`
 	Code    uint16 `json:"code,omitempty"`
 	Reason  string `json:"reason,omitempty"`
+	// JTI and Before (Unix ms) name the revoked tokens of revocation
+	// operations (revoke.go).
+	JTI    string `json:"jti,omitempty"`
+	Before int64  `json:"before,omitempty"`
 	// Node is the info of an opNode announcement.
 	Node *NodeInfo `json:"node,omitempty"`
 }
@@ -81,6 +85,9 @@ func (n *Node) handleControl(data []byte) {
 		if info, ok := nodeInfoFrom(c); ok {
 			n.table.record(info)
 		}
+		return
+	}
+	if n.handleRevocation(c) {
 		return
 	}
 	if c.User == "" {

@@ -38,6 +38,8 @@ type Node struct {
 	log      *slog.Logger
 	metrics  *metrics.Metrics
 	policy   auth.Policy
+	// revocations keeps revoked tokens and blocked users (revoke.go).
+	revocations broker.RevocationStore
 
 	// chanLocks serialise, per channel, the local subscribe/unsubscribe that
 	// decide whether the node subscribes in the broker.
@@ -81,6 +83,9 @@ type Deps struct {
 	Logger   *slog.Logger
 	// Metrics receive the node's counts; nil keeps them unexported.
 	Metrics *metrics.Metrics
+	// Revocations keeps revoked tokens and blocked users; nil: the
+	// broker's, when it keeps them (the memory and Redis brokers do).
+	Revocations broker.RevocationStore
 }
 
 // NewNode returns a node with cfg (zero values mean defaults) and deps.
@@ -114,6 +119,7 @@ func NewNode(cfg Config, deps Deps) *Node {
 		n.presence = memory.NewPresence()
 	}
 	n.batch, _ = n.broker.(broker.BatchPublisher)
+	n.initRevocations(deps.Revocations)
 	if n.metrics == nil {
 		n.metrics = metrics.New(nil)
 	}
@@ -140,6 +146,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("redcast: subscribe to control channel: %w", err)
 	}
 	n.wg.Go(func() { n.announce(bg, n.cfg.NodeInfoInterval) })
+	n.wg.Go(func() { n.watchReconnects(bg) })
 	n.startPresence(bg)
 	return nil
 }

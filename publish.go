@@ -29,6 +29,25 @@ func (n *Node) Publish(ctx context.Context, ch string, data []byte) (protocol.St
 // a socket_id so) does not receive it, as it does not receive its own
 // publications; a client of redcast's own protocol still does.
 func (n *Node) PublishExcept(ctx context.Context, ch string, data []byte, except string) (protocol.StreamPosition, error) {
+	return n.PublishWith(ctx, ch, data, PublishOptions{Except: except})
+}
+
+// PublishOptions are the options of PublishWith.
+type PublishOptions struct {
+	// Except is the publishing connection (see PublishExcept); empty for
+	// none.
+	Except string
+	// IdempotencyKey, when set, makes the publish idempotent: a publish
+	// with the same key to the same channel within
+	// Config.IdempotencyWindow (on any node sharing the broker) returns
+	// the first one's position and publishes nothing. At most
+	// protocol.MaxIdempotencyKeyLength bytes of printable ASCII.
+	IdempotencyKey string
+}
+
+// PublishWith is Publish with options. Errors: those of Publish, and 101
+// for a bad idempotency key.
+func (n *Node) PublishWith(ctx context.Context, ch string, data []byte, o PublishOptions) (protocol.StreamPosition, error) {
 	ns, err := n.policy.Namespace(ch)
 	if err != nil {
 		return protocol.StreamPosition{}, err
@@ -36,8 +55,19 @@ func (n *Node) PublishExcept(ctx context.Context, ch string, data []byte, except
 	if err := n.checkData(data); err != nil {
 		return protocol.StreamPosition{}, err
 	}
-	opts := broker.PublishOptions{HistorySize: ns.HistorySize, HistoryTTL: ns.HistoryTTL, Publisher: except}
+	if err := protocol.ValidateIdempotencyKey(o.IdempotencyKey); err != nil {
+		return protocol.StreamPosition{}, err
+	}
+	opts := broker.PublishOptions{HistorySize: ns.HistorySize, HistoryTTL: ns.HistoryTTL, Publisher: o.Except}
+	n.idempotent(&opts, o.IdempotencyKey)
 	return n.publish(ctx, sourceAPI, ch, data, opts)
+}
+
+// idempotent makes opts idempotent with key, when it is set.
+func (n *Node) idempotent(opts *broker.PublishOptions, key string) {
+	if key != "" {
+		opts.IdempotencyKey, opts.IdempotencyTTL = key, n.cfg.IdempotencyWindow
+	}
 }
 
 // Sources of publications, as counted in metrics.
@@ -102,11 +132,16 @@ func (c *Client) publishRequest(p protocol.PublishParams) (broker.PublishRequest
 	if err := c.node.checkData(p.Data); err != nil {
 		return broker.PublishRequest{}, err
 	}
+	if err := protocol.ValidateIdempotencyKey(p.IdempotencyKey); err != nil {
+		return broker.PublishRequest{}, err
+	}
 	ns, err := c.node.policy.Namespace(p.Channel)
 	if err != nil {
 		return broker.PublishRequest{}, err
 	}
-	return broker.PublishRequest{Channel: p.Channel, Data: p.Data, Options: c.publishOptions(ns)}, nil
+	opts := c.publishOptions(ns)
+	c.node.idempotent(&opts, p.IdempotencyKey)
+	return broker.PublishRequest{Channel: p.Channel, Data: p.Data, Options: opts}, nil
 }
 
 // publishOptions returns how a publication of the client to a channel of

@@ -149,6 +149,9 @@ func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 		if err := c.node.policy.CanSubscribe(c.credentials(), p.Channel, p.Token); err != nil {
 			return err
 		}
+		if err := c.admitSubscription(p.Channel, p.Token); err != nil {
+			return err
+		}
 	}
 	opts, err := c.node.policy.Namespace(p.Channel)
 	if err != nil {

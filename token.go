@@ -52,6 +52,9 @@ func (c *Client) Connect(p protocol.ConnectParams) (*protocol.ConnectResult, err
 		if creds, err = c.node.cfg.Verifier.VerifyConnect(p.Token); err != nil {
 			return nil, err
 		}
+		if err = c.admit("", creds.Ref(), protocol.ErrUnauthorized); err != nil {
+			return nil, err
+		}
 	case c.node.cfg.RequireToken:
 		return nil, protocol.ErrUnauthorized.WithMessage("a connection token is required")
 	}
@@ -95,6 +98,9 @@ func (c *Client) Refresh(p protocol.RefreshParams) (*protocol.RefreshResult, err
 	}
 	creds, err := c.node.cfg.Verifier.VerifyRefresh(p.Token, cur)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.admit("", creds.Ref(), protocol.ErrUnauthorized); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()

@@ -75,6 +75,7 @@ func NewHandler(node *redcast.Node, opts Options) (*Handler, error) {
 	h.mux.HandleFunc("POST /api/disconnect", endpoint(h, h.disconnect))
 	h.mux.HandleFunc("POST /api/unsubscribe", endpoint(h, h.unsubscribe))
 	h.mux.HandleFunc("POST /api/info", endpoint(h, h.info))
+	h.handleRevocations()
 	return h, nil
 }
 
@@ -183,10 +184,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 type PublishRequest struct {
 	Channel string          `json:"channel"`
 	Data    json.RawMessage `json:"data"`
+	// IdempotencyKey makes the publish idempotent (see
+	// redcast.PublishOptions).
+	IdempotencyKey string `json:"idempotency_key"`
 }
 
 func (h *Handler) publish(ctx context.Context, req *PublishRequest) (protocol.StreamPosition, error) {
-	return h.node.Publish(ctx, req.Channel, req.Data)
+	return h.node.PublishWith(ctx, req.Channel, req.Data, redcast.PublishOptions{IdempotencyKey: req.IdempotencyKey})
 }
 
 // BroadcastRequest is the body of /api/broadcast: one data to many channels.

@@ -1,6 +1,7 @@
 // Package api is redcast's HTTP server API for application backends:
-// publish and broadcast, history, presence, the active channels, and
-// disconnecting or unsubscribing a user on every node.
+// publish (idempotently with a key) and broadcast, history, presence, the
+// active channels, disconnecting or unsubscribing a user on every node,
+// and revoking tokens and blocking users (revoke.go).
 //
 // Every endpoint is a POST of a JSON object to /api/NAME, authenticated
 // with "Authorization: apikey KEY". A request without the right key gets

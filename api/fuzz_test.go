@@ -22,15 +22,22 @@ func FuzzAPI(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	endpoints := []string{"publish", "broadcast", "history", "presence", "channels", "disconnect", "unsubscribe", "info"}
+	endpoints := []string{"publish", "broadcast", "history", "presence", "channels", "disconnect", "unsubscribe", "info",
+		"revoke_token", "invalidate_user_tokens", "block_user", "unblock_user"}
 	for i, body := range []string{
 		`{"channel":"chat:a","data":{"text":"x"}}`,
 		`{"channels":["chat:a","bad channel"],"data":1}`,
 		`{"channel":"chat:a","limit":5,"since":{"offset":1,"epoch":"e"}}`,
 		`{"channel":"chat:a"}`, `{"prefix":"chat"}`, `{"user":"u","reconnect":true}`,
 		`{"user":"u","channel":"chat:a"}`, ``, `null`, `[]`, `{"data":}`, "{\"channel\":\"\xff\"}",
+		`{}`, `{"channel":"chat:a","data":1,"idempotency_key":"k-1"}`, `{"channel":"chat:a","data":1,"idempotency_key":"a b"}`,
+		`{"jti":"j-1","expire_at":1900000000}`, `{"jti":"","expire_at":-1}`,
+		`{"user":"u","issued_before":1700000000,"expire_at":0}`, `{"user":"u","issued_before":1e300}`,
+		`{"user":"u"}`, `{"user":""}`,
 	} {
-		f.Add(uint8(i), body)
+		for j := range endpoints { // every body to every endpoint
+			f.Add(uint8(i*len(endpoints)+j), body)
+		}
 	}
 	f.Fuzz(func(t *testing.T, which uint8, body string) {
 		ep := endpoints[int(which)%len(endpoints)]

@@ -123,3 +123,27 @@ func FuzzLoadConfig(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadTokenRef: any string is read without a panic, and a token that
+// Mint made is read back as it was minted.
+func FuzzReadTokenRef(f *testing.F) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	iat := time.Unix(1700000000, 0)
+	tok, err := Mint(secret, MintOptions{User: "u", ID: "j-1", IssuedAt: iat})
+	if err != nil {
+		f.Fatal(err)
+	}
+	ref, ok := ReadTokenRef(tok)
+	if !ok || ref != (TokenRef{User: "u", ID: "j-1", IssuedAt: iat}) {
+		f.Fatalf("ReadTokenRef(minted) = %+v, %v", ref, ok)
+	}
+	for _, s := range []string{tok, "", ".", "..", "a.e30.b", "a.bnVsbA.b", "a.eyJqdGkiOjF9.b", "a.eyJpYXQiOjFlMzAwfQ.x", "a.!!!.b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ref, ok := ReadTokenRef(s)
+		if !ok && ref != (TokenRef{}) {
+			t.Fatalf("ReadTokenRef(%q) = %+v, false: want the zero ref", s, ref)
+		}
+	})
+}

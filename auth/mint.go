@@ -32,6 +32,11 @@ type MintOptions struct {
 	// Audience and Issuer set the aud and iss claims when not empty.
 	Audience string
 	Issuer   string
+	// ID sets the jti claim when not empty: the id the backend revokes the
+	// token by.
+	ID string
+	// IssuedAt is the iat claim, from which TTL counts. Default: now.
+	IssuedAt time.Time
 }
 
 // Mint returns a token signed with HS256 and secret (at least
@@ -51,8 +56,12 @@ func Mint(secret []byte, o MintOptions) (string, error) {
 	if o.TTL == 0 {
 		o.TTL = DefaultTokenTTL
 	}
-	now := time.Now()
+	now := o.IssuedAt
+	if now.IsZero() {
+		now = time.Now()
+	}
 	c := claims{RegisteredClaims: jwt.RegisteredClaims{
+		ID:        o.ID,
 		Subject:   o.User,
 		Issuer:    o.Issuer,
 		IssuedAt:  jwt.NewNumericDate(now),

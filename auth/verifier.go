@@ -75,6 +75,7 @@ type Verifier struct {
 	keys   []crypto.PublicKey
 	algs   []string
 	opts   []jwt.ParserOption
+	leeway time.Duration
 }
 
 // Credentials are what a verified connection token says about a client.
@@ -91,6 +92,13 @@ type Credentials struct {
 	// Channels are the channels the token lets the user subscribe to
 	// without a subscription token (the channels claim).
 	Channels []string
+	// TokenID is the token's jti claim, "" when it has none: what the
+	// backend names to revoke it.
+	TokenID string
+	// IssuedAt is the token's iat claim, zero when it has none; a token
+	// without iat counts as issued before any time its user's tokens are
+	// invalidated from.
+	IssuedAt time.Time
 }
 
 // hmacSizes maps each HMAC algorithm to the smallest secret it accepts.
@@ -129,6 +137,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	v.algs = algs
+	v.leeway = cfg.Leeway
 	v.opts = []jwt.ParserOption{
 		jwt.WithValidMethods(algs),
 		jwt.WithIssuedAt(),
@@ -193,6 +202,10 @@ func (v *Verifier) pin(want []string) ([]string, error) {
 	return slices.Compact(algs), nil
 }
 
+// Leeway returns the clock skew tolerated on exp, nbf and iat: a token is
+// accepted up to Leeway past its exp.
+func (v *Verifier) Leeway() time.Duration { return v.leeway }
+
 // Algorithms returns the pinned algorithms, sorted.
 func (v *Verifier) Algorithms() []string { return slices.Clone(v.algs) }
 
@@ -227,9 +240,12 @@ func (v *Verifier) VerifyConnect(token string) (*Credentials, error) {
 	if err := checkUser(c.Subject); err != nil {
 		return nil, unauthorized("%s", err)
 	}
-	creds := &Credentials{User: c.Subject}
+	creds := &Credentials{User: c.Subject, TokenID: c.ID}
 	if c.ExpiresAt != nil {
 		creds.ExpiresAt = c.ExpiresAt.Time
+	}
+	if c.IssuedAt != nil {
+		creds.IssuedAt = c.IssuedAt.Time
 	}
 	if len(c.Info) > 0 && string(c.Info) != "null" {
 		info, err := checkInfo(c.Info)

@@ -67,7 +67,21 @@ type PublishOptions struct {
 	// publication (protocol.Publication.Publisher) whether or not From is
 	// attached; empty for the server API.
 	Publisher string
+	// IdempotencyKey, when not empty, makes the publish idempotent: if a
+	// publication with the same key was made to the channel within
+	// IdempotencyTTL, Publish publishes nothing and returns that
+	// publication's position. The check and the publish are one atomic
+	// step: however many publishers race with one key, exactly one
+	// publication is made.
+	IdempotencyKey string
+	// IdempotencyTTL is how long a key is remembered after its
+	// publication; 0 means DefaultIdempotencyTTL. Ignored without a key.
+	IdempotencyTTL time.Duration
 }
+
+// DefaultIdempotencyTTL is how long a broker remembers an idempotency key
+// when PublishOptions.IdempotencyTTL is 0.
+const DefaultIdempotencyTTL = 5 * time.Minute
 
 // PublishRequest is one publication of a batch (see BatchPublisher).
 type PublishRequest struct {

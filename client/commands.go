@@ -51,6 +51,11 @@ func (c *Client) Unsubscribe(ctx context.Context, channel string) error {
 // Errors: protocol.ErrInvalidChannel, ErrUnknownNamespace, ErrDataTooLarge,
 // ErrBrokerUnavailable.
 func (c *Client) Publish(ctx context.Context, channel string, data any) (protocol.StreamPosition, error) {
+	return c.PublishWith(ctx, channel, data, PublishOptions{})
+}
+
+// PublishWith is Publish with options (see PublishOptions).
+func (c *Client) PublishWith(ctx context.Context, channel string, data any, opts PublishOptions) (protocol.StreamPosition, error) {
 	raw, ok := data.(json.RawMessage)
 	if !ok {
 		var err error
@@ -59,7 +64,7 @@ func (c *Client) Publish(ctx context.Context, channel string, data any) (protoco
 		}
 	}
 	var pos protocol.StreamPosition
-	err := c.call(ctx, protocol.MethodPublish, protocol.PublishParams{Channel: channel, Data: raw}, &pos)
+	err := c.call(ctx, protocol.MethodPublish, protocol.PublishParams{Channel: channel, Data: raw, IdempotencyKey: opts.IdempotencyKey}, &pos)
 	return pos, err
 }
 

@@ -133,23 +133,7 @@ func (s *Session) Presence(ctx context.Context, channel string) ([]protocol.Clie
 // conn returns the current connection, waiting for one while the session
 // reconnects.
 func (s *Session) conn(ctx context.Context) (*Client, error) {
-	for {
-		s.mu.Lock()
-		c, up, err := s.cur, s.up, s.err
-		s.mu.Unlock()
-		switch {
-		case err != nil:
-			return nil, err
-		case c != nil:
-			return c, nil
-		}
-		select {
-		case <-up:
-		case <-s.over:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
+	return s.connOtherThan(ctx, nil)
 }
 
 // dial opens one connection whose pushes go to the session.

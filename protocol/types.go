@@ -182,6 +182,9 @@ type ChannelParams struct {
 type PublishParams struct {
 	Channel string          `json:"channel"`
 	Data    json.RawMessage `json:"data"`
+	// IdempotencyKey, when set, makes the publish idempotent (see
+	// ValidateIdempotencyKey and docs/protocol.md).
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 
 // PublishResult acknowledges a publication once the broker stored it.

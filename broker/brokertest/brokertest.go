@@ -62,6 +62,10 @@ func brokerChecks() []brokerCheck {
 		{"HistorySize", testHistorySize},
 		{"HistorySizeZero", testHistorySizeZero},
 		{"HistoryTTL", testHistoryTTL},
+		{"IdempotentPublish", testIdempotentPublish},
+		{"IdempotentPublishConcurrent", testIdempotentPublishConcurrent},
+		{"IdempotencyKeyExpires", testIdempotencyKeyExpires},
+		{"IdempotentPublishMany", testIdempotentPublishMany},
 		{"CanceledContext", testCanceledContext},
 		{"Closed", testClosed},
 	}

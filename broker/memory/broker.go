@@ -70,6 +70,9 @@ type Broker struct {
 	shards  [numShards]shard
 	handler broker.EventHandler // set by Start
 
+	// Revocations keeps revoked tokens and blocked users (revocation.go).
+	Revocations
+
 	lifeMu    sync.Mutex // orders Start against Close
 	started   bool
 	closed    atomic.Bool
@@ -133,11 +136,15 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 		return protocol.StreamPosition{}, err
 	}
 	defer s.mu.Unlock()
+	if pos, dup := s.idempotent(opts.IdempotencyKey, now.UnixNano()); dup {
+		return pos, nil
+	}
 	s.offset++
 	s.lastActive = now.UnixNano()
 	pub.Offset = s.offset
 	s.add(pub, opts.HistorySize, now.Add(ttl).UnixNano())
 	pos := s.position()
+	s.remember(opts, pos, now)
 	if s.subscribed && b.handler != nil {
 		b.handler.HandlePublication(ctx, channel, pub, pos)
 	}

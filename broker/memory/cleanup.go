@@ -39,6 +39,7 @@ func (b *Broker) sweep(now int64) {
 		for _, s := range streams {
 			s.mu.Lock()
 			s.expire(now)
+			s.keys.expire(now)
 			if s.idle(now, ttl) {
 				idle = append(idle, s)
 			}

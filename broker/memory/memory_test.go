@@ -266,3 +266,7 @@ func BenchmarkPublish(b *testing.B) {
 		return startBroker(b, Config{}, brokertest.Discard{})
 	}, 0)
 }
+
+func TestRevocationConformance(t *testing.T) {
+	brokertest.RunRevocations(t, func(t *testing.T) broker.RevocationStore { return NewRevocations() })
+}

@@ -21,6 +21,7 @@ type stream struct {
 	lastActive int64   // Unix ns of creation, the last publication or unsubscribe
 	subscribed bool    // the node is subscribed: deliver, and never forget
 	dropped    bool    // removed from its shard: whoever holds it must look up again
+	keys       idempotencyKeys
 }
 
 // entry is a publication kept in history until expires (Unix ns).
@@ -43,7 +44,7 @@ func (s *stream) position() protocol.StreamPosition {
 // idle reports whether the stream can be forgotten: nobody on this node
 // listens, its history is empty and nothing happened for ttl.
 func (s *stream) idle(now int64, ttl int64) bool {
-	return !s.subscribed && len(s.pubs) == 0 && now-s.lastActive >= ttl
+	return !s.subscribed && len(s.pubs) == 0 && s.keys.empty() && now-s.lastActive >= ttl
 }
 
 // restartIfIdle starts a new epoch when the stream is idle, as if it had

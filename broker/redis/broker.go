@@ -283,20 +283,29 @@ func (b *Broker) publishArgs(channel string, data []byte, opts broker.PublishOpt
 		ms(max(b.cfg.StreamTTL, ttl)),
 		newEpoch(),
 		b.publishCommand(),
+		"", // the idempotency key's TTL, below
 		b.term,
-		"", // the term to adopt: last, see runScripts
+		"", // the term to adopt: last, see settleTerms
+	}
+	if opts.IdempotencyKey != "" {
+		ttl := opts.IdempotencyTTL
+		if ttl <= 0 {
+			ttl = broker.DefaultIdempotencyTTL
+		}
+		keys = append(keys, tag+":i:"+opts.IdempotencyKey)
+		args[7] = ms(ttl)
 	}
 	return keys, args
 }
 
 // parsePublish reads the publish script's reply {offset, epoch,
-// renewed}.
+// renewed, duplicate}.
 func (b *Broker) parsePublish(ctx context.Context, res rueidis.RedisResult) (protocol.StreamPosition, error) {
 	reply, err := res.ToArray()
 	if err != nil {
 		return protocol.StreamPosition{}, b.wrap(ctx, "publish", err)
 	}
-	if len(reply) != 3 {
+	if len(reply) != 4 {
 		return protocol.StreamPosition{}, fmt.Errorf("redis: publish: unexpected reply of %d elements", len(reply))
 	}
 	offset, err := reply[0].AsInt64()

@@ -61,6 +61,7 @@ func TestClusterConformance(t *testing.T) {
 	c := testredis.StartCluster(t, testredis.ClusterOptions{})
 	brokertest.Run(t, func(t *testing.T) broker.Broker { return newBrokerAt(t, Config{URL: c.URL()}) })
 	brokertest.RunPresence(t, func(t *testing.T) broker.PresenceManager { return newBrokerAt(t, Config{URL: c.URL()}) })
+	brokertest.RunRevocations(t, func(t *testing.T) broker.RevocationStore { return newBrokerAt(t, Config{URL: c.URL()}) })
 	brokertest.RunPresenceExpiry(t, func(t *testing.T, ttl time.Duration) (a, b broker.PresenceExpirer) {
 		cfg := Config{URL: c.URL(), Prefix: newPrefix(), PresenceTTL: ttl}
 		return newBrokerAt(t, cfg), newBrokerAt(t, cfg)

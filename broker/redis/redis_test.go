@@ -84,6 +84,11 @@ func TestConformance(t *testing.T) {
 	brokertest.Run(t, func(t *testing.T) broker.Broker { return newBroker(t, srv, Config{}) })
 }
 
+func TestRevocationConformance(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	brokertest.RunRevocations(t, func(t *testing.T) broker.RevocationStore { return newBroker(t, srv, Config{}) })
+}
+
 func TestPresenceConformance(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
 	brokertest.RunPresence(t, func(t *testing.T) broker.PresenceManager { return newBroker(t, srv, Config{}) })

@@ -20,6 +20,8 @@ import (
 //	P:{C}:s  stream: one entry per kept publication, ID "<offset>-0",
 //	         fields d = body, x = expiry (Unix ms, Redis clock)
 //	P:{C}:p, P:{C}:z, P:{C}:u  presence (see presence.go)
+//	P:{C}:i:K  string "<offset>:<epoch>": the publication made with
+//	         idempotency key K, expiring after the key's TTL
 //
 // and the pub/sub channel P:{C} carries publications, joins and leaves.
 
@@ -72,23 +74,38 @@ end
 
 // publishLua stores a publication and publishes it, atomically.
 //
-//	KEYS: stream, meta
+//	KEYS: stream, meta, and for an idempotent publish its key (P:{C}:i:K)
 //	ARGV: pub/sub channel, body, history size, history TTL (ms),
 //	      meta TTL (ms), epoch to use if the channel has none,
 //	      PUBLISH or SPUBLISH (on a Cluster: the pub/sub channel is in
-//	      the same slot as the keys), term mode and term to adopt (see
-//	      termLua)
+//	      the same slot as the keys), the idempotency key's TTL (ms;
+//	      "" without one), term mode and term to adopt (see termLua;
+//	      the term to adopt is last, see settleTerms)
 //
-// It returns {offset, epoch, 1 if it renewed the epoch else 0}, or a
-// TERM error.
+// It returns {offset, epoch, 1 if it renewed the epoch else 0, 0}, or a
+// TERM error. An idempotent publish whose key is set publishes nothing
+// and returns {offset, epoch, 0, 1}, the position of the publication
+// that set it; otherwise the key is set, with the position the
+// publication gets, in the same script: a crash can lose or double
+// neither. The key is looked at once the term is settled (a TERM error
+// comes first, and the broker runs the script again), and before the
+// epoch is renewed: the publication it names was made in its epoch,
+// renewed or not.
 const publishLua = nowMs + termLua + `
-local stream, meta = KEYS[1], KEYS[2]
+local stream, meta, idem = KEYS[1], KEYS[2], KEYS[3]
 local size = tonumber(ARGV[3])
 local m = redis.call('HMGET', meta, 'e', 'r')
 local epoch, renewed = m[1], 0
-local t, renew = term(m[2], ARGV[8], ARGV[9])
+local t, renew = term(m[2], ARGV[9], ARGV[10])
 if renew == nil then
 	return redis.error_reply(t)
+end
+if idem then
+	local v = redis.call('GET', idem)
+	if v then
+		local o, e = string.match(v, '^(%d+):(.*)$')
+		return {tonumber(o), e, 0, 1}
+	end
 end
 if not epoch or renew then
 	if epoch then
@@ -112,7 +129,10 @@ else
 	redis.call('DEL', stream)
 end
 redis.call(ARGV[7], ARGV[1], string.format('p%d:', offset) .. epoch .. ':' .. ARGV[2])
-return {offset, epoch, renewed}
+if idem then
+	redis.call('SET', idem, string.format('%d:', offset) .. epoch, 'PX', ARGV[8])
+end
+return {offset, epoch, renewed, 0}
 `
 
 // historyLua reads a channel's position and publications in one
@@ -301,7 +321,7 @@ func isNoScript(err error) bool {
 }
 
 // allScripts are loaded by New, so that the first calls find them.
-var allScripts = []string{publishLua, historyLua, presenceAddLua, presenceRemoveLua, presenceExpireLua, presenceLua, rewindLua}
+var allScripts = []string{publishLua, historyLua, presenceAddLua, presenceRemoveLua, presenceExpireLua, presenceLua, rewindLua, revokeLua}
 
 // rewindLua starts a new epoch for a channel whose stream went back: a
 // node saw offset ARGV[2] in epoch ARGV[1], but Redis now has a lower

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/auth"
+	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/broker/redis"
 	"github.com/redcast/redcast/internal/origin"
 	"github.com/redcast/redcast/server"
@@ -86,6 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", 25*time.Second, "interval of server pings")
 	fs.DurationVar(&cfg.FlushWindow, "flush-window", redcast.DefaultFlushWindow, "how long a busy connection gathers messages between two writes (stretched up to 24ms more while the process is saturated); negative: write at once")
 	fs.DurationVar(&cfg.PongTimeout, "pong-timeout", 10*time.Second, "silence past the ping interval after which a connection is closed")
+	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", broker.DefaultIdempotencyTTL, "how long a publish's idempotency_key is remembered: the same key in the same channel within it returns the first publication's position and publishes nothing")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: redcast [serve] [flags]\n       redcast pub|sub|token|bench|chaos --help\n       redcast version\n\n"+
 			"Every flag can also be set with an environment variable: --max-frame-size as REDCAST_MAX_FRAME_SIZE.\n"+

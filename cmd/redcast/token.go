@@ -25,6 +25,7 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 		channel  = fs.String("channel", "", "mint a subscription token for this private channel instead of a connection token")
 		audience = fs.String("audience", "", "aud claim")
 		issuer   = fs.String("issuer", "", "iss claim")
+		jti      = fs.String("jti", "", "jti claim: the id /api/revoke_token revokes the token by")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: redcast token --user USER [flags]\n\n"+
@@ -54,7 +55,7 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	if *ttl <= 0 {
 		return fmt.Errorf("token: --ttl must be positive, got %v", *ttl)
 	}
-	opts := auth.MintOptions{User: *user, TTL: *ttl, Channel: *channel, Audience: *audience, Issuer: *issuer}
+	opts := auth.MintOptions{User: *user, TTL: *ttl, Channel: *channel, Audience: *audience, Issuer: *issuer, ID: *jti}
 	if *info != "" {
 		opts.Info = []byte(*info)
 	}

@@ -31,11 +31,11 @@ func TestRunTokenMints(t *testing.T) {
 	}
 
 	creds, err := v.VerifyConnect(mint("--user", "alice", "--ttl", "10m", "--info", `{"name":"Alice"}`,
-		"--channels", "private:a, private:b", "--audience", "redcast"))
+		"--channels", "private:a, private:b", "--audience", "redcast", "--jti", "j-7"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if creds.User != "alice" || string(creds.Info) != `{"name":"Alice"}` || !slices.Equal(creds.Channels, []string{"private:a", "private:b"}) {
+	if creds.User != "alice" || string(creds.Info) != `{"name":"Alice"}` || !slices.Equal(creds.Channels, []string{"private:a", "private:b"}) || creds.TokenID != "j-7" {
 		t.Errorf("creds = %+v", creds)
 	}
 	if d := time.Until(creds.ExpiresAt); d > 10*time.Minute || d < 9*time.Minute {

@@ -396,10 +396,16 @@ export class Client {
    * publish sends data (any JSON value) to a channel and resolves with the
    * position {offset, epoch} the broker gave it. It rejects at once with
    * ErrorCode.DISCONNECTED when the client is not connected: messages are
-   * never queued while offline.
+   * never queued while offline. With opts.idempotencyKey (at most 128
+   * bytes of printable ASCII, e.g. crypto.randomUUID()) the server
+   * publishes the key once per channel within its window (5 minutes by
+   * default) and answers a repeat with the first position: a publish that
+   * rejected with DISCONNECTED can be sent again with the same key.
    */
-  async publish(channel, data) {
-    const res = await this._request('publish', { channel, data });
+  async publish(channel, data, opts = {}) {
+    const params = { channel, data };
+    if (opts.idempotencyKey) params.idempotency_key = opts.idempotencyKey;
+    const res = await this._request('publish', params);
     return { offset: res.offset, epoch: res.epoch };
   }
 
@@ -609,8 +615,8 @@ export class Subscription {
   }
 
   /** publish publishes to this subscription's channel (see Client.publish). */
-  publish(data) {
-    return this.client.publish(this.channel, data);
+  publish(data, opts) {
+    return this.client.publish(this.channel, data, opts);
   }
 
   /** history reads this channel's history (see Client.history). */

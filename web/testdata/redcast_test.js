@@ -141,6 +141,22 @@ const tests = {
     c.disconnect();
   },
 
+  async 'publish sends an idempotency key only when given one'() {
+    const c = newClient();
+    c.connect();
+    const ws = await connected(c);
+    const p1 = c.publish('chat:a', 1, { idempotencyKey: 'k-1' });
+    const p2 = c.publish('chat:a', 2);
+    await tick();
+    const [withKey, without] = ws.commands().slice(1);
+    eq(withKey.params, { channel: 'chat:a', data: 1, idempotency_key: 'k-1' }, 'publish params with a key');
+    eq(without.params, { channel: 'chat:a', data: 2 }, 'publish params without a key');
+    ws.receive({ id: withKey.id, result: { offset: 3, epoch: 'E' } }, { id: without.id, result: { offset: 4, epoch: 'E' } });
+    eq(await p1, { offset: 3, epoch: 'E' }, 'publish result');
+    await p2;
+    c.disconnect();
+  },
+
   async 'publish rejects at once while disconnected'() {
     const c = newClient();
     try {

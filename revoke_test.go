@@ -1,0 +1,107 @@
+package redcast
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redcast/redcast/auth"
+	"github.com/redcast/redcast/broker"
+	"github.com/redcast/redcast/broker/memory"
+	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/outbox"
+	"github.com/redcast/redcast/protocol"
+)
+
+// staleStore is a RevocationStore whose TokenStatus, while hold is set,
+// reads the store as it is when called but answers only once the test
+// lets it: a read that a revocation overtakes.
+type staleStore struct {
+	*memory.Revocations
+	hold    atomic.Bool
+	called  chan struct{}
+	release chan struct{}
+}
+
+func (s *staleStore) TokenStatus(ctx context.Context, user, jti string) (broker.TokenStatus, error) {
+	st, err := s.Revocations.TokenStatus(ctx, user, jti)
+	if s.hold.Load() {
+		s.called <- struct{}{}
+		<-s.release
+	}
+	return st, err
+}
+
+// TestRevocationOvertakesAdmission: a token revoked while a connect with
+// it is being checked (the check read the store before the revocation was
+// written, and answers after every node handled the revocation) is still
+// closed with 3510, never left connected; the next connect is refused.
+func TestRevocationOvertakesAdmission(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	v, err := auth.NewVerifier(auth.Config{HMACSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &staleStore{Revocations: memory.NewRevocations(), called: make(chan struct{}), release: make(chan struct{})}
+	n := NewNode(Config{Verifier: v}, Deps{Revocations: store})
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	token := func(jti string) string {
+		tok, err := auth.Mint(secret, auth.MintOptions{User: "u", ID: jti})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	newClient := func() (*Client, *fakeTransport) {
+		tr := &fakeTransport{}
+		c, err := n.NewClient(outbox.New(tr, n.OutboxOptions()), hub.FormatProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Closed)
+		return c, tr
+	}
+	// A witness with another token tells when the control goroutine got
+	// past the revocation: it handles requests one at a time, in order.
+	witness, witnessTr := newClient()
+	if _, err := witness.Connect(protocol.ConnectParams{Token: token("j-2")}); err != nil {
+		t.Fatal(err)
+	}
+
+	store.hold.Store(true)
+	c, tr := newClient()
+	connected := make(chan error, 1)
+	go func() {
+		_, err := c.Connect(protocol.ConnectParams{Token: token("j-1")})
+		connected <- err
+	}()
+	<-store.called // the check has read the store: nothing revoked yet
+	for _, jti := range []string{"j-1", "j-2"} {
+		if err := n.RevokeToken(t.Context(), jti, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	witnessTr.closedWith(t) // j-1's request was handled: the check is still out
+	close(store.release)
+	if err := <-connected; err != nil {
+		t.Fatalf("connect: %v, want it admitted (the check read the store before the revocation)", err)
+	}
+	if d := tr.closedWith(t); d.Code != protocol.DisconnectTokenRevoked.Code {
+		t.Fatalf("closed with %d, want %d", d.Code, protocol.DisconnectTokenRevoked.Code)
+	}
+
+	store.hold.Store(false)
+	c2, _ := newClient()
+	_, err = c2.Connect(protocol.ConnectParams{Token: token("j-1")})
+	if perr, ok := err.(*protocol.Error); !ok || perr.Code != protocol.ErrUnauthorized.Code {
+		t.Fatalf("connect with the revoked token: %v, want 114", err)
+	}
+}
