@@ -94,6 +94,9 @@ type Config struct {
 	// RefreshGrace is how long a client whose token expired has to send a
 	// fresh one (refresh) before it is disconnected with 3006. Default 10s.
 	RefreshGrace time.Duration
+	// Proxy says what the node asks the application's backend (see
+	// ProxyConfig and docs/backend.md). Zero: nothing.
+	Proxy ProxyConfig
 }
 
 // MaxHistoryLimit caps how many publications one history or subscribe reply

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -19,13 +18,11 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/redcast/redcast/broker/redis"
+	"github.com/redcast/redcast/internal/browsertest"
 	"github.com/redcast/redcast/internal/testredis"
 	"github.com/redcast/redcast/internal/testserver"
 	"github.com/redcast/redcast/server"
 )
-
-// chromiumPath is where Debian (and our CI) installs Chromium.
-const chromiumPath = "/usr/bin/chromium"
 
 // waitTimeout bounds every wait for a condition in a page.
 const waitTimeout = 10 * time.Second
@@ -323,45 +320,7 @@ func TestChatPageAcrossRedisNodes(t *testing.T) {
 // open tabs in it. The browser stops when the test ends.
 func startBrowser(t *testing.T) context.Context {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("the browser tests need Chromium at %s (Debian: apt-get install chromium): %v", chromiumPath, err)
-	}
-	dataDir := t.TempDir()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.UserDataDir(dataDir),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		// Every tab must run its timers on time, visible or not.
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-	)
-	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancelBrowser()
-		cancelAlloc()
-		// Chromium's helpers can write to the profile for a moment after
-		// the browser exits; empty it so that TempDir's cleanup succeeds.
-		deadline := time.Now().Add(5 * time.Second)
-		for os.RemoveAll(dataDir) != nil && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-	})
-	// Start the browser without a deadline: a deadline here would stop it.
-	if err := chromedp.Do(browserCtx); err != nil {
-		t.Fatalf("starting Chromium at %s: %v", chromiumPath, err)
-	}
-	return browserCtx
+	return browsertest.Start(t)
 }
 
 // page is one chat page in its own browser context.

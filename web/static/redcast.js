@@ -46,7 +46,7 @@ const defaults = Object.freeze({
 const maxFrameChars = 16 * 1024;
 
 // Server errors after which a command may succeed if tried again later.
-const transientCodes = new Set([100, 112]);
+const transientCodes = new Set([100, 112, 117]);
 
 /**
  * Client is a connection to a redcast server that survives network drops.
@@ -401,6 +401,19 @@ export class Client {
   async publish(channel, data) {
     const res = await this._request('publish', { channel, data });
     return { offset: res.offset, epoch: res.epoch };
+  }
+
+  /**
+   * rpc sends a call to the server's backend (a method name and any JSON
+   * data) and resolves with the data of its answer (undefined when it gave
+   * none). It rejects with the backend's error, with 117 when the backend
+   * did not answer, and with 111 when the server has no rpc proxy.
+   */
+  async rpc(method, data) {
+    const params = { method };
+    if (data !== undefined) params.data = data;
+    const res = await this._request('rpc', params);
+    return res.data;
   }
 
   /**
