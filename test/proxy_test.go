@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -414,4 +415,100 @@ func TestProxyRefresh(t *testing.T) {
 	case <-testContext(t).Done():
 		t.Fatal("the connection outlived an expired refresh")
 	}
+}
+
+// TestProxyEventStream: an event stream without a token is named by the
+// connect proxy, with the headers of its request, and its channels are
+// allowed or refused by the subscribe proxy (HTTP 403 with the backend's
+// error).
+func TestProxyEventStream(t *testing.T) {
+	b := startBackend(t, func(path string, req centrifugoRequest, h http.Header) (int, string) {
+		switch {
+		case path == "/connect" && h.Get("Cookie") == "session=ok":
+			return 200, `{"result": {"user": "erin"}}`
+		case path == "/connect":
+			return 200, `{"error": {"code": 1401, "message": "who are you?"}}`
+		case path == "/subscribe" && req.Channel == "closed":
+			return 200, `{"error": {"code": 1403, "message": "not for you"}}`
+		}
+		return 200, `{"result": {}}`
+	})
+	_, httpBase := startProxied(t, b, time.Second, nil, "/connect", "/subscribe")
+	get := func(channel, cookie string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(testContext(t), http.MethodGet, httpBase+"/connection/sse?channel="+channel, nil)
+		req.Close = true
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		if resp.StatusCode == http.StatusOK {
+			return resp, ""
+		}
+		body, _ := io.ReadAll(resp.Body)
+		return resp, string(body)
+	}
+	if resp, body := get("open", ""); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"code":1401`) {
+		t.Errorf("stream without the cookie: %d %s, want the backend's 1401", resp.StatusCode, body)
+	}
+	if resp, body := get("closed", "session=ok"); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "not for you") {
+		t.Errorf("stream of a refused channel: %d %s, want the backend's refusal", resp.StatusCode, body)
+	}
+	resp, _ := get("open", "session=ok")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream with the cookie: %d", resp.StatusCode)
+	}
+	waitFor(t, "the subscribe call of the stream", func() bool {
+		for _, c := range b.callsTo("/subscribe") {
+			if c.req.Channel == "open" && c.req.Transport == "sse" && c.req.User != nil && *c.req.User == "erin" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestProxyDisconnectsAndAnonymous: a backend's disconnect in answer to a
+// publish closes the connection with its code; a backend that names no
+// user makes an anonymous client, which a server without anonymous access
+// refuses.
+func TestProxyDisconnectsAndAnonymous(t *testing.T) {
+	b := startBackend(t, func(path string, req centrifugoRequest, h http.Header) (int, string) {
+		switch path {
+		case "/connect":
+			return 200, `{"result": {"info": {"name": "guest"}}}`
+		case "/publish":
+			return 200, `{"disconnect": {"code": 4000, "reason": "come back later"}}`
+		}
+		return 200, `{"result": {}}`
+	})
+	base, _ := startProxied(t, b, time.Second, nil, "/connect", "/publish")
+	c, err := dialWith(t, base, nil)
+	if err != nil {
+		t.Fatalf("anonymous connect through the backend: %v", err)
+	}
+	if _, err := c.Subscribe(testContext(t), "chat:a", client.SubscribeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Publish(testContext(t), "chat:a", map[string]string{"text": "x"})
+	select {
+	case <-c.Done():
+		wantDisconnect(t, "publish answered with a disconnect", c.Err(), 4000)
+		if d, ok := errors.AsType[protocol.Disconnect](c.Err()); !ok || !d.Reconnect() {
+			t.Errorf("disconnect %v: 4000 should advise to reconnect", c.Err())
+		}
+	case <-testContext(t).Done():
+		t.Fatal("the connection outlived the backend's disconnect")
+	}
+
+	px := proxy.New(proxy.Config{})
+	t.Cleanup(px.CloseIdleConnections)
+	addr, _ := testserver.Start(t, server.Config{Node: redcast.Config{RequireToken: true,
+		Proxy: redcast.ProxyConfig{Backend: px, ConnectURL: b.URL + "/connect"}}})
+	_, err = dialWith(t, "ws://"+addr, nil)
+	wantError(t, "anonymous client of the backend on a server that requires users", err, protocol.ErrUnauthorized)
 }
