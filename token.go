@@ -119,6 +119,7 @@ func (c *Client) Refresh(p protocol.RefreshParams) (*protocol.RefreshResult, err
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.creds = creds
+	c.px.proxied = false // the token's expiry rules from now on, not the backend's
 	exp := c.armExpiryLocked(creds.ExpiresAt)
 	return &exp, nil
 }

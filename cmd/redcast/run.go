@@ -114,6 +114,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.Proxy, err = proxyOpts.config(fc); err != nil {
 		return err
 	}
+	if pc, ok := cfg.Proxy.Backend.(interface{ CloseIdleConnections() }); ok {
+		defer pc.CloseIdleConnections() // after the server's shutdown
+	}
 	if err := applyAuth(fc, set, &cfg, *tokenSecret, *allowAnonymous); err != nil {
 		return err
 	}
