@@ -112,6 +112,9 @@ func pusherConfig(fc *auth.FileConfig, id, key, secret string) (pusher.Config, e
 	return cfg, nil
 }
 
+// maxProxyTimeout bounds --proxy-timeout.
+const maxProxyTimeout = 30 * time.Second
+
 // proxyFlags are the flags of the proxies to the application's backend
 // (docs/backend.md).
 type proxyFlags struct {
@@ -158,6 +161,11 @@ func (p *proxyFlags) config(fc *auth.FileConfig) (redcast.ProxyConfig, error) {
 				any = any || (s != "" && s != auth.ProxyOff)
 			}
 		}
+	}
+	if p.timeout <= 0 || p.timeout > maxProxyTimeout {
+		// A client waits for its call on its read goroutine: past the
+		// ping timeout it would be taken for dead.
+		return cfg, fmt.Errorf("--proxy-timeout %v: want more than 0 and at most %v", p.timeout, maxProxyTimeout)
 	}
 	if p.refresh != "" && p.connect == "" {
 		return cfg, errors.New("--proxy-refresh-url extends the connections of --proxy-connect-url: set both")

@@ -28,6 +28,7 @@ func TestProxyFlags(t *testing.T) {
 		{args: []string{"--proxy-rpc-url", "ftp://app/rpc"}, wantErr: "--proxy-rpc-url"},
 		{args: []string{"--proxy-publish-url", "app/publish"}, wantErr: "want an http or https URL"},
 		{args: []string{"--proxy-refresh-url", "http://app/refresh"}, wantErr: "set both"},
+		{args: []string{"--proxy-timeout", "1m"}, wantErr: "at most 30s"},
 		{fc: &auth.FileConfig{Namespaces: map[string]auth.Namespace{"a": {PublishProxy: "https://app/p"}}}, backend: true},
 		{fc: &auth.FileConfig{Namespaces: map[string]auth.Namespace{"a": {PublishProxy: auth.ProxyOff}}}},
 	} {
