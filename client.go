@@ -60,6 +60,9 @@ type Client struct {
 	// pubs are the publishes of the current frame waiting to be sent to
 	// the broker together (read goroutine only; see publish.go).
 	pubs []queuedPublish
+
+	// px is what calls to the backend need (see proxy.go).
+	px proxyConn
 }
 
 // NewClient registers a connection with the node. out is the connection's
@@ -89,6 +92,10 @@ func (n *Node) NewClientWith(out *outbox.Outbox, format hub.Format, opts ClientO
 		subs:   make(map[string]*subscription),
 
 		subLimit: newLimiter(n.cfg.SubscribeRate, n.cfg.SubscribeBurst),
+		px:       proxyConn{header: opts.Header, transport: opts.Transport},
+	}
+	if c.px.transport == "" {
+		c.px.transport = "websocket"
 	}
 	if err := n.register(c); err != nil {
 		cancel()
@@ -233,7 +240,12 @@ func (c *Client) handleCommand(cmd protocol.Command) {
 	case protocol.MethodConnect:
 		var p protocol.ConnectParams
 		if err = protocol.DecodeParams(cmd, &p); err == nil {
-			result, err = c.Connect(p)
+			var res *protocol.ConnectResult
+			if res, err = c.Connect(p); err == nil {
+				c.reply(cmd.ID, res)
+				c.subscribeServerSide() // after the reply, which they follow
+				return
+			}
 		}
 	case protocol.MethodSubscribe:
 		var p protocol.SubscribeParams
@@ -276,6 +288,11 @@ func (c *Client) handleCommand(cmd protocol.Command) {
 		var p protocol.RefreshParams
 		if err = protocol.DecodeParams(cmd, &p); err == nil {
 			result, err = c.Refresh(p)
+		}
+	case protocol.MethodRPC:
+		var p protocol.RPCParams
+		if err = protocol.DecodeParams(cmd, &p); err == nil {
+			result, err = c.RPC(p)
 		}
 	case protocol.MethodPing:
 		result = struct{}{}
@@ -343,6 +360,10 @@ func (c *Client) reply(id uint32, result any) {
 // replyError answers a command with err as ProtocolError shows it (an
 // internal error is logged, since the client learns nothing of it).
 func (c *Client) replyError(id uint32, err error) {
+	if d, ok := errors.AsType[protocol.Disconnect](err); ok {
+		c.Disconnect(d) // the backend's order: no reply
+		return
+	}
 	perr, internal := ProtocolError(err)
 	if internal {
 		c.node.log.Error("command failed", "client", c.ID(), "id", id, "err", err)

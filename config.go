@@ -100,6 +100,9 @@ type Config struct {
 	// first one's position and publishes nothing. Default
 	// broker.DefaultIdempotencyTTL (5 minutes).
 	IdempotencyWindow time.Duration
+	// Proxy says what the node asks the application's backend (see
+	// ProxyConfig and docs/backend.md). Zero: nothing.
+	Proxy ProxyConfig
 }
 
 // MaxHistoryLimit caps how many publications one history or subscribe reply

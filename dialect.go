@@ -3,6 +3,7 @@ package redcast
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/protocol"
@@ -20,6 +21,11 @@ type ClientOptions struct {
 	// ID is the connection's id, which the protocol chose (Pusher's
 	// socket_id); it must be unique on the cluster. Empty: a random id.
 	ID string
+	// Header are the headers of the client's request that calls to the
+	// backend forward (Node.ForwardedHeaders), and Transport its name for
+	// the backend ("websocket" when empty, "sse").
+	Header    http.Header
+	Transport string
 }
 
 // SubscribeAuthorized subscribes the client to a channel that its

@@ -26,14 +26,14 @@ func ProtocolError(err error) (perr *protocol.Error, internal bool) {
 }
 
 // HTTPStatus is the HTTP status that answers a request refused with perr:
-// 500 for an internal error, 503 for an unavailable broker, 401 for a
+// 500 for an internal error, 503 for an unavailable broker or backend, 401 for a
 // missing, bad or expired token, 403 for a permission refused, and 400 for
 // every other error of the request.
 func HTTPStatus(perr *protocol.Error) int {
 	switch perr.Code {
 	case protocol.ErrInternal.Code:
 		return http.StatusInternalServerError
-	case protocol.ErrBrokerUnavailable.Code:
+	case protocol.ErrBrokerUnavailable.Code, protocol.ErrBackendUnavailable.Code:
 		return http.StatusServiceUnavailable
 	case protocol.ErrUnauthorized.Code, protocol.ErrTokenExpired.Code:
 		return http.StatusUnauthorized

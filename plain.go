@@ -42,6 +42,11 @@ func (n *Node) CheckPlainRoom(ch string) error {
 	if n.cfg.RequireToken {
 		return protocol.ErrUnauthorized.WithMessage("anonymous clients are not accepted")
 	}
+	if ns, err := n.policy.Namespace(ch); err == nil && (n.cfg.Proxy.ConnectURL != "" && n.cfg.Proxy.Backend != nil ||
+		n.subscribeProxy(ns, ch) != "" || n.publishProxy(ns, ch) != "") {
+		// Plain mode cannot carry what the backend answers.
+		return protocol.ErrPermissionDenied.WithMessage("the backend decides in this room: use the full protocol")
+	}
 	if err := n.policy.CanSubscribe(nil, ch, ""); err != nil {
 		return err
 	}

@@ -125,9 +125,18 @@ func (c *Client) Publish(p protocol.PublishParams) (protocol.StreamPosition, err
 
 // publishRequest checks a publish of the client (permission, data) and
 // returns it as the broker takes it.
+// With a publish proxy for the channel's namespace, the backend decides
+// instead of the namespace's policy, and may replace the data (proxy.go).
 func (c *Client) publishRequest(p protocol.PublishParams) (broker.PublishRequest, error) {
-	if err := c.node.policy.CanPublish(c.credentials(), p.Channel, c.subscribed(p.Channel)); err != nil {
+	ns, err := c.node.policy.Namespace(p.Channel)
+	if err != nil {
 		return broker.PublishRequest{}, err
+	}
+	url := c.node.publishProxy(ns, p.Channel)
+	if url == "" {
+		if err := c.node.policy.CanPublish(c.credentials(), p.Channel, c.subscribed(p.Channel)); err != nil {
+			return broker.PublishRequest{}, err
+		}
 	}
 	if err := c.node.checkData(p.Data); err != nil {
 		return broker.PublishRequest{}, err
@@ -135,9 +144,10 @@ func (c *Client) publishRequest(p protocol.PublishParams) (broker.PublishRequest
 	if err := protocol.ValidateIdempotencyKey(p.IdempotencyKey); err != nil {
 		return broker.PublishRequest{}, err
 	}
-	ns, err := c.node.policy.Namespace(p.Channel)
-	if err != nil {
-		return broker.PublishRequest{}, err
+	if url != "" {
+		if p.Data, err = c.publishProxied(url, p.Channel, p.Data); err != nil {
+			return broker.PublishRequest{}, err
+		}
 	}
 	opts := c.publishOptions(ns)
 	c.node.idempotent(&opts, p.IdempotencyKey)

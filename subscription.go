@@ -145,17 +145,22 @@ type subscribeHow struct {
 }
 
 func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.SubscribeResult), how subscribeHow) error {
-	if !how.authorized {
-		if err := c.node.policy.CanSubscribe(c.credentials(), p.Channel, p.Token); err != nil {
-			return err
-		}
-		if err := c.admitSubscription(p.Channel, p.Token); err != nil {
-			return err
-		}
-	}
 	opts, err := c.node.policy.Namespace(p.Channel)
 	if err != nil {
 		return err
+	}
+	if !how.authorized {
+		if url := c.node.subscribeProxy(opts, p.Channel); url != "" && p.Token == "" {
+			err = c.subscribeProxied(url, p) // the backend decides (proxy.go)
+		} else {
+			err = c.node.policy.CanSubscribe(c.credentials(), p.Channel, p.Token)
+			if err == nil {
+				err = c.admitSubscription(p.Channel, p.Token)
+			}
+		}
+		if err != nil {
+			return err
+		}
 	}
 	if p.History < 0 || p.History > MaxHistoryLimit {
 		return protocol.ErrBadRequest.WithMessage("history must be between 0 and %d", MaxHistoryLimit)
@@ -208,6 +213,10 @@ func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 // subscribes on the client's behalf, such as Server-Sent Events, can refuse
 // a request before it subscribes to any of its channels.
 func (c *Client) CheckSubscribe(ch string) error {
+	ns, err := c.node.policy.Namespace(ch)
+	if err == nil && c.node.subscribeProxy(ns, ch) != "" {
+		return nil // the backend decides when it subscribes
+	}
 	return c.node.policy.CanSubscribe(c.credentials(), ch, "")
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/protocol"
+	"github.com/redcast/redcast/proxy"
 )
 
 // tokenExpiry tracks a connection token's lifetime: when it expires the
@@ -38,12 +39,16 @@ func (c *Client) tokenExpired() bool {
 }
 
 // Connect authenticates the client with its connection token (when it sent
-// one) or as an anonymous client with a display name.
+// one), through the connect proxy (when the node has one, see proxy.go), or
+// as an anonymous client with a display name.
 func (c *Client) Connect(p protocol.ConnectParams) (*protocol.ConnectResult, error) {
 	if len(p.Name) > protocol.MaxNameLength {
 		return nil, protocol.ErrBadRequest.WithMessage("name longer than %d bytes", protocol.MaxNameLength)
 	}
-	var creds *auth.Credentials
+	var (
+		creds *auth.Credentials
+		px    *proxy.ConnectResult // the connect proxy's answer
+	)
 	switch {
 	case p.Token != "" && c.node.cfg.Verifier == nil:
 		return nil, protocol.ErrUnauthorized.WithMessage("this server accepts no tokens")
@@ -52,6 +57,19 @@ func (c *Client) Connect(p protocol.ConnectParams) (*protocol.ConnectResult, err
 		if creds, err = c.node.cfg.Verifier.VerifyConnect(p.Token); err != nil {
 			return nil, err
 		}
+		if err = c.admit("", creds.Ref(), protocol.ErrUnauthorized); err != nil {
+			return nil, err
+		}
+	case c.node.cfg.Proxy.ConnectURL != "" && c.node.cfg.Proxy.Backend != nil:
+		if c.isConnected() {
+			return nil, protocol.ErrAlreadyConnected
+		}
+		var err error
+		if creds, px, err = c.connectProxied(p); err != nil {
+			return nil, err
+		}
+		// The backend vouches for the user now: a blocked user, or one
+		// whose tokens were invalidated later, is refused and closed.
 		if err = c.admit("", creds.Ref(), protocol.ErrUnauthorized); err != nil {
 			return nil, err
 		}
@@ -69,11 +87,17 @@ func (c *Client) Connect(p protocol.ConnectParams) (*protocol.ConnectResult, err
 		PingMS:  c.node.cfg.PingInterval.Milliseconds(),
 		Ping:    int((c.node.cfg.PingInterval + time.Second - 1) / time.Second),
 	}
+	if px != nil {
+		c.px.proxied, c.px.meta, c.px.channels = creds != nil, px.Meta, px.Channels
+		res.Data = px.Data
+	}
 	if creds != nil {
 		c.creds = creds
 		c.info.User, c.info.Info = creds.User, creds.Info
 		res.User = creds.User
 		res.Expiry = c.armExpiryLocked(creds.ExpiresAt)
+	} else if px != nil && len(px.Info) > 0 {
+		c.info.Info = px.Info // an anonymous client the backend named
 	} else if p.Name != "" {
 		info, err := json.Marshal(map[string]string{"name": p.Name})
 		if err != nil {
@@ -106,6 +130,7 @@ func (c *Client) Refresh(p protocol.RefreshParams) (*protocol.RefreshResult, err
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.creds = creds
+	c.px.proxied = false // the token's expiry rules from now on, not the backend's
 	exp := c.armExpiryLocked(creds.ExpiresAt)
 	return &exp, nil
 }
@@ -121,7 +146,11 @@ func (c *Client) armExpiryLocked(at time.Time) protocol.Expiry {
 	}
 	gen := c.expiry.gen
 	ttl := time.Until(at)
-	c.expiry.timer = time.AfterFunc(max(ttl, 0), func() { c.tokenTimer(gen) })
+	fire := ttl
+	if c.px.proxied && c.node.cfg.Proxy.RefreshURL != "" {
+		fire -= min(ttl/4, refreshLead) // the backend extends it before it expires
+	}
+	c.expiry.timer = time.AfterFunc(max(fire, 0), func() { c.tokenTimer(gen) })
 	// Seconds left, rounded up: 0 (and omitted) only for a token already
 	// past its exp, accepted within the verifier's leeway.
 	return protocol.Expiry{Expires: at.Unix(), TTL: int64(max(ttl+time.Second-1, 0) / time.Second)}
@@ -133,6 +162,11 @@ func (c *Client) tokenTimer(gen int) {
 	c.mu.Lock()
 	if gen != c.expiry.gen || c.closed {
 		c.mu.Unlock()
+		return
+	}
+	if c.px.proxied {
+		c.mu.Unlock()
+		c.refreshProxied(gen) // the backend decides, not a token
 		return
 	}
 	if c.expiry.expired {

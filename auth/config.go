@@ -121,6 +121,8 @@ type (
 		HistorySize            int    `json:"history_size"`
 		HistoryTTL             string `json:"history_ttl"`
 		AttachInfo             bool   `json:"attach_info"`
+		SubscribeProxy         string `json:"subscribe_proxy"`
+		PublishProxy           string `json:"publish_proxy"`
 	}
 )
 
@@ -290,6 +292,14 @@ func parseNamespace(raw json.RawMessage, path, name string, cfg *FileConfig) (Na
 		JoinLeave:              n.JoinLeave,
 		HistorySize:            n.HistorySize,
 		AttachInfo:             n.AttachInfo,
+		SubscribeProxy:         n.SubscribeProxy,
+		PublishProxy:           n.PublishProxy,
+	}
+	if err := checkProxySetting(n.SubscribeProxy); err != nil {
+		return Namespace{}, fmt.Errorf("%s.subscribe_proxy: %w", path, err)
+	}
+	if err := checkProxySetting(n.PublishProxy); err != nil {
+		return Namespace{}, fmt.Errorf("%s.publish_proxy: %w", path, err)
 	}
 	switch ns.Subscribe {
 	case "":
@@ -339,6 +349,18 @@ func checkLimits(l Limits) error {
 		return fmt.Errorf("limits.max_channel_length: at most %d, got %d", protocol.MaxChannelLength, l.MaxChannelLength)
 	case l.MaxDataSize > frame:
 		return fmt.Errorf("limits.max_data_size: %d is larger than the frame size limit %d (limits.max_frame_size)", l.MaxDataSize, frame)
+	}
+	return nil
+}
+
+// checkProxySetting accepts "", ProxyOff and http(s) URLs.
+func checkProxySetting(v string) error {
+	if v == "" || v == ProxyOff {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is neither %q nor an http or https URL", v, ProxyOff)
 	}
 	return nil
 }

@@ -175,3 +175,20 @@ func TestLoadConfigAccepts(t *testing.T) {
 		t.Error("a missing file loaded")
 	}
 }
+
+func TestNamespaceProxySettings(t *testing.T) {
+	cfg, err := parseConfig([]byte(`{"namespaces": {"a": {"subscribe_proxy": "off", "publish_proxy": "https://app.example/p"}, "b": {}}}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Namespaces["a"]; a.SubscribeProxy != ProxyOff || a.PublishProxy != "https://app.example/p" {
+		t.Errorf("namespace a: %+v", a)
+	}
+	if b := cfg.Namespaces["b"]; b.SubscribeProxy != "" || b.PublishProxy != "" {
+		t.Errorf("namespace b: %+v", b)
+	}
+	_, err = parseConfig([]byte(`{"namespaces": {"a": {"publish_proxy": "nope"}}}`), nil)
+	if err == nil || !strings.Contains(err.Error(), "namespaces.a.publish_proxy") {
+		t.Errorf("bad publish_proxy: %v", err)
+	}
+}

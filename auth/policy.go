@@ -56,7 +56,18 @@ type Namespace struct {
 	// AttachInfo attaches the publisher's client info (id, user and info)
 	// to its publications as "from".
 	AttachInfo bool
+	// SubscribeProxy and PublishProxy say whether the application's
+	// backend decides the subscribes and publishes of clients in the
+	// namespace (instead of Subscribe and Publish; see docs/backend.md):
+	// "" when the node's proxy URL does (if it has one), ProxyOff when no
+	// backend does, or the URL of another backend endpoint.
+	SubscribeProxy string
+	PublishProxy   string
 }
+
+// ProxyOff turns a proxy off for a namespace (Namespace.SubscribeProxy,
+// PublishProxy).
+const ProxyOff = "off"
 
 // DefaultNamespaces returns the namespaces of a redcast without
 // configuration, the development default serving the demo chat: "chat" and

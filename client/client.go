@@ -80,7 +80,11 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 
 // dialConn is Dial with the pushes going to onPush (which may be nil).
 func dialConn(ctx context.Context, url string, opts Options, onPush func(*Client, *protocol.Push)) (*Client, error) {
-	conn, br, _, err := ws.Dialer{}.Dial(ctx, url)
+	var d ws.Dialer
+	if opts.Header != nil {
+		d.Header = ws.HandshakeHeaderHTTP(opts.Header)
+	}
+	conn, br, _, err := d.Dial(ctx, url)
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", url, err)
 	}

@@ -100,3 +100,24 @@ func (c *Client) Presence(ctx context.Context, channel string) ([]protocol.Clien
 func (c *Client) Ping(ctx context.Context) error {
 	return c.call(ctx, protocol.MethodPing, nil, nil)
 }
+
+// RPC sends an rpc command, which the server's backend answers (see
+// docs/backend.md), and returns the data of its answer (nil when it gave
+// none). data is encoded with encoding/json (nil: no data); pass a
+// json.RawMessage to send JSON as it is. Errors: protocol.ErrNotAvailable
+// (no rpc proxy on the server), ErrBackendUnavailable, and the backend's
+// own errors (codes 400 and up).
+func (c *Client) RPC(ctx context.Context, method string, data any) (json.RawMessage, error) {
+	raw, ok := data.(json.RawMessage)
+	if !ok && data != nil {
+		var err error
+		if raw, err = marshal(data); err != nil {
+			return nil, fmt.Errorf("client: encode rpc data: %w", err)
+		}
+	}
+	var res protocol.RPCResult
+	if err := c.call(ctx, protocol.MethodRPC, protocol.RPCParams{Method: method, Data: raw}, &res); err != nil {
+		return nil, err
+	}
+	return res.Data, nil
+}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"github.com/redcast/redcast/protocol"
@@ -15,6 +16,9 @@ type Options struct {
 	Name string
 	// Token is the connection token sent in connect.
 	Token string
+	// Header are extra headers of the WebSocket upgrade request (a Cookie
+	// that the server's connect proxy forwards to its backend, say).
+	Header http.Header
 
 	// OnPush is called for every push the server sends (publication, join,
 	// leave and disconnect), from the reader goroutine, in order. The push

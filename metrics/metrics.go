@@ -50,6 +50,11 @@ type Metrics struct {
 	// Recoveries counts subscribes that asked to recover, by result
 	// ("recovered", "failed").
 	Recoveries *prometheus.CounterVec
+	// ProxyCalls counts calls to the application's backend, by kind
+	// (ProxyKinds) and result (ProxyResults); ProxyDuration observes how
+	// long they take, by kind.
+	ProxyCalls    *prometheus.CounterVec
+	ProxyDuration *prometheus.HistogramVec
 
 	closedByCode map[uint16]prometheus.Counter
 	closedOther  prometheus.Counter
@@ -62,7 +67,15 @@ const Namespace = "redcast"
 
 // Methods are the command methods observed by CommandDuration; others are
 // observed as "unknown" so that clients cannot grow the label set.
-var Methods = []string{"connect", "refresh", "subscribe", "unsubscribe", "publish", "history", "presence", "ping"}
+var Methods = []string{"connect", "refresh", "subscribe", "unsubscribe", "publish", "history", "presence", "ping", "rpc"}
+
+// ProxyKinds and ProxyResults are the label values of ProxyCalls: ok, the
+// backend's error or disconnect, the reasons a call got no reply (see
+// package proxy), and cancelled (the client went away during the call).
+var (
+	ProxyKinds   = []string{"connect", "refresh", "subscribe", "publish", "rpc"}
+	ProxyResults = []string{"ok", "error", "disconnect", "timeout", "unreachable", "status", "bad_reply", "overloaded", "cancelled"}
+)
 
 // DisconnectCodes are the codes ConnectionsClosed has a label value for;
 // others count as "other".
@@ -111,10 +124,15 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		BrokerErrors: counterVec("broker_errors_total", "Failed broker calls, by operation.", "op"),
 		Recoveries:   counterVec("recoveries_total", "Subscribes that asked to recover, by result (recovered, failed).", "result"),
+		ProxyCalls:   counterVec("proxy_calls_total", "Calls to the application's backend, by kind (connect, refresh, subscribe, publish, rpc) and result (ok, error, disconnect, timeout, unreachable, status, bad_reply, overloaded, cancelled).", "kind", "result"),
+		ProxyDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "proxy_call_duration_seconds", Help: "How long calls to the application's backend take, by kind.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 7),
+		}, []string{"kind"}),
 		closedByCode: make(map[uint16]prometheus.Counter, len(DisconnectCodes)),
 		commands:     make(map[string]prometheus.Observer, len(Methods)+1),
 	}
-	reg.MustRegister(m.CommandDuration, m.BrokerPublishDuration)
+	reg.MustRegister(m.CommandDuration, m.BrokerPublishDuration, m.ProxyDuration)
 	// Create every label value up front, so that series exist (at 0) before
 	// the first event and the hot path does no label lookups.
 	for _, code := range DisconnectCodes {
@@ -131,6 +149,11 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	for _, r := range []string{"recovered", "failed"} {
 		m.Recoveries.WithLabelValues(r)
+	}
+	for _, kind := range ProxyKinds {
+		for _, r := range ProxyResults {
+			m.ProxyCalls.WithLabelValues(kind, r)
+		}
 	}
 	for _, op := range []string{"publish", "subscribe", "history", "presence"} {
 		m.BrokerErrors.WithLabelValues(op)

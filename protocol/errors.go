@@ -45,6 +45,7 @@ var (
 	ErrUnauthorized      = &Error{114, "unauthorized"}
 	ErrTokenExpired      = &Error{115, "token expired"}
 	ErrTooManyRequests   = &Error{116, "too many requests"}
+	// ErrBackendUnavailable (117) is in rpc.go.
 )
 
 // Disconnect tells a client why the server closes its connection. It is sent
@@ -61,8 +62,9 @@ type Disconnect struct {
 	Delay time.Duration
 }
 
-// Reconnect reports whether the client should reconnect.
-func (d Disconnect) Reconnect() bool { return d.Code < 3500 }
+// Reconnect reports whether the client should reconnect: codes below 3500,
+// and 4000-4499 of a backend's disconnect (see docs/backend.md).
+func (d Disconnect) Reconnect() bool { return d.Code < 3500 || (d.Code >= 4000 && d.Code < 4500) }
 
 func (d Disconnect) Error() string { return fmt.Sprintf("redcast disconnect %d: %s", d.Code, d.Reason) }
 

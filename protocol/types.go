@@ -12,6 +12,7 @@ const (
 	MethodPresence    = "presence"
 	MethodPing        = "ping"
 	MethodRefresh     = "refresh"
+	// MethodRPC is in rpc.go.
 )
 
 // Push types the server sends without a command.
@@ -42,8 +43,9 @@ type Reply struct {
 
 // Push is a message the server sends on its own. Type says which of the other
 // fields are set: publication (Channel, Pub), join and leave (Channel,
-// Client), unsubscribe (Channel, Reason), disconnect (Code, Reason,
-// Reconnect, and Delay in milliseconds when the server advises one).
+// Client), unsubscribe (Channel, Reason), subscribe (Channel, Sub: a
+// server-side subscription), disconnect (Code, Reason, Reconnect, and Delay
+// in milliseconds when the server advises one).
 type Push struct {
 	Type      string       `json:"push"`
 	Channel   string       `json:"channel,omitempty"`
@@ -53,6 +55,8 @@ type Push struct {
 	Reason    string       `json:"reason,omitempty"`
 	Reconnect bool         `json:"reconnect,omitempty"`
 	Delay     int64        `json:"delay,omitempty"`
+	// Sub is the subscription of a subscribe push (server-side).
+	Sub *SubscribeResult `json:"sub,omitempty"`
 }
 
 // ServerMessage is any one line the server sends: a Reply when Push.Type is
@@ -105,6 +109,8 @@ type ConnectParams struct {
 	Token string `json:"token,omitempty"`
 	// Name is a display name for anonymous clients (at most MaxNameLength bytes).
 	Name string `json:"name,omitempty"`
+	// Data is any JSON value for the connect proxy (see docs/backend.md).
+	Data json.RawMessage `json:"data,omitempty"`
 }
 
 // ConnectResult is the result of connect.
@@ -123,6 +129,8 @@ type ConnectResult struct {
 	// Expiry says when the connection token expires (authenticated clients
 	// whose token has an exp).
 	Expiry
+	// Data is the connect proxy's data for the client, when it gave some.
+	Data json.RawMessage `json:"data,omitempty"`
 }
 
 // Expiry tells a client when to refresh its token: Expires is the Unix time

@@ -2,10 +2,15 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
+	"net/url"
+	"strings"
+	"time"
 
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/auth"
+	"github.com/redcast/redcast/proxy"
 	"github.com/redcast/redcast/transport/pusher"
 )
 
@@ -66,8 +71,8 @@ func applyAuth(fc *auth.FileConfig, set map[string]bool, cfg *redcast.Config, se
 	}
 	cfg.RequireToken = !allowAnonymous
 	if !ac.Enabled() {
-		if cfg.RequireToken {
-			return fmt.Errorf("anonymous access is off but no token secret or key is configured: nobody could connect")
+		if cfg.RequireToken && cfg.Proxy.ConnectURL == "" {
+			return fmt.Errorf("anonymous access is off but no token secret or key (nor --proxy-connect-url) is configured: nobody could connect")
 		}
 		return nil
 	}
@@ -105,5 +110,76 @@ func pusherConfig(fc *auth.FileConfig, id, key, secret string) (pusher.Config, e
 		return pusher.Config{}, errors.New("--pusher-app-id, --pusher-key and --pusher-secret go together")
 	}
 	cfg.Apps = append(cfg.Apps, pusher.App{ID: id, Key: key, Secret: secret})
+	return cfg, nil
+}
+
+// maxProxyTimeout bounds --proxy-timeout.
+const maxProxyTimeout = 30 * time.Second
+
+// proxyFlags are the flags of the proxies to the application's backend
+// (docs/backend.md).
+type proxyFlags struct {
+	connect, refresh, subscribe, publish, rpc string
+	headers                                   string
+	timeout                                   time.Duration
+	maxInFlight                               int
+}
+
+func addProxyFlags(fs *flag.FlagSet) *proxyFlags {
+	p := &proxyFlags{}
+	fs.StringVar(&p.connect, "proxy-connect-url", "", "backend URL that authenticates clients connecting without a token (Centrifugo's connect proxy format; see docs/backend.md)")
+	fs.StringVar(&p.refresh, "proxy-refresh-url", "", "backend URL that extends connections the connect proxy gave an expiry, before they expire")
+	fs.StringVar(&p.subscribe, "proxy-subscribe-url", "", "backend URL that allows or refuses client subscribes, in every namespace that does not set subscribe_proxy")
+	fs.StringVar(&p.publish, "proxy-publish-url", "", "backend URL that allows, refuses or rewrites client publishes, in every namespace that does not set publish_proxy (server API publishes do not go through it)")
+	fs.StringVar(&p.rpc, "proxy-rpc-url", "", "backend URL that answers the rpc command")
+	fs.StringVar(&p.headers, "proxy-headers", "", "comma-separated headers of a client's WebSocket or event stream request forwarded to the backend (e.g. Cookie,Authorization,X-Real-Ip)")
+	fs.DurationVar(&p.timeout, "proxy-timeout", proxy.DefaultTimeout, "how long a call to the backend may take; past it the client gets error 117")
+	fs.IntVar(&p.maxInFlight, "proxy-max-in-flight", proxy.DefaultMaxInFlight, "calls to the backend under way at once on this node; more wait within --proxy-timeout")
+	return p
+}
+
+// config checks the flags and returns the node's proxy configuration,
+// whose Backend is nil when no URL is set.
+func (p *proxyFlags) config(fc *auth.FileConfig) (redcast.ProxyConfig, error) {
+	cfg := redcast.ProxyConfig{ConnectURL: p.connect, RefreshURL: p.refresh, SubscribeURL: p.subscribe, PublishURL: p.publish, RPCURL: p.rpc}
+	any := false
+	for _, f := range []struct{ name, url string }{
+		{"proxy-connect-url", p.connect}, {"proxy-refresh-url", p.refresh}, {"proxy-subscribe-url", p.subscribe},
+		{"proxy-publish-url", p.publish}, {"proxy-rpc-url", p.rpc},
+	} {
+		if f.url == "" {
+			continue
+		}
+		u, err := url.Parse(f.url)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return cfg, fmt.Errorf("--%s %q: want an http or https URL", f.name, f.url)
+		}
+		any = true
+	}
+	if fc != nil {
+		for _, ns := range fc.Namespaces {
+			for _, s := range []string{ns.SubscribeProxy, ns.PublishProxy} {
+				any = any || (s != "" && s != auth.ProxyOff)
+			}
+		}
+	}
+	if p.timeout <= 0 || p.timeout > maxProxyTimeout {
+		// A client waits for its call on its read goroutine: past the
+		// ping timeout it would be taken for dead.
+		return cfg, fmt.Errorf("--proxy-timeout %v: want more than 0 and at most %v", p.timeout, maxProxyTimeout)
+	}
+	if p.refresh != "" && p.connect == "" {
+		return cfg, errors.New("--proxy-refresh-url extends the connections of --proxy-connect-url: set both")
+	}
+	if !any {
+		return cfg, nil
+	}
+	var headers []string
+	for _, h := range strings.Split(p.headers, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			headers = append(headers, h)
+		}
+	}
+	cfg.Backend = proxy.New(proxy.Config{Timeout: p.timeout, MaxInFlight: p.maxInFlight, Headers: headers})
 	return cfg, nil
 }

@@ -88,6 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&cfg.FlushWindow, "flush-window", redcast.DefaultFlushWindow, "how long a busy connection gathers messages between two writes (stretched up to 24ms more while the process is saturated); negative: write at once")
 	fs.DurationVar(&cfg.PongTimeout, "pong-timeout", 10*time.Second, "silence past the ping interval after which a connection is closed")
 	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", broker.DefaultIdempotencyTTL, "how long a publish's idempotency_key is remembered: the same key in the same channel within it returns the first publication's position and publishes nothing")
+	proxyOpts := addProxyFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: redcast [serve] [flags]\n       redcast pub|sub|token|bench|chaos --help\n       redcast version\n\n"+
 			"Every flag can also be set with an environment variable: --max-frame-size as REDCAST_MAX_FRAME_SIZE.\n"+
@@ -111,6 +112,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if cfg.Proxy, err = proxyOpts.config(fc); err != nil {
+		return err
+	}
+	if pc, ok := cfg.Proxy.Backend.(interface{ CloseIdleConnections() }); ok {
+		defer pc.CloseIdleConnections() // after the server's shutdown
 	}
 	if err := applyAuth(fc, set, &cfg, *tokenSecret, *allowAnonymous); err != nil {
 		return err

@@ -116,7 +116,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := newStream(w, cfg.WriteTimeout, h.opts.Retry, newPositions(req.channels, req.since), h.node.OutboxOptions())
-	client, err := h.node.NewClient(s.out, hub.FormatProtocol)
+	client, err := h.node.NewClientWith(s.out, hub.FormatProtocol,
+		redcast.ClientOptions{Header: h.node.ForwardedHeaders(r.Header), Transport: "sse"})
 	if err != nil {
 		s.refuse()
 		writeError(w, http.StatusServiceUnavailable, protocol.ErrLimitExceeded.WithMessage("connection limit reached or server shutting down: try another node"))

@@ -166,7 +166,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, format hub.Forma
 		rd.maxSize = cfg.MaxDataSize
 		rd.tooLarge, rd.binary = protocol.DisconnectPlainTooLarge, protocol.DisconnectPlainBinary
 	}
-	go h.run(c, rd, format, k, r.RemoteAddr)
+	// The headers the backend is sent with this client's calls, captured
+	// now: the request is not kept.
+	go h.run(c, rd, format, k, r.RemoteAddr, h.node.ForwardedHeaders(r.Header))
 }
 
 // session is a served connection: what its read loop needs, whichever
@@ -191,7 +193,7 @@ type session struct {
 }
 
 // run serves an upgraded connection until it closes.
-func (h *Handler) run(c *conn, rd *reader, format hub.Format, k *kind, remote string) {
+func (h *Handler) run(c *conn, rd *reader, format hub.Format, k *kind, remote string, header http.Header) {
 	room := k.room
 	s := &session{c: c, rd: rd, room: room}
 	// Before the client exists, and with it whoever could close it.
@@ -203,6 +205,7 @@ func (h *Handler) run(c *conn, rd *reader, format hub.Format, k *kind, remote st
 	if k.dialect != nil {
 		opts, open = k.dialect.Open()
 	}
+	opts.Header = header
 	client, err := h.node.NewClientWith(c.out, format, opts)
 	if err != nil {
 		d := protocol.DisconnectShutdown

@@ -80,11 +80,13 @@ function startClient(name) {
     setStatus('connecting', secs >= 1 ? `reconnecting… next try in ${secs} s` : 'reconnecting…');
     el.retry.hidden = false;
   });
-  c.on('connected', () => {
+  c.on('connected', (ctx) => {
     if (c !== client) return;
     everConnected = true;
     myIds.add(c.clientId);
-    setStatus('connected', 'connected');
+    // A server whose backend authenticates clients (a cookie, through its
+    // connect proxy) says who this page is signed in as.
+    setStatus('connected', ctx.user ? `connected as ${ctx.user}` : 'connected');
     el.retry.hidden = true;
     hideSendError();
   });

@@ -46,7 +46,7 @@ const defaults = Object.freeze({
 const maxFrameChars = 16 * 1024;
 
 // Server errors after which a command may succeed if tried again later.
-const transientCodes = new Set([100, 112]);
+const transientCodes = new Set([100, 112, 117]);
 
 /**
  * Client is a connection to a redcast server that survives network drops.
@@ -70,6 +70,7 @@ export class Client {
     /** The id the server gave the current connection ('' before connect). */
     this.clientId = '';
     this._connectResult = null;
+    this._serverSubs = new Set(); // channels of the connection's server-side subscriptions
     this._ws = null;
     this._lastId = 0;
     this._pending = new Map(); // id -> {cb, timer}
@@ -95,7 +96,11 @@ export class Client {
   /**
    * on registers fn for an event and returns a function that removes it.
    * Events: 'connecting' {code, reason, delay}, 'connected' {client, version,
-   * ping}, 'disconnected' {code, reason}, 'error' {error}.
+   * ping, user, data}, 'disconnected' {code, reason}, 'error' {error}, and
+   * for the channels the server's backend subscribes the connection to
+   * (server-side subscriptions, see backend.md) 'serverSubscribed'
+   * {channel, offset, epoch, ...} and 'serverPublication' {channel,
+   * offset, data, from, ...}.
    */
   on(event, fn) {
     let set = this._listeners.get(event);
@@ -248,6 +253,7 @@ export class Client {
       }
       this.clientId = res.client;
       this._connectResult = res;
+      this._serverSubs.clear(); // the server makes them again after this reply
       this._attempt = 0;
       this.state = 'connected';
       for (const sub of this._subs.values()) this._subscribe(sub);
@@ -278,8 +284,9 @@ export class Client {
       this._lost(push.code, push.reason || '', push.reconnect === true, push.delay);
       return;
     }
-    // Codes 3500-3999 say reconnecting would fail the same way.
-    const noRetry = e.code >= 3500 && e.code <= 3999;
+    // Codes 3500-3999 say reconnecting would fail the same way, and so do
+    // 4500-4999 of the application's backend (as with Centrifugo).
+    const noRetry = (e.code >= 3500 && e.code <= 3999) || (e.code >= 4500 && e.code <= 4999);
     this._lost(e.code, e.reason || 'connection closed', !noRetry);
   }
 
@@ -407,6 +414,19 @@ export class Client {
     if (opts.idempotencyKey) params.idempotency_key = opts.idempotencyKey;
     const res = await this._request('publish', params);
     return { offset: res.offset, epoch: res.epoch };
+  }
+
+  /**
+   * rpc sends a call to the server's backend (a method name and any JSON
+   * data) and resolves with the data of its answer (undefined when it gave
+   * none). It rejects with the backend's error, with 117 when the backend
+   * did not answer, and with 111 when the server has no rpc proxy.
+   */
+  async rpc(method, data) {
+    const params = { method };
+    if (data !== undefined) params.data = data;
+    const res = await this._request('rpc', params);
+    return res.data;
   }
 
   /**
@@ -556,8 +576,20 @@ export class Client {
       case 'publication': {
         const sub = this._subs.get(msg.channel);
         if (sub?.state === 'subscribed' && msg.pub) sub._publication(msg.pub);
+        else if (!sub && msg.pub && this._serverSubs.has(msg.channel)) {
+          this._emit('serverPublication', { channel: msg.channel, ...msg.pub });
+        }
         break;
       }
+      case 'subscribe':
+        // A server-side subscription the application's backend made (its
+        // connect proxy's channels): the server makes it again on every
+        // connect, so it is not resubscribed from here.
+        if (msg.channel && !this._subs.has(msg.channel)) {
+          this._serverSubs.add(msg.channel);
+          this._emit('serverSubscribed', { channel: msg.channel, ...(msg.sub || {}) });
+        }
+        break;
       case 'join':
       case 'leave': {
         const sub = this._subs.get(msg.channel);

@@ -96,6 +96,58 @@ async function connected(c, clientId = 'C1') {
 const pub = (offset, text) => ({ offset, time: 1, data: { text }, from: { client: 'X', info: { name: 'x' } } });
 
 const tests = {
+  async 'rpc sends method and data and resolves with the backend data'() {
+    const c = newClient();
+    c.connect();
+    const ws = await connected(c);
+    const p1 = c.rpc('add', [2, 3]);
+    const p2 = c.rpc('nothing');
+    await tick();
+    const [add, nothing] = ws.commands().filter((cmd) => cmd.method === 'rpc');
+    eq(add.params, { method: 'add', data: [2, 3] }, 'rpc params');
+    eq(nothing.params, { method: 'nothing' }, 'rpc params without data');
+    ws.receive({ id: add.id, result: { data: { sum: 5 } } }, { id: nothing.id, error: { code: 117, message: 'backend unavailable' } });
+    eq(await p1, { sum: 5 }, 'rpc result');
+    try {
+      await p2;
+      throw new Error('rpc resolved');
+    } catch (err) {
+      if (!(err instanceof RedcastError)) throw err;
+      eq(err.code, 117, 'rpc error');
+    }
+    c.disconnect();
+  },
+
+  async 'server-side subscriptions are announced and their publications passed on'() {
+    const c = newClient();
+    const events = [];
+    c.on('serverSubscribed', (ctx) => events.push(`subscribed ${ctx.channel} ${ctx.offset}`));
+    c.on('serverPublication', (ctx) => events.push(`pub ${ctx.channel} ${ctx.offset} ${ctx.data.text}`));
+    c.connect();
+    const ws = await connected(c);
+    ws.receive(
+      { push: 'publication', channel: 'news', pub: pub(1, 'before') }, // not subscribed yet: dropped
+      { push: 'subscribe', channel: 'news', sub: { offset: 4, epoch: 'E', recoverable: true, recovered: false } },
+      { push: 'publication', channel: 'news', pub: pub(5, 'hello') },
+      { push: 'publication', channel: 'other', pub: pub(1, 'nope') },
+    );
+    eq(events, ['subscribed news 4', 'pub news 5 hello'], 'events');
+    c.disconnect();
+  },
+
+  async 'a connect refused with 117 (backend unavailable) is retried'() {
+    const c = newClient();
+    c.connect();
+    await until('a socket', () => FakeSocket.all.length === 1);
+    const ws = FakeSocket.all[0];
+    ws.open();
+    await tick();
+    ws.receive({ id: ws.last('connect').id, error: { code: 117, message: 'backend unavailable' } });
+    await connected(c, 'C2');
+    eq(FakeSocket.all.length, 2, 'sockets');
+    c.disconnect();
+  },
+
   async 'connect sends name and token and reports the connection'() {
     const c = newClient({ token: 'tok' });
     const events = [];
