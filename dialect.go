@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"github.com/redcast/redcast/auth"
+	"github.com/redcast/redcast/hub"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -20,6 +21,9 @@ type ClientOptions struct {
 	// ID is the connection's id, which the protocol chose (Pusher's
 	// socket_id); it must be unique on the cluster. Empty: a random id.
 	ID string
+	// Framer, when set, frames the broadcasts the client receives (see
+	// hub.Event.Framed): the WebSocket transport's compression.
+	Framer hub.Framer
 }
 
 // SubscribeAuthorized subscribes the client to a channel that its

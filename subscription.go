@@ -46,7 +46,7 @@ type bufferedPub struct {
 // Deliver implements hub.Subscriber. A publication that arrives while
 // recovering is held back, and counted when it goes out (see goLive).
 func (s *subscription) Deliver(ev *hub.Event, b *outbox.Batch) bool {
-	msg := ev.Bytes(s.client.format)
+	msg := s.client.eventBytes(ev)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch s.state {

@@ -63,6 +63,45 @@ type Event struct {
 
 	encoded [maxFormats][]byte
 	done    [maxFormats]bool
+	// framed holds the frames of Framed, by format: one per Framer.
+	framed [maxFormats][]framing
+}
+
+// framing is a message framed by fr.
+type framing struct {
+	fr Framer
+	b  []byte
+}
+
+// Framer turns a message into a whole frame of a transport's own: a
+// WebSocket frame, compressed with permessage-deflate when that pays
+// (package internal/wsdeflate). Messages shorter than Threshold are not
+// framed: the transport joins them with others. It must be safe for
+// concurrent use.
+type Framer interface {
+	Frame(dst, msg []byte) []byte
+	Threshold() int
+}
+
+// Framed returns the event encoded in format f (see Bytes) and made into a
+// frame by fr, once per broadcast for each format and framer however many
+// subscribers read it: the connections of a broadcast that negotiated the
+// same compression share one compressed frame. A message shorter than
+// fr's threshold is returned as Bytes returns it. It returns nil when the
+// event has no form in f. Like Bytes, it is not safe for concurrent use.
+func (ev *Event) Framed(f Format, fr Framer) []byte {
+	for _, x := range ev.framed[f] {
+		if x.fr == fr {
+			return x.b
+		}
+	}
+	msg := ev.Bytes(f)
+	if msg == nil || len(msg) < fr.Threshold() {
+		return msg
+	}
+	b := fr.Frame(nil, msg)
+	ev.framed[f] = append(ev.framed[f], framing{fr, b})
+	return b
 }
 
 // Bytes returns the event encoded in format f, encoding it on first use so
