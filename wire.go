@@ -1,6 +1,10 @@
 package redcast
 
-import "github.com/redcast/redcast/hub"
+import (
+	"github.com/redcast/redcast/auth"
+	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/protocol"
+)
 
 // eventBytes returns what the client queues for ev: the event in the
 // client's format, made into a frame by the client's framer when its
@@ -10,4 +14,35 @@ func (c *Client) eventBytes(ev *hub.Event) []byte {
 		return ev.Framed(c.format, c.framer)
 	}
 	return ev.Bytes(c.format)
+}
+
+// deltaMsg returns what the subscription queues for ev when it sends a
+// delta (see deliverLocked): the event's delta push, framed like the
+// client's other broadcasts; nil when the subscription takes no deltas or
+// the event has none.
+func (s *subscription) deltaMsg(ev *hub.Event) []byte {
+	if !s.delta || ev.Kind != hub.KindPublication {
+		return nil
+	}
+	if fr := s.client.framer; fr != nil {
+		return ev.FramedDelta(fr)
+	}
+	return ev.Delta()
+}
+
+// WantsDelta implements hub.DeltaSubscriber.
+func (s *subscription) WantsDelta() bool { return s.delta }
+
+// wantsDelta says whether a subscribe gets deltas: it asked for Fossil
+// deltas (another format is error 101), the namespace allows them, and the
+// client speaks the full protocol (plain mode and other protocols never
+// get deltas).
+func (c *Client) wantsDelta(p protocol.SubscribeParams, opts auth.Namespace) (bool, error) {
+	switch p.Delta {
+	case "":
+		return false, nil
+	case protocol.DeltaFossil:
+		return opts.AllowDelta && c.format == hub.FormatProtocol, nil
+	}
+	return false, protocol.ErrBadRequest.WithMessage("unknown delta format %q (want %q)", p.Delta, protocol.DeltaFossil)
 }

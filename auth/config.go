@@ -116,6 +116,8 @@ type (
 		HistorySize            int    `json:"history_size"`
 		HistoryTTL             string `json:"history_ttl"`
 		AttachInfo             bool   `json:"attach_info"`
+		AllowDelta             bool   `json:"allow_delta"`
+		LatestOnSubscribe      bool   `json:"latest_on_subscribe"`
 	}
 )
 
@@ -282,6 +284,8 @@ func parseNamespace(raw json.RawMessage, path, name string, cfg *FileConfig) (Na
 		JoinLeave:              n.JoinLeave,
 		HistorySize:            n.HistorySize,
 		AttachInfo:             n.AttachInfo,
+		AllowDelta:             n.AllowDelta,
+		LatestOnSubscribe:      n.LatestOnSubscribe,
 	}
 	switch ns.Subscribe {
 	case "":
@@ -302,6 +306,8 @@ func parseNamespace(raw json.RawMessage, path, name string, cfg *FileConfig) (Na
 		return Namespace{}, fmt.Errorf("%s.history_size: must not be negative, got %d", path, ns.HistorySize)
 	case ns.HistoryTTL > 0 && ns.HistorySize == 0:
 		return Namespace{}, fmt.Errorf("%s.history_ttl: has no effect without history_size", path)
+	case ns.LatestOnSubscribe && ns.HistorySize == 0:
+		return Namespace{}, fmt.Errorf("%s.latest_on_subscribe: has no effect without history_size", path)
 	case ns.PublishSubscribersOnly && !ns.Publish:
 		return Namespace{}, fmt.Errorf("%s.publish_subscribers_only: has no effect without publish", path)
 	case ns.Anonymous && ns.Subscribe != SubscribePublic:

@@ -65,6 +65,15 @@ type Event struct {
 	done    [maxFormats]bool
 	// framed holds the frames of Framed, by format: one per Framer.
 	framed [maxFormats][]framing
+	// prev and cur are the data of the channel's publication before Pub
+	// and of Pub, as the wire carries them (compact JSON), which the hub
+	// sets while the channel has a subscriber that wants deltas and it
+	// broadcast that publication (see deltaState.track); nil otherwise.
+	prev, cur []byte
+	// delta, deltaDone and framedDelta are Delta's and FramedDelta's.
+	delta       []byte
+	deltaDone   bool
+	framedDelta []framing
 }
 
 // framing is a message framed by fr.
@@ -90,17 +99,23 @@ type Framer interface {
 // fr's threshold is returned as Bytes returns it. It returns nil when the
 // event has no form in f. Like Bytes, it is not safe for concurrent use.
 func (ev *Event) Framed(f Format, fr Framer) []byte {
-	for _, x := range ev.framed[f] {
+	return frameOnce(&ev.framed[f], fr, func() []byte { return ev.Bytes(f) })
+}
+
+// frameOnce returns the message of msg framed by fr, from the frames made
+// already (*list) or framed now and added to them.
+func frameOnce(list *[]framing, fr Framer, msg func() []byte) []byte {
+	for _, x := range *list {
 		if x.fr == fr {
 			return x.b
 		}
 	}
-	msg := ev.Bytes(f)
-	if msg == nil || len(msg) < fr.Threshold() {
-		return msg
+	m := msg()
+	if m == nil || len(m) < fr.Threshold() {
+		return m
 	}
-	b := fr.Frame(nil, msg)
-	ev.framed[f] = append(ev.framed[f], framing{fr, b})
+	b := fr.Frame(nil, m)
+	*list = append(*list, framing{fr, b})
 	return b
 }
 
