@@ -268,10 +268,7 @@ func (c *Client) readHistory(p protocol.SubscribeParams, opts auth.Namespace, wh
 	if p.Since != nil {
 		c.node.metrics.Recoveries.WithLabelValues("failed").Inc()
 	}
-	limit := p.History
-	if opts.HistorySize == 0 {
-		limit = 0
-	}
+	limit := historyLimit(p, opts)
 	h, err := c.node.historyBatch.read(c.ctx, b, p.Channel, broker.HistoryOptions{Limit: limit})
 	if err != nil {
 		c.node.metrics.BrokerErrors.WithLabelValues("history").Inc()

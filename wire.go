@@ -46,3 +46,18 @@ func (c *Client) wantsDelta(p protocol.SubscribeParams, opts auth.Namespace) (bo
 	}
 	return false, protocol.ErrBadRequest.WithMessage("unknown delta format %q (want %q)", p.Delta, protocol.DeltaFossil)
 }
+
+// historyLimit is how many of the latest publications a subscribe that
+// does not recover gets: what it asked for, none where the namespace keeps
+// no history, and at least the latest one where the namespace sends the
+// channel's current value on subscribe (LatestOnSubscribe, "cache"
+// channels).
+func historyLimit(p protocol.SubscribeParams, opts auth.Namespace) int {
+	switch {
+	case opts.HistorySize == 0:
+		return 0
+	case opts.LatestOnSubscribe:
+		return max(p.History, 1)
+	}
+	return p.History
+}
