@@ -1,6 +1,8 @@
 package redcast
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/hub"
 	"github.com/redcast/redcast/protocol"
@@ -60,4 +62,11 @@ func historyLimit(p protocol.SubscribeParams, opts auth.Namespace) int {
 		return max(p.History, 1)
 	}
 	return p.History
+}
+
+// WireBytes returns the counter of the bytes a transport's connections
+// write (metrics.Metrics.WireBytes), compressed or not: a transport takes
+// it once per connection and adds what each write wrote.
+func (n *Node) WireBytes(transport string, compressed bool) prometheus.Counter {
+	return n.metrics.Wire(transport, compressed)
 }

@@ -50,6 +50,12 @@ type Metrics struct {
 	// Recoveries counts subscribes that asked to recover, by result
 	// ("recovered", "failed").
 	Recoveries *prometheus.CounterVec
+	// WireBytes counts the bytes the transports wrote to their
+	// connections (frames or events, headers and all: what goes on the
+	// wire, before TLS), by transport ("websocket", "sse") and compression
+	// ("deflate": the connection negotiated permessage-deflate, "none").
+	// It is counted once per write, not per message.
+	WireBytes *prometheus.CounterVec
 
 	closedByCode map[uint16]prometheus.Counter
 	closedOther  prometheus.Counter
@@ -111,6 +117,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		BrokerErrors: counterVec("broker_errors_total", "Failed broker calls, by operation.", "op"),
 		Recoveries:   counterVec("recoveries_total", "Subscribes that asked to recover, by result (recovered, failed).", "result"),
+		WireBytes:    counterVec("wire_bytes_total", "Bytes written to connections, frames and all, by transport (websocket, sse) and compression (deflate, none).", "transport", "compression"),
 		closedByCode: make(map[uint16]prometheus.Counter, len(DisconnectCodes)),
 		commands:     make(map[string]prometheus.Observer, len(Methods)+1),
 	}
@@ -131,6 +138,9 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	for _, r := range []string{"recovered", "failed"} {
 		m.Recoveries.WithLabelValues(r)
+	}
+	for _, tc := range [][2]string{{"websocket", "none"}, {"websocket", "deflate"}, {"sse", "none"}} {
+		m.WireBytes.WithLabelValues(tc[0], tc[1])
 	}
 	for _, op := range []string{"publish", "subscribe", "history", "presence"} {
 		m.BrokerErrors.WithLabelValues(op)
@@ -157,4 +167,14 @@ func (m *Metrics) Command(method string) prometheus.Observer {
 		return o
 	}
 	return m.commands["unknown"]
+}
+
+// Wire returns the WireBytes counter of a transport's connections,
+// compressed or not.
+func (m *Metrics) Wire(transport string, compressed bool) prometheus.Counter {
+	c := "none"
+	if compressed {
+		c = "deflate"
+	}
+	return m.WireBytes.WithLabelValues(transport, c)
 }

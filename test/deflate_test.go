@@ -38,4 +38,10 @@ func TestDeflateWithNodeWS(t *testing.T) {
 	if p["bytes"].(float64) < size || d["bytes"].(float64)*4 > p["bytes"].(float64) {
 		t.Errorf("compressed client read %.0f bytes, plain one %.0f: want under a quarter", d["bytes"], p["bytes"])
 	}
+	// The metric counts the compressed connection's bytes apart.
+	m := scrape(t, "http://"+addr)
+	plain, compressed := m[`redcast_wire_bytes_total{compression="none",transport="websocket"}`], m[`redcast_wire_bytes_total{compression="deflate",transport="websocket"}`]
+	if plain < size || compressed <= 0 || compressed*3 > plain {
+		t.Errorf("redcast_wire_bytes_total: %.0f bytes plain, %.0f compressed", plain, compressed)
+	}
 }

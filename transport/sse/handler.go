@@ -116,6 +116,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := newStream(w, cfg.WriteTimeout, h.opts.Retry, newPositions(req.channels, req.since), h.node.OutboxOptions())
+	s.wire = h.node.WireBytes("sse", false)
 	client, err := h.node.NewClient(s.out, hub.FormatProtocol)
 	if err != nil {
 		s.refuse()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/redcast/redcast/hub"
 	"github.com/redcast/redcast/internal/wsdeflate"
@@ -47,6 +48,9 @@ type conn struct {
 	// permessage-deflate; nil otherwise. Set before the connection is
 	// shared.
 	deflate *wsdeflate.Compressor
+	// wire counts the bytes written (redcast_wire_bytes_total); nil: not
+	// counted. Set before the connection is shared.
+	wire prometheus.Counter
 
 	// deadline is the socket's write deadline. Only the outbox's sink
 	// calls (one at a time) touch it.
@@ -231,8 +235,16 @@ func (c *conn) Write(b []byte) error {
 			return err
 		}
 	}
-	_, err := c.nc.Write(b)
+	n, err := c.nc.Write(b)
+	c.count(n)
 	return err
+}
+
+// count adds n written bytes to the connection's wire counter.
+func (c *conn) count(n int) {
+	if c.wire != nil && n > 0 {
+		c.wire.Add(float64(n))
+	}
 }
 
 // Finish implements outbox.Sink. After the close frame (err nil) it
@@ -282,6 +294,7 @@ func (c directConn) TryWrite(b []byte) (int, error) {
 	if err == nil {
 		err = tw.err
 	}
+	c.count(tw.n)
 	return tw.n, err
 }
 

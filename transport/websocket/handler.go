@@ -193,6 +193,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, format hub.Forma
 	if neg.Accepted() {
 		c.deflate = h.deflate
 	}
+	c.wire = h.node.WireBytes("websocket", c.deflate != nil)
 	rd := newReader(c, pre)
 	rd.maxSize = cfg.MaxFrameSize
 	rd.idle = cfg.PingInterval + cfg.PongTimeout
