@@ -28,6 +28,7 @@ type Client struct {
 	node   *Node
 	out    *outbox.Outbox
 	format hub.Format
+	framer hub.Framer // frames broadcasts (WebSocket compression); nil: none
 	info   *protocol.ClientInfo
 	// ctx is cancelled when the client closes, stopping broker calls made
 	// on its behalf.
@@ -86,6 +87,7 @@ func (n *Node) NewClientWith(out *outbox.Outbox, format hub.Format, opts ClientO
 		node:   n,
 		out:    out,
 		format: format,
+		framer: opts.Framer,
 		info:   &protocol.ClientInfo{Client: id},
 		ctx:    ctx,
 		cancel: cancel,

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/redcast/redcast/auth"
+	"github.com/redcast/redcast/hub"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -26,6 +27,9 @@ type ClientOptions struct {
 	// the backend ("websocket" when empty, "sse").
 	Header    http.Header
 	Transport string
+	// Framer, when set, frames the broadcasts the client receives (see
+	// hub.Event.Framed): the WebSocket transport's compression.
+	Framer hub.Framer
 }
 
 // SubscribeAuthorized subscribes the client to a channel that its

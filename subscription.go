@@ -27,6 +27,11 @@ type subscription struct {
 	pos    protocol.StreamPosition // last position delivered to the client
 	buf    []bufferedPub           // publications that arrived while recovering
 	failed bool                    // the buffer overflowed while recovering
+	// delta: the client asked for deltas where the namespace allows them
+	// (set before the subscription is added, see WantsDelta);
+	// deltaReady: the client holds the data of the publication at pos,
+	// delivered live, from which the next may be a delta.
+	delta, deltaReady bool
 }
 
 type subState uint8
@@ -46,7 +51,7 @@ type bufferedPub struct {
 // Deliver implements hub.Subscriber. A publication that arrives while
 // recovering is held back, and counted when it goes out (see goLive).
 func (s *subscription) Deliver(ev *hub.Event, b *outbox.Batch) bool {
-	msg := ev.Bytes(s.client.format)
+	msg := s.client.eventBytes(ev)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch s.state {
@@ -72,16 +77,18 @@ func (s *subscription) Deliver(ev *hub.Event, b *outbox.Batch) bool {
 		s.client.deliver(msg, b)
 		return true
 	}
-	return s.deliverLocked(ev.Pub, ev.Pos, msg, b)
+	return s.deliverLocked(ev.Pub, ev.Pos, msg, s.deltaMsg(ev), b)
 }
 
 // deliverLocked sends a publication to a live subscription, dropping
 // duplicates and disconnecting the client on a gap or an epoch change so
 // that it reconnects and recovers (or learns that it cannot). b is the
 // broadcast's batch; nil pushes to the outbox, which wakes its writer
-// (or, in the read loop, waits for Client.Flush). It reports whether it
+// (or, in the read loop, waits for Client.Flush). delta, when not nil, is
+// the publication as a delta from the one before it, sent instead of msg
+// when the client holds that one (see deltaReady). It reports whether it
 // queued the publication.
-func (s *subscription) deliverLocked(pub *protocol.Publication, pos protocol.StreamPosition, msg []byte, b *outbox.Batch) bool {
+func (s *subscription) deliverLocked(pub *protocol.Publication, pos protocol.StreamPosition, msg, delta []byte, b *outbox.Batch) bool {
 	if pos.Epoch == s.pos.Epoch && pub.Offset <= s.pos.Offset {
 		return false // already delivered (history and live overlap)
 	}
@@ -93,9 +100,14 @@ func (s *subscription) deliverLocked(pub *protocol.Publication, pos protocol.Str
 		return false
 	}
 	s.pos.Offset = pub.Offset
+	if delta != nil && s.deltaReady {
+		msg = delta
+	}
+	s.deltaReady = false
 	if msg == nil || s.skipOwn(pub) {
 		return false
 	}
+	s.deltaReady = s.delta
 	if b == nil {
 		s.client.send(msg)
 		return true
@@ -166,6 +178,9 @@ func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 		return protocol.ErrBadRequest.WithMessage("history must be between 0 and %d", MaxHistoryLimit)
 	}
 	s := &subscription{client: c, channel: p.Channel, opts: opts}
+	if s.delta, err = c.wantsDelta(p, opts); err != nil {
+		return err
+	}
 	joinLeave := p.JoinLeave && opts.JoinLeave
 	c.mu.Lock()
 	switch {
@@ -195,7 +210,7 @@ func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 		c.node.removeSubscriber(p.Channel, s)
 		return err
 	}
-	bl.res.JoinLeave = joinLeave
+	bl.res.JoinLeave, bl.res.Delta = joinLeave, s.delta
 	if how.whole {
 		bl.res.Publications, bl.rest = values(bl.rest), nil
 	} else {
@@ -265,10 +280,7 @@ func (c *Client) readHistory(p protocol.SubscribeParams, opts auth.Namespace, wh
 	if p.Since != nil {
 		c.node.metrics.Recoveries.WithLabelValues("failed").Inc()
 	}
-	limit := p.History
-	if opts.HistorySize == 0 {
-		limit = 0
-	}
+	limit := historyLimit(p, opts)
 	h, err := c.node.historyBatch.read(c.ctx, b, p.Channel, broker.HistoryOptions{Limit: limit})
 	if err != nil {
 		c.node.metrics.BrokerErrors.WithLabelValues("history").Inc()
@@ -349,7 +361,7 @@ func (s *subscription) goLive(bl *backlog, reply func(*protocol.SubscribeResult)
 	s.pos = pos
 	sent, size := 0, 0
 	for _, b := range s.buf {
-		if s.deliverLocked(b.pub, b.pos, b.msg, nil) {
+		if s.deliverLocked(b.pub, b.pos, b.msg, nil, nil) {
 			sent++
 			size += len(b.msg)
 		}

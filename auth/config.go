@@ -123,6 +123,8 @@ type (
 		AttachInfo             bool   `json:"attach_info"`
 		SubscribeProxy         string `json:"subscribe_proxy"`
 		PublishProxy           string `json:"publish_proxy"`
+		AllowDelta             bool   `json:"allow_delta"`
+		LatestOnSubscribe      bool   `json:"latest_on_subscribe"`
 	}
 )
 
@@ -292,6 +294,8 @@ func parseNamespace(raw json.RawMessage, path, name string, cfg *FileConfig) (Na
 		JoinLeave:              n.JoinLeave,
 		HistorySize:            n.HistorySize,
 		AttachInfo:             n.AttachInfo,
+		AllowDelta:             n.AllowDelta,
+		LatestOnSubscribe:      n.LatestOnSubscribe,
 		SubscribeProxy:         n.SubscribeProxy,
 		PublishProxy:           n.PublishProxy,
 	}
@@ -320,6 +324,8 @@ func parseNamespace(raw json.RawMessage, path, name string, cfg *FileConfig) (Na
 		return Namespace{}, fmt.Errorf("%s.history_size: must not be negative, got %d", path, ns.HistorySize)
 	case ns.HistoryTTL > 0 && ns.HistorySize == 0:
 		return Namespace{}, fmt.Errorf("%s.history_ttl: has no effect without history_size", path)
+	case ns.LatestOnSubscribe && ns.HistorySize == 0:
+		return Namespace{}, fmt.Errorf("%s.latest_on_subscribe: has no effect without history_size", path)
 	case ns.PublishSubscribersOnly && !ns.Publish:
 		return Namespace{}, fmt.Errorf("%s.publish_subscribers_only: has no effect without publish", path)
 	case ns.Anonymous && ns.Subscribe != SubscribePublic:

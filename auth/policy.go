@@ -63,6 +63,15 @@ type Namespace struct {
 	// backend does, or the URL of another backend endpoint.
 	SubscribeProxy string
 	PublishProxy   string
+	// AllowDelta lets subscribers ask for delta publications ("delta":
+	// "fossil" in subscribe): after the first, each publication carries
+	// the Fossil delta from the previous one's data.
+	AllowDelta bool
+	// LatestOnSubscribe sends a subscriber the channel's latest
+	// publication, from history, in the subscribe reply, even when it asks
+	// for no history: the channel's current value (a score, a lobby).
+	// Needs HistorySize.
+	LatestOnSubscribe bool
 }
 
 // ProxyOff turns a proxy off for a namespace (Namespace.SubscribeProxy,
@@ -72,8 +81,8 @@ const ProxyOff = "off"
 // DefaultNamespaces returns the namespaces of a redcast without
 // configuration, the development default serving the demo chat: "chat" and
 // the default namespace "", both open to anonymous clients, with publishing,
-// presence, join/leave, publisher info and the last 100 publications for
-// 24h.
+// presence, join/leave, publisher info, delta publications and the last
+// 100 publications for 24h.
 func DefaultNamespaces() map[string]Namespace {
 	open := Namespace{
 		Anonymous:   true,
@@ -84,6 +93,7 @@ func DefaultNamespaces() map[string]Namespace {
 		HistorySize: 100,
 		HistoryTTL:  24 * time.Hour,
 		AttachInfo:  true,
+		AllowDelta:  true,
 	}
 	return map[string]Namespace{"chat": open, "": open}
 }

@@ -21,6 +21,7 @@ func (c *Client) Subscribe(ctx context.Context, channel string, opts SubscribeOp
 		History:   opts.History,
 		Token:     opts.Token,
 		JoinLeave: opts.JoinLeave,
+		Delta:     deltaParam(opts.Delta),
 	}, &res)
 	if err != nil {
 		return nil, err

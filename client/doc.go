@@ -100,4 +100,10 @@
 //
 // To resume in another process, keep Subscription.Position (or the last
 // PublicationEvent.Position) and pass it as SubscribeOptions.Since.
+//
+// With SubscribeOptions.Delta a subscription asks for delta publications
+// (docs/protocol.md): a Session applies them and its handlers get whole
+// data; a delta that does not apply ends the connection, and the session
+// reconnects and recovers. The pushes of Client.Subscribe carry deltas as
+// the server sent them: apply them with ApplyDelta.
 package client

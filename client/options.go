@@ -83,6 +83,13 @@ type SubscribeOptions struct {
 	// come. A Session asks by itself when the Handlers have OnJoin or
 	// OnLeave.
 	JoinLeave bool
+	// Delta asks for delta publications (Fossil), where the channel's
+	// namespace allows them (the subscribe result's Delta says whether it
+	// does): after the first, a publication carries only what changed since
+	// the one before. A Session applies them and gives its handlers whole
+	// data; the pushes of Client.Subscribe carry them as the server sent
+	// them (see ApplyDelta).
+	Delta bool
 }
 
 // HistoryOptions are the optional params of History.

@@ -18,6 +18,7 @@ type Subscription struct {
 	history   int
 	token     string
 	joinLeave bool
+	delta     bool
 	h         Handlers
 
 	// Guarded by s.mu.
@@ -42,6 +43,9 @@ type Subscription struct {
 	// handled is the position of the last publication given to the
 	// handlers.
 	handled protocol.StreamPosition
+	// prevData is the data of the last live publication (at pos), whole,
+	// to which the next one's delta applies; nil before the first.
+	prevData []byte
 }
 
 // Subscribe subscribes the session to channel and returns once the server
@@ -58,7 +62,7 @@ type Subscription struct {
 // the session's Err once it is over.
 func (s *Session) Subscribe(ctx context.Context, channel string, opts SubscribeOptions, h Handlers) (*Subscription, error) {
 	first := make(chan error, 1)
-	sub := &Subscription{s: s, channel: channel, history: opts.History, token: opts.Token, joinLeave: opts.JoinLeave || h.OnJoin != nil || h.OnLeave != nil, h: h, first: first}
+	sub := &Subscription{s: s, channel: channel, history: opts.History, token: opts.Token, joinLeave: opts.JoinLeave || h.OnJoin != nil || h.OnLeave != nil, delta: opts.Delta, h: h, first: first}
 	if opts.Since != nil {
 		sub.pos, sub.recover, sub.handled = *opts.Since, true, *opts.Since
 	}
@@ -169,7 +173,7 @@ func (s *Session) removeLocked(sub *Subscription) {
 // pushes that follow it.
 func (s *Session) subscribeLocked(c *Client, sub *Subscription) {
 	sub.conn, sub.live = c, false
-	params := protocol.SubscribeParams{Channel: sub.channel, History: sub.history, Token: sub.token, JoinLeave: sub.joinLeave}
+	params := protocol.SubscribeParams{Channel: sub.channel, History: sub.history, Token: sub.token, JoinLeave: sub.joinLeave, Delta: deltaParam(sub.delta)}
 	recovering := sub.recover
 	if recovering {
 		since := sub.pos
@@ -242,6 +246,7 @@ func (s *Session) goLiveLocked(sub *Subscription, recovering bool, raw json.RawM
 		return ErrQueueFull
 	}
 	sub.pos = protocol.StreamPosition{Offset: res.Offset, Epoch: res.Epoch}
+	sub.prevData = nil // the server sends the first live publication whole
 	if !recovering {
 		// Nothing came before: a later subscription may start here even
 		// if the handlers have not seen this one yet.
@@ -314,10 +319,14 @@ func (s *Session) pushLocked(sub *Subscription, p *protocol.Push) error {
 		case off != sub.pos.Offset+1:
 			return fmt.Errorf("%w: %s: offset %d after %d", errGap, sub.channel, off, sub.pos.Offset)
 		}
-		if !s.enqueueLocked(event{kind: evPublication, sub: sub, epoch: sub.pos.Epoch, pub: p.Pub}) {
+		pub, err := sub.whole(p.Pub)
+		if err != nil {
+			return err
+		}
+		if !s.enqueueLocked(event{kind: evPublication, sub: sub, epoch: sub.pos.Epoch, pub: pub}) {
 			return ErrQueueFull
 		}
-		sub.pos.Offset = p.Pub.Offset
+		sub.pos.Offset, sub.prevData = pub.Offset, pub.Data
 	case protocol.PushJoin, protocol.PushLeave:
 		if p.Client == nil {
 			return nil

@@ -63,6 +63,60 @@ type Event struct {
 
 	encoded [maxFormats][]byte
 	done    [maxFormats]bool
+	// framed holds the frames of Framed, by format: one per Framer.
+	framed [maxFormats][]framing
+	// prev and cur are the data of the channel's publication before Pub
+	// and of Pub, as the wire carries them (compact JSON), which the hub
+	// sets while the channel has a subscriber that wants deltas and it
+	// broadcast that publication (see deltaState.track); nil otherwise.
+	prev, cur []byte
+	// delta, deltaDone and framedDelta are Delta's and FramedDelta's.
+	delta       []byte
+	deltaDone   bool
+	framedDelta []framing
+}
+
+// framing is a message framed by fr.
+type framing struct {
+	fr Framer
+	b  []byte
+}
+
+// Framer turns a message into a whole frame of a transport's own: a
+// WebSocket frame, compressed with permessage-deflate when that pays
+// (package internal/wsdeflate). Messages shorter than Threshold are not
+// framed: the transport joins them with others. It must be safe for
+// concurrent use.
+type Framer interface {
+	Frame(dst, msg []byte) []byte
+	Threshold() int
+}
+
+// Framed returns the event encoded in format f (see Bytes) and made into a
+// frame by fr, once per broadcast for each format and framer however many
+// subscribers read it: the connections of a broadcast that negotiated the
+// same compression share one compressed frame. A message shorter than
+// fr's threshold is returned as Bytes returns it. It returns nil when the
+// event has no form in f. Like Bytes, it is not safe for concurrent use.
+func (ev *Event) Framed(f Format, fr Framer) []byte {
+	return frameOnce(&ev.framed[f], fr, func() []byte { return ev.Bytes(f) })
+}
+
+// frameOnce returns the message of msg framed by fr, from the frames made
+// already (*list) or framed now and added to them.
+func frameOnce(list *[]framing, fr Framer, msg func() []byte) []byte {
+	for _, x := range *list {
+		if x.fr == fr {
+			return x.b
+		}
+	}
+	m := msg()
+	if m == nil || len(m) < fr.Threshold() {
+		return m
+	}
+	b := fr.Frame(nil, m)
+	*list = append(*list, framing{fr, b})
+	return b
 }
 
 // Bytes returns the event encoded in format f, encoding it on first use so

@@ -45,6 +45,7 @@ type shard struct {
 // A channel of many subscribers that did not ask costs nothing per join.
 type subscribers struct {
 	all, joinLeave set
+	delta          deltaState
 }
 
 // set is a slice for fast iteration plus an index for O(1) removal.
@@ -114,6 +115,9 @@ func (h *Hub) Add(ch string, s Subscriber, joinLeave bool) (first, added bool) {
 	if joinLeave {
 		subs.joinLeave.add(s)
 	}
+	if wantsDelta(s) {
+		subs.delta.n++
+	}
 	return len(subs.all.list) == 1, true
 }
 
@@ -130,6 +134,11 @@ func (h *Hub) Remove(ch string, s Subscriber) (last, removed bool) {
 		return false, false
 	}
 	subs.joinLeave.remove(s)
+	if wantsDelta(s) {
+		if subs.delta.n--; subs.delta.n == 0 {
+			subs.delta.last.Store(nil)
+		}
+	}
 	if len(subs.all.list) == 0 {
 		delete(sh.channels, ch)
 		return true, true
@@ -153,6 +162,8 @@ func (h *Hub) Broadcast(ev *Event, b *outbox.Batch) int {
 	list := subs.all.list
 	if ev.Kind != KindPublication {
 		list = subs.joinLeave.list
+	} else if subs.delta.n > 0 {
+		subs.delta.track(ev)
 	}
 	queued := 0
 	for _, s := range list {

@@ -55,6 +55,12 @@ type Metrics struct {
 	// long they take, by kind.
 	ProxyCalls    *prometheus.CounterVec
 	ProxyDuration *prometheus.HistogramVec
+	// WireBytes counts the bytes the transports wrote to their
+	// connections (frames or events, headers and all: what goes on the
+	// wire, before TLS), by transport ("websocket", "sse") and compression
+	// ("deflate": the connection negotiated permessage-deflate, "none").
+	// It is counted once per write, not per message.
+	WireBytes *prometheus.CounterVec
 
 	closedByCode map[uint16]prometheus.Counter
 	closedOther  prometheus.Counter
@@ -129,6 +135,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: Namespace, Name: "proxy_call_duration_seconds", Help: "How long calls to the application's backend take, by kind.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 7),
 		}, []string{"kind"}),
+		WireBytes:    counterVec("wire_bytes_total", "Bytes written to connections, frames and all, by transport (websocket, sse) and compression (deflate, none).", "transport", "compression"),
 		closedByCode: make(map[uint16]prometheus.Counter, len(DisconnectCodes)),
 		commands:     make(map[string]prometheus.Observer, len(Methods)+1),
 	}
@@ -155,6 +162,9 @@ func New(reg prometheus.Registerer) *Metrics {
 			m.ProxyCalls.WithLabelValues(kind, r)
 		}
 	}
+	for _, tc := range [][2]string{{"websocket", "none"}, {"websocket", "deflate"}, {"sse", "none"}} {
+		m.WireBytes.WithLabelValues(tc[0], tc[1])
+	}
 	for _, op := range []string{"publish", "subscribe", "history", "presence"} {
 		m.BrokerErrors.WithLabelValues(op)
 	}
@@ -180,4 +190,14 @@ func (m *Metrics) Command(method string) prometheus.Observer {
 		return o
 	}
 	return m.commands["unknown"]
+}
+
+// Wire returns the WireBytes counter of a transport's connections,
+// compressed or not.
+func (m *Metrics) Wire(transport string, compressed bool) prometheus.Counter {
+	c := "none"
+	if compressed {
+		c = "deflate"
+	}
+	return m.WireBytes.WithLabelValues(transport, c)
 }

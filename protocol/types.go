@@ -77,6 +77,12 @@ type Publication struct {
 	Time   int64           `json:"time,omitempty"`
 	Data   json.RawMessage `json:"data"`
 	From   *ClientInfo     `json:"from,omitempty"`
+	// Delta says that Data is not the publication's data but a JSON
+	// string holding the Fossil delta from the data of the publication
+	// before it (Offset-1) to this one's (see docs/protocol.md). Only
+	// live publications to a subscriber that asked for deltas carry one;
+	// history never does.
+	Delta bool `json:"delta,omitempty"`
 	// Publisher is the id of the connection that published it, kept by the
 	// brokers but never sent to clients: it tells a connection its own
 	// publications (plain mode's echo) when From is not attached. Empty for
@@ -165,7 +171,15 @@ type SubscribeParams struct {
 	// the server sends when the channel's namespace has join/leave on
 	// (SubscribeResult.JoinLeave says whether it does).
 	JoinLeave bool `json:"join_leave,omitempty"`
+	// Delta asks for delta publications: DeltaFossil, or empty for none.
+	// The server sends them where the namespace allows
+	// (SubscribeResult.Delta says whether it does).
+	Delta string `json:"delta,omitempty"`
 }
+
+// DeltaFossil is the delta format of SubscribeParams.Delta: Fossil's delta
+// encoding (https://fossil-scm.org/home/doc/tip/www/delta_format.wiki).
+const DeltaFossil = "fossil"
 
 // SubscribeResult is the result of subscribe. Publications (oldest first)
 // are those recovered or asked for with History; live publications that
@@ -179,6 +193,9 @@ type SubscribeResult struct {
 	// JoinLeave says that join and leave pushes follow: the subscribe
 	// asked for them and the namespace allows them.
 	JoinLeave bool `json:"join_leave,omitempty"`
+	// Delta says that live publications may carry deltas: the subscribe
+	// asked for them and the namespace allows them.
+	Delta bool `json:"delta,omitempty"`
 }
 
 // ChannelParams are the params of unsubscribe and presence.

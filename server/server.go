@@ -60,6 +60,9 @@ type Config struct {
 	// as Pusher refuses an unknown app key. The namespace of each app is
 	// added to Node.Namespaces when missing (pusher.WithNamespaces).
 	Pusher pusher.Config
+	// Compression configures permessage-deflate on WebSockets (see
+	// websocket.Compression); off by default.
+	Compression websocket.Compression
 }
 
 // Server is a redcast HTTP server.
@@ -91,7 +94,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s := &Server{node: node, log: log, shutdownDelay: cfg.ShutdownDelay}
-	ws := websocket.NewHandler(node, websocket.Options{AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, Logger: log})
+	ws := websocket.NewHandler(node, websocket.Options{AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, Logger: log, Compression: cfg.Compression})
 	s.ws = ws
 	mux := http.NewServeMux()
 	mux.Handle("GET /connection/websocket", ws.Protocol())

@@ -78,6 +78,9 @@ func TestMetrics(t *testing.T) {
 		"redcast_push_bytes_total", "redcast_slow_consumers_total", `redcast_recoveries_total{result="failed"}`,
 		`redcast_command_duration_seconds_count{method="publish"}`, "redcast_broker_publish_duration_seconds_count",
 		"go_goroutines", "process_resident_memory_bytes",
+		`redcast_wire_bytes_total{compression="none",transport="websocket"}`,
+		`redcast_wire_bytes_total{compression="deflate",transport="websocket"}`,
+		`redcast_wire_bytes_total{compression="none",transport="sse"}`,
 	} {
 		if _, ok := m[name]; !ok {
 			t.Errorf("metric %s missing before any traffic", name)
@@ -127,6 +130,10 @@ func TestMetrics(t *testing.T) {
 	}
 	if m["redcast_push_bytes_total"] < m["redcast_pushes_total"]*10 {
 		t.Errorf("redcast_push_bytes_total = %v for %v pushes", m["redcast_push_bytes_total"], m["redcast_pushes_total"])
+	}
+	// What went on the wire: the pushes and replies, with frame headers.
+	if wire := m[`redcast_wire_bytes_total{compression="none",transport="websocket"}`]; wire < m["redcast_push_bytes_total"] {
+		t.Errorf("redcast_wire_bytes_total (websocket) = %v, less than the %v bytes of pushes", wire, m["redcast_push_bytes_total"])
 	}
 	if m[`redcast_publication_bytes_total{source="client"}`] != float64(pubs*len(`{"n":1}`)) {
 		t.Errorf("publication bytes = %v", m[`redcast_publication_bytes_total{source="client"}`])

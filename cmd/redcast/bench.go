@@ -46,6 +46,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long fanout measures and idle holds its connections")
 	fs.IntVar(&o.InFlight, "inflight", 100, "publishes one publisher may have without a reply")
 	fs.IntVar(&o.ConnectConcurrency, "connect-concurrency", 64, "connections being opened at once (storm: all)")
+	fs.BoolVar(&o.Compression, "compression", false, "offer permessage-deflate on every connection (the server compresses when started with --compression)")
 	fs.IntVar(&o.ServerPID, "server-pid", 0, "the server's process id, to report its RSS per connection and CPU per delivery (same machine)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: redcast bench [flags]\n\n"+

@@ -19,6 +19,7 @@ import (
 	"github.com/redcast/redcast/broker/redis"
 	"github.com/redcast/redcast/internal/origin"
 	"github.com/redcast/redcast/server"
+	"github.com/redcast/redcast/transport/websocket"
 )
 
 // run parses args (flags, each also settable from the environment as
@@ -70,7 +71,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		pusherSecret    = fs.String("pusher-secret", "", "secret of the Pusher app: it signs channel auth and HTTP API requests")
 		presenceTTL     = fs.Duration("presence-ttl", 60*time.Second, "with --redis: how long a crashed node's clients stay in presence before the other nodes send their leaves (nodes refresh their entries every third of it)")
 		cfg             redcast.Config
+		compression     websocket.Compression
 	)
+	fs.BoolVar(&compression.Enabled, "compression", false, "negotiate permessage-deflate with WebSocket clients that offer it (see docs/performance.md for when it pays)")
+	fs.IntVar(&compression.MinSize, "compression-min-size", 256, "with --compression: messages shorter than this many bytes go out uncompressed (0: compress every message)")
+	fs.IntVar(&compression.Level, "compression-level", 1, "with --compression: flate level, 1 (fastest) to 9 (smallest)")
 	fs.IntVar(&cfg.MaxFrameSize, "max-frame-size", 64<<10, "largest WebSocket frame a client may send, in bytes")
 	fs.IntVar(&cfg.MaxDataSize, "max-data-size", 16<<10, "largest publication data a client may send, in bytes")
 	fs.IntVar(&cfg.MaxChannels, "max-channels", 128, "channels one connection may subscribe to")
@@ -101,6 +106,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return nil
 		}
 		return err
+	}
+	if compression.MinSize == 0 {
+		compression.MinSize = -1 // the flag's 0 compresses everything; the option's 0 is the default
 	}
 	fc, err := loadConfig(*configFile, set, &cfg)
 	if err != nil {
@@ -136,7 +144,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("--public-url %q: want scheme://host[:port] with http or https", *publicURL)
 		}
 	}
-	scfg := server.Config{Node: cfg, Logger: log, APIKey: *apiKey, ShutdownDelay: *shutdownDelay, PublicURL: *publicURL}
+	scfg := server.Config{Node: cfg, Logger: log, APIKey: *apiKey, ShutdownDelay: *shutdownDelay, PublicURL: *publicURL, Compression: compression}
 	if scfg.Pusher, err = pusherConfig(fc, *pusherApp, *pusherKey, *pusherSecret); err != nil {
 		return err
 	}

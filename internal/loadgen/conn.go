@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,8 +11,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 
+	"github.com/redcast/redcast/internal/wsdeflate"
 	"github.com/redcast/redcast/internal/wsframe"
 )
 
@@ -42,20 +45,31 @@ type conn struct {
 
 	hdr [ws.MaxHeaderSize]byte // header buffer of the reader
 	buf []byte                 // frame buffer of the reader
+	// deflate is set when the server accepted permessage-deflate; inflated
+	// holds a compressed frame's message then.
+	deflate  bool
+	inflated []byte
 
 	wmu sync.Mutex
 }
 
 // dial opens a WebSocket connection to u, from src when it is valid.
-func dial(ctx context.Context, u string, src netip.Addr) (*conn, error) {
+func dial(ctx context.Context, u string, src netip.Addr, compression bool) (*conn, error) {
 	d := ws.Dialer{Timeout: connectTimeout}
+	if compression {
+		d.Extensions = []httphead.Option{deflateOffer}
+	}
 	if src.IsValid() {
 		nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
 		d.NetDial = nd.DialContext
 	}
-	nc, br, _, err := d.Dial(ctx, u)
+	nc, br, hs, err := d.Dial(ctx, u)
 	if err != nil {
 		return nil, err
+	}
+	accepted := false
+	for _, e := range hs.Extensions {
+		accepted = accepted || bytes.Equal(e.Name, deflateOffer.Name)
 	}
 	cr := &countingReader{r: nc}
 	var r io.Reader = cr
@@ -65,19 +79,25 @@ func dial(ctx context.Context, u string, src netip.Addr) (*conn, error) {
 		// would read the socket itself, uncounted.
 		r = io.MultiReader(io.LimitReader(br, int64(br.Buffered())), cr)
 	}
-	return &conn{nc: nc, br: bufio.NewReaderSize(r, readBufferSize), reads: cr}, nil
+	return &conn{nc: nc, br: bufio.NewReaderSize(r, readBufferSize), reads: cr, deflate: accepted}, nil
 }
+
+// deflateOffer is the permessage-deflate offer of Options.Compression.
+var deflateOffer = httphead.NewOption("permessage-deflate", map[string]string{"client_no_context_takeover": ""})
 
 // countingReader counts the reads of the reader under a connection's
 // buffer.
 type countingReader struct {
-	r io.Reader
-	n int
+	r     io.Reader
+	n     int
+	bytes int64 // read from the socket: what came over the wire
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	c.n++
-	return c.r.Read(p)
+	n, err := c.r.Read(p)
+	c.bytes += int64(n)
+	return n, err
 }
 
 // next returns the payload of the next data frame, valid until the next
@@ -85,7 +105,11 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // server never fragments messages, so a frame is a message.
 func (c *conn) next() ([]byte, error) {
 	for {
-		h, err := wsframe.ReadHeader(c.br, &c.hdr, ws.StateClientSide, maxFrameSize)
+		state := ws.StateClientSide
+		if c.deflate {
+			state = state.Set(ws.StateExtended)
+		}
+		h, err := wsframe.ReadHeader(c.br, &c.hdr, state, maxFrameSize)
 		if err != nil {
 			return nil, err
 		}
@@ -107,6 +131,12 @@ func (c *conn) next() ([]byte, error) {
 			code, reason := ws.ParseCloseFrameData(p)
 			return nil, &closeError{code: code, reason: reason}
 		default:
+			if h.Rsv&0x4 != 0 { // compressed
+				if c.inflated, err = wsdeflate.Inflate(c.inflated[:0], p, maxFrameSize); err != nil {
+					return nil, err
+				}
+				return c.inflated, nil
+			}
 			return p, nil
 		}
 	}

@@ -98,6 +98,10 @@ type Options struct {
 	ServerPID int
 	// Logger receives progress messages; nil discards them.
 	Logger *slog.Logger
+	// Compression offers permessage-deflate on every connection (the
+	// server compresses what it sends when it accepts; the load generator
+	// sends uncompressed).
+	Compression bool
 }
 
 // Timeouts that bound the phases of a run.

@@ -57,7 +57,7 @@ const idFirstPublish = 2
 
 // connectPublisher opens publisher k's connection and connects.
 func (r *run) connectPublisher(ctx context.Context, k int) (*publisher, error) {
-	c, err := dial(ctx, r.pubURL, r.source(r.opts.Subscribers+k))
+	c, err := dial(ctx, r.pubURL, r.source(r.opts.Subscribers+k), r.opts.Compression)
 	if err != nil {
 		return nil, err
 	}

@@ -88,6 +88,10 @@ type Deliveries struct {
 	Malformed int64 `json:"malformed"`
 	// PerSecond counts every publication received during the window.
 	PerSecond float64 `json:"per_second"`
+	// WireBytes is how many bytes the subscribers read from their sockets
+	// during the window per publication received: the frames (compressed
+	// or not), headers and all.
+	WireBytes float64 `json:"wire_bytes_per_delivery"`
 }
 
 // CPUUse reports the load generator's CPU time during the window.
@@ -186,7 +190,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		if d.Malformed > 0 {
 			fmt.Fprintf(&b, ", %d malformed", d.Malformed)
 		}
-		fmt.Fprintf(&b, "\nthroughput    %.0f deliveries/s\n", d.PerSecond)
+		fmt.Fprintf(&b, "\nthroughput    %.0f deliveries/s, %.0f bytes read per delivery\n", d.PerSecond, d.WireBytes)
 		l := r.Latency
 		fmt.Fprintf(&b, "latency       p50 %v  p90 %v  p99 %v  p99.9 %v  max %v  (%d samples)\n",
 			fmtDur(l.P50), fmtDur(l.P90), fmtDur(l.P99), fmtDur(l.P999), fmtDur(l.Max), l.Count)
@@ -256,7 +260,7 @@ func fmtBytes(n int64) string {
 }
 
 // TableHeader is the header of the table that WriteRow writes rows of.
-const TableHeader = "scenario                    conns     deliveries/s  lost  p50       p99       srv µs/deliv  deliv/write  RSS/conn   RSS end    connect    ready      loadgen"
+const TableHeader = "scenario                    conns     deliveries/s  lost  p50       p99       srv µs/deliv  B/deliv  deliv/write  RSS/conn   RSS end    connect    ready      loadgen"
 
 // WriteRow writes the report as one row of a table under TableHeader,
 // named name: the figures that compare runs. A figure that does not apply
@@ -281,13 +285,14 @@ func (r *Report) WriteRow(w io.Writer, name string) error {
 	if r.LoadGen.Saturated {
 		sat += " SAT"
 	}
-	_, err := fmt.Fprintf(w, "%-27s %-9s %-13s %-5s %-9s %-9s %-13s %-12s %-10s %-10s %-10s %-10s %s\n",
+	_, err := fmt.Fprintf(w, "%-27s %-9s %-13s %-5s %-9s %-9s %-13s %-8s %-12s %-10s %-10s %-10s %-10s %s\n",
 		name, conns,
 		dash(fanout, fmt.Sprintf("%.0f", d.PerSecond)),
 		dash(fanout, fmt.Sprintf("%d", d.Lost)),
 		dash(fanout && l.Count > 0, fmtDur(l.P50)),
 		dash(fanout && l.Count > 0, fmtDur(l.P99)),
 		dash(s.CPUPerDelivery > 0, fmt.Sprintf("%.3f", s.CPUPerDelivery/1e3)),
+		dash(fanout && d.WireBytes > 0, fmt.Sprintf("%.0f", d.WireBytes)),
 		dash(s.DeliveriesPerWrite > 0, fmt.Sprintf("%.1f", s.DeliveriesPerWrite)),
 		dash(s.RSSPerConnection > 0, fmtBytes(s.RSSPerConnection)),
 		dash(s.RSSEndPerConnection > 0, fmtBytes(s.RSSEndPerConnection)),

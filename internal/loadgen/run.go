@@ -451,12 +451,14 @@ type mark struct {
 	serverCPU time.Duration
 	writes    int64 // the server's write system calls
 	received  int64 // publications received by all subscribers
+	wire      int64 // bytes all subscribers read from their sockets
 }
 
 func (r *run) mark(rep *Report) mark {
 	m := mark{at: time.Now(), cpu: selfCPU()}
 	for _, s := range r.subs {
 		m.received += s.received.Load()
+		m.wire += s.wire.Load()
 	}
 	if srv := rep.Server; srv != nil {
 		cpu, err := processCPU(srv.PID)
@@ -476,6 +478,9 @@ func (r *run) window(rep *Report, start, end mark) {
 	w := end.at.Sub(start.at)
 	rep.Window = w
 	rep.Deliveries.PerSecond = float64(end.received-start.received) / w.Seconds()
+	if n := end.received - start.received; n > 0 {
+		rep.Deliveries.WireBytes = float64(end.wire-start.wire) / float64(n)
+	}
 	g := &rep.LoadGen
 	g.CPU = end.cpu - start.cpu
 	g.Utilization = g.CPU.Seconds() / (w.Seconds() * float64(g.GOMAXPROCS))

@@ -50,6 +50,7 @@ type subscriber struct {
 	received atomic.Int64 // publications, each once (duplicates excluded)
 	measured atomic.Int64 // measured publications, each once
 	dups     atomic.Int64 // publications received again or out of order
+	wire     atomic.Int64 // bytes read from the socket, as of the last flush
 	bad      atomic.Int64 // publications whose stamp could not be read
 
 	done  chan struct{} // closed when the reader stops
@@ -71,7 +72,7 @@ func (r *run) connectSubscriber(ctx context.Context, i int) (*subscriber, error)
 		pubHead: r.pubHeads[ch],
 		done:    make(chan struct{}),
 	}
-	c, err := dial(ctx, r.subURLs[ch], r.source(i))
+	c, err := dial(ctx, r.subURLs[ch], r.source(i), r.opts.Compression)
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +175,7 @@ func (s *subscriber) handleFrame(p []byte, now int64) {
 
 // flush publishes the counts and latencies gathered since the last flush.
 func (s *subscriber) flush() {
+	s.wire.Store(s.c.reads.bytes)
 	t := &s.t
 	if t.received > 0 {
 		s.received.Add(t.received)

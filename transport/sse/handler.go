@@ -116,6 +116,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := newStream(w, cfg.WriteTimeout, h.opts.Retry, newPositions(req.channels, req.since), h.node.OutboxOptions())
+	s.wire = h.node.WireBytes("sse", false)
 	client, err := h.node.NewClientWith(s.out, hub.FormatProtocol,
 		redcast.ClientOptions{Header: h.node.ForwardedHeaders(r.Header), Transport: "sse"})
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/redcast/redcast/outbox"
 	"github.com/redcast/redcast/protocol"
 )
@@ -38,6 +40,9 @@ type stream struct {
 	rc           *http.ResponseController
 	writeTimeout time.Duration
 	out          *outbox.Outbox
+	// wire counts the bytes written (redcast_wire_bytes_total); nil: not
+	// counted.
+	wire prometheus.Counter
 
 	// ew frames events; only sink calls (one at a time) use it.
 	ew eventWriter
@@ -169,7 +174,11 @@ func (s *stream) Write(b []byte) error {
 	if err := s.rc.SetWriteDeadline(time.Now().Add(s.writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
-	if _, err := s.w.Write(b); err != nil {
+	n, err := s.w.Write(b)
+	if s.wire != nil && n > 0 {
+		s.wire.Add(float64(n))
+	}
+	if err != nil {
 		return err
 	}
 	return s.rc.Flush()

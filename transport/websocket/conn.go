@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/redcast/redcast/hub"
+	"github.com/redcast/redcast/internal/wsdeflate"
 	"github.com/redcast/redcast/internal/wsframe"
 	"github.com/redcast/redcast/outbox"
 	"github.com/redcast/redcast/protocol"
@@ -42,6 +44,13 @@ type conn struct {
 	dialect Dialect
 	limits  limits
 	out     *outbox.Outbox // set by newConn; the client pushes to it
+	// deflate compresses what the connection sends when it negotiated
+	// permessage-deflate; nil otherwise. Set before the connection is
+	// shared.
+	deflate *wsdeflate.Compressor
+	// wire counts the bytes written (redcast_wire_bytes_total); nil: not
+	// counted. Set before the connection is shared.
+	wire prometheus.Counter
 
 	// deadline is the socket's write deadline. Only the outbox's sink
 	// calls (one at a time) touch it.
@@ -151,12 +160,25 @@ func (c *conn) isFinished() bool {
 
 // AppendFrames implements outbox.Sink: queued messages joined by '\n' into
 // as few frames as possible for the full protocol, one frame each for
-// plain mode.
+// plain mode. On a connection that negotiated compression, a message
+// queued as a whole frame (a broadcast, compressed once for all its
+// subscribers: hub.Event.Framed) is written as it is, and one as long as
+// the compression threshold (a reply) is compressed into a frame of its
+// own; shorter ones are joined as usual.
 func (c *conn) AppendFrames(b []byte, batch [][]byte) []byte {
 	for len(batch) > 0 {
+		if c.deflate != nil && !c.joinable(batch[0]) {
+			if wsdeflate.IsFrame(batch[0]) {
+				b = append(b, batch[0]...)
+			} else {
+				b = c.deflate.Frame(b, batch[0])
+			}
+			batch = batch[1:]
+			continue
+		}
 		n, size := 1, len(batch[0])
 		if c.format == hub.FormatProtocol {
-			for n < len(batch) && size+1+len(batch[n]) <= maxCoalescedFrame {
+			for n < len(batch) && size+1+len(batch[n]) <= maxCoalescedFrame && c.joinable(batch[n]) {
 				size += 1 + len(batch[n])
 				n++
 			}
@@ -171,6 +193,12 @@ func (c *conn) AppendFrames(b []byte, batch [][]byte) []byte {
 		batch = batch[n:]
 	}
 	return b
+}
+
+// joinable reports whether msg goes out as text joined to others, rather
+// than as a frame of its own (see AppendFrames).
+func (c *conn) joinable(msg []byte) bool {
+	return c.deflate == nil || len(msg) < c.deflate.Threshold() && !wsdeflate.IsFrame(msg)
 }
 
 // AppendClose implements outbox.Sink: the disconnect push (full protocol,
@@ -207,8 +235,16 @@ func (c *conn) Write(b []byte) error {
 			return err
 		}
 	}
-	_, err := c.nc.Write(b)
+	n, err := c.nc.Write(b)
+	c.count(n)
 	return err
+}
+
+// count adds n written bytes to the connection's wire counter.
+func (c *conn) count(n int) {
+	if c.wire != nil && n > 0 {
+		c.wire.Add(float64(n))
+	}
 }
 
 // Finish implements outbox.Sink. After the close frame (err nil) it
@@ -258,6 +294,7 @@ func (c directConn) TryWrite(b []byte) (int, error) {
 	if err == nil {
 		err = tw.err
 	}
+	c.count(tw.n)
 	return tw.n, err
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/hub"
 	"github.com/redcast/redcast/internal/origin"
+	"github.com/redcast/redcast/internal/wsdeflate"
 	"github.com/redcast/redcast/outbox"
 	"github.com/redcast/redcast/protocol"
 )
@@ -30,6 +31,9 @@ type Handler struct {
 	opts Options
 	// poller waits for the peers of idle connections (see readLoop).
 	poller poller
+	// deflate compresses for the connections that negotiated
+	// permessage-deflate; nil when Options.Compression is off.
+	deflate *wsdeflate.Compressor
 }
 
 // Options configure a Handler. The zero value means the defaults.
@@ -45,6 +49,24 @@ type Options struct {
 	PublicURL string
 	// Logger receives connection logs; nil discards them.
 	Logger *slog.Logger
+	// Compression configures permessage-deflate; off by default.
+	Compression Compression
+}
+
+// Compression configures permessage-deflate (RFC 7692). When Enabled, a
+// client that offers it gets it, with no context takeover either way:
+// every message is compressed on its own, so that a broadcast is
+// compressed once for all the connections that read it, whatever their
+// number.
+type Compression struct {
+	Enabled bool
+	// MinSize is the length of a message (a line of the protocol) from
+	// which it is compressed; shorter ones go out plain, joined with their
+	// neighbours as usual. 0: wsdeflate.DefaultMinSize (256); negative:
+	// every message.
+	MinSize int
+	// Level is the flate level, 1 (fastest, the default) to 9.
+	Level int
 }
 
 // NewHandler returns a Handler for node.
@@ -54,6 +76,9 @@ func NewHandler(node *redcast.Node, opts Options) *Handler {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{node: node, log: log, opts: opts}
+	if c := opts.Compression; c.Enabled {
+		h.deflate = &wsdeflate.Compressor{Level: c.Level, MinSize: c.MinSize}
+	}
 	h.poller.init(h.resume, log)
 	return h
 }
@@ -139,7 +164,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, format hub.Forma
 		http.Error(w, "connection limit reached, try another node", http.StatusServiceUnavailable)
 		return
 	}
-	nc, rw, _, err := ws.UpgradeHTTP(r, w)
+	var (
+		up  ws.HTTPUpgrader
+		neg wsdeflate.Negotiation
+	)
+	if h.deflate != nil {
+		up.Negotiate = neg.Negotiate
+	}
+	nc, rw, _, err := up.Upgrade(r, w)
 	if err != nil {
 		if nc != nil {
 			_ = nc.Close()
@@ -158,6 +190,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, format hub.Forma
 	}
 	c := newConn(nc, format, limits{writeTimeout: cfg.WriteTimeout, pingInterval: cfg.PingInterval}, h.node.OutboxOptions())
 	c.dialect = k.dialect
+	if neg.Accepted() {
+		c.deflate = h.deflate
+	}
+	c.wire = h.node.WireBytes("websocket", c.deflate != nil)
 	rd := newReader(c, pre)
 	rd.maxSize = cfg.MaxFrameSize
 	rd.idle = cfg.PingInterval + cfg.PongTimeout
@@ -206,6 +242,9 @@ func (h *Handler) run(c *conn, rd *reader, format hub.Format, k *kind, remote st
 		opts, open = k.dialect.Open()
 	}
 	opts.Header = header
+	if c.deflate != nil {
+		opts.Framer = c.deflate
+	}
 	client, err := h.node.NewClientWith(c.out, format, opts)
 	if err != nil {
 		d := protocol.DisconnectShutdown

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/redcast/redcast/internal/wsdeflate"
 	"github.com/redcast/redcast/internal/wsframe"
 	"github.com/redcast/redcast/protocol"
 )
@@ -81,6 +82,8 @@ type reader struct {
 	// violated is the disconnect for the violation next reported.
 	violated protocol.Disconnect
 	buf      []byte
+	// inflated holds a compressed message once inflated (see next).
+	inflated []byte
 }
 
 func newReader(c *conn, pre []byte) *reader {
@@ -96,8 +99,11 @@ func (r *reader) next() ([]byte, error) {
 	if cap(r.buf) > maxReuse {
 		r.buf = nil
 	}
+	if cap(r.inflated) > maxReuse {
+		r.inflated = nil
+	}
 	r.buf = r.buf[:0]
-	fragmented := false
+	fragmented, compressed := false, false
 	for {
 		if err := r.c.extendReadDeadline(r.idle); err != nil {
 			return nil, err
@@ -121,14 +127,28 @@ func (r *reader) next() ([]byte, error) {
 			return nil, err
 		}
 		ws.Cipher(r.buf[start:], h.Mask, 0)
+		if !fragmented {
+			compressed = h.Rsv&rsv1 != 0
+		}
 		if !h.Fin {
 			fragmented = true
 			continue
 		}
-		if !utf8.Valid(r.buf) {
+		msg := r.buf
+		if compressed {
+			var err error
+			if r.inflated, err = wsdeflate.Inflate(r.inflated[:0], r.buf, r.maxSize); err != nil {
+				if errors.Is(err, wsdeflate.ErrTooLarge) {
+					return nil, r.violation(r.tooLarge)
+				}
+				return nil, r.violation(protocol.DisconnectBadFrame)
+			}
+			msg = r.inflated
+		}
+		if !utf8.Valid(msg) {
 			return nil, r.violation(protocol.DisconnectBadFrame)
 		}
-		return r.buf, nil
+		return msg, nil
 	}
 }
 
@@ -207,9 +227,17 @@ func (r *reader) readHeader(fragmented bool, limit int64) (ws.Header, error) {
 	if fragmented {
 		state = state.Set(ws.StateFragmented)
 	}
+	if r.c.deflate != nil {
+		state = state.Set(ws.StateExtended) // RSV1 is checked below
+	}
 	h, err := wsframe.DecodeHeader(r.hdr[:n], state, limit)
 	tooLarge := errors.Is(err, wsframe.ErrTooLarge)
+	// With permessage-deflate, only RSV1 is used, and only on the first
+	// frame of a data message (RFC 7692, 6).
+	badRsv := h.Rsv&^rsv1 != 0 || h.Rsv&rsv1 != 0 && (h.OpCode.IsControl() || h.OpCode == ws.OpContinuation)
 	switch {
+	case err == nil && badRsv:
+		return h, r.violation(protocol.DisconnectBadFrame)
 	case h.OpCode == ws.OpBinary && (err == nil || tooLarge):
 		// Plain mode answers binary frames, of any size, with its own
 		// disconnect.
@@ -222,11 +250,14 @@ func (r *reader) readHeader(fragmented bool, limit int64) (ws.Header, error) {
 	return h, nil
 }
 
+// rsv1 is the header's Rsv bit that marks a compressed message.
+const rsv1 = 0x04
+
 // park gives back both buffers between messages, before a wait for the
 // peer: call it only when waiting() is true and next returned a message
 // or errDrained.
 func (r *reader) park() {
-	r.buf = nil
+	r.buf, r.inflated = nil, nil
 	r.release()
 }
 

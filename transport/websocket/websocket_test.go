@@ -43,11 +43,17 @@ type testServer struct {
 // closes.
 func startServer(t *testing.T, cfg redcast.Config, tls bool) *testServer {
 	t.Helper()
+	return startServerWith(t, cfg, Options{}, tls)
+}
+
+// startServerWith is startServer with the Handler's options.
+func startServerWith(t *testing.T, cfg redcast.Config, opts Options, tls bool) *testServer {
+	t.Helper()
 	node := redcast.NewNode(cfg, redcast.Deps{})
 	if err := node.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	h := NewHandler(node, Options{})
+	h := NewHandler(node, opts)
 	mux := http.NewServeMux()
 	mux.Handle("GET /connection/websocket", h.Protocol())
 	mux.Handle("GET /rooms/{room}", h.Plain())

@@ -464,7 +464,9 @@ export class Client {
    * when recovery fails), since ({offset, epoch} to recover from at once),
    * joinLeave (ask for join and leave pushes; true by default when onJoin
    * or onLeave is given, and sent only where the channel's namespace has
-   * join/leave on), and the callbacks onSubscribed, onPublication, onJoin,
+   * join/leave on), delta (ask for delta publications where the namespace
+   * allows them: the client applies them, onPublication gets whole data),
+   * and the callbacks onSubscribed, onPublication, onJoin,
    * onLeave, onUnsubscribed, onError. Throws a RedcastError (108) when the
    * channel already has a subscription.
    */
@@ -492,6 +494,7 @@ export class Client {
     if (recovering) params.since = { offset: sub.position.offset, epoch: sub.position.epoch };
     if (sub._history > 0) params.history = sub._history;
     if (sub._joinLeave) params.join_leave = true;
+    if (sub._delta) params.delta = 'fossil';
     const ws = this._ws;
     this._send('subscribe', params, (err, res) => {
       if (this._subs.get(sub.channel) !== sub || sub.state !== 'subscribing') return;
@@ -554,7 +557,7 @@ export class Client {
         this._emit('error', { error: err });
         continue;
       }
-      if (msg.push) this._onPush(msg);
+      if (msg.push) this._onPush(msg, text);
       else this._onReply(msg);
     }
   }
@@ -571,11 +574,11 @@ export class Client {
     else entry.cb(null, msg.result ?? {});
   }
 
-  _onPush(msg) {
+  _onPush(msg, text) {
     switch (msg.push) {
       case 'publication': {
         const sub = this._subs.get(msg.channel);
-        if (sub?.state === 'subscribed' && msg.pub) sub._publication(msg.pub);
+        if (sub?.state === 'subscribed' && msg.pub) sub._publication(msg.pub, text);
         else if (!sub && msg.pub && this._serverSubs.has(msg.channel)) {
           this._emit('serverPublication', { channel: msg.channel, ...msg.pub });
         }
@@ -639,6 +642,10 @@ export class Subscription {
     this._joinLeave = options.joinLeave ?? (typeof options.onJoin === 'function' || typeof options.onLeave === 'function');
     this._handlers = options;
     this._retryTimer = 0;
+    this._delta = options.delta === true;
+    // _prevData holds the UTF-8 bytes of the last live publication's data,
+    // to which the next one's delta applies; null before the first.
+    this._prevData = null;
   }
 
   /** unsubscribe stops the subscription; no callbacks follow onUnsubscribed. */
@@ -683,6 +690,7 @@ export class Subscription {
     const recovered = recovering && res.recovered === true && prev !== null && prev.epoch === epoch;
     this.state = 'subscribed';
     this.recoverable = res.recoverable === true;
+    this._prevData = null; // the first live publication comes whole
     this.position = { offset: recovered ? prev.offset : 0, epoch };
     this._call('onSubscribed', {
       channel: this.channel,
@@ -702,19 +710,52 @@ export class Subscription {
     if (res.offset > this.position.offset) this.position.offset = res.offset;
   }
 
-  // _publication handles a live publication push.
-  _publication(pub) {
+  // _publication handles a live publication push, whose line is text.
+  _publication(pub, text) {
     const pos = this.position;
     if (pub.offset <= pos.offset) return; // a duplicate
     if (pub.offset > pos.offset + 1 && this.recoverable) {
       // A gap: restart from the last publication we have; the reply carries
       // what we missed.
-      this.state = 'subscribing';
-      this.client._resubscribe(this);
+      this._resubscribe();
       return;
+    }
+    if (this._delta) {
+      try {
+        pub = this._whole(pub, text);
+      } catch (err) {
+        // Lost track of the data: subscribe again from the last position,
+        // which sends whole publications.
+        this._call('onError', { error: err });
+        this._resubscribe();
+        return;
+      }
     }
     pos.offset = pub.offset;
     this._call('onPublication', pub);
+  }
+
+  _resubscribe() {
+    this.state = 'subscribing';
+    this._prevData = null;
+    this.client._resubscribe(this);
+  }
+
+  // _whole returns pub with whole data, applying its delta to the previous
+  // publication's data, and keeps the bytes of its data for the next.
+  _whole(pub, text) {
+    if (!pub.delta) {
+      this._prevData = utf8.encode(rawData(text));
+      return pub;
+    }
+    if (this._prevData === null) throw new Error(`delta publication ${pub.offset} without one before it`);
+    if (typeof pub.data !== 'string') throw new Error(`delta publication ${pub.offset} without a delta`);
+    const bytes = applyDelta(this._prevData, utf8.encode(pub.data));
+    const data = JSON.parse(utf8decoder.decode(bytes));
+    this._prevData = bytes;
+    const whole = { ...pub, data };
+    delete whole.delta;
+    return whole;
   }
 }
 
@@ -725,4 +766,125 @@ function resolveURL(url) {
   const u = new URL(url, loc.href);
   u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
   return u.href;
+}
+
+// ---- delta publications ----
+
+const utf8 = new TextEncoder();
+const utf8decoder = new TextDecoder('utf-8', { fatal: true });
+
+// rawData returns the text of the data of the publication push in line, as
+// the server sent it: the delta of the next publication applies to these
+// bytes, which JSON.parse does not keep. The server writes the push's
+// fields in a fixed order, so the first "data": after "pub":{ is the
+// publication's (a channel name holds no quotes, offset and time are
+// numbers).
+function rawData(line) {
+  const start = line.indexOf('"data":', line.indexOf('"pub":{')) + 7;
+  let depth = 0;
+  let inString = false;
+  for (let i = start; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) {
+        i++; // backslash: skip the escaped character
+      } else if (c === 0x22) {
+        inString = false;
+        if (depth === 0) return line.slice(start, i + 1);
+      }
+      continue;
+    }
+    switch (c) {
+      case 0x22: inString = true; break; // "
+      case 0x7b: case 0x5b: depth++; break; // { [
+      case 0x7d: case 0x5d: // } ]
+        if (depth === 0) return line.slice(start, i);
+        if (--depth === 0) return line.slice(start, i + 1);
+        break;
+      case 0x2c: if (depth === 0) return line.slice(start, i); break; // ,
+    }
+  }
+  throw new Error('publication without data');
+}
+
+// The digits of the integers of a Fossil delta, 0 to 63.
+const deltaDigits = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~';
+const deltaValue = new Int8Array(128).fill(-1);
+for (let i = 0; i < deltaDigits.length; i++) deltaValue[deltaDigits.charCodeAt(i)] = i;
+
+// maxDeltaOutput bounds what a delta may produce (a publication's data is
+// at most the server's max data size, 16 KiB by default).
+const maxDeltaOutput = 64 << 20;
+
+/**
+ * applyDelta applies a Fossil delta (https://fossil-scm.org/home/doc/tip/www/delta_format.wiki)
+ * to the bytes it was made from and returns the bytes it makes. It throws
+ * on a malformed delta, or one made from other bytes (its checksum).
+ * @param {Uint8Array} src
+ * @param {Uint8Array} delta
+ * @returns {Uint8Array}
+ */
+export function applyDelta(src, delta) {
+  let pos = 0;
+  const bad = (why) => new Error(`bad delta: ${why}`);
+  const int = () => {
+    let v = 0;
+    const from = pos;
+    while (pos < delta.length) {
+      const d = delta[pos] < 128 ? deltaValue[delta[pos]] : -1;
+      if (d < 0) break;
+      v = v * 64 + d;
+      if (v > 0xffffffff) throw bad('integer out of range');
+      pos++;
+    }
+    if (pos === from) throw bad('integer expected');
+    return v;
+  };
+  const size = int();
+  if (delta[pos++] !== 0x0a) throw bad('size not followed by a newline');
+  if (size > maxDeltaOutput) throw bad(`output of ${size} bytes`);
+  const out = new Uint8Array(size);
+  let o = 0;
+  while (pos < delta.length) {
+    const n = int();
+    const op = delta[pos++];
+    if (op === 0x40) { // @: copy n bytes of src from an offset
+      const off = int();
+      if (delta[pos++] !== 0x2c) throw bad('copy without a comma');
+      if (off + n > src.length || o + n > size) throw bad('copy out of range');
+      out.set(src.subarray(off, off + n), o);
+      o += n;
+    } else if (op === 0x3a) { // ':' insert n literal bytes
+      if (o + n > size || pos + n > delta.length) throw bad('insert out of range');
+      out.set(delta.subarray(pos, pos + n), o);
+      o += n;
+      pos += n;
+    } else if (op === 0x3b) { // ';' end, with the output's checksum
+      if (o !== size) throw bad('output size differs');
+      if (n !== deltaChecksum(out)) throw bad('checksum differs');
+      return out;
+    } else {
+      throw bad('unknown operator');
+    }
+  }
+  throw bad('unterminated');
+}
+
+// deltaChecksum is Fossil's checksum of b: the 32-bit sum of its big-endian
+// words, the last one padded with zeros.
+function deltaChecksum(b) {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  const whole = b.length - (b.length % 4);
+  for (let i = 0; i < whole; i += 4) {
+    s0 += b[i];
+    s1 += b[i + 1];
+    s2 += b[i + 2];
+    s3 += b[i + 3];
+  }
+  let sum = (s3 + (s2 << 8) + (s1 << 16) + (s0 << 24)) >>> 0;
+  const rest = b.length - whole;
+  if (rest > 2) sum = (sum + (b[whole + 2] << 8)) >>> 0;
+  if (rest > 1) sum = (sum + (b[whole + 1] << 16)) >>> 0;
+  if (rest > 0) sum = (sum + (b[whole] << 24)) >>> 0;
+  return sum;
 }
