@@ -70,6 +70,10 @@ func (c *Client) Connect(p protocol.ConnectParams) (*protocol.ConnectResult, err
 		}
 		// The backend vouches for the user now: a blocked user, or one
 		// whose tokens were invalidated later, is refused and closed.
+		// An anonymous client (no credentials) has nothing to revoke.
+		if creds == nil {
+			break
+		}
 		if err = c.admit("", creds.Ref(), protocol.ErrUnauthorized); err != nil {
 			return nil, err
 		}

@@ -512,3 +512,31 @@ func TestProxyDisconnectsAndAnonymous(t *testing.T) {
 	_, err = dialWith(t, "ws://"+addr, nil)
 	wantError(t, "anonymous client of the backend on a server that requires users", err, protocol.ErrUnauthorized)
 }
+
+// TestProxyConnectOfABlockedUser: a user the connect proxy names is
+// subject to blocking like a user of a token: its connection is closed
+// when it is blocked, and its next connect refused until it is unblocked.
+func TestProxyConnectOfABlockedUser(t *testing.T) {
+	b := startBackend(t, func(path string, req centrifugoRequest, h http.Header) (int, string) {
+		return 200, `{"result": {"user": "mo"}}`
+	})
+	px := proxy.New(proxy.Config{Timeout: time.Second})
+	t.Cleanup(px.CloseIdleConnections)
+	addr, _ := testserver.Start(t, server.Config{APIKey: testAPIKey,
+		Node: redcast.Config{Proxy: redcast.ProxyConfig{Backend: px, ConnectURL: b.URL + "/connect"}}})
+	base, httpBase := "ws://"+addr, "http://"+addr
+
+	c, err := dialWith(t, base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	apiOK(t, httpBase, "block_user", map[string]string{"user": "mo"}, nil)
+	waitClosedWithin(t, "the blocked user's proxied connection", c, start, protocol.DisconnectUserBlocked.Code)
+	_, err = dialWith(t, base, nil)
+	wantError(t, "a blocked user's proxied connect", err, protocol.ErrUnauthorized)
+	apiOK(t, httpBase, "unblock_user", map[string]string{"user": "mo"}, nil)
+	if _, err := dialWith(t, base, nil); err != nil {
+		t.Fatalf("connect after unblock: %v", err)
+	}
+}
