@@ -70,6 +70,8 @@ type Node struct {
 	// userPresence is told of users entering and leaving channels (see
 	// OnUserPresence); nil: nobody listens. Set before the node serves.
 	userPresence func(ctx context.Context, ch string, entered bool, info *protocol.ClientInfo)
+	// life tells listeners the cluster's transitions (see lifecycle.go).
+	life *lifecycle
 }
 
 // Deps are the parts a Node is built from. Nil fields mean the embedded
@@ -97,6 +99,7 @@ func NewNode(cfg Config, deps Deps) *Node {
 		clients:  make(map[*Client]struct{}),
 		gone:     make(chan struct{}, 1),
 		controls: make(chan []byte, controlQueueSize),
+		life:     newLifecycle(),
 	}
 	n.table = newNodeTable(n.cfg.NodeName)
 	n.outbox = outbox.Options{
@@ -141,6 +144,7 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.wg.Go(func() { n.announce(bg, n.cfg.NodeInfoInterval) })
 	n.startPresence(bg)
+	n.startLifecycle(bg)
 	return nil
 }
 
@@ -227,6 +231,7 @@ func (n *Node) addSubscriber(ctx context.Context, ch string, s hub.Subscriber, j
 			return fmt.Errorf("redcast: subscribe %q in broker: %w", ch, err)
 		}
 		n.metrics.Channels.Inc()
+		n.occupy(ctx, ch)
 	}
 	n.metrics.Subscriptions.Inc()
 	return nil

@@ -123,6 +123,9 @@ func (n *Node) presenceChanged(ctx context.Context, ch string, opts auth.Namespa
 	if change.User && n.userPresence != nil {
 		n.userPresence(ctx, ch, kind == protocol.PushJoin, change.Client)
 	}
+	if change.User {
+		n.userChanged(ch, kind == protocol.PushJoin, change.Client)
+	}
 	if !opts.JoinLeave {
 		return
 	}

@@ -49,6 +49,8 @@ type PusherApp struct {
 	Secret            string `json:"secret"`
 	Namespace         string `json:"namespace"`
 	PresenceNamespace string `json:"presence_namespace"`
+	// WebhookURL receives the app's webhooks (optional).
+	WebhookURL string `json:"webhook_url"`
 }
 
 // Limits bound what clients may do. They mirror the node's limits

@@ -25,6 +25,7 @@ import (
 	"github.com/redcast/redcast/transport/sse"
 	"github.com/redcast/redcast/transport/websocket"
 	"github.com/redcast/redcast/web"
+	"github.com/redcast/redcast/webhook"
 )
 
 // Config configures a Server. The zero value serves the defaults on the
@@ -58,6 +59,12 @@ type Config struct {
 	// as Pusher refuses an unknown app key. The namespace of each app is
 	// added to Node.Namespaces when missing (pusher.WithNamespaces).
 	Pusher pusher.Config
+	// Webhook configures redcast's own webhooks (docs/webhooks.md).
+	Webhook Webhook
+	// Webhooks tunes the webhook machine that sends them and the Pusher
+	// apps' webhooks (queue, batches, retries); its Logger and
+	// Registerer are the server's.
+	Webhooks webhook.Config
 }
 
 // Server is a redcast HTTP server.
@@ -67,6 +74,8 @@ type Server struct {
 	handler http.Handler
 	http    *http.Server
 	ws      *websocket.Handler
+	// webhooks sends the native and Pusher webhooks; Shutdown flushes it.
+	webhooks *webhook.Sender
 
 	shutdownDelay time.Duration
 	shutdownOnce  sync.Once
@@ -84,10 +93,19 @@ func New(cfg Config) (*Server, error) {
 	registerBrokerMetrics(reg, cfg.Broker)
 	cfg.Node.Namespaces = pusher.WithNamespaces(cfg.Node.Namespaces, cfg.Pusher)
 	node := redcast.NewNode(cfg.Node, redcast.Deps{Broker: cfg.Broker, Presence: cfg.Presence, Logger: log, Metrics: metrics.New(reg)})
-	if err := node.Start(context.Background()); err != nil {
+	wcfg := cfg.Webhooks
+	wcfg.Logger, wcfg.Registerer = log, reg
+	webhooks := webhook.New(wcfg)
+	if err := startWebhook(node, webhooks, cfg.Webhook); err != nil {
+		_ = webhooks.Close(context.Background())
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s := &Server{node: node, log: log, shutdownDelay: cfg.ShutdownDelay}
+	cfg.Pusher.Webhooks = webhooks
+	if err := node.Start(context.Background()); err != nil {
+		_ = webhooks.Close(context.Background())
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s := &Server{node: node, log: log, shutdownDelay: cfg.ShutdownDelay, webhooks: webhooks}
 	ws := websocket.NewHandler(node, websocket.Options{AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, Logger: log})
 	s.ws = ws
 	mux := http.NewServeMux()
@@ -100,6 +118,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		_ = node.Shutdown(context.Background())
 		_ = ws.Close()
+		_ = webhooks.Close(context.Background())
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	mux.Handle("GET /app/{key}", ph)
@@ -125,6 +144,7 @@ func New(cfg Config) (*Server, error) {
 		if err != nil {
 			_ = node.Shutdown(context.Background())
 			_ = ws.Close()
+			_ = webhooks.Close(context.Background())
 			return nil, fmt.Errorf("server: %w", err)
 		}
 		mux.Handle("/api/", h)
@@ -206,7 +226,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		// Connections still parked (past ctx) get read loops of their own.
 		werr := s.ws.Close()
-		s.shutdownErr = errors.Join(herr, nerr, werr)
+		// The node's last transitions (its channels vacated) are queued:
+		// they are delivered within what is left of ctx.
+		hookErr := s.webhooks.Close(ctx)
+		s.shutdownErr = errors.Join(herr, nerr, werr, hookErr)
 	})
 	return s.shutdownErr
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/redcast/redcast/outbox"
 	"github.com/redcast/redcast/protocol"
 	"github.com/redcast/redcast/transport/websocket"
+	"github.com/redcast/redcast/webhook"
 )
 
 // Handler serves Pusher's WebSocket endpoint, /app/{key}, on a node,
@@ -26,6 +27,8 @@ type Handler struct {
 	byKey map[string]*App
 	// presenceNS are the apps' presence namespaces.
 	presenceNS map[string]bool
+	// webhooks are the apps' webhook targets, by app ID (see webhook.go).
+	webhooks map[string]*webhook.Target
 }
 
 // NewHandler returns the handler of cfg's apps on node, whose WebSockets
@@ -47,6 +50,9 @@ func NewHandler(node *redcast.Node, ws *websocket.Handler, cfg Config) (*Handler
 		h.presenceNS[h.cfg.Apps[i].PresenceNamespace] = true
 	}
 	node.OnUserPresence(h.userPresence)
+	if err := h.startWebhooks(); err != nil {
+		return nil, err
+	}
 	return h, nil
 }
 

@@ -236,6 +236,7 @@ func isCache(ch string) bool {
 func (s *session) sendCached(ch, name string, res *protocol.SubscribeResult) {
 	if len(res.Publications) == 0 {
 		s.send(encode(message{Event: eventCacheMiss, Channel: name}))
+		s.hookCacheMiss(name)
 		return
 	}
 	ev := &hub.Event{Channel: ch, Kind: hub.KindPublication, Pub: &res.Publications[len(res.Publications)-1]}
