@@ -323,16 +323,13 @@ func (n *Node) sweep(ctx context.Context, pe broker.PresenceExpirer, reg sweepRe
 }
 
 func (n *Node) sweepChannel(ctx context.Context, pe broker.PresenceExpirer, reg sweepRegistry, ch string) error {
-	if err := n.expireOccupancyOf(ctx, pe, ch); err != nil {
-		return err
-	}
 	actx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	defer cancel()
-	left, err := pe.Presence(actx, occupancyChannel(ch))
-	if err != nil || len(left) > 0 {
-		return err
-	}
-	if opts, nerr := n.policy.Namespace(ch); nerr == nil && opts.Presence {
+	// Members first, then the channel: member_removed comes before
+	// channel_vacated, as when they leave one by one.
+	opts, nerr := n.policy.Namespace(ch)
+	withPresence := nerr == nil && opts.Presence
+	if withPresence {
 		changes, err := pe.ExpirePresence(actx, ch)
 		for _, c := range changes {
 			n.log.Debug("presence swept", "channel", ch, "client", c.Client.Client)
@@ -341,6 +338,15 @@ func (n *Node) sweepChannel(ctx context.Context, pe broker.PresenceExpirer, reg 
 		if err != nil {
 			return err
 		}
+	}
+	if err := n.expireOccupancyOf(ctx, pe, ch); err != nil {
+		return err
+	}
+	left, err := pe.Presence(actx, occupancyChannel(ch))
+	if err != nil || len(left) > 0 {
+		return err
+	}
+	if withPresence {
 		if left, err = pe.Presence(actx, ch); err != nil || len(left) > 0 {
 			return err
 		}
