@@ -11,6 +11,7 @@ import (
 
 	"github.com/redcast/redcast/broker/redis"
 	"github.com/redcast/redcast/client"
+	"github.com/redcast/redcast/internal/pushertest"
 	"github.com/redcast/redcast/internal/testredis"
 	"github.com/redcast/redcast/internal/testserver"
 	"github.com/redcast/redcast/internal/webhooktest"
@@ -191,15 +192,23 @@ func TestWebhookTwoNodesOnce(t *testing.T) {
 
 // A node killed with SIGKILL: the channel it alone served is vacated, and
 // its client's presence_leave sent, by the node left, within the presence
-// TTL; a channel both served stays occupied, its leave sent too.
+// TTL; a channel both served stays occupied, its leave sent too. The same
+// for a Pusher presence channel: member_removed, then channel_vacated.
 func TestWebhookNodeKilled(t *testing.T) {
 	r := startReceiver(t)
+	const pusherKey, pusherSecret = "hook-key", "hook-secret"
+	pr := webhooktest.Start(t, func(h http.Header, body []byte) bool {
+		return h.Get("X-Pusher-Key") == pusherKey && h.Get("X-Pusher-Signature") == webhook.Sign(pusherSecret, body)
+	})
 	rs := testredis.Start(t, testredis.Options{})
 	const ttl = 2 * time.Second
 	args := []string{"--redis", rs.URL(), "--redis-prefix", "hookcrash", "--presence-ttl", ttl.String(),
-		"--webhook-url", r.URL(), "--webhook-secret", hookSecret}
+		"--webhook-url", r.URL(), "--webhook-secret", hookSecret,
+		"--pusher-app-id", "1", "--pusher-key", pusherKey, "--pusher-secret", pusherSecret, "--pusher-webhook-url", pr.URL()}
 	victim, survivor := startNodeProcess(t, args...), startNodeProcess(t, args...)
 	ctx := testContext(t)
+	pv, pvID := pushertest.Connect(t, victim.addr, pusherKey)
+	pv.JoinPresence(pusherKey, pusherSecret, pvID, "presence-lone", "dave")
 	v := dial(t, victim.base, "victim")
 	s := dial(t, survivor.base, "survivor")
 	for _, ch := range []string{"chat:alone", "chat:both"} {
@@ -211,13 +220,14 @@ func TestWebhookNodeKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the joins", func() bool {
-		return r.Count("presence_join", "chat:alone") == 1 && r.Count("presence_join", "chat:both") == 2
+		return r.Count("presence_join", "chat:alone") == 1 && r.Count("presence_join", "chat:both") == 2 &&
+			pr.Count("member_added", "presence-lone") == 1
 	})
 	victim.kill()
 	killed := time.Now()
 	waitFor(t, "chat:alone vacated", func() bool {
 		return r.Count("channel_vacated", "chat:alone") == 1 && r.Count("presence_leave", "chat:alone") == 1 &&
-			r.Count("presence_leave", "chat:both") == 1
+			r.Count("presence_leave", "chat:both") == 1 && pr.Count("channel_vacated", "presence-lone") == 1
 	})
 	took := time.Since(killed)
 	t.Logf("chat:alone vacated and both leaves sent %v after the kill (TTL %v)", took, ttl)
@@ -239,6 +249,12 @@ func TestWebhookNodeKilled(t *testing.T) {
 	}
 	if leave := r.Of("chat:alone")[2]; leave.Name() != "presence_leave" || leave["client"] != v.ID() {
 		t.Errorf("chat:alone's leave is %v, want the victim's", leave)
+	}
+	if got := names(pr.Of("presence-lone")); got != "channel_occupied, member_added, member_removed, channel_vacated" {
+		t.Errorf("Pusher webhooks of presence-lone: %s", got)
+	}
+	if r.Unsigned() != 0 || pr.Unsigned() != 0 {
+		t.Errorf("%d and %d requests with a wrong signature", r.Unsigned(), pr.Unsigned())
 	}
 }
 
