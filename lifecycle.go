@@ -235,18 +235,10 @@ func (n *Node) occupiedList() []string {
 	return out
 }
 
-// startLifecycle starts, when presence entries expire, the goroutines
-// that refresh the node's occupancy entries, expire those of the channels
-// it serves, and sweep the registry. They stop when ctx ends.
-func (n *Node) startLifecycle(ctx context.Context) {
-	pe, ok := n.presence.(broker.PresenceExpirer)
-	if !ok {
-		return
-	}
-	timing := pe.PresenceTiming()
-	if timing.Refresh <= 0 || timing.Expire <= 0 {
-		return
-	}
+// startLifecycle starts, with startPresence, the goroutines that refresh
+// the node's occupancy entries, expire those of the channels it serves,
+// and sweep the registry. They stop when ctx ends.
+func (n *Node) startLifecycle(ctx context.Context, pe broker.PresenceExpirer, timing broker.PresenceTiming) {
 	n.wg.Go(func() { n.every(ctx, timing.Refresh, n.refreshOccupancy) })
 	n.wg.Go(func() {
 		n.every(ctx, timing.Expire, func(ctx context.Context) {

@@ -144,7 +144,6 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.wg.Go(func() { n.announce(bg, n.cfg.NodeInfoInterval) })
 	n.startPresence(bg)
-	n.startLifecycle(bg)
 	return nil
 }
 

@@ -25,6 +25,7 @@ func (n *Node) startPresence(ctx context.Context) {
 	}
 	n.wg.Go(func() { n.every(ctx, timing.Refresh, n.refreshPresence) })
 	n.wg.Go(func() { n.every(ctx, timing.Expire, func(ctx context.Context) { n.expirePresence(ctx, pe) }) })
+	n.startLifecycle(ctx, pe, timing)
 }
 
 // every calls f every interval until ctx ends.

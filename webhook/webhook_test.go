@@ -2,12 +2,8 @@ package webhook_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,92 +11,18 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/redcast/redcast/internal/wait"
+	"github.com/redcast/redcast/internal/webhooktest"
 	"github.com/redcast/redcast/webhook"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// receiver is a real HTTP server that records the batches it accepts.
-type receiver struct {
-	t      *testing.T
-	srv    *http.Server
-	ln     net.Listener
-	secret string
-	// status, when set, answers each request instead of accepting it.
-	mu      sync.Mutex
-	status  int
-	block   chan struct{} // when not nil, requests wait for it
-	batches [][]map[string]any
-	bad     int // requests with a wrong signature
-	calls   int
-}
-
-func newReceiver(t *testing.T, secret string) *receiver {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &receiver{t: t, ln: ln, secret: secret}
-	r.srv = &http.Server{Handler: r}
-	go r.srv.Serve(ln)
-	t.Cleanup(func() {
-		r.mu.Lock()
-		if r.block != nil {
-			close(r.block)
-			r.block = nil
-		}
-		r.mu.Unlock()
-		r.srv.Close()
+// startReceiver starts a receiver that checks X-Redcast-Signature with
+// secret.
+func startReceiver(t *testing.T, secret string) *webhooktest.Receiver {
+	return webhooktest.Start(t, func(h http.Header, body []byte) bool {
+		return h.Get("X-Redcast-Signature") == webhook.Sign(secret, body)
 	})
-	return r
-}
-
-func (r *receiver) url() string { return "http://" + r.ln.Addr().String() + "/hook" }
-
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	r.mu.Lock()
-	r.calls++
-	block, status := r.block, r.status
-	r.mu.Unlock()
-	if block != nil {
-		<-block
-	}
-	if status != 0 {
-		w.WriteHeader(status)
-		return
-	}
-	var b struct {
-		TimeMS int64            `json:"time_ms"`
-		Events []map[string]any `json:"events"`
-	}
-	err := json.Unmarshal(body, &b)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if req.Header.Get("X-Redcast-Signature") != webhook.Sign(r.secret, body) {
-		r.bad++
-	}
-	if err != nil || b.TimeMS == 0 {
-		r.t.Errorf("receiver: bad body %q", body)
-	}
-	r.batches = append(r.batches, b.Events)
-}
-
-func (r *receiver) events() []map[string]any {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []map[string]any
-	for _, b := range r.batches {
-		out = append(out, b...)
-	}
-	return out
-}
-
-func (r *receiver) set(status int) {
-	r.mu.Lock()
-	r.status = status
-	r.mu.Unlock()
 }
 
 type event struct {
@@ -109,7 +31,7 @@ type event struct {
 }
 
 // checkOrder fails unless got is events 0..n-1 in order.
-func checkOrder(t *testing.T, got []map[string]any, n int) {
+func checkOrder(t *testing.T, got []webhooktest.Event, n int) {
 	t.Helper()
 	if len(got) != n {
 		t.Fatalf("got %d events, want %d", len(got), n)
@@ -124,10 +46,10 @@ func checkOrder(t *testing.T, got []map[string]any, n int) {
 // Events are batched (at most MaxBatch per POST), signed, and arrive in
 // order; Close flushes what is queued.
 func TestBatchesSignedInOrder(t *testing.T) {
-	r := newReceiver(t, "s3cret")
+	r := startReceiver(t, "s3cret")
 	reg := prometheus.NewRegistry()
 	s := webhook.New(webhook.Config{MaxBatch: 10, Window: 20 * time.Millisecond, Registerer: reg})
-	tg, err := s.Target("native", r.url(), webhook.NativeSigner("s3cret"))
+	tg, err := s.Target("native", r.URL(), webhook.NativeSigner("s3cret"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,18 +61,17 @@ func TestBatchesSignedInOrder(t *testing.T) {
 	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	checkOrder(t, r.events(), 95)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.bad != 0 {
-		t.Errorf("%d requests with a wrong signature", r.bad)
+	checkOrder(t, r.Events(), 95)
+	if n := r.Unsigned(); n != 0 {
+		t.Errorf("%d requests with a wrong signature", n)
 	}
-	if len(r.batches) < 10 || len(r.batches) > 20 {
-		t.Errorf("%d batches for 95 events of at most 10", len(r.batches))
+	reqs := r.Requests()
+	if len(reqs) < 10 || len(reqs) > 20 {
+		t.Errorf("%d batches for 95 events of at most 10", len(reqs))
 	}
-	for _, b := range r.batches {
-		if len(b) > 10 {
-			t.Errorf("a batch of %d events", len(b))
+	for _, req := range reqs {
+		if len(req.Events) > 10 {
+			t.Errorf("a batch of %d events", len(req.Events))
 		}
 	}
 	if got := metric(t, reg, "redcast_webhook_events_sent_total"); got != 95 {
@@ -165,12 +86,12 @@ func TestBatchesSignedInOrder(t *testing.T) {
 // connections) gets every event afterwards, in order; failures are
 // counted.
 func TestReceiverDownThenUp(t *testing.T) {
-	r := newReceiver(t, "k")
+	r := startReceiver(t, "k")
 	reg := prometheus.NewRegistry()
 	s := webhook.New(webhook.Config{MaxBatch: 7, Window: 5 * time.Millisecond, MaxBackoff: time.Second, Registerer: reg})
 	defer s.Close(context.Background())
-	tg, _ := s.Target("native", r.url(), webhook.NativeSigner("k"))
-	r.set(http.StatusServiceUnavailable)
+	tg, _ := s.Target("native", r.URL(), webhook.NativeSigner("k"))
+	r.Fail(http.StatusServiceUnavailable)
 	down := time.Now()
 	n := 0
 	for time.Since(down) < 10*time.Second {
@@ -178,21 +99,14 @@ func TestReceiverDownThenUp(t *testing.T) {
 		n++
 		if n == 50 {
 			// Down hard: nothing listens for a while.
-			r.srv.Close()
+			r.Down()
 		}
 		time.Sleep(20 * time.Millisecond) // the pace of events, not a wait for a condition
 	}
-	ln, err := net.Listen("tcp", r.ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.mu.Lock()
-	r.status, r.ln = 0, ln
-	r.srv = &http.Server{Handler: r}
-	r.mu.Unlock()
-	go r.srv.Serve(ln)
-	wait.For(t, "every event", func() bool { return len(r.events()) >= n })
-	checkOrder(t, r.events(), n)
+	r.Fail(0)
+	r.Up()
+	wait.For(t, "every event", func() bool { return len(r.Events()) >= n })
+	checkOrder(t, r.Events(), n)
 	if f := metric(t, reg, "redcast_webhook_failed_attempts_total"); f < 5 {
 		t.Errorf("%v failed attempts counted over 10 s down", f)
 	}
@@ -203,13 +117,11 @@ func TestReceiverDownThenUp(t *testing.T) {
 // overflows the queue is dropped and counted, and Close gives up at its
 // deadline.
 func TestSlowReceiverNeverBlocks(t *testing.T) {
-	r := newReceiver(t, "k")
-	r.mu.Lock()
-	r.block = make(chan struct{})
-	r.mu.Unlock()
+	r := startReceiver(t, "k")
+	r.Block()
 	reg := prometheus.NewRegistry()
 	s := webhook.New(webhook.Config{QueueSize: 100, MaxBatch: 10, Timeout: time.Minute, Registerer: reg})
-	tg, _ := s.Target("native", r.url(), nil)
+	tg, _ := s.Target("native", r.URL(), nil)
 	start := time.Now()
 	accepted := 0
 	for i := range 10000 {

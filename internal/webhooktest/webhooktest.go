@@ -16,6 +16,7 @@ import (
 type Request struct {
 	Header http.Header
 	Body   []byte
+	Events []Event
 }
 
 // Event is one event of a batch, decoded.
@@ -30,13 +31,15 @@ func (e Event) Channel() string { s, _ := e["channel"].(string); return s }
 // Receiver is a webhook receiver on a random loopback port, closed when
 // the test ends. Its methods are safe for concurrent use.
 type Receiver struct {
-	t   testing.TB
-	srv *http.Server
-	ln  net.Listener
+	t    testing.TB
+	addr string
 	// check, when set, tells whether a request is signed right.
-	check func(http.Header, []byte) bool
+	check   func(http.Header, []byte) bool
+	serving sync.WaitGroup
 
 	mu       sync.Mutex
+	srv      *http.Server  // nil while down
+	status   int           // when not 0, every request is answered with it
 	block    chan struct{} // requests wait for it to close, when set
 	requests []Request
 	events   []Event
@@ -51,23 +54,54 @@ func Start(t testing.TB, check func(http.Header, []byte) bool) *Receiver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Receiver{t: t, ln: ln, check: check}
-	r.srv = &http.Server{Handler: r}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = r.srv.Serve(ln)
-	}()
+	r := &Receiver{t: t, addr: ln.Addr().String(), check: check}
+	r.serve(ln)
 	t.Cleanup(func() {
 		r.Unblock()
-		r.srv.Close()
-		<-served
+		r.Down()
 	})
 	return r
 }
 
+func (r *Receiver) serve(ln net.Listener) {
+	srv := &http.Server{Handler: r}
+	r.mu.Lock()
+	r.srv = srv
+	r.mu.Unlock()
+	r.serving.Go(func() { _ = srv.Serve(ln) })
+}
+
 // URL is where the receiver listens.
-func (r *Receiver) URL() string { return "http://" + r.ln.Addr().String() + "/webhook" }
+func (r *Receiver) URL() string { return "http://" + r.addr + "/webhook" }
+
+// Down stops the receiver: connections to it are refused until Up.
+func (r *Receiver) Down() {
+	r.mu.Lock()
+	srv := r.srv
+	r.srv = nil
+	r.mu.Unlock()
+	if srv != nil {
+		srv.Close()
+	}
+	r.serving.Wait()
+}
+
+// Up serves again at the same address after Down.
+func (r *Receiver) Up() {
+	ln, err := net.Listen("tcp", r.addr)
+	if err != nil {
+		r.t.Fatalf("webhooktest: listen again: %v", err)
+	}
+	r.serve(ln)
+}
+
+// Fail makes the receiver answer every request with status (0: accept
+// them again).
+func (r *Receiver) Fail(status int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status = status
+}
 
 // Block makes requests hang until Unblock (or the test's end).
 func (r *Receiver) Block() {
@@ -95,10 +129,14 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.mu.Lock()
-	block := r.block
+	block, status := r.block, r.status
 	r.mu.Unlock()
 	if block != nil {
 		<-block
+	}
+	if status != 0 {
+		w.WriteHeader(status)
+		return
 	}
 	var batch struct {
 		TimeMS int64   `json:"time_ms"`
@@ -116,7 +154,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
-	r.requests = append(r.requests, Request{Header: req.Header.Clone(), Body: body})
+	r.requests = append(r.requests, Request{Header: req.Header.Clone(), Body: body, Events: batch.Events})
 	r.events = append(r.events, batch.Events...)
 }
 

@@ -186,7 +186,7 @@ func byChannel(evs []string) map[string][]string {
 
 // Two nodes on Redis: a presence channel joined on both nodes at the same
 // moment by the same user is one channel_occupied and one member_added;
-// left on both, one member_removed and one channel_vacated.
+// left on both at once, one member_removed and one channel_vacated.
 func TestWebhooksTwoNodes(t *testing.T) {
 	r := webhooktest.Start(t, nil)
 	rs := testredis.Start(t, testredis.Options{})
@@ -242,9 +242,9 @@ func TestWebhooksTwoNodes(t *testing.T) {
 	got := byChannel(sdkEvents(t, r))
 	for i := range rounds {
 		ch := fmt.Sprintf("presence-r%d", i)
-		// Each once; across nodes (each sends its own), order holds
-		// between transitions decided one after the other: occupied
-		// before vacated, added before removed.
+		// Each once. Each node sends its own webhooks: transitions two
+		// nodes decide within moments of each other (here, all of them)
+		// may arrive in either order (see docs/webhooks.md).
 		at := map[string]int{}
 		for j, e := range got[ch] {
 			var ev struct{ Name string }
@@ -254,7 +254,7 @@ func TestWebhooksTwoNodes(t *testing.T) {
 			}
 			at[ev.Name] = j
 		}
-		if len(got[ch]) != 4 || at["channel_occupied"] > at["channel_vacated"] || at["member_added"] > at["member_removed"] {
+		if len(at) != 4 || len(got[ch]) != 4 {
 			t.Errorf("%s: %v, want occupied, member_added, member_removed, vacated once each", ch, got[ch])
 		}
 	}
