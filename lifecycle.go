@@ -192,6 +192,9 @@ func (n *Node) enterOccupancy(ctx context.Context, ch string) {
 // subscriber is gone. Transports call it after a subscriber left (after
 // its leave), and after a failed subscribe.
 func (n *Node) settleOccupancy(ch string) {
+	if !n.tracked(ch) {
+		return // never occupied: free without webhooks
+	}
 	n.life.mu.Lock()
 	_, ok := n.life.occupied[ch]
 	n.life.mu.Unlock()
