@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/redcast/redcast/broker"
+	"github.com/redcast/redcast/hub"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -99,12 +100,14 @@ type lifecycle struct {
 	listeners atomic.Pointer[[]Lifecycle]
 
 	mu sync.Mutex // a leaf; guards occupied and writers of listeners
-	// occupied are the tracked channels with a local subscriber.
-	occupied map[string]struct{}
+	// occupied are the tracked channels with a local subscriber, each
+	// with its subscribers that left the hub and have not settled yet
+	// (their leave may still be under way).
+	occupied map[string]map[hub.Subscriber]struct{}
 }
 
 func newLifecycle() *lifecycle {
-	l := &lifecycle{entry: &protocol.ClientInfo{Client: newClientID(), User: occupancyUser}, occupied: make(map[string]struct{})}
+	l := &lifecycle{entry: &protocol.ClientInfo{Client: newClientID(), User: occupancyUser}, occupied: make(map[string]map[hub.Subscriber]struct{})}
 	l.listeners.Store(&[]Lifecycle{})
 	return l
 }
@@ -163,7 +166,9 @@ func (n *Node) occupy(ctx context.Context, ch string) {
 		return
 	}
 	n.life.mu.Lock()
-	n.life.occupied[ch] = struct{}{}
+	if n.life.occupied[ch] == nil {
+		n.life.occupied[ch] = make(map[hub.Subscriber]struct{})
+	}
 	n.life.mu.Unlock()
 	n.enterOccupancy(ctx, ch)
 }
@@ -188,10 +193,26 @@ func (n *Node) enterOccupancy(ctx context.Context, ch string) {
 	}
 }
 
+// leaving notes that s left the hub of a tracked channel: the channel is
+// not vacated before s settled. The caller holds the channel's chanLock.
+func (n *Node) leaving(ch string, s hub.Subscriber) {
+	if !n.tracked(ch) {
+		return
+	}
+	n.life.mu.Lock()
+	if set := n.life.occupied[ch]; set != nil {
+		set[s] = struct{}{}
+	}
+	n.life.mu.Unlock()
+}
+
 // settleOccupancy takes the node out of ch's occupancy when its last local
-// subscriber is gone. Transports call it after a subscriber left (after
-// its leave), and after a failed subscribe.
-func (n *Node) settleOccupancy(ch string) {
+// subscriber is gone and settled. It is called after each removal of a
+// subscriber s from the hub (removeSubscriber): after its leave when it
+// unsubscribed, or after a failed subscribe. So a channel's last leaves
+// come before channel_vacated even when its last subscribers leave at
+// once.
+func (n *Node) settleOccupancy(ch string, s hub.Subscriber) {
 	if !n.tracked(ch) {
 		return // never occupied: free without webhooks
 	}
@@ -204,14 +225,16 @@ func (n *Node) settleOccupancy(ch string) {
 	lk := n.chanLock(ch)
 	lk.Lock()
 	defer lk.Unlock()
-	if n.hub.NumSubscribers(ch) > 0 {
-		return
-	}
+	empty := n.hub.NumSubscribers(ch) == 0 // stable under the chanLock
 	n.life.mu.Lock()
-	_, ok = n.life.occupied[ch]
-	delete(n.life.occupied, ch)
+	set, ok := n.life.occupied[ch]
+	delete(set, s)
+	last := ok && len(set) == 0 && empty
+	if last {
+		delete(n.life.occupied, ch)
+	}
 	n.life.mu.Unlock()
-	if !ok {
+	if !last {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)

@@ -237,7 +237,9 @@ func (n *Node) addSubscriber(ctx context.Context, ch string, s hub.Subscriber, j
 }
 
 // removeSubscriber takes s out of the hub and, when it was the channel's
-// last local subscriber, unsubscribes the node in the broker.
+// last local subscriber, unsubscribes the node in the broker. Each call is
+// followed by settleOccupancy(ch, s), once s's leave is done (see
+// lifecycle.go).
 func (n *Node) removeSubscriber(ch string, s hub.Subscriber) {
 	lk := n.chanLock(ch)
 	lk.Lock()
@@ -245,6 +247,7 @@ func (n *Node) removeSubscriber(ch string, s hub.Subscriber) {
 	last, removed := n.hub.Remove(ch, s)
 	if removed {
 		n.metrics.Subscriptions.Dec()
+		n.leaving(ch, s)
 	}
 	if removed && last {
 		n.metrics.Channels.Dec()

@@ -297,3 +297,36 @@ func TestWebhookSlowReceiver(t *testing.T) {
 	r.Unblock()
 	waitFor(t, "the webhooks", func() bool { return r.Count("channel_occupied", "") == rounds })
 }
+
+// Subscribers of one node leaving a channel at the same moment (on Redis,
+// where a leave takes a round trip): every presence_leave comes before the
+// channel's channel_vacated.
+func TestWebhookLeavesBeforeVacated(t *testing.T) {
+	r := startReceiver(t)
+	base := startHookNodes(t, r, 1, 3*time.Second)[0]
+	ctx := testContext(t)
+	const channels, clients = 10, 8
+	var conns []*conn
+	for range clients {
+		conns = append(conns, dial(t, base, ""))
+	}
+	for i := range channels {
+		for _, c := range conns {
+			if _, err := c.Subscribe(ctx, fmt.Sprintf("chat:leave%d", i), client.SubscribeOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() { c.Close() })
+	}
+	wg.Wait()
+	waitFor(t, "every channel vacated", func() bool { return r.Count("channel_vacated", "") == channels })
+	for i := range channels {
+		evs := r.Of(fmt.Sprintf("chat:leave%d", i))
+		if len(evs) != 2+2*clients || evs[len(evs)-1].Name() != "channel_vacated" {
+			t.Errorf("chat:leave%d: %s, want %d joins and leaves, then channel_vacated", i, names(evs), clients)
+		}
+	}
+}
