@@ -38,8 +38,9 @@ import (
 // leave too (presence_leave, member_removed).
 
 // Lifecycle receives the transitions of the cluster (see OnLifecycle). Its
-// functions are called holding the channel's lock of the node: they must
-// only queue (webhook.Target.Send) and return. Nil functions are not
+// functions may be called holding the node's locks (a channel's lock for
+// Occupancy, a client's for Connection): they must only queue
+// (webhook.Target.Send never blocks) and return. Nil functions are not
 // called.
 type Lifecycle struct {
 	// Track selects the channels whose occupancy the node tracks across
