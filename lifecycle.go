@@ -113,6 +113,17 @@ func newLifecycle() *lifecycle {
 	return l
 }
 
+// tracking reports whether some listener tracks occupancy: without one,
+// nothing marks the sweep registry, and nodes do not read it.
+func (n *Node) tracking() bool {
+	for _, l := range *n.life.listeners.Load() {
+		if l.Track != nil && l.Occupancy != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // tracked reports whether some listener tracks ch's occupancy.
 func (n *Node) tracked(ch string) bool {
 	for _, l := range *n.life.listeners.Load() {
@@ -270,7 +281,7 @@ func (n *Node) startLifecycle(ctx context.Context, pe broker.PresenceExpirer, ti
 	n.wg.Go(func() {
 		n.every(ctx, timing.Expire, func(ctx context.Context) {
 			n.expireOccupancy(ctx, pe)
-			if reg, ok := n.presence.(sweepRegistry); ok {
+			if reg, ok := n.presence.(sweepRegistry); ok && n.tracking() {
 				n.sweep(ctx, pe, reg)
 			}
 		})
