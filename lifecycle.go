@@ -356,10 +356,12 @@ func (n *Node) sweepChannel(ctx context.Context, pe broker.PresenceExpirer, reg 
 	actx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	defer cancel()
 	// Members first, then the channel: member_removed comes before
-	// channel_vacated, as when they leave one by one.
+	// channel_vacated, as when they leave one by one. A member whose
+	// entry expires later than its node's occupancy entry (they are
+	// refreshed at different moments) holds the channel's vacancy back
+	// until it is removed, by a later round.
 	opts, nerr := n.policy.Namespace(ch)
-	withPresence := nerr == nil && opts.Presence
-	if withPresence {
+	if nerr == nil && opts.Presence {
 		changes, err := pe.ExpirePresence(actx, ch)
 		for _, c := range changes {
 			n.log.Debug("presence swept", "channel", ch, "client", c.Client.Client)
@@ -368,18 +370,15 @@ func (n *Node) sweepChannel(ctx context.Context, pe broker.PresenceExpirer, reg 
 		if err != nil {
 			return err
 		}
+		if left, err := pe.Presence(actx, ch); err != nil || len(left) > 0 {
+			return err
+		}
 	}
 	if err := n.expireOccupancyOf(ctx, pe, ch); err != nil {
 		return err
 	}
-	left, err := pe.Presence(actx, occupancyChannel(ch))
-	if err != nil || len(left) > 0 {
+	if left, err := pe.Presence(actx, occupancyChannel(ch)); err != nil || len(left) > 0 {
 		return err
-	}
-	if withPresence {
-		if left, err = pe.Presence(actx, ch); err != nil || len(left) > 0 {
-			return err
-		}
 	}
 	return reg.DoneSweep(actx, ch)
 }
