@@ -346,8 +346,12 @@ func (n *Node) sweep(ctx context.Context, pe broker.PresenceExpirer, reg sweepRe
 		return
 	}
 	for _, ch := range chs {
-		if err := n.sweepChannel(ctx, pe, reg, ch); errors.Is(err, broker.ErrUnavailable) || ctx.Err() != nil {
-			return
+		err := n.sweepChannel(ctx, pe, reg, ch)
+		if err != nil && ctx.Err() == nil {
+			n.log.Warn("sweep failed", "channel", ch, "err", err)
+		}
+		if errors.Is(err, broker.ErrUnavailable) || ctx.Err() != nil {
+			return // the next round tries again
 		}
 	}
 }
