@@ -363,26 +363,47 @@ func (n *Node) sweepChannel(ctx context.Context, pe broker.PresenceExpirer, reg 
 	// channel_vacated, as when they leave one by one. A member whose
 	// entry expires later than its node's occupancy entry (they are
 	// refreshed at different moments) holds the channel's vacancy back
-	// until it is removed, by a later round.
+	// until a later round removes it.
 	opts, nerr := n.policy.Namespace(ch)
 	if nerr == nil && opts.Presence {
-		changes, err := pe.ExpirePresence(actx, ch)
-		for _, c := range changes {
+		leave := func(c broker.PresenceChange) {
 			n.log.Debug("presence swept", "channel", ch, "client", c.Client.Client)
 			n.presenceChanged(actx, ch, opts, protocol.PushLeave, c)
 		}
-		if err != nil {
-			return err
-		}
-		if left, err := pe.Presence(actx, ch); err != nil || len(left) > 0 {
+		if empty, err := drain(actx, pe, ch, leave); err != nil || !empty {
 			return err
 		}
 	}
-	if err := n.expireOccupancyOf(ctx, pe, ch); err != nil {
-		return err
+	vacate := func(c broker.PresenceChange) {
+		if c.User {
+			n.log.Debug("occupancy swept", "channel", ch, "node", c.Client.Client)
+			n.emitOccupancy(ch, false)
+		}
 	}
-	if left, err := pe.Presence(actx, occupancyChannel(ch)); err != nil || len(left) > 0 {
+	if empty, err := drain(actx, pe, occupancyChannel(ch), vacate); err != nil || !empty {
 		return err
 	}
 	return reg.DoneSweep(actx, ch)
+}
+
+// drain removes the expired entries of a presence channel, passing each to
+// f, and reports whether none is left. Presence does not show the entries
+// that expired since ExpirePresence ran: a second ExpirePresence, after
+// Presence found none left, removes those, so that nothing is left behind
+// unreported once the channel is forgotten.
+func drain(ctx context.Context, pe broker.PresenceExpirer, ch string, f func(broker.PresenceChange)) (bool, error) {
+	for round := range 2 {
+		changes, err := pe.ExpirePresence(ctx, ch)
+		for _, c := range changes {
+			f(c)
+		}
+		if err != nil || round == 1 {
+			return err == nil, err
+		}
+		left, err := pe.Presence(ctx, ch)
+		if err != nil || len(left) > 0 {
+			return false, err
+		}
+	}
+	return true, nil
 }
