@@ -51,6 +51,7 @@ func (n *Node) unregister(c *Client) {
 	code := uint16(c.closeCode.Load())
 	n.metrics.Connections.Dec()
 	n.metrics.Closed(code)
+	n.connectionClosed(c, code)
 	if code == protocol.DisconnectSlowConsumer.Code {
 		n.metrics.SlowConsumers.Inc()
 	}

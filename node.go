@@ -72,6 +72,8 @@ type Node struct {
 	// userPresence is told of users entering and leaving channels (see
 	// OnUserPresence); nil: nobody listens. Set before the node serves.
 	userPresence func(ctx context.Context, ch string, entered bool, info *protocol.ClientInfo)
+	// life tells listeners the cluster's transitions (see lifecycle.go).
+	life *lifecycle
 }
 
 // Deps are the parts a Node is built from. Nil fields mean the embedded
@@ -102,6 +104,7 @@ func NewNode(cfg Config, deps Deps) *Node {
 		clients:  make(map[*Client]struct{}),
 		gone:     make(chan struct{}, 1),
 		controls: make(chan []byte, controlQueueSize),
+		life:     newLifecycle(),
 	}
 	n.table = newNodeTable(n.cfg.NodeName)
 	n.outbox = outbox.Options{
@@ -234,13 +237,16 @@ func (n *Node) addSubscriber(ctx context.Context, ch string, s hub.Subscriber, j
 			return fmt.Errorf("redcast: subscribe %q in broker: %w", ch, err)
 		}
 		n.metrics.Channels.Inc()
+		n.occupy(ctx, ch)
 	}
 	n.metrics.Subscriptions.Inc()
 	return nil
 }
 
 // removeSubscriber takes s out of the hub and, when it was the channel's
-// last local subscriber, unsubscribes the node in the broker.
+// last local subscriber, unsubscribes the node in the broker. Each call is
+// followed by settleOccupancy(ch, s), once s's leave is done (see
+// lifecycle.go).
 func (n *Node) removeSubscriber(ch string, s hub.Subscriber) {
 	lk := n.chanLock(ch)
 	lk.Lock()
@@ -248,6 +254,7 @@ func (n *Node) removeSubscriber(ch string, s hub.Subscriber) {
 	last, removed := n.hub.Remove(ch, s)
 	if removed {
 		n.metrics.Subscriptions.Dec()
+		n.leaving(ch, s)
 	}
 	if removed && last {
 		n.metrics.Channels.Dec()

@@ -25,6 +25,7 @@ func (n *Node) startPresence(ctx context.Context) {
 	}
 	n.wg.Go(func() { n.every(ctx, timing.Refresh, n.refreshPresence) })
 	n.wg.Go(func() { n.every(ctx, timing.Expire, func(ctx context.Context) { n.expirePresence(ctx, pe) }) })
+	n.startLifecycle(ctx, pe, timing)
 }
 
 // every calls f every interval until ctx ends.
@@ -122,6 +123,9 @@ func (n *Node) expirePresence(ctx context.Context, pe broker.PresenceExpirer) {
 func (n *Node) presenceChanged(ctx context.Context, ch string, opts auth.Namespace, kind string, change broker.PresenceChange) {
 	if change.User && n.userPresence != nil {
 		n.userPresence(ctx, ch, kind == protocol.PushJoin, change.Client)
+	}
+	if change.User {
+		n.userChanged(ch, kind == protocol.PushJoin, change.Client)
 	}
 	if !opts.JoinLeave {
 		return

@@ -208,6 +208,7 @@ func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 	if err != nil {
 		c.forget(s)
 		c.node.removeSubscriber(p.Channel, s)
+		c.node.settleOccupancy(p.Channel, s)
 		return err
 	}
 	bl.res.JoinLeave, bl.res.Delta = joinLeave, s.delta
@@ -485,4 +486,5 @@ func (c *Client) unsubscribeFrom(s *subscription) {
 	if change.Client != nil {
 		c.node.presenceChanged(ctx, s.channel, s.opts, protocol.PushLeave, change)
 	}
+	c.node.settleOccupancy(s.channel, s)
 }

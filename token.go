@@ -110,6 +110,7 @@ func (c *Client) Connect(p protocol.ConnectParams) (*protocol.ConnectResult, err
 		c.info.Info = info
 	}
 	c.connected = true
+	c.node.connectionChanged(*c.info, true, 0)
 	if c.connectTime != nil {
 		c.connectTime.Stop()
 		c.connectTime = nil // an idle connection keeps no timer it is done with

@@ -54,6 +54,8 @@ type PusherApp struct {
 	ClientEventRate    float64 `json:"client_event_rate"`
 	MaxEventSize       int     `json:"max_event_size"`
 	MaxPresenceMembers int     `json:"max_presence_members"`
+	// WebhookURL receives the app's webhooks (optional).
+	WebhookURL string `json:"webhook_url"`
 }
 
 // Limits bound what clients may do. They mirror the node's limits

@@ -25,6 +25,7 @@ import (
 	"github.com/redcast/redcast/transport/sse"
 	"github.com/redcast/redcast/transport/websocket"
 	"github.com/redcast/redcast/web"
+	"github.com/redcast/redcast/webhook"
 )
 
 // Config configures a Server. The zero value serves the defaults on the
@@ -63,6 +64,12 @@ type Config struct {
 	// Compression configures permessage-deflate on WebSockets (see
 	// websocket.Compression); off by default.
 	Compression websocket.Compression
+	// Webhook configures redcast's own webhooks (docs/webhooks.md).
+	Webhook Webhook
+	// Webhooks tunes the webhook machine that sends them and the Pusher
+	// apps' webhooks (queue, batches, retries); its Logger and
+	// Registerer are the server's.
+	Webhooks webhook.Config
 }
 
 // Server is a redcast HTTP server.
@@ -73,6 +80,8 @@ type Server struct {
 	http    *http.Server
 	ws      *websocket.Handler
 	pusher  *pusher.Handler
+	// webhooks sends the native and Pusher webhooks; Shutdown flushes it.
+	webhooks *webhook.Sender
 
 	shutdownDelay time.Duration
 	shutdownOnce  sync.Once
@@ -90,10 +99,19 @@ func New(cfg Config) (*Server, error) {
 	registerBrokerMetrics(reg, cfg.Broker)
 	cfg.Node.Namespaces = pusher.WithNamespaces(cfg.Node.Namespaces, cfg.Pusher)
 	node := redcast.NewNode(cfg.Node, redcast.Deps{Broker: cfg.Broker, Presence: cfg.Presence, Logger: log, Metrics: metrics.New(reg)})
-	if err := node.Start(context.Background()); err != nil {
+	wcfg := cfg.Webhooks
+	wcfg.Logger, wcfg.Registerer = log, reg
+	webhooks := webhook.New(wcfg)
+	if err := startWebhook(node, webhooks, cfg.Webhook); err != nil {
+		_ = webhooks.Close(context.Background())
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s := &Server{node: node, log: log, shutdownDelay: cfg.ShutdownDelay}
+	cfg.Pusher.Webhooks = webhooks
+	if err := node.Start(context.Background()); err != nil {
+		_ = webhooks.Close(context.Background())
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s := &Server{node: node, log: log, shutdownDelay: cfg.ShutdownDelay, webhooks: webhooks}
 	ws := websocket.NewHandler(node, websocket.Options{AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, Logger: log, Compression: cfg.Compression})
 	s.ws = ws
 	mux := http.NewServeMux()
@@ -106,6 +124,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		_ = node.Shutdown(context.Background())
 		_ = ws.Close()
+		_ = webhooks.Close(context.Background())
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s.pusher = ph
@@ -132,6 +151,7 @@ func New(cfg Config) (*Server, error) {
 		if err != nil {
 			_ = node.Shutdown(context.Background())
 			_ = ws.Close()
+			_ = webhooks.Close(context.Background())
 			return nil, fmt.Errorf("server: %w", err)
 		}
 		mux.Handle("/api/", h)
@@ -216,7 +236,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		// Connections still parked (past ctx) get read loops of their own.
 		werr := s.ws.Close()
-		s.shutdownErr = errors.Join(herr, nerr, werr)
+		// The node's last transitions (its channels vacated) are queued:
+		// they are delivered within what is left of ctx.
+		hookErr := s.webhooks.Close(ctx)
+		s.shutdownErr = errors.Join(herr, nerr, werr, hookErr)
 	})
 	return s.shutdownErr
 }

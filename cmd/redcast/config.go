@@ -11,6 +11,7 @@ import (
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/proxy"
+	"github.com/redcast/redcast/server"
 	"github.com/redcast/redcast/transport/pusher"
 )
 
@@ -93,7 +94,10 @@ func pusherConfig(fc *auth.FileConfig, id, key, secret string) (pusher.Config, e
 	if fc != nil {
 		for _, a := range fc.PusherApps {
 			app := pusher.App{ID: a.ID, Key: a.Key, Secret: a.Secret, Namespace: a.Namespace, PresenceNamespace: a.PresenceNamespace,
-				MaxConnections: a.MaxConnections, ClientEventRate: a.ClientEventRate, MaxEventSize: a.MaxEventSize, MaxPresenceMembers: a.MaxPresenceMembers}
+				MaxConnections: a.MaxConnections, ClientEventRate: a.ClientEventRate, MaxEventSize: a.MaxEventSize, MaxPresenceMembers: a.MaxPresenceMembers, WebhookURL: a.WebhookURL}
+			if err := checkWebhookURL(a.WebhookURL); err != nil {
+				return pusher.Config{}, fmt.Errorf("pusher_apps: app %q: webhook_url: %w", a.ID, err)
+			}
 			if app.Namespace == "" {
 				app.Namespace = pusher.DefaultNamespace + "-" + a.ID
 			}
@@ -182,4 +186,45 @@ func (p *proxyFlags) config(fc *auth.FileConfig) (redcast.ProxyConfig, error) {
 	}
 	cfg.Backend = proxy.New(proxy.Config{Timeout: p.timeout, MaxInFlight: p.maxInFlight, Headers: headers})
 	return cfg, nil
+}
+
+// checkWebhookURL accepts an empty URL (no webhooks) or an absolute http
+// or https URL.
+func checkWebhookURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q: want an http:// or https:// URL", s)
+	}
+	return nil
+}
+
+// setWebhooks sets redcast's own webhook (URL and secret go together) and
+// that of the app of the --pusher-* flags, whose id is flagApp.
+func setWebhooks(scfg *server.Config, flagApp, pusherURL, nativeURL, secret string) error {
+	if err := checkWebhookURL(nativeURL); err != nil {
+		return fmt.Errorf("--webhook-url: %w", err)
+	}
+	if (nativeURL == "") != (secret == "") {
+		return errors.New("--webhook-url and --webhook-secret go together")
+	}
+	scfg.Webhook = server.Webhook{URL: nativeURL, Secret: secret}
+	if pusherURL == "" {
+		return nil
+	}
+	if err := checkWebhookURL(pusherURL); err != nil {
+		return fmt.Errorf("--pusher-webhook-url: %w", err)
+	}
+	for i, a := range scfg.Pusher.Apps {
+		if a.ID == flagApp {
+			scfg.Pusher.Apps[i].WebhookURL = pusherURL
+			return nil
+		}
+	}
+	return errors.New("--pusher-webhook-url needs --pusher-app-id, --pusher-key and --pusher-secret")
 }

@@ -69,6 +69,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		pusherApp       = fs.String("pusher-app-id", "", "id of the Pusher app served at /app/{key} (with --pusher-key and --pusher-secret; see docs/pusher.md)")
 		pusherKey       = fs.String("pusher-key", "", "key of the Pusher app: pusher-js connects with it")
 		pusherSecret    = fs.String("pusher-secret", "", "secret of the Pusher app: it signs channel auth and HTTP API requests")
+		pusherWebhook   = fs.String("pusher-webhook-url", "", "URL that receives the webhooks of the app of --pusher-app-id, signed with its key and secret as Pusher signs them (see docs/pusher.md)")
+		webhookURL      = fs.String("webhook-url", "", "URL that receives redcast's webhooks: channels occupied and vacated, presence joins and leaves, connections opened and closed (see docs/webhooks.md)")
+		webhookSecret   = fs.String("webhook-secret", "", "secret of --webhook-url: each POST carries X-Redcast-Signature, the hex HMAC-SHA256 of its body with it")
 		presenceTTL     = fs.Duration("presence-ttl", 60*time.Second, "with --redis: how long a crashed node's clients stay in presence before the other nodes send their leaves (nodes refresh their entries every third of it)")
 		cfg             redcast.Config
 		compression     websocket.Compression
@@ -146,6 +149,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	scfg := server.Config{Node: cfg, Logger: log, APIKey: *apiKey, ShutdownDelay: *shutdownDelay, PublicURL: *publicURL, Compression: compression}
 	if scfg.Pusher, err = pusherConfig(fc, *pusherApp, *pusherKey, *pusherSecret); err != nil {
+		return err
+	}
+	if err := setWebhooks(&scfg, *pusherApp, *pusherWebhook, *webhookURL, *webhookSecret); err != nil {
 		return err
 	}
 	if fc != nil && !set["allowed-origins"] {

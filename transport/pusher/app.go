@@ -10,6 +10,7 @@ import (
 
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/protocol"
+	"github.com/redcast/redcast/webhook"
 )
 
 // App is one Pusher application: its clients connect with Key, sign with
@@ -42,6 +43,10 @@ type App struct {
 	MaxEventSize int
 	// MaxPresenceMembers is how many users a presence channel holds.
 	MaxPresenceMembers int
+
+	// WebhookURL receives the app's webhooks (see webhook.go); empty:
+	// none.
+	WebhookURL string
 }
 
 // Defaults of App.Namespace and App.PresenceNamespace.
@@ -118,6 +123,9 @@ type Config struct {
 	MaxPresenceMembers int
 	// Logger receives the handler's logs; nil discards them.
 	Logger *slog.Logger
+	// Webhooks sends the webhooks of the apps with a WebhookURL (the
+	// server's webhook machine); its owner closes it.
+	Webhooks *webhook.Sender
 }
 
 func (c Config) withDefaults() Config {

@@ -40,6 +40,7 @@ func (s *session) clientEvent(m message) {
 	err := s.client.PublishAuthorized(s.channel(m.Channel), data)
 	switch {
 	case err == nil:
+		s.hookClientEvent(m, userID)
 	case errors.Is(err, protocol.ErrPermissionDenied):
 		s.send(errorMessage(0, "Client event rejected - not subscribed to channel "+m.Channel))
 	default:

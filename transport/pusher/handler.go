@@ -16,6 +16,7 @@ import (
 	"github.com/redcast/redcast/outbox"
 	"github.com/redcast/redcast/protocol"
 	"github.com/redcast/redcast/transport/websocket"
+	"github.com/redcast/redcast/webhook"
 )
 
 // Handler serves Pusher's WebSocket endpoint, /app/{key}, on a node,
@@ -35,6 +36,8 @@ type Handler struct {
 	// lock is taken under it.
 	mu       sync.Mutex
 	sessions map[*session]struct{}
+	// webhooks are the apps' webhook targets, by app ID (see webhook.go).
+	webhooks map[string]*webhook.Target
 }
 
 // NewHandler returns the handler of cfg's apps on node, whose WebSockets
@@ -57,6 +60,9 @@ func NewHandler(node *redcast.Node, ws *websocket.Handler, cfg Config) (*Handler
 		h.conns[&h.cfg.Apps[i]] = new(atomic.Int64)
 	}
 	node.OnUserPresence(h.userPresence)
+	if err := h.startWebhooks(); err != nil {
+		return nil, err
+	}
 	return h, nil
 }
 

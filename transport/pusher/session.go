@@ -284,4 +284,5 @@ func (s *session) sendCached(ch, name string, res *protocol.SubscribeResult) {
 		return
 	}
 	s.send(encode(message{Event: eventCacheMiss, Channel: name}))
+	s.hookCacheMiss(name)
 }
