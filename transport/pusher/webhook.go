@@ -71,10 +71,14 @@ func (h *Handler) startWebhooks() error {
 			},
 			User: func(ch string, entered bool, info *protocol.ClientInfo) {
 				name, ok := app.name(ch)
-				if !ok || !strings.HasPrefix(name, presencePrefix) || info.User == "" {
+				if !ok || !strings.HasPrefix(name, presencePrefix) {
 					return
 				}
-				ev := hookEvent{Name: hookMemberRemoved, Channel: name, UserID: info.User}
+				user, ok := app.pusherUser(info.User) // the app's users only
+				if !ok {
+					return
+				}
+				ev := hookEvent{Name: hookMemberRemoved, Channel: name, UserID: user}
 				if entered {
 					ev.Name = hookMemberAdded
 				}
