@@ -209,6 +209,12 @@ func (c *Client) refreshProxied(gen int) {
 		return
 	case res.ExpireAt > 0:
 		at = time.Unix(res.ExpireAt, 0)
+		if !at.After(time.Now()) {
+			// An expiry in the past would re-arm the timer at once and
+			// ask the backend again in a loop: the connection is over.
+			c.Disconnect(protocol.DisconnectTokenExpired)
+			return
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -105,3 +105,50 @@ func TestRevocationOvertakesAdmission(t *testing.T) {
 		t.Fatalf("connect with the revoked token: %v, want 114", err)
 	}
 }
+
+// TestSecondConnectLeavesTheTokenAlone: a connected client that sends
+// connect again with another token is refused, and that token does not
+// replace its own as what revocations go by: revoking its own token still
+// closes it.
+func TestSecondConnectLeavesTheTokenAlone(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	v, err := auth.NewVerifier(auth.Config{HMACSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := NewNode(Config{Verifier: v}, Deps{Revocations: memory.NewRevocations()})
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	token := func(user, jti string) string {
+		tok, err := auth.Mint(secret, auth.MintOptions{User: user, ID: jti})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	tr := &fakeTransport{}
+	c, err := n.NewClient(outbox.New(tr, n.OutboxOptions()), hub.FormatProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Closed)
+	if _, err := c.Connect(protocol.ConnectParams{Token: token("u", "j-1")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Connect(protocol.ConnectParams{Token: token("other", "j-2")})
+	if perr, ok := err.(*protocol.Error); !ok || perr.Code != protocol.ErrAlreadyConnected.Code {
+		t.Fatalf("second connect: %v, want %v", err, protocol.ErrAlreadyConnected)
+	}
+	if err := n.RevokeToken(t.Context(), "j-1", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if d := tr.closedWith(t); d.Code != protocol.DisconnectTokenRevoked.Code {
+		t.Fatalf("closed with %d, want %d (its own token revoked)", d.Code, protocol.DisconnectTokenRevoked.Code)
+	}
+}

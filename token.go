@@ -45,6 +45,12 @@ func (c *Client) Connect(p protocol.ConnectParams) (*protocol.ConnectResult, err
 	if len(p.Name) > protocol.MaxNameLength {
 		return nil, protocol.ErrBadRequest.WithMessage("name longer than %d bytes", protocol.MaxNameLength)
 	}
+	// Refused before anything is verified or admitted: a second connect
+	// must neither cost a verify and a store read nor leave its token
+	// recorded as the connection's (which revocations go by).
+	if c.isConnected() {
+		return nil, protocol.ErrAlreadyConnected
+	}
 	var (
 		creds *auth.Credentials
 		px    *proxy.ConnectResult // the connect proxy's answer
@@ -61,9 +67,6 @@ func (c *Client) Connect(p protocol.ConnectParams) (*protocol.ConnectResult, err
 			return nil, err
 		}
 	case c.node.cfg.Proxy.ConnectURL != "" && c.node.cfg.Proxy.Backend != nil:
-		if c.isConnected() {
-			return nil, protocol.ErrAlreadyConnected
-		}
 		var err error
 		if creds, px, err = c.connectProxied(p); err != nil {
 			return nil, err

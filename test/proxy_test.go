@@ -540,3 +540,29 @@ func TestProxyConnectOfABlockedUser(t *testing.T) {
 		t.Fatalf("connect after unblock: %v", err)
 	}
 }
+
+// TestProxyRefreshIntoThePast: a refresh answered with an expiry already
+// past ends the connection with 3006 at once, instead of asking the
+// backend again and again.
+func TestProxyRefreshIntoThePast(t *testing.T) {
+	b := startBackend(t, func(path string, req centrifugoRequest, h http.Header) (int, string) {
+		if path == "/connect" {
+			return 200, fmt.Sprintf(`{"result": {"user": "dave", "expire_at": %d}}`, time.Now().Add(2*time.Second).Unix())
+		}
+		return 200, fmt.Sprintf(`{"result": {"expire_at": %d}}`, time.Now().Add(-time.Minute).Unix())
+	})
+	base, _ := startProxied(t, b, time.Second, nil, "/connect", "/refresh")
+	c, err := dialWith(t, base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Done():
+		wantDisconnect(t, "refresh answered with a past expiry", c.Err(), protocol.DisconnectTokenExpired.Code)
+	case <-testContext(t).Done():
+		t.Fatal("the connection outlived a refresh into the past")
+	}
+	if n := len(b.callsTo("/refresh")); n != 1 {
+		t.Errorf("the backend was asked to refresh %d times, want 1", n)
+	}
+}
