@@ -328,7 +328,8 @@ const maxCloseReason = 123
 // backendError returns what the client is shown for a failed call, and the
 // result label metrics count it under: the backend's error (codes 400 and
 // up as they are, Centrifugo's below 400 as redcast's equivalent, others as
-// 107), its disconnect (codes 3000-4999 as they are, others as 3504), or
+// 107), its disconnect (codes 4000-4999 as they are, others as 3504: a
+// backend cannot pass for one of redcast's own closes), or
 // 117 when the backend did not answer.
 func backendError(err error) (error, string) {
 	if e, ok := errors.AsType[*proxy.Error](err); ok {
@@ -346,7 +347,7 @@ func backendError(err error) (error, string) {
 	}
 	if d, ok := errors.AsType[*proxy.Disconnect](err); ok {
 		out := protocol.Disconnect{Code: uint16(d.Code), Reason: proxy.Cut(d.Reason, maxCloseReason)}
-		if d.Code < 3000 || d.Code > 4999 {
+		if d.Code < 4000 || d.Code > 4999 {
 			out.Code = protocol.DisconnectForced.Code
 		}
 		if out.Reason == "" {

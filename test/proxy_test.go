@@ -426,6 +426,8 @@ func TestProxyEventStream(t *testing.T) {
 		switch {
 		case path == "/connect" && h.Get("Cookie") == "session=ok":
 			return 200, `{"result": {"user": "erin"}}`
+		case path == "/connect" && h.Get("Cookie") == "session=banned":
+			return 200, `{"disconnect": {"code": 4501, "reason": "log in first"}}`
 		case path == "/connect":
 			return 200, `{"error": {"code": 1401, "message": "who are you?"}}`
 		case path == "/subscribe" && req.Channel == "closed":
@@ -454,6 +456,9 @@ func TestProxyEventStream(t *testing.T) {
 	}
 	if resp, body := get("open", ""); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"code":1401`) {
 		t.Errorf("stream without the cookie: %d %s, want the backend's 1401", resp.StatusCode, body)
+	}
+	if resp, body := get("open", "session=banned"); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, `"code":4501`) || !strings.Contains(body, "log in first") {
+		t.Errorf("stream the backend closes: %d %s, want 403 with its code and reason", resp.StatusCode, body)
 	}
 	if resp, body := get("closed", "session=ok"); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "not for you") {
 		t.Errorf("stream of a refused channel: %d %s, want the backend's refusal", resp.StatusCode, body)

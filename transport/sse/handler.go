@@ -1,6 +1,7 @@
 package sse
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -237,6 +238,12 @@ func (h *Handler) parse(r *http.Request, maxChannels int) (*request, error) {
 // refuse answers a refused request with the HTTP status that fits err
 // (see statusOf).
 func (h *Handler) refuse(w http.ResponseWriter, err error) {
+	if d, ok := errors.AsType[protocol.Disconnect](err); ok {
+		// The backend (a proxy) closed the stream before it began: its
+		// code and reason, as a refusal.
+		writeError(w, http.StatusForbidden, &protocol.Error{Code: uint32(d.Code), Message: d.Reason})
+		return
+	}
 	status, perr := statusOf(err)
 	if status == http.StatusInternalServerError {
 		h.log.Error("sse request failed", "err", err)
