@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/hub"
@@ -59,18 +60,32 @@ func (n *Node) receiveControl(data []byte) {
 	select {
 	case n.controls <- data:
 	default:
+		n.missedControl.Store(true)
 		n.log.Error("control queue full: request dropped", "request", string(data))
 	}
 }
 
-// handleControls handles queued control requests until ctx ends.
+// handleControls handles queued control requests until ctx ends. Once
+// the queue is empty after it dropped requests, it rechecks every
+// connection's tokens (recheckTokens), again until the check is complete:
+// a revocation, an invalidation or a block that was dropped still closes
+// what it must, from the store.
 func (n *Node) handleControls(ctx context.Context) {
+	t := time.NewTicker(reconnectCheckInterval)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case data := <-n.controls:
 			n.handleControl(data)
+			if len(n.controls) > 0 {
+				continue
+			}
+		case <-t.C:
+		}
+		if n.missedControl.Swap(false) && !n.recheckTokens(ctx) {
+			n.missedControl.Store(true)
 		}
 	}
 }

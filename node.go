@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redcast/redcast/auth"
@@ -60,6 +61,11 @@ type Node struct {
 	table *nodeTable
 	// controls queues control requests from other nodes (see control.go).
 	controls chan []byte
+	// missedControl is set when a full queue dropped a control request:
+	// the control goroutine then rechecks every connection against the
+	// revocation store, which has what a dropped revocation would have
+	// closed.
+	missedControl atomic.Bool
 	// outbox configures the outboxes of the node's connections; its Clock
 	// is shared by all of them.
 	outbox outbox.Options

@@ -196,7 +196,7 @@ func (n *Node) RevokeToken(ctx context.Context, jti string, expireAt time.Time) 
 	if err := n.revocations.RevokeToken(ctx, jti, n.revocationUntil(expireAt)); err != nil {
 		return fmt.Errorf("redcast: revoke token: %w", err)
 	}
-	return n.publishControl(ctx, control{Op: opRevokeToken, JTI: jti})
+	return n.announceRevocation(ctx, control{Op: opRevokeToken, JTI: jti})
 }
 
 // InvalidateUserTokens revokes, on every node, every token of user issued
@@ -213,7 +213,7 @@ func (n *Node) InvalidateUserTokens(ctx context.Context, user string, issuedBefo
 	if err := n.revocations.InvalidateUserTokens(ctx, user, issuedBefore, n.revocationUntil(expireAt)); err != nil {
 		return fmt.Errorf("redcast: invalidate user tokens: %w", err)
 	}
-	return n.publishControl(ctx, control{Op: opInvalidate, User: user, Before: issuedBefore.UnixMilli()})
+	return n.announceRevocation(ctx, control{Op: opInvalidate, User: user, Before: issuedBefore.UnixMilli()})
 }
 
 // BlockUser blocks a user on every node until UnblockUser: the user's
@@ -226,7 +226,7 @@ func (n *Node) BlockUser(ctx context.Context, user string) error {
 	if err := n.revocations.BlockUser(ctx, user); err != nil {
 		return fmt.Errorf("redcast: block user: %w", err)
 	}
-	return n.publishControl(ctx, control{Op: opBlock, User: user})
+	return n.announceRevocation(ctx, control{Op: opBlock, User: user})
 }
 
 // UnblockUser lifts a block: the user may connect again. Errors: 101, 112.
@@ -354,4 +354,14 @@ func (c *Client) tokenRefs() []auth.TokenRef {
 		refs = append(refs, r)
 	}
 	return refs
+}
+
+// announceRevocation asks every node to close what a revocation stored
+// a moment ago refuses. It outlives the caller's ctx (an API client that
+// gives up after the store was written must not leave connections open),
+// within cleanupTimeout.
+func (n *Node) announceRevocation(ctx context.Context, c control) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	return n.publishControl(ctx, c)
 }

@@ -2,6 +2,7 @@ package redcast
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -150,5 +151,54 @@ func TestSecondConnectLeavesTheTokenAlone(t *testing.T) {
 	}
 	if d := tr.closedWith(t); d.Code != protocol.DisconnectTokenRevoked.Code {
 		t.Fatalf("closed with %d, want %d (its own token revoked)", d.Code, protocol.DisconnectTokenRevoked.Code)
+	}
+}
+
+// TestDroppedControlRechecks: a control request dropped from a full queue
+// marks the node, and the marked node rechecks its connections against
+// the store: a revocation whose request was lost still closes what it
+// revoked.
+func TestDroppedControlRechecks(t *testing.T) {
+	full := &Node{controls: make(chan []byte), log: slog.New(slog.DiscardHandler)}
+	full.receiveControl([]byte(`{"op":"revoke_token","jti":"x"}`))
+	if !full.missedControl.Load() {
+		t.Fatal("a dropped control request left no mark")
+	}
+
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	v, err := auth.NewVerifier(auth.Config{HMACSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := memory.NewRevocations()
+	n := NewNode(Config{Verifier: v}, Deps{Revocations: store})
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	tok, err := auth.Mint(secret, auth.MintOptions{User: "u", ID: "j-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &fakeTransport{}
+	c, err := n.NewClient(outbox.New(tr, n.OutboxOptions()), hub.FormatProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Closed)
+	if _, err := c.Connect(protocol.ConnectParams{Token: tok}); err != nil {
+		t.Fatal(err)
+	}
+	// The revocation reaches the store, its request to the nodes is lost.
+	if err := store.RevokeToken(t.Context(), "j-1", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	n.missedControl.Store(true)
+	if d := tr.closedWith(t); d.Code != protocol.DisconnectTokenRevoked.Code {
+		t.Fatalf("closed with %d, want %d", d.Code, protocol.DisconnectTokenRevoked.Code)
 	}
 }
