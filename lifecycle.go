@@ -187,13 +187,13 @@ func (n *Node) occupy(ctx context.Context, ch string) {
 
 // enterOccupancy adds or refreshes the node's entry; the caller holds the
 // channel's chanLock. A failure is retried by the next refresh.
-func (n *Node) enterOccupancy(ctx context.Context, ch string) {
+func (n *Node) enterOccupancy(ctx context.Context, ch string) error {
 	change, err := n.presence.AddPresence(ctx, occupancyChannel(ch), n.life.entry)
 	if err != nil {
 		if ctx.Err() == nil {
 			n.log.Warn("add occupancy failed", "channel", ch, "err", err)
 		}
-		return
+		return err
 	}
 	if reg, ok := n.presence.(sweepRegistry); ok {
 		if err := reg.MarkSweep(ctx, ch); err != nil && ctx.Err() == nil {
@@ -203,6 +203,7 @@ func (n *Node) enterOccupancy(ctx context.Context, ch string) {
 	if change.Client != nil && change.User {
 		n.emitOccupancy(ch, true)
 	}
+	return nil
 }
 
 // leaving notes that s left the hub of a tracked channel: the channel is
@@ -289,7 +290,10 @@ func (n *Node) startLifecycle(ctx context.Context, pe broker.PresenceExpirer, ti
 }
 
 // refreshOccupancy refreshes the node's occupancy entries. An entry that
-// had expired (and was reported vacated) enters again: occupied.
+// had expired (and was reported vacated) enters again: occupied. The
+// round stops when the presence manager is unavailable (the next one
+// tries again), so that an outage does not hold each channel's lock for
+// a timeout, one after the other.
 func (n *Node) refreshOccupancy(ctx context.Context) {
 	for _, ch := range n.occupiedList() {
 		actx, cancel := context.WithTimeout(ctx, cleanupTimeout)
@@ -298,11 +302,15 @@ func (n *Node) refreshOccupancy(ctx context.Context) {
 		n.life.mu.Lock()
 		_, ok := n.life.occupied[ch]
 		n.life.mu.Unlock()
+		var err error
 		if ok {
-			n.enterOccupancy(actx, ch)
+			err = n.enterOccupancy(actx, ch)
 		}
 		lk.Unlock()
 		cancel()
+		if errors.Is(err, broker.ErrUnavailable) || ctx.Err() != nil {
+			return
+		}
 	}
 }
 
@@ -316,9 +324,16 @@ func (n *Node) expireOccupancy(ctx context.Context, pe broker.PresenceExpirer) {
 	}
 }
 
+// expireOccupancyOf expires ch's occupancy entries under the channel's
+// lock, as refreshOccupancy and subscribes enter it: the node's own entry
+// found expired (after an outage) is reported vacated before a refresh
+// reports it occupied again, never after.
 func (n *Node) expireOccupancyOf(ctx context.Context, pe broker.PresenceExpirer, ch string) error {
 	actx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	defer cancel()
+	lk := n.chanLock(ch)
+	lk.Lock()
+	defer lk.Unlock()
 	changes, err := pe.ExpirePresence(actx, occupancyChannel(ch))
 	for _, c := range changes {
 		if c.User {
