@@ -58,6 +58,26 @@ func (s *stream) remember(opts broker.PublishOptions, pos protocol.StreamPositio
 	// when the entry it finds has expired.
 	s.keys.byKey[opts.IdempotencyKey] = keyEntry{pos: pos, expires: now.Add(ttl).UnixNano()}
 	s.keys.order = append(s.keys.order, opts.IdempotencyKey)
+	s.keys.bound()
+}
+
+// MaxIdempotencyKeys is how many idempotency keys the memory broker keeps
+// per channel: past it the oldest are forgotten before their window ends,
+// so that a client publishing a new key each time holds a bounded amount
+// of memory however long the window.
+const MaxIdempotencyKeys = 10000
+
+// bound forgets the oldest keys while order holds more than
+// MaxIdempotencyKeys.
+func (k *idempotencyKeys) bound() {
+	n := 0
+	for len(k.order)-n > MaxIdempotencyKeys {
+		// A key remembered twice (again after its window ended) is
+		// forgotten at its first place: early, as the bound allows.
+		delete(k.byKey, k.order[n])
+		n++
+	}
+	k.compact(n)
 }
 
 // dropExpiredFront drops the expired keys at the front of order.

@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -269,4 +270,34 @@ func BenchmarkPublish(b *testing.B) {
 
 func TestRevocationConformance(t *testing.T) {
 	brokertest.RunRevocations(t, func(t *testing.T) broker.RevocationStore { return NewRevocations() })
+}
+
+// TestIdempotencyKeysBounded: a channel keeps at most MaxIdempotencyKeys
+// keys; past it the oldest are forgotten (a repeat of one publishes
+// again) and the newest still hold.
+func TestIdempotencyKeysBounded(t *testing.T) {
+	b := startBroker(t, Config{}, brokertest.Discard{})
+	key := func(i int) broker.PublishOptions {
+		return broker.PublishOptions{IdempotencyKey: fmt.Sprintf("k%d", i)}
+	}
+	for i := range MaxIdempotencyKeys + 10 {
+		mustPublish(t, b, "a", key(i))
+	}
+	last := uint64(MaxIdempotencyKeys + 10)
+	if pos := mustPublish(t, b, "a", key(MaxIdempotencyKeys+9)); pos.Offset != last {
+		t.Fatalf("a repeat of the newest key at %+v, want its offset %d", pos, last)
+	}
+	if pos := mustPublish(t, b, "a", key(0)); pos.Offset != last+1 {
+		t.Fatalf("a repeat of the oldest key at %+v, want a new publication at %d (forgotten past the bound)", pos, last+1)
+	}
+	sh := b.shard("a")
+	sh.mu.RLock()
+	s := sh.streams["a"]
+	sh.mu.RUnlock()
+	s.mu.Lock()
+	n := len(s.keys.byKey)
+	s.mu.Unlock()
+	if n > MaxIdempotencyKeys {
+		t.Errorf("%d keys kept, want at most %d", n, MaxIdempotencyKeys)
+	}
 }
