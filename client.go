@@ -293,6 +293,11 @@ func (c *Client) handleCommand(cmd protocol.Command) {
 		}
 	case protocol.MethodRPC:
 		var p protocol.RPCParams
+		// Each rpc is a call to the backend: it counts against the
+		// publish rate.
+		if err = c.allow(c.publishLimit()); err != nil {
+			break
+		}
 		if err = protocol.DecodeParams(cmd, &p); err == nil {
 			result, err = c.RPC(p)
 		}

@@ -571,3 +571,29 @@ func TestProxyRefreshIntoThePast(t *testing.T) {
 		t.Errorf("the backend was asked to refresh %d times, want 1", n)
 	}
 }
+
+// TestProxyRPCRateLimited: rpc counts against the connection's publish
+// rate: past it the client gets 116 and the backend is not called.
+func TestProxyRPCRateLimited(t *testing.T) {
+	b := startBackend(t, func(path string, req centrifugoRequest, h http.Header) (int, string) {
+		return 200, `{"result": {}}`
+	})
+	px := proxy.New(proxy.Config{Timeout: time.Second})
+	t.Cleanup(px.CloseIdleConnections)
+	addr, _ := testserver.Start(t, server.Config{Node: redcast.Config{PublishRate: 0.001, PublishBurst: 2,
+		Proxy: redcast.ProxyConfig{Backend: px, RPCURL: b.URL + "/rpc"}}})
+	c, err := dialWith(t, "ws://"+addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if _, err := c.RPC(testContext(t), "m", nil); err != nil {
+			t.Fatalf("rpc %d within the burst: %v", i+1, err)
+		}
+	}
+	_, err = c.RPC(testContext(t), "m", nil)
+	wantError(t, "rpc past the rate", err, protocol.ErrTooManyRequests)
+	if n := len(b.callsTo("/rpc")); n != 2 {
+		t.Errorf("the backend got %d rpc calls, want 2", n)
+	}
+}
