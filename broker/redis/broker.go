@@ -48,6 +48,7 @@ type Broker struct {
 	handler broker.EventHandler // set by Start
 	workers []*worker           // set by Start
 	subs    *subscriptions      // set by Start
+	terms   termReadings        // the masters' terms, read to settle TERM errors
 
 	lifeMu    sync.Mutex // orders Start against Close
 	started   bool
@@ -68,6 +69,9 @@ type Broker struct {
 	// goroutine before each reconnection attempt (not the first
 	// connection), so tests can act while the node is disconnected.
 	testHookReconnect func()
+	// testHookTermReading, if set before the first publication, is called
+	// by masterTerms before it reads the Cluster.
+	testHookTermReading func()
 }
 
 // New connects to the Redis at cfg.URL, checks that it answers within ctx

@@ -135,7 +135,9 @@
 // twice in one epoch. A slot migration moves keys whole: a term that is
 // neither the master's nor that of the master it was promoted from makes
 // the script ask the broker, which keeps the epoch if a master of the
-// Cluster is in that term now (Broker.runScripts). Rewinds counts the
+// Cluster is in that term now (Broker.runScripts); the calls that ask at
+// the same time share one reading of the Cluster, begun after their
+// scripts answered (termReadings). Rewinds counts the
 // epochs started so. A standalone Redis has no terms; a stream found
 // behind what the broker delivered (writes lost to weak persistence)
 // starts a new epoch when the broker notices it.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -289,5 +290,60 @@ func TestClusterTerms(t *testing.T) {
 	}
 	if res.Position.Epoch == epoch || res.Position.Offset != 4 || len(res.Publications) != 0 || b.Rewinds() != 3 {
 		t.Fatalf("history in a dead term: %+v, %d renewed; want offset 4 in a new epoch, no publications", res, b.Rewinds())
+	}
+}
+
+// TestClusterTermsReadOnce: publications on many channels that meet TERM
+// errors at once (their keys came with a slot migration) share readings
+// of the masters' terms instead of reading the Cluster each. A reading
+// under way when a call got its error may predate the migration, so the
+// calls that arrive while the first reading is held up wait for it and
+// then share a second one: two readings in all, every epoch adopted.
+func TestClusterTermsReadOnce(t *testing.T) {
+	c := testredis.StartCluster(t, testredis.ClusterOptions{})
+	b := startBrokerAt(t, Config{URL: c.URL(), Prefix: newPrefix(), Timeout: 20 * time.Second}, brokertest.Discard{})
+	chans := clusterChannels(t, b, 24)
+	epochs := map[string]string{}
+	for _, ch := range chans {
+		epochs[ch] = mustPublish(t, b, ch, "1").Epoch
+		owner := masterOf(t, c, b, ch)
+		var other *testredis.Server
+		for _, m := range c.Masters() {
+			if m != owner {
+				other = m
+			}
+		}
+		if _, err := owner.Do(t.Context(), "HSET", b.tag(ch)+":m", "r", infoField(t, other, "replication", "master_replid")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var readings atomic.Int32
+	release := make(chan struct{})
+	b.testHookTermReading = func() {
+		if readings.Add(1) == 1 {
+			<-release
+		}
+	}
+	var wg sync.WaitGroup
+	pos := make([]protocol.StreamPosition, len(chans))
+	errs := make([]error, len(chans))
+	for i, ch := range chans {
+		wg.Go(func() { pos[i], errs[i] = b.Publish(t.Context(), ch, []byte("2"), broker.PublishOptions{}) })
+	}
+	brokertest.WaitFor(t, "the first reading to begin", func() bool { return readings.Load() == 1 })
+	brokertest.WaitFor(t, "every other publication to wait for it", func() bool {
+		b.terms.mu.Lock()
+		defer b.terms.mu.Unlock()
+		return b.terms.waiting == len(chans)-1
+	})
+	close(release)
+	wg.Wait()
+	for i, ch := range chans {
+		if errs[i] != nil || pos[i].Epoch != epochs[ch] || pos[i].Offset != 2 {
+			t.Errorf("%s: %+v, %v; want offset 2 in %s", ch, pos[i], errs[i], epochs[ch])
+		}
+	}
+	if n := readings.Load(); n != 2 || b.Rewinds() != 0 {
+		t.Errorf("%d readings of the masters' terms, %d epochs renewed; want 2 and none", n, b.Rewinds())
 	}
 }

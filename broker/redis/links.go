@@ -38,7 +38,7 @@ func (s *subscriptions) forgetBroken() bool {
 	}
 	if len(broken) > 0 {
 		s.ready, s.refresh, s.refreshFrom = false, true, nil
-		s.requeueLocked(func(l *link) bool { return l.down })
+		s.requeueLocked(func(_ string, l *link) bool { return l.down })
 	}
 	s.mu.Unlock()
 	for _, l := range broken {
@@ -47,16 +47,25 @@ func (s *subscriptions) forgetBroken() bool {
 	return len(broken) > 0
 }
 
-// requeueLocked forgets the subscriptions on links that match and queues
-// the wanted channels among them to be subscribed again.
-func (s *subscriptions) requeueLocked(match func(*link) bool) {
+// requeueLocked forgets the subscriptions that match (a channel and the
+// link it is subscribed on) and queues the wanted channels among them to
+// be subscribed again (see requeueChannelLocked).
+func (s *subscriptions) requeueLocked(match func(ch string, l *link) bool) {
 	for ch, l := range s.on {
-		if match(l) {
-			delete(s.on, ch)
-			if s.want[ch] != nil {
-				s.pending = append(s.pending, ch)
-			}
+		if match(ch, l) {
+			s.requeueChannelLocked(ch)
 		}
+	}
+}
+
+// requeueChannelLocked forgets the channel's subscription, whichever link
+// it is on, and queues the channel to be subscribed again (on the link of
+// its owner then) if the node still wants it. Every path that finds a
+// subscription lost or misplaced goes through here.
+func (s *subscriptions) requeueChannelLocked(ch string) {
+	delete(s.on, ch)
+	if s.want[ch] != nil {
+		s.pending = append(s.pending, ch)
 	}
 }
 
@@ -101,7 +110,7 @@ func (s *subscriptions) openLinks(ctx context.Context) error {
 		}
 	}
 	if len(gone) > 0 {
-		s.requeueLocked(func(l *link) bool { return !keep[l.addr] })
+		s.requeueLocked(func(_ string, l *link) bool { return !keep[l.addr] })
 	}
 	var missing []string
 	for _, addr := range wanted {
@@ -238,10 +247,7 @@ func (s *subscriptions) dropped(l *link, m rueidis.PubSubSubscription) {
 		s.mu.Unlock()
 		return // our own unsubscription
 	}
-	delete(s.on, ch)
-	if s.want[ch] != nil {
-		s.pending = append(s.pending, ch)
-	}
+	s.requeueChannelLocked(ch)
 	s.refresh, s.refreshFrom = true, l
 	s.mu.Unlock()
 	s.wakeRun()

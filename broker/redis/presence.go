@@ -95,10 +95,13 @@ return {info, last}
 //	KEYS: presence hash, expiry set, user counts
 //	ARGV: the most to remove
 //
-// It returns {info, user left, info, user left, ...}.
+// It returns {n, info, user left, info, user left, ...}, n being how many
+// expired entries it removed from the expiry set: an entry whose info is
+// gone from the presence hash (evicted) is removed unreported, so fewer
+// infos than n come back, and only n says whether more may be left.
 const presenceExpireLua = presenceLuaLib + `
-local out = {}
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+local out = {#ids}
 for _, id in ipairs(ids) do
 	local info, last = forget(KEYS[1], KEYS[2], KEYS[3], id)
 	if info then
@@ -209,9 +212,16 @@ func (b *Broker) ExpirePresence(ctx context.Context, channel string) ([]broker.P
 			// What earlier batches removed is returned: it is gone.
 			return out, b.wrap(ctx, "expire presence", err)
 		}
-		changes, err := decodeChanges(reply)
+		if len(reply) == 0 {
+			return out, fmt.Errorf("redis: expire presence: empty reply")
+		}
+		removed, err := reply[0].AsInt64()
+		if err != nil {
+			return out, fmt.Errorf("redis: expire presence: %w", err)
+		}
+		changes, err := decodeChanges(reply[1:])
 		out = append(out, changes...)
-		if err != nil || len(reply) < 2*expireBatch {
+		if err != nil || removed < expireBatch {
 			return out, err
 		}
 	}

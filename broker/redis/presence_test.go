@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -32,5 +33,44 @@ func TestPresenceKeysExpire(t *testing.T) {
 	})
 	if d := time.Since(begin); d > ttl+time.Second {
 		t.Errorf("the keys stayed %v, want about %v", d, ttl)
+	}
+}
+
+// TestExpirePresenceSkipsLostEntries: an expired client whose info is gone
+// from the presence hash (evicted, or deleted by hand) while its expiry
+// stays in the sorted set is removed without a report, and does not make
+// ExpirePresence stop before the clients expired after it, in a later
+// batch.
+func TestExpirePresenceSkipsLostEntries(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	b := newBroker(t, srv, Config{Prefix: newPrefix()})
+	const n = expireBatch + 10
+	expired := []string{"ZADD", b.tag("room") + ":z", "XX"}
+	for i := range n {
+		id := fmt.Sprint("c", i)
+		if _, err := b.AddPresence(t.Context(), "room", clientInfo(id)); err != nil {
+			t.Fatal(err)
+		}
+		expired = append(expired, fmt.Sprint(i+1), id) // c0 the oldest
+	}
+	if _, err := srv.Do(t.Context(), expired...); err != nil {
+		t.Fatal(err)
+	}
+	// The oldest clients' infos go: the first batch finds them.
+	const lost = 3
+	for i := range lost {
+		if _, err := srv.Do(t.Context(), "HDEL", b.tag("room")+":p", fmt.Sprint("c", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	changes, err := b.ExpirePresence(t.Context(), "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != n-lost {
+		t.Errorf("ExpirePresence returned %d clients, want %d", len(changes), n-lost)
+	}
+	if left, err := srv.Do(t.Context(), "ZCARD", b.tag("room")+":z"); err != nil || left != "0" {
+		t.Errorf("expiry entries left: %q, %v; want 0", left, err)
 	}
 }

@@ -72,11 +72,9 @@ func (s *subscriptions) reconcile(ctx context.Context) error {
 			moved := isMoved(err)
 			s.mu.Lock()
 			for _, ch := range chans {
+				// Not subscribed on l any more: the drop hook requeued it.
 				if s.on[ch] == l {
-					delete(s.on, ch)
-				}
-				if s.want[ch] != nil {
-					s.pending = append(s.pending, ch)
+					s.requeueChannelLocked(ch)
 				}
 			}
 			s.refresh = true // a MOVED reply, or a master that went away

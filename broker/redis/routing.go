@@ -21,14 +21,10 @@ const maxMovedRounds = 3
 func (s *subscriptions) moveChannels() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for ch, l := range s.on {
-		if addr, _ := s.topo.master(s.b.tag(ch)); addr != l.addr {
-			delete(s.on, ch)
-			if s.want[ch] != nil {
-				s.pending = append(s.pending, ch)
-			}
-		}
-	}
+	s.requeueLocked(func(ch string, l *link) bool {
+		addr, _ := s.topo.master(s.b.tag(ch))
+		return addr != l.addr
+	})
 }
 
 // ownerLocked returns the up link a channel belongs on, or nil.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/redis/rueidis"
 )
@@ -84,13 +85,10 @@ func (b *Broker) settleTerms(ctx context.Context, s *rueidis.Lua, sha string, or
 	if len(again) == 0 {
 		return res
 	}
-	var live []string // the masters' terms, read once
+	live := b.terms.read(ctx, b.terms.begun(), b.masterTerms)
 	retry := make([]rueidis.LuaExec, len(again))
 	for j, i := range again {
 		term, _ := termOf(res[i].Error())
-		if live == nil {
-			live = b.masterTerms(ctx)
-		}
 		decision := termRenew
 		if slices.Contains(live, term) {
 			decision = term
@@ -105,10 +103,101 @@ func (b *Broker) settleTerms(ctx context.Context, s *rueidis.Lua, sha string, or
 	return res
 }
 
+// termReadings shares readings of the masters' terms (masterTerms: a
+// topology read and an INFO of every master) among the calls that settle
+// TERM errors at the same time. A slot migration moves many channels at
+// once, and each publication or history read of them, from any
+// goroutine, meets a TERM error: without sharing, each would read the
+// whole Cluster.
+//
+// A reading vouches for a term only if it began after Redis answered with
+// the TERM error: the keys had moved by then, so a master found still in
+// the term was in it when they moved (replication IDs never come back).
+// A reading that began earlier may predate the migration, and the master
+// may have failed over since, its replica handing over keys that lack
+// writes. So a caller takes what begun says when it has its errors, and
+// read gives it a reading numbered after that: the latest one that ended,
+// or the one under way, or its own. At most one reading is under way;
+// callers who cannot use it wait for it to end, then share the next one.
+type termReadings struct {
+	mu      sync.Mutex
+	n       uint64       // readings begun; each is numbered by n when it begins
+	cur     *termReading // the reading under way, or nil
+	last    *termReading // the latest reading that ended before its caller's ctx did
+	waiting int          // callers waiting for cur to end (for tests)
+}
+
+// termReading is one reading of the masters' terms.
+type termReading struct {
+	n     uint64
+	done  chan struct{} // closed when terms is set
+	terms []string
+	whole bool // ended before its caller's ctx did: shared by later callers
+}
+
+// begun returns how many readings have begun so far: read(after = begun())
+// returns one that begins later.
+func (r *termReadings) begun() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n
+}
+
+// read returns the terms of a reading numbered after after, made by
+// readFn (under ctx) if none ended or is under way. It returns an empty
+// list (every term renewed) if ctx ends while it waits for another
+// caller's reading. It never returns nil.
+func (r *termReadings) read(ctx context.Context, after uint64, readFn func(context.Context) []string) []string {
+	for {
+		r.mu.Lock()
+		if l := r.last; l != nil && l.n > after {
+			r.mu.Unlock()
+			return l.terms
+		}
+		if c := r.cur; c != nil {
+			r.waiting++
+			r.mu.Unlock()
+			var ended bool
+			select {
+			case <-c.done:
+				ended = true
+			case <-ctx.Done():
+			}
+			r.mu.Lock()
+			r.waiting--
+			r.mu.Unlock()
+			switch {
+			case !ended:
+				return []string{}
+			case c.n > after && c.whole:
+				return c.terms
+			}
+			continue // too old, or cut short: the next one
+		}
+		r.n++
+		c := &termReading{n: r.n, done: make(chan struct{})}
+		r.cur = c
+		r.mu.Unlock()
+		c.terms = readFn(ctx)
+		c.whole = ctx.Err() == nil
+		r.mu.Lock()
+		r.cur = nil
+		if c.whole {
+			r.last = c
+		}
+		r.mu.Unlock()
+		close(c.done)
+		return c.terms
+	}
+}
+
 // masterTerms returns the replication IDs of the Cluster's masters, as a
 // topology read now names them; a master that does not answer is left
 // out (its terms are renewed). It never returns nil.
 func (b *Broker) masterTerms(ctx context.Context) []string {
+	if h := b.testHookTermReading; h != nil {
+		h()
+	}
 	terms := []string{}
 	topo, err := b.readTopology(ctx, b.client)
 	if err != nil {
