@@ -335,3 +335,36 @@ func TestWebhookLeavesBeforeVacated(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookNodeRestartedLate: the only node crashes and comes back after
+// more than the presence TTL; its crashed self's leave and the vacancy
+// are still announced, late, once.
+func TestWebhookNodeRestartedLate(t *testing.T) {
+	r := startReceiver(t)
+	rs := testredis.Start(t, testredis.Options{})
+	const ttl = 3 * time.Second
+	args := []string{"--redis", rs.URL(), "--redis-prefix", "hookrestart", "--presence-ttl", ttl.String(),
+		"--webhook-url", r.URL(), "--webhook-secret", hookSecret}
+	victim := startNodeProcess(t, args...)
+	v := dial(t, victim.base, "victim")
+	if _, err := v.Subscribe(testContext(t), "chat:alone", client.SubscribeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the occupancy and the join", func() bool {
+		return r.Count("channel_occupied", "chat:alone") == 1 && r.Count("presence_join", "chat:alone") == 1
+	})
+	victim.kill()
+	killed := time.Now()
+	waitFor(t, "the TTL and some", func() bool { return time.Since(killed) > ttl+500*time.Millisecond })
+	startNodeProcess(t, args...)
+	waitFor(t, "the leave and the vacancy", func() bool {
+		return r.Count("channel_vacated", "chat:alone") >= 1 && r.Count("presence_leave", "chat:alone") >= 1
+	})
+	var got []string
+	for _, e := range r.Of("chat:alone") {
+		got = append(got, e.Name())
+	}
+	if strings.Join(got, ", ") != "channel_occupied, presence_join, presence_leave, channel_vacated" {
+		t.Errorf("webhooks of chat:alone: %v", got)
+	}
+}

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/redis/rueidis"
 
@@ -138,6 +139,14 @@ var (
 // so that a channel with many expired clients does not block Redis.
 const expireBatch = 500
 
+// presenceKeyGrace is how long a channel's presence keys outlive its
+// last add past the TTL. Expired entries are hidden at once and removed by
+// ExpirePresence; the keys only go by themselves when no node is left to
+// do that. Kept an hour, a crashed node's entries are still there when a
+// node comes back to sweep them (docs/webhooks.md): their leaves are
+// announced late rather than never.
+const presenceKeyGrace = time.Hour
+
 // presenceKeys returns the keys of the channel's presence.
 func (b *Broker) presenceKeys(channel string) []string {
 	tag := b.tag(channel)
@@ -164,7 +173,7 @@ func (b *Broker) AddPresence(ctx context.Context, channel string, info *protocol
 	octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
 	reply, err := presenceAddScript.Exec(octx, b.client, b.presenceKeys(channel),
-		[]string{info.Client, encodeInfo(info), info.User, ms(timing.Lifetime), ms(timing.TTL)}).AsIntSlice()
+		[]string{info.Client, encodeInfo(info), info.User, ms(timing.Lifetime), ms(timing.TTL + presenceKeyGrace)}).AsIntSlice()
 	if err != nil {
 		return broker.PresenceChange{}, b.wrap(ctx, "add presence", err)
 	}
