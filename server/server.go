@@ -219,8 +219,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.node.Drain()
 			t := time.NewTimer(s.shutdownDelay)
 			// Pusher's clients cannot be told a reconnect delay: they are
-			// closed one by one over most of the delay instead.
-			s.pusher.Drain(ctx, s.shutdownDelay*3/4)
+			// closed one by one over the middle of the delay instead.
+			s.pusher.Drain(ctx, s.shutdownDelay)
 			select {
 			case <-t.C:
 			case <-ctx.Done():

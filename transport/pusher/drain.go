@@ -34,10 +34,14 @@ func (h *Handler) untrack(s *session) {
 }
 
 // Drain closes the handler's connections with 4200 (clients reconnect at
-// once) in a random order, at moments spread evenly over d, and returns
-// when it closed the last or ctx ended. Call it while the node refuses new
-// connections (redcast.Node.Drain), so that clients reconnect elsewhere;
-// connections opened during the drain are left to Node.Shutdown.
+// once) in a random order, at moments spread evenly over the middle half
+// of d (the shutdown delay): none in its first quarter, while load
+// balancers still learn from /readyz that the node is going (a client
+// closed then could be sent back to it), none in its last, which
+// Node.Shutdown follows. It returns when it closed the last or ctx ended.
+// Call it while the node refuses new connections (redcast.Node.Drain), so
+// that clients reconnect elsewhere; connections opened during the drain
+// are left to Node.Shutdown.
 func (h *Handler) Drain(ctx context.Context, d time.Duration) {
 	h.mu.Lock()
 	list := make([]*session, 0, len(h.sessions))
@@ -50,7 +54,7 @@ func (h *Handler) Drain(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for i, s := range list {
-		if wait := time.Until(start.Add(d * time.Duration(i) / time.Duration(len(list)))); wait > 0 {
+		if wait := time.Until(start.Add(d/4 + d/2*time.Duration(i)/time.Duration(len(list)))); wait > 0 {
 			t.Reset(wait)
 			select {
 			case <-t.C:

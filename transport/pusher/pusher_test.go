@@ -273,8 +273,9 @@ func TestShutdownReconnects(t *testing.T) {
 }
 
 // A server that shuts down with a delay closes its Pusher clients one by
-// one, with 4200, at moments spread over three quarters of the delay, so
-// that they do not all reconnect at the same instant.
+// one, with 4200, at moments spread over the middle half of the delay, so
+// that they do not all reconnect at the same instant, nor before load
+// balancers saw the node go.
 func TestShutdownSpreadsReconnects(t *testing.T) {
 	const n, delay = 5, 800 * time.Millisecond
 	addr, srv := start(t, server.Config{ShutdownDelay: delay})
@@ -309,9 +310,10 @@ func TestShutdownSpreadsReconnects(t *testing.T) {
 		}
 		last = c.at
 	}
-	// The i-th of n closes at i/n of 3/4 of the delay: the last at 480 ms.
-	if spread := last - first; spread < delay*3/4*(n-1)/n*3/4 || last > delay {
-		t.Errorf("closes from %v to %v after the shutdown began, want spread over %v", first, last, delay*3/4)
+	// The i-th of n closes at 1/4 of the delay and i/n of its half more:
+	// the first at 200 ms, the last at 520 ms.
+	if spread := last - first; first < delay/4 || spread < delay/2*(n-1)/n*3/4 || last > delay {
+		t.Errorf("closes from %v to %v after the shutdown began, want spread from %v over %v", first, last, delay/4, delay/2)
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
