@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/hub"
@@ -106,4 +107,23 @@ func (c *Client) SetUser(user string, info json.RawMessage) error {
 // Call it before the node serves.
 func (n *Node) OnUserPresence(f func(ctx context.Context, ch string, entered bool, info *protocol.ClientInfo)) {
 	n.userPresence = f
+}
+
+// ReserveUsers reserves the users whose names start with prefix for the
+// caller (a dialect that scopes its users, as Pusher's does with
+// "pusher:"): a connect whose token or connect proxy names such a user
+// is refused with 114, so that no redcast client passes for one of them.
+// Call it before the node serves.
+func (n *Node) ReserveUsers(prefix string) {
+	n.reservedUsers = append(n.reservedUsers, prefix)
+}
+
+// checkUser refuses a user name that ReserveUsers reserved.
+func (n *Node) checkUser(user string) error {
+	for _, p := range n.reservedUsers {
+		if strings.HasPrefix(user, p) {
+			return protocol.ErrUnauthorized.WithMessage("user names starting with %q are reserved", p)
+		}
+	}
+	return nil
 }

@@ -61,6 +61,9 @@ type Node struct {
 	table *nodeTable
 	// controls queues control requests from other nodes (see control.go).
 	controls chan []byte
+	// reservedUsers are the prefixes of user names that connects may not
+	// claim (ReserveUsers); set before the node serves.
+	reservedUsers []string
 	// missedControl is set when a full queue dropped a control request:
 	// the control goroutine then rechecks every connection against the
 	// revocation store, which has what a dropped revocation would have

@@ -63,6 +63,9 @@ func (c *Client) Connect(p protocol.ConnectParams) (*protocol.ConnectResult, err
 		if creds, err = c.node.cfg.Verifier.VerifyConnect(p.Token); err != nil {
 			return nil, err
 		}
+		if err = c.node.checkUser(creds.User); err != nil {
+			return nil, err
+		}
 		if err = c.admit("", creds.Ref(), protocol.ErrUnauthorized); err != nil {
 			return nil, err
 		}
@@ -76,6 +79,9 @@ func (c *Client) Connect(p protocol.ConnectParams) (*protocol.ConnectResult, err
 		// An anonymous client (no credentials) has nothing to revoke.
 		if creds == nil {
 			break
+		}
+		if err = c.node.checkUser(creds.User); err != nil {
+			return nil, err
 		}
 		if err = c.admit("", creds.Ref(), protocol.ErrUnauthorized); err != nil {
 			return nil, err

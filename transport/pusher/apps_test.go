@@ -2,6 +2,8 @@ package pusher_test
 
 import (
 	"context"
+	"errors"
+	"github.com/redcast/redcast/protocol"
 	"net/http"
 	"strings"
 	"testing"
@@ -99,6 +101,16 @@ func TestPusherUsersScopedPerApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer native.Close()
+	// A redcast client cannot pass for a Pusher user: such names are
+	// reserved.
+	fake, err := auth.Mint(secret, auth.MintOptions{User: "pusher:1:42"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = rcclient.Dial(ctx, "ws://"+addr+"/connection/websocket", rcclient.Options{Token: fake})
+	if perr, ok := errors.AsType[*protocol.Error](err); !ok || perr.Code != protocol.ErrUnauthorized.Code {
+		t.Fatalf("a redcast token naming app 1's user 42: %v, want 114", err)
+	}
 
 	users := pushertest.SignRequest(appB.Key, appB.Secret, http.MethodGet, "/apps/2/channels/presence-room/users", nil, nil, time.Now())
 	if status, body := get(t, "http://"+addr+"/apps/2/channels/presence-room/users?"+users.Encode()); status != 200 || body != `{"users":[{"id":"42"},{"id":"ann"}]}`+"\n" {

@@ -60,6 +60,9 @@ func NewHandler(node *redcast.Node, ws *websocket.Handler, cfg Config) (*Handler
 		h.conns[&h.cfg.Apps[i]] = new(atomic.Int64)
 	}
 	node.OnUserPresence(h.userPresence)
+	if len(h.cfg.Apps) > 0 {
+		node.ReserveUsers(userPrefix) // the apps' users (app.go scopedUser)
+	}
 	if err := h.startWebhooks(); err != nil {
 		return nil, err
 	}
