@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/broker/brokertest"
@@ -19,7 +20,9 @@ import (
 // publication once, in offset order, with the same data.
 func TestNodesShareChannels(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
-	cfg := Config{Prefix: newPrefix()}
+	// 900 publishes at once from 9 goroutines: a loaded machine may take
+	// longer than the default second for one.
+	cfg := Config{Prefix: newPrefix(), Timeout: 5 * time.Second}
 	const nodes, publishers, each = 3, 3, 100
 	brokers := make([]*Broker, nodes)
 	recs := make([]*brokertest.Recorder, nodes)
