@@ -198,6 +198,13 @@ func (s *Sender) Close(ctx context.Context) error {
 		err = fmt.Errorf("webhook: close: %d events not delivered: %w", lost, ctx.Err())
 	}
 	s.cancel()
+	// A Send that saw the sender open may have queued after its goroutine
+	// flushed: such events are dropped, and counted as such.
+	for _, t := range targets {
+		if n := len(t.queue); n > 0 {
+			t.drop(n, "queued as the sender closed")
+		}
+	}
 	return err
 }
 
