@@ -32,6 +32,12 @@ type Config struct {
 	// refreshes it more often (see Broker.PresenceTiming and
 	// broker.NewPresenceTiming). Default 60s.
 	PresenceTTL time.Duration
+	// PresenceKeyTTL is how long a channel's presence keys stay in Redis
+	// after its last add, when no node is left to expire their entries:
+	// a node that comes back within it still announces the leaves of a
+	// crashed node (see docs/webhooks.md). Default PresenceTTL plus an
+	// hour.
+	PresenceKeyTTL time.Duration
 
 	// Timeout bounds every Redis operation the broker makes (Publish,
 	// History, presence, a SUBSCRIBE batch) and every dial, so that calls
@@ -89,6 +95,8 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.HistoryTTL, DefaultHistoryTTL)
 	setDefault(&c.StreamTTL, DefaultStreamTTL)
 	setDefault(&c.PresenceTTL, DefaultPresenceTTL)
+	setDefault(&c.PresenceKeyTTL, c.PresenceTTL+time.Hour)
+	c.PresenceKeyTTL = max(c.PresenceKeyTTL, c.PresenceTTL)
 	setDefault(&c.Timeout, DefaultTimeout)
 	setDefault(&c.MinReconnectDelay, DefaultMinReconnectDelay)
 	setDefault(&c.MaxReconnectDelay, DefaultMaxReconnectDelay)

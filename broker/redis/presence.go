@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/redis/rueidis"
 
@@ -20,8 +19,11 @@ var _ broker.PresenceExpirer = (*Broker)(nil)
 //	P:{C}:z  sorted set: client ID -> expiry (Unix ms, Redis clock)
 //	P:{C}:u  hash: user -> how many of its clients are in P:{C}:p
 //
-// Every add extends the three keys' TTL to PresenceTTL, so they vanish
-// together once nobody refreshes them. The scripts below change them
+// Every add extends the three keys' TTL to PresenceKeyTTL (an hour past
+// PresenceTTL by default), so they vanish together once nobody refreshes
+// or expires them: expired entries are hidden at once and removed by
+// ExpirePresence, and the keys' longer life lets a node that comes back
+// late still find a crashed node's entries and announce their leaves. The scripts below change them
 // together, so that whether a client entered or left (and whether its user
 // did) is decided once, in Redis, whichever nodes call at the same time.
 
@@ -139,14 +141,6 @@ var (
 // so that a channel with many expired clients does not block Redis.
 const expireBatch = 500
 
-// presenceKeyGrace is how long a channel's presence keys outlive its
-// last add past the TTL. Expired entries are hidden at once and removed by
-// ExpirePresence; the keys only go by themselves when no node is left to
-// do that. Kept an hour, a crashed node's entries are still there when a
-// node comes back to sweep them (docs/webhooks.md): their leaves are
-// announced late rather than never.
-const presenceKeyGrace = time.Hour
-
 // presenceKeys returns the keys of the channel's presence.
 func (b *Broker) presenceKeys(channel string) []string {
 	tag := b.tag(channel)
@@ -173,7 +167,7 @@ func (b *Broker) AddPresence(ctx context.Context, channel string, info *protocol
 	octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
 	reply, err := presenceAddScript.Exec(octx, b.client, b.presenceKeys(channel),
-		[]string{info.Client, encodeInfo(info), info.User, ms(timing.Lifetime), ms(timing.TTL + presenceKeyGrace)}).AsIntSlice()
+		[]string{info.Client, encodeInfo(info), info.User, ms(timing.Lifetime), ms(b.cfg.PresenceKeyTTL)}).AsIntSlice()
 	if err != nil {
 		return broker.PresenceChange{}, b.wrap(ctx, "add presence", err)
 	}

@@ -12,11 +12,11 @@ import (
 
 // TestPresenceKeysExpire lets every node "crash" (nobody refreshes or
 // expires anything): the channel's presence keys, user counts included,
-// are gone from Redis within the TTL.
+// are gone from Redis within PresenceKeyTTL.
 func TestPresenceKeysExpire(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
 	const ttl = 300 * time.Millisecond
-	b := newBroker(t, srv, Config{Prefix: newPrefix(), PresenceTTL: ttl})
+	b := newBroker(t, srv, Config{Prefix: newPrefix(), PresenceTTL: ttl, PresenceKeyTTL: ttl})
 	for _, info := range []*protocol.ClientInfo{clientInfo("ann"), {Client: "tab1", User: "bob"}, {Client: "tab2", User: "bob"}} {
 		if _, err := b.AddPresence(t.Context(), "room", info); err != nil {
 			t.Fatal(err)
