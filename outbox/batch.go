@@ -24,11 +24,7 @@ func PutBatch(b *Batch) { batches.Put(b) }
 // Push queues msg in o (see Outbox.Push) and keeps o for Flush when it
 // needs a write. It never blocks and does no I/O.
 func (b *Batch) Push(o *Outbox, msg []byte) bool {
-	ok, flush := o.push(msg, true)
-	if flush {
-		b.list = append(b.list, o)
-	}
-	return ok
+	return o.push(msg, true, b)
 }
 
 // Len returns how many outboxes wait for a flush.
