@@ -288,10 +288,10 @@ func (n *Node) broadcast(ctx context.Context, ev *hub.Event) {
 			outbox.PutBatch(b)
 		}()
 	}
-	msgs, size := b.Pushed()
+	msgs0, bytes0 := b.Pushed()
 	n.hub.Broadcast(ev, b)
-	after, afterSize := b.Pushed()
-	n.countPushes(after-msgs, afterSize-size)
+	msgs, bytes := b.Pushed()
+	n.countPushes(msgs-msgs0, bytes-bytes0)
 }
 
 // countPushes counts k pushes of size bytes in all, queued for clients:
