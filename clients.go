@@ -9,9 +9,28 @@ import (
 // This file is the node's client registry: every registered Client, the
 // connection limit, and what unregistering counts.
 
-// Full reports whether the node has as many clients as it accepts, so that
-// transports can refuse a connection before upgrading it.
-func (n *Node) Full() bool { return n.NumClients() >= n.cfg.MaxConnections }
+// Admit reports whether the node takes a new connection now: ErrDraining
+// once it is shutting down (Drain), ErrConnectionLimit when it has
+// MaxConnections clients, nil otherwise. Transports call it before they
+// upgrade a connection or start a response, so that a refusal is still
+// an HTTP 503 that a balancer can pass on to another node; NewClient
+// decides again (the node may have filled meanwhile).
+func (n *Node) Admit() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.admitLocked()
+}
+
+// admitLocked is Admit; n.mu is held.
+func (n *Node) admitLocked() error {
+	switch {
+	case n.draining:
+		return ErrDraining
+	case len(n.clients) >= n.cfg.MaxConnections:
+		return ErrConnectionLimit
+	}
+	return nil
+}
 
 // NumClients returns how many clients are registered.
 func (n *Node) NumClients() int {
@@ -20,9 +39,9 @@ func (n *Node) NumClients() int {
 	return len(n.clients)
 }
 
-// Errors of NewClient.
+// Errors of Admit and NewClient.
 var (
-	// ErrDraining is returned once Shutdown has begun.
+	// ErrDraining is returned once Drain or Shutdown has begun.
 	ErrDraining = errors.New("redcast: node is shutting down")
 	// ErrConnectionLimit is returned when the node has MaxConnections clients.
 	ErrConnectionLimit = errors.New("redcast: connection limit reached")
@@ -31,11 +50,8 @@ var (
 func (n *Node) register(c *Client) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.draining {
-		return ErrDraining
-	}
-	if len(n.clients) >= n.cfg.MaxConnections {
-		return ErrConnectionLimit
+	if err := n.admitLocked(); err != nil {
+		return err
 	}
 	n.clients[c] = struct{}{}
 	n.metrics.Connections.Inc()

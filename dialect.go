@@ -48,28 +48,28 @@ func (c *Client) SubscribeAuthorized(p protocol.SubscribeParams, prepare func(co
 	return c.subscribe(p, reply, subscribeHow{authorized: true, prepare: prepare})
 }
 
-// PublishAuthorized publishes data (checked as any publication's: JSON, at
-// most MaxDataSize) to a channel the client is subscribed to, for a
-// transport that authorized it by its own protocol's rules: the
-// namespace's publish policy does not apply. It counts against the
-// client's publish rate (error 116), and the publication is not delivered
-// back to the client (see skipOwn). Errors: 101, 107 (not subscribed),
-// 110, 116, and broker errors.
+// PublishAuthorized publishes data to a channel the client is subscribed
+// to, for a transport that authorized it by its own protocol's rules: the
+// namespace's publish policy (and its publish proxy) does not apply.
+// Otherwise it is checked and published as a publish command of the full
+// protocol is (publishRequest): the client's publish rate (error 116; the
+// MaxRefusals-th refusal in a row also closes the connection with 3503,
+// so that what the transport answers is not sent), the data (JSON, at
+// most MaxDataSize), and the publication is not delivered back to the
+// client (see skipOwn). Call it from the client's read goroutine. Errors:
+// 101, 107 (not subscribed), 110, 116, and broker errors.
 func (c *Client) PublishAuthorized(ch string, data []byte) error {
-	if !c.subscribed(ch) {
-		return protocol.ErrPermissionDenied.WithMessage("subscribe to channel %q to publish to it", ch)
-	}
-	if !c.publishLimit().Allow() {
-		return protocol.ErrTooManyRequests
-	}
-	if err := c.node.checkData(data); err != nil {
+	if err := c.allow(c.publishLimit()); err != nil {
+		if err == errLastRefusal {
+			c.Disconnect(protocol.DisconnectTooManyRequests)
+		}
 		return err
 	}
-	ns, err := c.node.policy.Namespace(ch)
+	req, err := c.publishRequest(protocol.PublishParams{Channel: ch, Data: data}, true)
 	if err != nil {
 		return err
 	}
-	_, err = c.node.publish(c.ctx, sourceClient, ch, data, c.publishOptions(ns))
+	_, err = c.node.publish(c.ctx, sourceClient, req.Channel, req.Data, req.Options)
 	return err
 }
 

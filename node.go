@@ -286,8 +286,9 @@ func (n *Node) HandlePublication(ctx context.Context, ch string, pub *protocol.P
 }
 
 // broadcast hands ev to the channel's local subscribers and counts the
-// pushes once for all of them. Their bytes are counted in the protocol
-// encoding, which the broadcast made unless every subscriber is plain.
+// pushes once for all of them: the messages their Batch queued, and those
+// messages' bytes, in each subscriber's format (a compressed frame, a
+// delta, a plain text), with no encoding of its own.
 //
 // The broker may hold its locks: the subscribers' writes are left in the
 // outbox.Batch of ctx, which its owner flushes once it holds none (see
@@ -303,9 +304,10 @@ func (n *Node) broadcast(ctx context.Context, ev *hub.Event) {
 			outbox.PutBatch(b)
 		}()
 	}
-	if k := n.hub.Broadcast(ev, b); k > 0 {
-		n.countPushes(k, k*len(ev.Bytes(hub.FormatProtocol)))
-	}
+	msgs0, bytes0 := b.Pushed()
+	n.hub.Broadcast(ev, b)
+	msgs, bytes := b.Pushed()
+	n.countPushes(msgs-msgs0, bytes-bytes0)
 }
 
 // countPushes counts k pushes of size bytes in all, queued for clients:

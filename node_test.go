@@ -199,30 +199,52 @@ func brokerOpts(n *Node, ch string) (o broker.PublishOptions) {
 // BenchmarkFanout measures a publication's path from the broker to the
 // transports of many subscribers: ns per delivery; allocs/op are per
 // publication, whatever the number of subscribers.
+//
+// Plain-mode subscribers (format=plain) read no line of the full protocol:
+// their broadcasts should not encode one.
 func BenchmarkFanout(b *testing.B) {
-	for _, subs := range []int{1000, 10000} {
-		b.Run(fmt.Sprintf("subscribers=%d", subs), func(b *testing.B) {
-			n := startNode(b, Config{})
-			trs := make([]*fakeTransport, subs)
-			for i := range trs {
-				trs[i] = &fakeTransport{countOnly: true}
-				c := newConnected(b, n, trs[i])
-				if err := c.Subscribe(protocol.SubscribeParams{Channel: "chat:bench"}, nil); err != nil {
-					b.Fatal(err)
-				}
+	for _, plain := range []bool{false, true} {
+		for _, subs := range []int{10, 1000, 10000} {
+			name := fmt.Sprintf("format=protocol/subscribers=%d", subs)
+			if plain {
+				name = fmt.Sprintf("format=plain/subscribers=%d", subs)
 			}
-			data := []byte(`{"text":"0123456789012345678901234567890123456789012345678"}`)
-			opts := brokerOpts(n, "chat:bench")
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				if _, err := n.broker.Publish(context.Background(), "chat:bench", data, opts); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*subs), "ns/delivery")
-		})
+			b.Run(name, func(b *testing.B) { benchmarkFanout(b, subs, plain) })
+		}
 	}
+}
+
+func benchmarkFanout(b *testing.B, subs int, plain bool) {
+	n := startNode(b, Config{})
+	trs := make([]*fakeTransport, subs)
+	for i := range trs {
+		trs[i] = &fakeTransport{countOnly: true}
+		if plain {
+			c, err := n.NewClient(outbox.New(trs[i], n.OutboxOptions()), hub.FormatPlain)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(c.Closed)
+			if err := c.JoinRoom("chat:bench", "", false); err != nil {
+				b.Fatal(err)
+			}
+			continue
+		}
+		c := newConnected(b, n, trs[i])
+		if err := c.Subscribe(protocol.SubscribeParams{Channel: "chat:bench"}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	data := []byte(`{"text":"0123456789012345678901234567890123456789012345678"}`)
+	opts := brokerOpts(n, "chat:bench")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := n.broker.Publish(context.Background(), "chat:bench", data, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*subs), "ns/delivery")
 }
 
 // TestPushAfterCloseIsNotSlowConsumer: a broadcast that reaches a client

@@ -57,32 +57,48 @@ func (n *Node) refreshPresence(ctx context.Context) {
 	}
 }
 
+// refreshSub re-adds the presence of s. An add that made the client enter
+// is announced (a join) when s is still the client's subscription to the
+// channel. Otherwise the client unsubscribed since presenceSubs (its
+// RemovePresence came before this add), and the add is undone,
+// unannounced. But the client may have subscribed again meanwhile, and
+// that subscription's own add (its join, once it is live) may have found
+// the entry there and announced nothing: after the undo, a subscription
+// that is live again is added and announced here, on its behalf, as if it
+// were s. (One not live yet adds itself after the undo.) The client
+// would have to resubscribe at each turn to keep this going: after a few
+// turns the next refresh repairs what is left.
 func (n *Node) refreshSub(ctx context.Context, s *subscription) {
 	c := s.client
-	change, err := n.presence.AddPresence(ctx, s.channel, c.info)
-	if err != nil {
-		if ctx.Err() == nil {
-			n.log.Warn("refresh presence failed", "channel", s.channel, "client", c.ID(), "err", err)
+	current := func() *subscription {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.subs[s.channel]
+	}
+	for range 4 {
+		change, err := n.presence.AddPresence(ctx, s.channel, c.info)
+		if err != nil {
+			if ctx.Err() == nil {
+				n.log.Warn("refresh presence failed", "channel", s.channel, "client", c.ID(), "err", err)
+			}
+			return
 		}
-		return
-	}
-	if change.Client == nil {
-		return
-	}
-	// The client entered: either it was gone from presence, or it
-	// unsubscribed since presenceSubs (its RemovePresence came before this
-	// add). Then the add is undone, unannounced.
-	c.mu.Lock()
-	current := c.subs[s.channel] == s
-	c.mu.Unlock()
-	if !current {
+		if change.Client == nil {
+			return
+		}
+		if current() == s {
+			n.log.Debug("presence entered again", "channel", s.channel, "client", c.ID())
+			n.presenceChanged(ctx, s.channel, s.opts, protocol.PushJoin, change)
+			return
+		}
 		if _, err := n.presence.RemovePresence(ctx, s.channel, c.ID()); err != nil {
 			n.log.Warn("remove presence failed", "channel", s.channel, "client", c.ID(), "err", err)
+			return
 		}
-		return
+		if s = current(); s == nil || !s.live() {
+			return
+		}
 	}
-	n.log.Debug("presence entered again", "channel", s.channel, "client", c.ID())
-	n.presenceChanged(ctx, s.channel, s.opts, protocol.PushJoin, change)
 }
 
 // expirePresence removes the expired clients of every channel with

@@ -116,7 +116,7 @@ func (n *Node) checkData(data []byte) error {
 // Publish validates and publishes data to a channel, returning the position
 // the broker assigned once it stored the publication.
 func (c *Client) Publish(p protocol.PublishParams) (protocol.StreamPosition, error) {
-	req, err := c.publishRequest(p)
+	req, err := c.publishRequest(p, false)
 	if err != nil {
 		return protocol.StreamPosition{}, err
 	}
@@ -124,18 +124,29 @@ func (c *Client) Publish(p protocol.PublishParams) (protocol.StreamPosition, err
 }
 
 // publishRequest checks a publish of the client (permission, data) and
-// returns it as the broker takes it.
+// returns it as the broker takes it: every publish of a client passes
+// here, after its rate (allow).
 // With a publish proxy for the channel's namespace, the backend decides
 // instead of the namespace's policy, and may replace the data (proxy.go).
-func (c *Client) publishRequest(p protocol.PublishParams) (broker.PublishRequest, error) {
+// authorized is a publish that the client's transport authorized by its
+// own protocol's rules (PublishAuthorized): only a subscriber of the
+// channel may make it, and neither the policy nor a proxy decides.
+func (c *Client) publishRequest(p protocol.PublishParams, authorized bool) (broker.PublishRequest, error) {
 	ns, err := c.node.policy.Namespace(p.Channel)
 	if err != nil {
 		return broker.PublishRequest{}, err
 	}
-	url := c.node.publishProxy(ns, p.Channel)
-	if url == "" {
-		if err := c.node.policy.CanPublish(c.credentials(), p.Channel, c.subscribed(p.Channel)); err != nil {
-			return broker.PublishRequest{}, err
+	var url string
+	if authorized {
+		if !c.subscribed(p.Channel) {
+			return broker.PublishRequest{}, protocol.ErrPermissionDenied.WithMessage("subscribe to channel %q to publish to it", p.Channel)
+		}
+	} else {
+		url = c.node.publishProxy(ns, p.Channel)
+		if url == "" {
+			if err := c.node.policy.CanPublish(c.credentials(), p.Channel, c.subscribed(p.Channel)); err != nil {
+				return broker.PublishRequest{}, err
+			}
 		}
 	}
 	if err := c.node.checkData(p.Data); err != nil {
@@ -218,7 +229,7 @@ func (c *Client) checkPublish(cmd protocol.Command) (broker.PublishRequest, erro
 	if err := protocol.DecodeParams(cmd, &p); err != nil {
 		return broker.PublishRequest{}, err
 	}
-	return c.publishRequest(p)
+	return c.publishRequest(p, false)
 }
 
 // flushPublishes publishes the queued publishes in one broker call and

@@ -11,6 +11,9 @@ import (
 // goroutine at a time: the one that delivers.
 type Batch struct {
 	list []*Outbox
+	// pushed and bytes count the messages queued through Push and their
+	// bytes, since the Batch was made or taken from the pool.
+	pushed, bytes int
 }
 
 var batches = sync.Pool{New: func() any { return new(Batch) }}
@@ -19,20 +22,30 @@ var batches = sync.Pool{New: func() any { return new(Batch) }}
 func GetBatch() *Batch { return batches.Get().(*Batch) }
 
 // PutBatch returns b, which must be flushed or woken, to the pool.
-func PutBatch(b *Batch) { batches.Put(b) }
+func PutBatch(b *Batch) {
+	b.pushed, b.bytes = 0, 0
+	batches.Put(b)
+}
 
 // Push queues msg in o (see Outbox.Push) and keeps o for Flush when it
 // needs a write. It never blocks and does no I/O.
 func (b *Batch) Push(o *Outbox, msg []byte) bool {
-	ok, flush := o.push(msg, true)
-	if flush {
-		b.list = append(b.list, o)
+	if !o.push(msg, true, b) {
+		return false
 	}
-	return ok
+	b.pushed++
+	b.bytes += len(msg)
+	return true
 }
 
 // Len returns how many outboxes wait for a flush.
 func (b *Batch) Len() int { return len(b.list) }
+
+// Pushed returns how many messages Push queued, and their bytes, since
+// the Batch was made or taken from the pool: what a broadcast queued is
+// the difference between the counts after it and before. (A message
+// pushed to an outbox that is closing counts too: Push took it.)
+func (b *Batch) Pushed() (msgs, bytes int) { return b.pushed, b.bytes }
 
 // Flush writes the outboxes pushed to since the last Flush: from the
 // calling goroutine (see Outbox.Flush) when there are at most DirectFanout

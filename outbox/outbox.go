@@ -184,37 +184,27 @@ func New(sink Sink, opts Options) *Outbox {
 // empty (a big reply). It wakes the writer when one is needed; to write a
 // quiet connection from the calling goroutine instead, push through a
 // Batch.
-func (o *Outbox) Push(msg []byte) bool {
-	ok, flush := o.push(msg, true)
-	if flush {
-		o.wake()
-	}
-	return ok
-}
+func (o *Outbox) Push(msg []byte) bool { return o.push(msg, true, nil) }
 
 // PushReply is Push for a reply to the client's own command: MaxBytes does
 // not bound it (a history reply may be large), only MaxMessages. The
 // reader paces such replies itself (Crowded, WaitRoom), so they cannot
 // pile up.
-func (o *Outbox) PushReply(msg []byte) bool {
-	ok, flush := o.push(msg, false)
-	if flush {
-		o.wake()
-	}
-	return ok
-}
+func (o *Outbox) PushReply(msg []byte) bool { return o.push(msg, false, nil) }
 
-// push queues msg and reports whether the outbox needs a flush: no writer
-// is at work or about to be, and no holder or flusher will write it.
-// bytes applies MaxBytes.
-func (o *Outbox) push(msg []byte, bytes bool) (ok, flush bool) {
+// push queues msg and, when the outbox needs a flush (no writer is at work
+// or about to be, and no holder or flusher will write it), adds it to b
+// for b's owner to flush, or without a Batch wakes the writer: one lock
+// either way. bytes applies MaxBytes. It reports false when the queue is
+// full.
+func (o *Outbox) push(msg []byte, bytes bool, b *Batch) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.phase != phaseOpen {
-		return true, false
+		return true
 	}
 	if len(o.queue) >= o.opts.MaxMessages || bytes && len(o.queue) > 0 && o.queued+len(msg) > o.opts.MaxBytes {
-		return false, false
+		return false
 	}
 	o.queue = append(o.queue, msg)
 	o.queued += len(msg)
@@ -235,11 +225,14 @@ func (o *Outbox) push(msg []byte, bytes bool) (ok, flush bool) {
 		if eighth {
 			o.wakeLocked()
 		}
-	default:
+	case b != nil:
+		// The Batch's owner flushes it once it holds no lock.
 		o.pending = true
-		return true, true
+		b.list = append(b.list, o) // b is the calling goroutine's
+	default:
+		o.wakeLocked()
 	}
-	return true, false
+	return true
 }
 
 // PushControl queues a raw frame (a ping, a pong) to be written ahead of

@@ -18,7 +18,8 @@
 // position of each publication from the front of its line, frames the
 // events and writes what the outbox hands it with one write and one flush,
 // with a write deadline; its own connect and subscribe events are queued in
-// order with the client's pushes. Writes wait until the handler wrote the
+// order with the client's pushes, each as a message that carries all its
+// event needs (own.go). Writes wait until the handler wrote the
 // response's header, and the handler's goroutine, which owns the response,
 // returns only once the outbox ended. A stream gets a ": ping" comment
 // every ping interval. A full queue ends the stream as a slow consumer

@@ -76,17 +76,6 @@ func appendData(dst, data []byte) []byte {
 	}
 }
 
-// own appends the events of one of the stream's own items.
-func (ew *eventWriter) own(it item) {
-	switch {
-	case it.conn != nil:
-		ew.buf = appendRetry(ew.buf, ew.retry)
-		ew.event(encode(connectPush{Push: PushConnect, ConnectResult: it.conn}))
-	case it.sub != nil:
-		ew.subscribed(it.sub)
-	}
-}
-
 // line appends the event of a push line of the full protocol, advancing
 // the channel's position when it is a publication.
 func (ew *eventWriter) line(line []byte) {
@@ -94,41 +83,6 @@ func (ew *eventWriter) line(line []byte) {
 		ew.pos.advance(ch, offset)
 	}
 	ew.event(line)
-}
-
-// subscribed appends a subscribe event and the publications of the
-// result. The subscribe event's id names the position before those
-// publications, and each publication's the position after it, so that a
-// client that misses some of them recovers them.
-func (ew *eventWriter) subscribed(s *subscribed) {
-	res := s.res
-	if res.Recoverable {
-		start := res.Offset
-		if len(res.Publications) > 0 {
-			start = res.Publications[0].Offset - 1
-		}
-		ew.pos.set(s.channel, protocol.StreamPosition{Offset: start, Epoch: res.Epoch})
-	} else {
-		ew.pos.forget(s.channel)
-	}
-	ew.event(encode(SubscribePush{
-		Push:        PushSubscribe,
-		Channel:     s.channel,
-		Offset:      res.Offset,
-		Epoch:       res.Epoch,
-		Recoverable: res.Recoverable,
-		Recovered:   res.Recovered,
-		Since:       s.since,
-	}))
-	for i := range res.Publications {
-		p := &res.Publications[i]
-		line, err := protocol.AppendPush(nil, &protocol.Push{Type: protocol.PushPublication, Channel: s.channel, Pub: p})
-		if err != nil {
-			continue // the broker's publications are valid JSON
-		}
-		ew.pos.advance(s.channel, p.Offset)
-		ew.event(line)
-	}
 }
 
 // disconnect appends the final event, advising a reconnection delay of

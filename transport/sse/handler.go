@@ -112,8 +112,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, err)
 		return
 	}
-	if h.draining() || h.node.Full() {
-		writeError(w, http.StatusServiceUnavailable, protocol.ErrLimitExceeded.WithMessage("connection limit reached or server shutting down: try another node"))
+	if err := h.admit(); err != nil {
+		refuseFull(w, err)
 		return
 	}
 	s := newStream(w, cfg.WriteTimeout, h.opts.Retry, newPositions(req.channels, req.since), h.node.OutboxOptions())
@@ -122,7 +122,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		redcast.ClientOptions{Header: h.node.ForwardedHeaders(r.Header), Transport: "sse"})
 	if err != nil {
 		s.refuse()
-		writeError(w, http.StatusServiceUnavailable, protocol.ErrLimitExceeded.WithMessage("connection limit reached or server shutting down: try another node"))
+		refuseFull(w, err)
 		return
 	}
 	defer client.Closed()
@@ -139,6 +139,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	s.begin()
 	s.run(r.Context(), cfg.PingInterval, h.quit, client.Disconnect)
+}
+
+// admit reports whether a new stream may start: not once the handler
+// drains, and as the node admits connections (Node.Admit).
+func (h *Handler) admit() error {
+	if h.draining() {
+		return redcast.ErrDraining
+	}
+	return h.node.Admit()
+}
+
+// refuseFull answers a stream the node does not admit (err: ErrDraining
+// or ErrConnectionLimit) with 503 and error 109: another node may take it.
+func refuseFull(w http.ResponseWriter, err error) {
+	why := "connection limit reached"
+	if errors.Is(err, redcast.ErrDraining) {
+		why = "server shutting down"
+	}
+	writeError(w, http.StatusServiceUnavailable, protocol.ErrLimitExceeded.WithMessage("%s: try another node", why))
 }
 
 // start connects the client, checks every channel and subscribes them, so

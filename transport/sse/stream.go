@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,10 +24,6 @@ var errRefused = errors.New("sse: request refused")
 
 // pingComment keeps an idle stream (and the proxies on its way) alive.
 var pingComment = []byte(": ping\n\n")
-
-// ownMarker is the line queued for an event of the stream's own (see
-// stream.own): the core's lines are JSON and never a NUL.
-var ownMarker = []byte{0}
 
 // stream is one SSE response: the outbox.Sink of its client's outbox. The
 // outbox's writer writes the response; the handler's goroutine, which owns
@@ -51,15 +46,10 @@ type stream struct {
 	// refused (refused set first): writes wait for it.
 	ready   chan struct{}
 	refused bool
-
-	mu sync.Mutex
-	// own holds the stream's own events (connect, subscribe) in the order
-	// their markers were queued.
-	own []item
 }
 
 // item is an event of the stream's own: a connect result, or a channel's
-// subscribe result.
+// subscribe result. It is queued as a message of its own (see own.go).
 type item struct {
 	sub  *subscribed
 	conn *protocol.ConnectResult
@@ -86,13 +76,12 @@ func newStream(w http.ResponseWriter, writeTimeout, retry time.Duration, pos *po
 }
 
 // push queues an event of the stream's own, in order with the client's
-// pushes. It returns false when the queue is full: the caller disconnects
-// the client as a slow consumer.
+// pushes, as a message of its own (see own.go). Like a reply of the full
+// protocol, it is bounded by the queue's messages, not its bytes (a
+// subscribe result may hold much history). It returns false when the
+// queue is full: the caller disconnects the client as a slow consumer.
 func (s *stream) push(it item) bool {
-	s.mu.Lock()
-	s.own = append(s.own, it)
-	s.mu.Unlock()
-	return s.out.Push(ownMarker)
+	return s.out.PushReply(it.message())
 }
 
 // begin lets writes start once the handler wrote the response's header.
@@ -137,17 +126,12 @@ func (s *stream) run(ctx context.Context, ping time.Duration, quit <-chan struct
 }
 
 // AppendFrames implements outbox.Sink: each line becomes an event with the
-// stream's current id.
+// stream's current id, and the message of an own event its events.
 func (s *stream) AppendFrames(dst []byte, lines [][]byte) []byte {
 	s.ew.buf = dst
 	for _, line := range lines {
-		if len(line) == 1 && line[0] == 0 {
-			s.mu.Lock()
-			it := s.own[0]
-			s.own[0] = item{}
-			s.own = s.own[1:]
-			s.mu.Unlock()
-			s.ew.own(it)
+		if len(line) > 0 && line[0] == ownTag {
+			s.ew.own(line)
 			continue
 		}
 		s.ew.line(line)

@@ -154,14 +154,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, format hub.Forma
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
-	if h.node.Draining() {
+	if err := h.node.Admit(); err != nil {
 		// Before the upgrade, so that a balancer (nginx's
 		// proxy_next_upstream http_503) passes the client to another node.
-		http.Error(w, "node shutting down, try another node", http.StatusServiceUnavailable)
-		return
-	}
-	if h.node.Full() {
-		http.Error(w, "connection limit reached, try another node", http.StatusServiceUnavailable)
+		msg := "connection limit reached, try another node"
+		if errors.Is(err, redcast.ErrDraining) {
+			msg = "node shutting down, try another node"
+		}
+		http.Error(w, msg, http.StatusServiceUnavailable)
 		return
 	}
 	var (
