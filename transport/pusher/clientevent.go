@@ -13,7 +13,8 @@ import (
 // private or presence channel the client is subscribed to, within the size
 // and rate limits, it is published to the channel's other subscribers (the
 // sender does not get it back). Refusals are pusher:error messages; none
-// closes the connection.
+// closes the connection, except the max_refusals-th in a row past the
+// node's publish rate (see redcast.Client.PublishAuthorized).
 func (s *session) clientEvent(m message) {
 	switch {
 	case m.Channel == "":
