@@ -48,6 +48,14 @@ func (c *Client) SubscribeAuthorized(p protocol.SubscribeParams, prepare func(co
 	return c.subscribe(p, reply, subscribeHow{authorized: true, prepare: prepare})
 }
 
+// SubscribeAuthorizedAs is SubscribeAuthorized with info as the client's
+// info in this channel's presence (and its joins and leaves) instead of
+// the client's own: Pusher's user_info, which each presence channel's
+// channel_data gives anew. The client's user stays its own (SetUser).
+func (c *Client) SubscribeAuthorizedAs(p protocol.SubscribeParams, info json.RawMessage, prepare func(context.Context) error, reply func(*protocol.SubscribeResult)) error {
+	return c.subscribe(p, reply, subscribeHow{authorized: true, prepare: prepare, info: info})
+}
+
 // PublishAuthorized publishes data to a channel the client is subscribed
 // to, for a transport that authorized it by its own protocol's rules: the
 // namespace's publish policy (and its publish proxy) does not apply.

@@ -76,7 +76,7 @@ func (n *Node) refreshSub(ctx context.Context, s *subscription) {
 		return c.subs[s.channel]
 	}
 	for range 4 {
-		change, err := n.presence.AddPresence(ctx, s.channel, c.info)
+		change, err := n.presence.AddPresence(ctx, s.channel, s.presenceInfo())
 		if err != nil {
 			if ctx.Err() == nil {
 				n.log.Warn("refresh presence failed", "channel", s.channel, "client", c.ID(), "err", err)

@@ -2,6 +2,7 @@ package redcast
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 
 	"github.com/redcast/redcast/auth"
@@ -21,6 +22,9 @@ type subscription struct {
 	client  *Client
 	channel string
 	opts    auth.Namespace
+	// info, when not nil, is who the client is in this channel's presence
+	// in place of the client's own info (SubscribeAuthorizedAs).
+	info *protocol.ClientInfo
 
 	mu     sync.Mutex
 	state  subState
@@ -154,6 +158,7 @@ func (c *Client) SubscribeWhole(p protocol.SubscribeParams, reply func(*protocol
 type subscribeHow struct {
 	whole, authorized bool
 	prepare           func(context.Context) error
+	info              json.RawMessage // see SubscribeAuthorizedAs
 }
 
 func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.SubscribeResult), how subscribeHow) error {
@@ -178,6 +183,13 @@ func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 		return protocol.ErrBadRequest.WithMessage("history must be between 0 and %d", MaxHistoryLimit)
 	}
 	s := &subscription{client: c, channel: p.Channel, opts: opts}
+	if how.info != nil {
+		c.mu.Lock()
+		own := *c.info
+		c.mu.Unlock()
+		own.Info = how.info
+		s.info = &own
+	}
 	if s.delta, err = c.wantsDelta(p, opts); err != nil {
 		return err
 	}
@@ -220,7 +232,7 @@ func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 	if !s.goLive(bl, reply) {
 		return nil // the client is being disconnected
 	}
-	c.join(p.Channel, opts)
+	c.join(s)
 	return nil
 }
 
@@ -423,14 +435,24 @@ func (s *subscription) catchUp(bl *backlog, pos protocol.StreamPosition) (protoc
 	}
 }
 
+// presenceInfo returns who the client is in the channel's presence: the
+// subscription's own info, or the client's.
+func (s *subscription) presenceInfo() *protocol.ClientInfo {
+	if s.info != nil {
+		return s.info
+	}
+	return s.client.info
+}
+
 // join records the client in the channel's presence and announces it, as
 // far as the namespace keeps presence and join/leave. With presence, the
 // join is announced by whoever added the client (see refreshSub).
-func (c *Client) join(ch string, opts auth.Namespace) {
-	change := broker.PresenceChange{Client: c.info}
+func (c *Client) join(s *subscription) {
+	ch, opts, info := s.channel, s.opts, s.presenceInfo()
+	change := broker.PresenceChange{Client: info}
 	if opts.Presence {
 		var err error
-		if change, err = c.node.presence.AddPresence(c.ctx, ch, c.info); err != nil {
+		if change, err = c.node.presence.AddPresence(c.ctx, ch, info); err != nil {
 			c.node.log.Warn("add presence failed", "channel", ch, "client", c.ID(), "err", err)
 		}
 	}

@@ -183,11 +183,18 @@ func (s *session) subscribe(m message) {
 		}
 	}
 	succeeded := jsonString([]byte("{}"))
-	var prepare func(context.Context) error
+	var (
+		prepare func(context.Context) error
+		member  json.RawMessage // the user_info of a presence channel's channel_data
+	)
 	if strings.HasPrefix(d.Channel, presencePrefix) {
 		user, info, ok := s.enterPresence(d)
 		if !ok {
 			return
+		}
+		member = info
+		if member == nil {
+			member = json.RawMessage{} // this channel's: none, whatever another gave
 		}
 		// The members are read while the subscription holds back live
 		// events: whoever enters or leaves after the read reaches the
@@ -211,7 +218,12 @@ func (s *session) subscribe(m message) {
 			s.sendCached(p.Channel, d.Channel, res)
 		}
 	}
-	err := s.client.SubscribeAuthorized(p, prepare, reply)
+	var err error
+	if member != nil {
+		err = s.client.SubscribeAuthorizedAs(p, member, prepare, reply)
+	} else {
+		err = s.client.SubscribeAuthorized(p, prepare, reply)
+	}
 	switch {
 	case err == nil, errors.Is(err, protocol.ErrAlreadySubscribed):
 		s.subscribed[d.Channel] = true
