@@ -151,6 +151,16 @@ func (c *Client) connectProxied(p protocol.ConnectParams) (*auth.Credentials, *p
 		return nil, nil, protocol.ErrBackendUnavailable.WithMessage("backend gave a user longer than %d bytes or info longer than %d",
 			auth.MaxUserSize, auth.MaxInfoSize)
 	}
+	// meta is kept for the connection's life, data goes to the client,
+	// and each channel is a subscription: bounded like the client's own.
+	switch {
+	case len(res.Meta) > MaxProxyMetaSize:
+		return nil, nil, protocol.ErrBackendUnavailable.WithMessage("backend gave meta longer than %d bytes", MaxProxyMetaSize)
+	case len(res.Data) > c.node.cfg.MaxDataSize:
+		return nil, nil, protocol.ErrBackendUnavailable.WithMessage("backend gave data longer than %d bytes", c.node.cfg.MaxDataSize)
+	case len(res.Channels) > c.node.cfg.MaxChannels:
+		return nil, nil, protocol.ErrBackendUnavailable.WithMessage("backend gave %d channels, a connection holds at most %d", len(res.Channels), c.node.cfg.MaxChannels)
+	}
 	for _, ch := range res.Channels {
 		if _, err := c.node.policy.Namespace(ch); err != nil {
 			return nil, nil, err
@@ -171,6 +181,10 @@ func (c *Client) connectProxied(p protocol.ConnectParams) (*auth.Credentials, *p
 	}
 	return creds, res, nil
 }
+
+// MaxProxyMetaSize is the most bytes of meta a connect or refresh proxy
+// may give a connection (kept for its life, sent back with its calls).
+const MaxProxyMetaSize = 4 << 10
 
 // refreshLead is how long before a proxied connection expires the refresh
 // proxy is asked (at most; a quarter of the time left when that is less).
@@ -221,7 +235,7 @@ func (c *Client) refreshProxied(gen int) {
 	if gen != c.expiry.gen || c.closed {
 		return
 	}
-	if res != nil && res.Meta != nil {
+	if res != nil && res.Meta != nil && len(res.Meta) <= MaxProxyMetaSize {
 		c.px.meta = res.Meta
 	}
 	creds := *c.creds

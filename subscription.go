@@ -149,12 +149,11 @@ func (c *Client) SubscribeWhole(p protocol.SubscribeParams, reply func(*protocol
 	return c.subscribe(p, reply, subscribeHow{whole: true})
 }
 
-// prepare, when set, runs once the subscription holds back live
-// publications and before reply (see SubscribeAuthorized).
 // subscribeHow says how subscribe serves a transport: whole (see
 // SubscribeWhole), authorized (the transport authorized the channel by its
 // own protocol's rules: the namespace's subscribe policy does not apply),
-// and prepare (see SubscribeAuthorized).
+// prepare (run once the subscription holds back live publications, before
+// reply; see SubscribeAuthorized) and info (see SubscribeAuthorizedAs).
 type subscribeHow struct {
 	whole, authorized bool
 	prepare           func(context.Context) error
@@ -165,6 +164,14 @@ func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 	opts, err := c.node.policy.Namespace(p.Channel)
 	if err != nil {
 		return err
+	}
+	// The cheap checks first: a subscribe that would fail anyway costs
+	// no backend call.
+	if p.History < 0 || p.History > MaxHistoryLimit {
+		return protocol.ErrBadRequest.WithMessage("history must be between 0 and %d", MaxHistoryLimit)
+	}
+	if c.subscribed(p.Channel) {
+		return protocol.ErrAlreadySubscribed
 	}
 	if !how.authorized {
 		if url := c.node.subscribeProxy(opts, p.Channel); url != "" && p.Token == "" {
@@ -178,9 +185,6 @@ func (c *Client) subscribe(p protocol.SubscribeParams, reply func(*protocol.Subs
 		if err != nil {
 			return err
 		}
-	}
-	if p.History < 0 || p.History > MaxHistoryLimit {
-		return protocol.ErrBadRequest.WithMessage("history must be between 0 and %d", MaxHistoryLimit)
 	}
 	s := &subscription{client: c, channel: p.Channel, opts: opts}
 	if how.info != nil {

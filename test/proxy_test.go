@@ -597,3 +597,56 @@ func TestProxyRPCRateLimited(t *testing.T) {
 		t.Errorf("the backend got %d rpc calls, want 2", n)
 	}
 }
+
+// TestProxyConnectBounds: a connect proxy's answer is bounded like what a
+// client may send: more channels than a connection holds, meta over 4 KiB
+// or data over the data limit is an invalid reply, 117.
+func TestProxyConnectBounds(t *testing.T) {
+	many := make([]string, 129)
+	for i := range many {
+		many[i] = fmt.Sprintf("%q", fmt.Sprintf("room%d", i))
+	}
+	answers := map[string]string{
+		"channels": `{"result": {"user": "u", "channels": [` + strings.Join(many, ",") + `]}}`,
+		"meta":     `{"result": {"user": "u", "meta": {"x": "` + strings.Repeat("m", 4<<10) + `"}}}`,
+		"data":     `{"result": {"user": "u", "data": {"x": "` + strings.Repeat("d", 16<<10) + `"}}}`,
+	}
+	var mu sync.Mutex
+	var answer string
+	b := startBackend(t, func(path string, req centrifugoRequest, h http.Header) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return 200, answer
+	})
+	base, _ := startProxied(t, b, time.Second, nil, "/connect")
+	for what, a := range answers {
+		mu.Lock()
+		answer = a
+		mu.Unlock()
+		_, err := dialWith(t, base, nil)
+		wantError(t, "a connect proxy giving too much "+what, err, protocol.ErrBackendUnavailable)
+	}
+}
+
+// TestProxySubscribeCheapChecksFirst: a subscribe that fails on its own
+// (history out of range, already subscribed) costs no backend call.
+func TestProxySubscribeCheapChecksFirst(t *testing.T) {
+	b := startBackend(t, func(path string, req centrifugoRequest, h http.Header) (int, string) {
+		return 200, `{"result": {}}`
+	})
+	base, _ := startProxied(t, b, time.Second, nil, "/subscribe")
+	c, err := dialWith(t, base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Subscribe(testContext(t), "news", client.SubscribeOptions{History: redcast.MaxHistoryLimit + 1})
+	wantError(t, "history out of range", err, protocol.ErrBadRequest)
+	if _, err := c.Subscribe(testContext(t), "news", client.SubscribeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Subscribe(testContext(t), "news", client.SubscribeOptions{})
+	wantError(t, "subscribed twice", err, protocol.ErrAlreadySubscribed)
+	if n := len(b.callsTo("/subscribe")); n != 1 {
+		t.Errorf("the backend was asked %d times, want once (for the one subscribe that could succeed)", n)
+	}
+}
