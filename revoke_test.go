@@ -39,23 +39,10 @@ func (s *staleStore) TokenStatus(ctx context.Context, user, jti string) (broker.
 // written, and answers after every node handled the revocation) is still
 // closed with 3510, never left connected; the next connect is refused.
 func TestRevocationOvertakesAdmission(t *testing.T) {
-	secret := []byte("0123456789abcdef0123456789abcdef")
-	v, err := auth.NewVerifier(auth.Config{HMACSecret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
 	store := &staleStore{Revocations: memory.NewRevocations(), called: make(chan struct{}), release: make(chan struct{})}
-	n := NewNode(Config{Verifier: v}, Deps{Revocations: store})
-	if err := n.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := n.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
+	n := startRevocationNode(t, store)
 	token := func(jti string) string {
-		tok, err := auth.Mint(secret, auth.MintOptions{User: "u", ID: jti})
+		tok, err := auth.Mint(revocationSecret, auth.MintOptions{User: "u", ID: jti})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +88,7 @@ func TestRevocationOvertakesAdmission(t *testing.T) {
 
 	store.hold.Store(false)
 	c2, _ := newClient()
-	_, err = c2.Connect(protocol.ConnectParams{Token: token("j-1")})
+	_, err := c2.Connect(protocol.ConnectParams{Token: token("j-1")})
 	if perr, ok := err.(*protocol.Error); !ok || perr.Code != protocol.ErrUnauthorized.Code {
 		t.Fatalf("connect with the revoked token: %v, want 114", err)
 	}
@@ -112,22 +99,9 @@ func TestRevocationOvertakesAdmission(t *testing.T) {
 // replace its own as what revocations go by: revoking its own token still
 // closes it.
 func TestSecondConnectLeavesTheTokenAlone(t *testing.T) {
-	secret := []byte("0123456789abcdef0123456789abcdef")
-	v, err := auth.NewVerifier(auth.Config{HMACSecret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := NewNode(Config{Verifier: v}, Deps{Revocations: memory.NewRevocations()})
-	if err := n.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := n.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
+	n := startRevocationNode(t, memory.NewRevocations())
 	token := func(user, jti string) string {
-		tok, err := auth.Mint(secret, auth.MintOptions{User: user, ID: jti})
+		tok, err := auth.Mint(revocationSecret, auth.MintOptions{User: user, ID: jti})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,22 +139,9 @@ func TestDroppedControlRechecks(t *testing.T) {
 		t.Fatal("a dropped control request left no mark")
 	}
 
-	secret := []byte("0123456789abcdef0123456789abcdef")
-	v, err := auth.NewVerifier(auth.Config{HMACSecret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
 	store := memory.NewRevocations()
-	n := NewNode(Config{Verifier: v}, Deps{Revocations: store})
-	if err := n.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := n.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
-	tok, err := auth.Mint(secret, auth.MintOptions{User: "u", ID: "j-1"})
+	n := startRevocationNode(t, store)
+	tok, err := auth.Mint(revocationSecret, auth.MintOptions{User: "u", ID: "j-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,4 +162,27 @@ func TestDroppedControlRechecks(t *testing.T) {
 	if d := tr.closedWith(t); d.Code != protocol.DisconnectTokenRevoked.Code {
 		t.Fatalf("closed with %d, want %d", d.Code, protocol.DisconnectTokenRevoked.Code)
 	}
+}
+
+// revocationSecret signs the tokens of startRevocationNode's verifier.
+var revocationSecret = []byte("0123456789abcdef0123456789abcdef")
+
+// startRevocationNode starts a node that verifies tokens signed with
+// revocationSecret and keeps revocations in store; the test shuts it down.
+func startRevocationNode(t *testing.T, store broker.RevocationStore) *Node {
+	t.Helper()
+	v, err := auth.NewVerifier(auth.Config{HMACSecret: revocationSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := NewNode(Config{Verifier: v}, Deps{Revocations: store})
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return n
 }
