@@ -3,6 +3,7 @@ package redcast
 import (
 	"context"
 	"fmt"
+	"github.com/redcast/redcast/auth"
 	"slices"
 
 	"github.com/redcast/redcast/broker"
@@ -121,4 +122,10 @@ func (n *Node) UnsubscribeUser(ctx context.Context, user, ch string) error {
 		return err
 	}
 	return n.publishControl(ctx, control{Op: opUnsubscribe, User: user, Channel: ch})
+}
+
+// Namespace returns the options of ch's namespace (errors 102, 101 for an
+// invalid channel name).
+func (n *Node) Namespace(ch string) (auth.Namespace, error) {
+	return n.policy.Namespace(ch)
 }

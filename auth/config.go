@@ -127,6 +127,7 @@ type (
 		PublishProxy           string `json:"publish_proxy"`
 		AllowDelta             bool   `json:"allow_delta"`
 		LatestOnSubscribe      bool   `json:"latest_on_subscribe"`
+		Webhooks               *bool  `json:"webhooks"`
 	}
 )
 
@@ -298,6 +299,7 @@ func parseNamespace(raw json.RawMessage, path, name string, cfg *FileConfig) (Na
 		AttachInfo:             n.AttachInfo,
 		AllowDelta:             n.AllowDelta,
 		LatestOnSubscribe:      n.LatestOnSubscribe,
+		NoWebhooks:             n.Webhooks != nil && !*n.Webhooks,
 		SubscribeProxy:         n.SubscribeProxy,
 		PublishProxy:           n.PublishProxy,
 	}

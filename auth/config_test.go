@@ -159,7 +159,7 @@ func TestLoadConfigAccepts(t *testing.T) {
 	cfg, err := LoadConfig(writeFile(t, "redcast.json", []byte(`{
 		"allowed_origins": ["https://a.example", "http://localhost:3000", "*"],
 		"limits": {"publish_rate": -1, "subscribe_rate": 0.5, "max_data_size": 65536},
-		"namespaces": {"": {}, "x.y-z_1": {"publish": true, "publish_subscribers_only": true, "allow_delta": true, "history_size": 1, "latest_on_subscribe": true}},
+		"namespaces": {"": {}, "x.y-z_1": {"publish": true, "publish_subscribers_only": true, "allow_delta": true, "history_size": 1, "latest_on_subscribe": true, "webhooks": false}},
 		"pusher_apps": [{"id": "1", "key": "k1", "secret": "s1"}, {"id": "2", "key": "k2", "secret": "s2", "namespace": "b", "presence_namespace": "b-presence",
 			"max_connections": 5, "client_event_rate": -1, "max_event_size": 100, "max_presence_members": 3}]
 	}`)))
@@ -169,6 +169,7 @@ func TestLoadConfigAccepts(t *testing.T) {
 	if cfg.Limits.PublishRate != -1 || cfg.Limits.SubscribeRate != 0.5 || len(cfg.Namespaces) != 2 ||
 		cfg.Namespaces[""].Subscribe != SubscribePublic || !cfg.Namespaces["x.y-z_1"].PublishSubscribersOnly ||
 		!cfg.Namespaces["x.y-z_1"].AllowDelta || !cfg.Namespaces["x.y-z_1"].LatestOnSubscribe || cfg.Namespaces[""].AllowDelta ||
+		!cfg.Namespaces["x.y-z_1"].NoWebhooks || cfg.Namespaces[""].NoWebhooks ||
 		len(cfg.PusherApps) != 2 || cfg.PusherApps[1] != (PusherApp{ID: "2", Key: "k2", Secret: "s2", Namespace: "b", PresenceNamespace: "b-presence",
 		MaxConnections: 5, ClientEventRate: -1, MaxEventSize: 100, MaxPresenceMembers: 3}) {
 		t.Errorf("loaded %+v", cfg)

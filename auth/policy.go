@@ -47,6 +47,10 @@ type Namespace struct {
 	Presence bool
 	// JoinLeave turns on join and leave pushes.
 	JoinLeave bool
+	// NoWebhooks leaves the namespace's channels out of redcast's own
+	// webhooks (channel and presence events; "webhooks": false in the
+	// configuration file), so that they cost no occupancy tracking.
+	NoWebhooks bool
 	// HistorySize is how many publications a channel keeps (0: none; then
 	// history and recovery are not available).
 	HistorySize int

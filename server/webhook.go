@@ -54,8 +54,13 @@ func startWebhook(node *redcast.Node, sender *webhook.Sender, cfg Webhook) error
 	if err != nil {
 		return err
 	}
+	// The channels of namespaces with "webhooks": false are left out.
+	wanted := func(ch string) bool {
+		ns, err := node.Namespace(ch)
+		return err == nil && !ns.NoWebhooks
+	}
 	node.OnLifecycle(redcast.Lifecycle{
-		Track: func(string) bool { return true },
+		Track: wanted,
 		Occupancy: func(ch string, occupied bool) {
 			name := eventChannelVacated
 			if occupied {
@@ -64,6 +69,9 @@ func startWebhook(node *redcast.Node, sender *webhook.Sender, cfg Webhook) error
 			t.Send(nativeEvent{Name: name, Channel: ch})
 		},
 		User: func(ch string, entered bool, info *protocol.ClientInfo) {
+			if !wanted(ch) {
+				return
+			}
 			name := eventPresenceLeave
 			if entered {
 				name = eventPresenceJoin

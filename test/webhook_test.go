@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"fmt"
+	"github.com/redcast/redcast/auth"
 	"net/http"
 	"strings"
 	"sync"
@@ -366,5 +367,37 @@ func TestWebhookNodeRestartedLate(t *testing.T) {
 	}
 	if strings.Join(got, ", ") != "channel_occupied, presence_join, presence_leave, channel_vacated" {
 		t.Errorf("webhooks of chat:alone: %v", got)
+	}
+}
+
+// A namespace with "webhooks": false is left out of redcast's own
+// webhooks: no occupancy, no presence events for its channels.
+func TestWebhookNamespaceOff(t *testing.T) {
+	r := startReceiver(t)
+	cfg := hookConfig(r)
+	cfg.Node.Namespaces = auth.DefaultNamespaces()
+	quiet := cfg.Node.Namespaces["chat"]
+	quiet.NoWebhooks = true
+	cfg.Node.Namespaces["quiet"] = quiet
+	addr, _ := testserver.Start(t, cfg)
+	ctx := testContext(t)
+	c := dial(t, "ws://"+addr, "alice")
+	// quiet's events, if any, would be queued before chat's: one sender.
+	for _, ch := range []string{"quiet:room", "chat:room"} {
+		if _, err := c.Subscribe(ctx, ch, client.SubscribeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ch := range []string{"quiet:room", "chat:room"} {
+		if err := c.Unsubscribe(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "chat:room vacated", func() bool { return r.Count("channel_vacated", "chat:room") == 1 })
+	if evs := r.Of("quiet:room"); len(evs) != 0 {
+		t.Errorf("webhooks of a namespace without them: %v", evs)
+	}
+	if n := r.Count("presence_join", "chat:room"); n != 1 {
+		t.Errorf("%d presence_join of chat:room, want 1", n)
 	}
 }
