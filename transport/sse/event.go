@@ -39,7 +39,7 @@ type SubscribePush struct {
 	Since       *protocol.StreamPosition `json:"since,omitempty"`
 }
 
-// eventWriter turns queued items into SSE bytes in buf, keeping the
+// eventWriter turns queued messages into SSE bytes in buf, keeping the
 // channel positions that make each event's id. Every event carries the id,
 // so that whatever event a client saw last names every channel's position.
 type eventWriter struct {

@@ -174,7 +174,7 @@ func (h *Handler) start(client *redcast.Client, s *stream, req *request) error {
 			return err
 		}
 	}
-	if !s.push(item{conn: res}) {
+	if !s.push(connectMessage(res)) {
 		client.Disconnect(protocol.DisconnectSlowConsumer)
 	}
 	for _, ch := range req.channels {
@@ -187,7 +187,7 @@ func (h *Handler) start(client *redcast.Client, s *stream, req *request) error {
 		}
 		err := client.SubscribeWhole(protocol.SubscribeParams{Channel: ch, Since: since, History: req.history, JoinLeave: req.joinLeave},
 			func(res *protocol.SubscribeResult) {
-				if !s.push(item{sub: &subscribed{channel: ch, since: since, res: res}}) {
+				if !s.push(subscribeMessage(ch, since, res)) {
 					client.Disconnect(protocol.DisconnectSlowConsumer)
 				}
 			})

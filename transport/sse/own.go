@@ -31,22 +31,16 @@ const (
 // goes into ids.
 const flagRecoverable = 1
 
-// message returns the queued message of it.
-func (it item) message() []byte {
-	switch {
-	case it.conn != nil:
-		return append([]byte{ownTag, ownConnect}, encode(connectPush{Push: PushConnect, ConnectResult: it.conn})...)
-	case it.sub != nil:
-		return appendSubscribe([]byte{ownTag, ownSubscribe}, it.sub)
-	}
-	return nil
+// connectMessage returns the queued message of the connect event.
+func connectMessage(res *protocol.ConnectResult) []byte {
+	return append([]byte{ownTag, ownConnect}, encode(connectPush{Push: PushConnect, ConnectResult: res})...)
 }
 
-// appendSubscribe appends the fields of a subscribe to dst. The id of the
+// subscribeMessage returns the queued message of a channel's subscribe
+// result: a subscribe event followed by its publications. The id of the
 // subscribe event names the position before the result's publications,
 // so that a client that misses some of them recovers them.
-func appendSubscribe(dst []byte, s *subscribed) []byte {
-	res := s.res
+func subscribeMessage(channel string, since *protocol.StreamPosition, res *protocol.SubscribeResult) []byte {
 	start := res.Offset
 	if len(res.Publications) > 0 {
 		start = res.Publications[0].Offset - 1
@@ -55,23 +49,23 @@ func appendSubscribe(dst []byte, s *subscribed) []byte {
 	if res.Recoverable {
 		flags |= flagRecoverable
 	}
-	dst = append(dst, flags)
+	dst := []byte{ownTag, ownSubscribe, flags}
 	dst = binary.AppendUvarint(dst, start)
 	dst = appendField(dst, []byte(res.Epoch))
-	dst = appendField(dst, []byte(s.channel))
+	dst = appendField(dst, []byte(channel))
 	dst = appendField(dst, encode(SubscribePush{
 		Push:        PushSubscribe,
-		Channel:     s.channel,
+		Channel:     channel,
 		Offset:      res.Offset,
 		Epoch:       res.Epoch,
 		Recoverable: res.Recoverable,
 		Recovered:   res.Recovered,
-		Since:       s.since,
+		Since:       since,
 	}))
 	var line []byte
 	for i := range res.Publications {
 		var err error
-		line, err = protocol.AppendPush(line[:0], &protocol.Push{Type: protocol.PushPublication, Channel: s.channel, Pub: &res.Publications[i]})
+		line, err = protocol.AppendPush(line[:0], &protocol.Push{Type: protocol.PushPublication, Channel: channel, Pub: &res.Publications[i]})
 		if err != nil {
 			continue // the broker's publications are valid JSON
 		}

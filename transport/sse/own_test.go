@@ -9,12 +9,12 @@ import (
 	"github.com/redcast/redcast/protocol"
 )
 
-// ownEvents writes the queued message of it with a fresh eventWriter of
+// ownEvents writes the queued message msg with a fresh eventWriter of
 // channels, and returns the data of each event and the writer's positions.
-func ownEvents(t *testing.T, it item, channels ...string) ([]string, *positions) {
+func ownEvents(t *testing.T, msg []byte, channels ...string) ([]string, *positions) {
 	t.Helper()
 	ew := eventWriter{pos: newPositions(channels, nil), retry: time.Second}
-	ew.own(it.message())
+	ew.own(msg)
 	var data []string
 	for _, ev := range strings.Split(strings.TrimSuffix(string(ew.buf), "\n\n"), "\n\n") {
 		for _, l := range strings.Split(ev, "\n") {
@@ -33,7 +33,7 @@ func TestOwnSubscribe(t *testing.T) {
 	since := &protocol.StreamPosition{Offset: 4, Epoch: "E"}
 	res := &protocol.SubscribeResult{Offset: 6, Epoch: "E", Recoverable: true, Recovered: true,
 		Publications: []protocol.Publication{{Offset: 5, Data: json.RawMessage(`"five"`)}, {Offset: 6, Data: json.RawMessage(`{"n":6}`)}}}
-	data, pos := ownEvents(t, item{sub: &subscribed{channel: "chat:a", since: since, res: res}}, "chat:a")
+	data, pos := ownEvents(t, subscribeMessage("chat:a", since, res), "chat:a")
 	if len(data) != 3 {
 		t.Fatalf("%d events %q, want 3", len(data), data)
 	}
@@ -53,7 +53,7 @@ func TestOwnSubscribe(t *testing.T) {
 	}
 
 	res = &protocol.SubscribeResult{Offset: 9, Epoch: "E"}
-	data, pos = ownEvents(t, item{sub: &subscribed{channel: "chat:b", res: res}}, "chat:b")
+	data, pos = ownEvents(t, subscribeMessage("chat:b", nil, res), "chat:b")
 	if _, known := pos.index["chat:b"]; len(data) != 1 || known {
 		t.Errorf("a channel without recovery: events %q, in ids: %v; want the subscribe event only, not in ids", data, known)
 	}
@@ -62,7 +62,7 @@ func TestOwnSubscribe(t *testing.T) {
 // The connect event advises the retry delay before its data.
 func TestOwnConnect(t *testing.T) {
 	ew := eventWriter{pos: newPositions(nil, nil), retry: 1500 * time.Millisecond}
-	ew.own(item{conn: &protocol.ConnectResult{Client: "c1"}}.message())
+	ew.own(connectMessage(&protocol.ConnectResult{Client: "c1"}))
 	if got := string(ew.buf); !strings.HasPrefix(got, "retry: 1500\nid: ") || !strings.Contains(got, `data: {"push":"connect","client":"c1"`) {
 		t.Errorf("connect event %q", got)
 	}
@@ -73,9 +73,9 @@ func TestOwnConnect(t *testing.T) {
 // it cannot read must cost no more than its own events).
 func FuzzOwnEvent(f *testing.F) {
 	pubs := []protocol.Publication{{Offset: 3, Data: json.RawMessage(`1`)}}
-	f.Add(item{conn: &protocol.ConnectResult{Client: "c"}}.message())
-	f.Add(item{sub: &subscribed{channel: "chat:a", res: &protocol.SubscribeResult{Offset: 3, Epoch: "E", Recoverable: true, Publications: pubs}}}.message())
-	f.Add(item{sub: &subscribed{channel: "b", res: &protocol.SubscribeResult{}}}.message())
+	f.Add(connectMessage(&protocol.ConnectResult{Client: "c"}))
+	f.Add(subscribeMessage("chat:a", nil, &protocol.SubscribeResult{Offset: 3, Epoch: "E", Recoverable: true, Publications: pubs}))
+	f.Add(subscribeMessage("b", nil, &protocol.SubscribeResult{}))
 	f.Add([]byte{ownTag, ownSubscribe, 1, 0xff})
 	f.Add([]byte{ownTag})
 	f.Add([]byte{})

@@ -48,21 +48,6 @@ type stream struct {
 	refused bool
 }
 
-// item is an event of the stream's own: a connect result, or a channel's
-// subscribe result. It is queued as a message of its own (see own.go).
-type item struct {
-	sub  *subscribed
-	conn *protocol.ConnectResult
-}
-
-// subscribed is a channel's subscribe result, written as a subscribe
-// event followed by its publications.
-type subscribed struct {
-	channel string
-	since   *protocol.StreamPosition
-	res     *protocol.SubscribeResult
-}
-
 func newStream(w http.ResponseWriter, writeTimeout, retry time.Duration, pos *positions, opts outbox.Options) *stream {
 	s := &stream{
 		w:            w,
@@ -75,13 +60,13 @@ func newStream(w http.ResponseWriter, writeTimeout, retry time.Duration, pos *po
 	return s
 }
 
-// push queues an event of the stream's own, in order with the client's
-// pushes, as a message of its own (see own.go). Like a reply of the full
-// protocol, it is bounded by the queue's messages, not its bytes (a
-// subscribe result may hold much history). It returns false when the
+// push queues the message of an event of the stream's own (connectMessage,
+// subscribeMessage), in order with the client's pushes. Like a reply of
+// the full protocol, it is bounded by the queue's messages, not its bytes
+// (a subscribe result may hold much history). It returns false when the
 // queue is full: the caller disconnects the client as a slow consumer.
-func (s *stream) push(it item) bool {
-	return s.out.PushReply(it.message())
+func (s *stream) push(msg []byte) bool {
+	return s.out.PushReply(msg)
 }
 
 // begin lets writes start once the handler wrote the response's header.
