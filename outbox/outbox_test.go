@@ -77,13 +77,7 @@ func (s trySink) TryWrite(b []byte) (int, error) {
 func (s *sink) all() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return string(bytes.Join(func() [][]byte {
-		var out [][]byte
-		for _, w := range s.writes {
-			out = append(out, []byte(w))
-		}
-		return out
-	}(), []byte("/")))
+	return strings.Join(s.writes, "/")
 }
 
 func closeAndWait(t *testing.T, o *Outbox) {
@@ -286,7 +280,7 @@ func TestConcurrent(t *testing.T) {
 			w, _, _ = strings.Cut(w, "|")
 			for _, m := range strings.Split(w, "\n") {
 				if len(m) > 0 {
-					got = append(got, string(m))
+					got = append(got, m)
 				}
 			}
 		}
