@@ -83,6 +83,12 @@ func (s *sink) all() string {
 func closeAndWait(t *testing.T, o *Outbox) {
 	t.Helper()
 	o.Close(protocol.DisconnectShutdown)
+	waitDone(t, o)
+}
+
+// waitDone waits until o ended, failing the test rather than hanging.
+func waitDone(t *testing.T, o *Outbox) {
+	t.Helper()
 	select {
 	case <-o.Done():
 	case <-time.After(5 * time.Second):
@@ -132,7 +138,7 @@ func TestWriterCoalesces(t *testing.T) {
 	}
 	o.Close(protocol.DisconnectShutdown)
 	close(s.block)
-	<-o.Done()
+	waitDone(t, o)
 	if got := s.all(); got != "1/2\n3\n4|close 3001" {
 		t.Fatalf("writes %q, want the three queued meanwhile in one write", got)
 	}
@@ -161,7 +167,7 @@ func TestQueueBounds(t *testing.T) {
 				t.Fatal("push past the bound accepted")
 			}
 			o.Close(protocol.DisconnectSlowConsumer)
-			<-o.Done()
+			waitDone(t, o)
 			if got := s.all(); got != "|close 3002" {
 				t.Fatalf("writes %q: a slow consumer's queue must be dropped", got)
 			}
@@ -177,7 +183,7 @@ func TestWriteTimeoutIsSlowConsumer(t *testing.T) {
 	s.fail = fmt.Errorf("write: %w", os.ErrDeadlineExceeded)
 	o := New(s, Options{})
 	o.Push([]byte("x"))
-	<-o.Done()
+	waitDone(t, o)
 	if !errors.Is(o.Err(), ErrSlowConsumer) {
 		t.Fatalf("err %v, want ErrSlowConsumer", o.Err())
 	}
@@ -232,7 +238,7 @@ func TestAbort(t *testing.T) {
 	o.Push([]byte("x"))
 	errGone := errors.New("gone")
 	o.Abort(errGone)
-	<-o.Done()
+	waitDone(t, o)
 	if got := s.all(); got != "" || !errors.Is(s.finished[0], errGone) || len(s.finished) != 1 {
 		t.Fatalf("writes %q, finished %v", got, s.finished)
 	}
@@ -332,7 +338,7 @@ func TestWaitRoom(t *testing.T) {
 	if o.WaitRoom(nil) {
 		t.Fatal("WaitRoom on an ended outbox returned true")
 	}
-	<-o.Done()
+	waitDone(t, o)
 }
 
 // TestPendingOutboxStillWakesWhenCrowded: an outbox kept in another
@@ -374,7 +380,7 @@ func TestOneBigMessage(t *testing.T) {
 	}
 	o.Close(protocol.DisconnectShutdown)
 	close(s.block)
-	<-o.Done()
+	waitDone(t, o)
 }
 
 // TestTinyQueueNeverCrowdedWhenEmpty: with bounds of 1, an empty queue is
