@@ -37,6 +37,17 @@ func NewRevocations() *Revocations { return &Revocations{} }
 // live reports whether an entry kept until until is still kept at now.
 func live(until, now time.Time) bool { return until.IsZero() || until.After(now) }
 
+// later returns the later of two untils, zero (forever) being the latest.
+func later(a, b time.Time) time.Time {
+	if a.IsZero() || b.IsZero() {
+		return time.Time{}
+	}
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // update runs f under the lock, with the time, unless ctx is done or
 // until (zero: never) is past; then it sweeps if the store grew.
 func (r *Revocations) update(ctx context.Context, until time.Time, f func(now time.Time)) error {
@@ -59,8 +70,8 @@ func (r *Revocations) RevokeToken(ctx context.Context, jti string, until time.Ti
 		if r.tokens == nil {
 			r.tokens = make(map[string]time.Time)
 		}
-		if old, ok := r.tokens[jti]; ok && (old.IsZero() || (!until.IsZero() && old.After(until))) {
-			return // kept longer already
+		if old, ok := r.tokens[jti]; ok {
+			until = later(old, until) // never shorten its life
 		}
 		r.tokens[jti] = until
 	})
@@ -77,9 +88,7 @@ func (r *Revocations) InvalidateUserTokens(ctx context.Context, user string, iss
 			if old.before.After(cut.before) {
 				cut.before = old.before
 			}
-			if old.until.IsZero() || (!cut.until.IsZero() && old.until.After(cut.until)) {
-				cut.until = old.until
-			}
+			cut.until = later(old.until, cut.until)
 		}
 		r.before[user] = cut
 	})
