@@ -34,7 +34,8 @@ type userCut struct {
 // NewRevocations returns an empty store.
 func NewRevocations() *Revocations { return &Revocations{} }
 
-// live reports whether an entry kept until until is still kept at now.
+// live reports whether an entry kept until until (zero: forever) is still
+// kept at now. Presence entries use it too.
 func live(until, now time.Time) bool { return until.IsZero() || until.After(now) }
 
 // later returns the later of two untils, zero (forever) being the latest.
