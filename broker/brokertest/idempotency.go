@@ -84,19 +84,13 @@ func testIdempotentPublishConcurrent(t *testing.T, b broker.Broker, rec *Recorde
 func testIdempotencyKeyExpires(t *testing.T, b broker.Broker, _ *Recorder) {
 	opts := broker.PublishOptions{IdempotencyKey: "short", IdempotencyTTL: 100 * time.Millisecond}
 	first := publish(t, b, "a", 1, opts)
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		pos := publish(t, b, "a", 2, opts)
-		if pos != first {
-			if pos.Offset != first.Offset+1 {
-				t.Fatalf("after the TTL: position %+v, want offset %d", pos, first.Offset+1)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the key still holds %v after a TTL of %v", waitTimeout, opts.IdempotencyTTL)
-		}
-		time.Sleep(pollInterval)
+	var pos protocol.StreamPosition
+	WaitFor(t, "the key to be released after its TTL of "+opts.IdempotencyTTL.String(), func() bool {
+		pos = publish(t, b, "a", 2, opts)
+		return pos != first
+	})
+	if pos.Offset != first.Offset+1 {
+		t.Fatalf("after the TTL: position %+v, want offset %d", pos, first.Offset+1)
 	}
 }
 

@@ -73,6 +73,12 @@ func testRevocationExpires(t *testing.T, s broker.RevocationStore) {
 	if err := s.RevokeToken(ctx, "j-long", soon); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.RevokeToken(ctx, "j-grow", soon); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeToken(ctx, "j-grow", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.InvalidateUserTokens(ctx, "u", time.Now(), soon); err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +91,9 @@ func testRevocationExpires(t *testing.T, s broker.RevocationStore) {
 	})
 	if st := status(t, s, "u", "j-long"); !st.Revoked {
 		t.Fatalf("j-long, revoked for an hour and then for less: %+v, want still revoked", st)
+	}
+	if st := status(t, s, "", "j-grow"); !st.Revoked {
+		t.Fatalf("j-grow, revoked briefly and then for an hour: %+v, want still revoked", st)
 	}
 }
 

@@ -157,7 +157,7 @@ func (p *Presence) ExpirePresence(ctx context.Context, channel string) ([]broker
 	}
 	var expired []presenceEntry
 	for _, e := range set.clients {
-		if !e.expires.After(now) {
+		if !live(e.expires, now) {
 			expired = append(expired, e)
 		}
 	}
@@ -188,7 +188,7 @@ func (p *Presence) Presence(ctx context.Context, channel string) ([]*protocol.Cl
 	}
 	infos := make([]*protocol.ClientInfo, 0, len(set.clients))
 	for _, e := range set.clients {
-		if e.expires.IsZero() || e.expires.After(now) {
+		if live(e.expires, now) {
 			infos = append(infos, e.info)
 		}
 	}

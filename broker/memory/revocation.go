@@ -34,8 +34,20 @@ type userCut struct {
 // NewRevocations returns an empty store.
 func NewRevocations() *Revocations { return &Revocations{} }
 
-// live reports whether an entry kept until until is still kept at now.
+// live reports whether an entry kept until until (zero: forever) is still
+// kept at now. Presence entries use it too.
 func live(until, now time.Time) bool { return until.IsZero() || until.After(now) }
+
+// later returns the later of two untils, zero (forever) being the latest.
+func later(a, b time.Time) time.Time {
+	if a.IsZero() || b.IsZero() {
+		return time.Time{}
+	}
+	if a.After(b) {
+		return a
+	}
+	return b
+}
 
 // update runs f under the lock, with the time, unless ctx is done or
 // until (zero: never) is past; then it sweeps if the store grew.
@@ -59,8 +71,8 @@ func (r *Revocations) RevokeToken(ctx context.Context, jti string, until time.Ti
 		if r.tokens == nil {
 			r.tokens = make(map[string]time.Time)
 		}
-		if old, ok := r.tokens[jti]; ok && (old.IsZero() || (!until.IsZero() && old.After(until))) {
-			return // kept longer already
+		if old, ok := r.tokens[jti]; ok {
+			until = later(old, until) // never shorten its life
 		}
 		r.tokens[jti] = until
 	})
@@ -77,9 +89,7 @@ func (r *Revocations) InvalidateUserTokens(ctx context.Context, user string, iss
 			if old.before.After(cut.before) {
 				cut.before = old.before
 			}
-			if old.until.IsZero() || (!cut.until.IsZero() && old.until.After(cut.until)) {
-				cut.until = old.until
-			}
+			cut.until = later(old.until, cut.until)
 		}
 		r.before[user] = cut
 	})

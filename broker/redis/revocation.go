@@ -22,12 +22,14 @@ var _ broker.RevocationStore = (*Broker)(nil)
 //
 // Each key is used alone, so on a Cluster each lives wherever its slot is.
 
-// revokeLua sets a revocation key, never shortening its life.
+// revokeLua sets a revocation key, never shortening its life. It compares
+// expiries itself (PTTL: -1 is none, that is forever) rather than with
+// PEXPIREAT's GT option, which needs Redis 7 where the broker needs 6.2.
 //
 //	KEYS: the key
 //	ARGV: value, until (Unix ms; "" forever), and "max" to keep the
 //	      greater of the old and new numeric values, else ""
-const revokeLua = `
+const revokeLua = nowMs + `
 local key, till = KEYS[1], ARGV[2]
 local old = redis.call('GET', key)
 local value = ARGV[1]
@@ -37,9 +39,10 @@ end
 redis.call('SET', key, value, 'KEEPTTL')
 if till == '' then
 	redis.call('PERSIST', key)
-elseif old then
-	redis.call('PEXPIREAT', key, till, 'GT')
-else
+	return 1
+end
+local ttl = redis.call('PTTL', key)
+if not old or (ttl >= 0 and now + ttl < tonumber(till)) then
 	redis.call('PEXPIREAT', key, till)
 end
 return 1

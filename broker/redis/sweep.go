@@ -15,16 +15,13 @@ import (
 // expires their entries, so that a crashed node's entries are removed, and
 // reported once, even when no live node serves the channel any more.
 
-// sweepMarkLua marks a channel: due once its entries' lifetime passed.
+// sweepMarkLua marks a channel: due once its entries' lifetime passed,
+// never earlier than an earlier mark said (GT).
 //
 //	KEYS: the registry
 //	ARGV: channel, lifetime (ms)
 const sweepMarkLua = nowMs + `
-local due = now + tonumber(ARGV[2])
-local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not s or tonumber(s) < due then
-	redis.call('ZADD', KEYS[1], due, ARGV[1])
-end
+redis.call('ZADD', KEYS[1], 'GT', now + tonumber(ARGV[2]), ARGV[1])
 return 1
 `
 
