@@ -5,10 +5,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/broker/memory"
+	"github.com/redcast/redcast/internal/wait"
 	"github.com/redcast/redcast/protocol"
 )
 
@@ -48,9 +48,7 @@ func TestHistoryBatch(t *testing.T) {
 		}
 		first <- res
 	}()
-	for g.calls.Load() != 1 {
-		time.Sleep(time.Millisecond) // until the first read is under way
-	}
+	wait.For(t, "the first read under way", func() bool { return g.calls.Load() == 1 })
 	const n = 50
 	var wg sync.WaitGroup
 	results := make([]broker.HistoryResult, n)
@@ -68,7 +66,7 @@ func TestHistoryBatch(t *testing.T) {
 			sh = &hb.shards[i]
 		}
 	}
-	waitCond(t, "every reader waiting for the next read", func() bool {
+	wait.For(t, "every reader waiting for the next read", func() bool {
 		sh.mu.Lock()
 		defer sh.mu.Unlock()
 		r := sh.next[historyKey{channel: "a"}]
@@ -94,16 +92,5 @@ func TestHistoryBatch(t *testing.T) {
 	}
 	if c := g.calls.Load(); c != 3 {
 		t.Fatalf("%d History calls for %d readers of one channel and one of another position, want 3", c, n+1)
-	}
-}
-
-func waitCond(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

@@ -116,31 +116,26 @@ func newLifecycle() *lifecycle {
 // tracking reports whether some listener tracks occupancy: without one,
 // nothing marks the sweep registry, and nodes do not read it.
 func (n *Node) tracking() bool {
-	for _, l := range *n.life.listeners.Load() {
-		if l.Track != nil && l.Occupancy != nil {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(*n.life.listeners.Load(), Lifecycle.tracksOccupancy)
 }
 
 // tracked reports whether some listener tracks ch's occupancy.
 func (n *Node) tracked(ch string) bool {
-	for _, l := range *n.life.listeners.Load() {
-		if l.Track != nil && l.Occupancy != nil && l.Track(ch) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(*n.life.listeners.Load(), func(l Lifecycle) bool { return l.tracks(ch) })
 }
 
 func (n *Node) emitOccupancy(ch string, occupied bool) {
 	for _, l := range *n.life.listeners.Load() {
-		if l.Track != nil && l.Occupancy != nil && l.Track(ch) {
+		if l.tracks(ch) {
 			l.Occupancy(ch, occupied)
 		}
 	}
 }
+
+// tracksOccupancy reports whether l hears occupancy at all, and tracks
+// whether it hears ch's.
+func (l Lifecycle) tracksOccupancy() bool { return l.Track != nil && l.Occupancy != nil }
+func (l Lifecycle) tracks(ch string) bool { return l.tracksOccupancy() && l.Track(ch) }
 
 // userChanged tells listeners a user entered or left ch (see
 // presenceChanged).

@@ -86,8 +86,13 @@ func (f *fakeTransport) closedWith(t *testing.T) protocol.Disconnect {
 	return *d
 }
 
-func startNode(t testing.TB, cfg Config) *Node {
-	n := NewNode(cfg, Deps{})
+func startNode(t testing.TB, cfg Config) *Node { return startNodeWith(t, cfg, Deps{}) }
+
+// startNodeWith starts a node of cfg and deps; the test shuts it down,
+// failing if the shutdown does.
+func startNodeWith(t testing.TB, cfg Config, deps Deps) *Node {
+	t.Helper()
+	n := NewNode(cfg, deps)
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -3,9 +3,9 @@ package redcast
 import (
 	"context"
 	"fmt"
-	"github.com/redcast/redcast/auth"
 	"slices"
 
+	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/protocol"
 )

@@ -137,11 +137,12 @@ func (n *Node) expirePresence(ctx context.Context, pe broker.PresenceExpirer) {
 // publish per join, not one push per subscriber); change.User (in namespaces with presence) tells whether
 // the client's user entered or left too, for per-user events to come.
 func (n *Node) presenceChanged(ctx context.Context, ch string, opts auth.Namespace, kind string, change broker.PresenceChange) {
-	if change.User && n.userPresence != nil {
-		n.userPresence(ctx, ch, kind == protocol.PushJoin, change.Client)
-	}
 	if change.User {
-		n.userChanged(ch, kind == protocol.PushJoin, change.Client)
+		entered := kind == protocol.PushJoin
+		if n.userPresence != nil {
+			n.userPresence(ctx, ch, entered, change.Client)
+		}
+		n.userChanged(ch, entered, change.Client)
 	}
 	if !opts.JoinLeave {
 		return

@@ -57,11 +57,7 @@ func TestRefreshRacesResubscribe(t *testing.T) {
 	} {
 		t.Run(resubscribe, func(t *testing.T) {
 			pm := &steppedPresence{PresenceManager: memory.NewPresence()}
-			n := NewNode(Config{}, Deps{Presence: pm})
-			if err := n.Start(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = n.Shutdown(context.Background()) })
+			n := startNodeWith(t, Config{}, Deps{Presence: pm})
 			const ch = "chat:refresh"
 			sub := protocol.SubscribeParams{Channel: ch, JoinLeave: true}
 			watcher := &fakeTransport{}

@@ -32,11 +32,7 @@ func pushesAbout(t *testing.T, tr *fakeTransport, typ, id string) int {
 func TestNodeExpiresPresence(t *testing.T) {
 	const ttl = 600 * time.Millisecond
 	pm := memory.NewExpiringPresence(ttl)
-	n := NewNode(Config{}, Deps{Presence: pm})
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Shutdown(context.Background()) })
+	n := startNodeWith(t, Config{}, Deps{Presence: pm})
 	tr := &fakeTransport{}
 	c := newConnected(t, n, tr)
 	const ch = "chat:expiry"

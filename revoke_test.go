@@ -175,14 +175,5 @@ func startRevocationNode(t *testing.T, store broker.RevocationStore) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := NewNode(Config{Verifier: v}, Deps{Revocations: store})
-	if err := n.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := n.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
-	return n
+	return startNodeWith(t, Config{Verifier: v}, Deps{Revocations: store})
 }

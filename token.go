@@ -55,39 +55,31 @@ func (c *Client) Connect(p protocol.ConnectParams) (*protocol.ConnectResult, err
 		creds *auth.Credentials
 		px    *proxy.ConnectResult // the connect proxy's answer
 	)
+	var err error
 	switch {
 	case p.Token != "" && c.node.cfg.Verifier == nil:
 		return nil, protocol.ErrUnauthorized.WithMessage("this server accepts no tokens")
 	case p.Token != "":
-		var err error
-		if creds, err = c.node.cfg.Verifier.VerifyConnect(p.Token); err != nil {
-			return nil, err
-		}
-		if err = c.node.checkUser(creds.User); err != nil {
-			return nil, err
-		}
-		if err = c.admit("", creds.Ref(), protocol.ErrUnauthorized); err != nil {
-			return nil, err
-		}
+		creds, err = c.node.cfg.Verifier.VerifyConnect(p.Token)
 	case c.node.cfg.Proxy.ConnectURL != "" && c.node.cfg.Proxy.Backend != nil:
-		var err error
-		if creds, px, err = c.connectProxied(p); err != nil {
-			return nil, err
-		}
-		// The backend vouches for the user now: a blocked user, or one
-		// whose tokens were invalidated later, is refused and closed.
-		// An anonymous client (no credentials) has nothing to revoke.
-		if creds == nil {
-			break
-		}
-		if err = c.node.checkUser(creds.User); err != nil {
-			return nil, err
-		}
-		if err = c.admit("", creds.Ref(), protocol.ErrUnauthorized); err != nil {
-			return nil, err
-		}
+		creds, px, err = c.connectProxied(p)
 	case c.node.cfg.RequireToken:
 		return nil, protocol.ErrUnauthorized.WithMessage("a connection token is required")
+	}
+	if err != nil {
+		return nil, err
+	}
+	// A user, whether a token or the backend vouches for it now, must not
+	// be reserved, and is admitted: a blocked user, or one whose tokens
+	// were invalidated later, is refused and closed. An anonymous client
+	// (no credentials) has nothing to revoke.
+	if creds != nil {
+		if err = c.node.checkUser(creds.User); err != nil {
+			return nil, err
+		}
+		if err = c.admit("", creds.Ref(), protocol.ErrUnauthorized); err != nil {
+			return nil, err
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
