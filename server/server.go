@@ -50,8 +50,8 @@ type Config struct {
 	// answers 503) and refusing new connections, before it closes the
 	// listener and disconnects clients, so that load balancers stop
 	// sending clients first; Pusher clients, which cannot be told a
-	// reconnect delay, are closed one by one (4200) over its first three
-	// quarters. Default 0.
+	// reconnect delay, are closed one by one (4200) over the middle half
+	// of it (pusher.Handler.Drain). Default 0.
 	ShutdownDelay time.Duration
 	// APIKey turns on the HTTP server API at /api/ for backends that send
 	// "Authorization: apikey APIKey". Empty: the API is off (404).

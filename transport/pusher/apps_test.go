@@ -3,11 +3,11 @@ package pusher_test
 import (
 	"context"
 	"errors"
-	"github.com/redcast/redcast/protocol"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redcast/redcast/protocol"
 
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/auth"
@@ -112,12 +112,13 @@ func TestPusherUsersScopedPerApp(t *testing.T) {
 		t.Fatalf("a redcast token naming app 1's user 42: %v, want 114", err)
 	}
 
-	users := pushertest.SignRequest(appB.Key, appB.Secret, http.MethodGet, "/apps/2/channels/presence-room/users", nil, nil, time.Now())
-	if status, body := get(t, "http://"+addr+"/apps/2/channels/presence-room/users?"+users.Encode()); status != 200 || body != `{"users":[{"id":"42"},{"id":"ann"}]}`+"\n" {
-		t.Fatalf("app 2's users: %d %s", status, body)
+	// Each app's backend is Pusher's server SDK with the app's credentials.
+	appBEnv := []string{"PUSHER_APP_ID=" + appB.ID, "PUSHER_KEY=" + appB.Key, "PUSHER_SECRET=" + appB.Secret}
+	if m := runScenario(t, addr, "users", append(appBEnv, "CHANNEL=presence-room")...).step("done"); m["status"] != float64(200) || m["body"] != `{"users":[{"id":"42"},{"id":"ann"}]}`+"\n" {
+		t.Fatalf("app 2's users: %v", m)
 	}
-	if status, body := signedPost(t, addr, "/apps/1/users/42/terminate_connections", testApp.Secret, "{}", time.Now(), nil); status != 200 {
-		t.Fatalf("terminate: %d %s", status, body)
+	if m := runScenario(t, addr, "terminate", "TERMINATE_USER=42").step("done"); m["status"] != float64(200) {
+		t.Fatalf("terminate: %v", m)
 	}
 	for i, c := range []*client{signedIn, present} {
 		if code, _ := c.ReadClose(); code != 4009 {
@@ -126,8 +127,8 @@ func TestPusherUsersScopedPerApp(t *testing.T) {
 	}
 	// Terminating app 2's ann says, by the order of what 42 of app 2
 	// hears, that the first request was handled before.
-	if status, body := postAs(t, addr, appB, "/apps/2/users/ann/terminate_connections", "{}", time.Now(), nil); status != 200 {
-		t.Fatalf("terminate ann: %d %s", status, body)
+	if m := runScenario(t, addr, "terminate", append(appBEnv, "TERMINATE_USER=ann")...).step("done"); m["status"] != float64(200) {
+		t.Fatalf("terminate ann: %v", m)
 	}
 	if m := other42.Read(); m.Event != "pusher_internal:member_removed" || m.DataString(t) != `{"user_id":"ann"}` {
 		t.Fatalf("app 2's 42 got %+v, want ann removed and nothing else", m)
@@ -135,13 +136,6 @@ func TestPusherUsersScopedPerApp(t *testing.T) {
 	if err := native.Ping(ctx); err != nil {
 		t.Errorf("the redcast client of user 42: %v, want it connected", err)
 	}
-}
-
-// get returns the status and body of a GET of url.
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	return answer(t, resp, err)
 }
 
 // An app's own limits: app 2 holds two connections per node, events of

@@ -27,18 +27,9 @@ const jsDir = "testdata/js"
 // stdout and stderr. ctx kills it.
 func startNode(t *testing.T, ctx context.Context, addr string, args []string, env ...string) (*exec.Cmd, io.Reader, *strings.Builder) {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is needed for the pusher-js tests: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "pusher-js")); err != nil {
-		t.Fatalf("pusher-js is not installed: run npm ci in transport/pusher/%s (scripts/test does)", jsDir)
-	}
 	host, port, _ := net.SplitHostPort(addr)
-	cmd := exec.CommandContext(ctx, node, args...)
-	cmd.Dir = jsDir
-	cmd.Env = append(os.Environ(), "PUSHER_HOST="+host, "PUSHER_PORT="+port,
-		"PUSHER_APP_ID="+testApp.ID, "PUSHER_KEY="+testApp.Key, "PUSHER_SECRET="+testApp.Secret)
+	cmd := nodeCommand(t, ctx, "pusher-js", args...)
+	cmd.Env = append(cmd.Env, "PUSHER_HOST="+host, "PUSHER_PORT="+port)
 	cmd.Env = append(cmd.Env, env...)
 	stderr := new(strings.Builder)
 	cmd.Stderr = stderr
@@ -50,6 +41,24 @@ func startNode(t *testing.T, ctx context.Context, addr string, args []string, en
 		t.Fatal(err)
 	}
 	return cmd, stdout, stderr
+}
+
+// nodeCommand returns node running args in jsDir, its environment naming
+// testApp; it fails the test when node or the npm package pkg, which the
+// script needs, is missing. ctx kills it.
+func nodeCommand(t *testing.T, ctx context.Context, pkg string, args ...string) *exec.Cmd {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is needed for the tests of Pusher's libraries: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", pkg)); err != nil {
+		t.Fatalf("%s is not installed: run npm ci in transport/pusher/%s (scripts/test does)", pkg, jsDir)
+	}
+	cmd := exec.CommandContext(ctx, node, args...)
+	cmd.Dir = jsDir
+	cmd.Env = append(os.Environ(), "PUSHER_APP_ID="+testApp.ID, "PUSHER_KEY="+testApp.Key, "PUSHER_SECRET="+testApp.Secret)
+	return cmd
 }
 
 // scenario is one run of clients.mjs: the JSON lines it prints.

@@ -70,6 +70,10 @@ func (s *session) established() {
 	s.send(encode(message{Event: eventConnected, Data: jsonString(data)}))
 }
 
+// pongFrame answers pusher:ping. It is built once: outboxes only read the
+// frames they queue, as they do the events shared by many clients.
+var pongFrame = encode(message{Event: eventPong, Data: jsonString([]byte("{}"))})
+
 // send queues msg, disconnecting the client as a slow consumer when its
 // queue is full.
 func (s *session) send(msg []byte) {
@@ -89,7 +93,7 @@ func (s *session) HandleFrame(frame []byte) {
 	}
 	switch {
 	case m.Event == eventPing:
-		s.send(encode(message{Event: eventPong, Data: jsonString([]byte("{}"))}))
+		s.send(pongFrame)
 	case m.Event == eventPong:
 		// An answer to nothing the server asks: WebSocket pings keep
 		// the connection alive.

@@ -6,9 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -35,13 +32,6 @@ type checkedHook struct {
 // and read their events.
 func checkHooks(t *testing.T, reqs []webhooktest.Request) []checkedHook {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is needed for the webhook tests: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "pusher")); err != nil {
-		t.Fatalf("the pusher SDK is not installed: run npm ci in transport/pusher/%s (scripts/test does)", jsDir)
-	}
 	type request struct {
 		Headers map[string]string `json:"headers"`
 		Body    string            `json:"body"`
@@ -57,9 +47,7 @@ func checkHooks(t *testing.T, reqs []webhooktest.Request) []checkedHook {
 	b, _ := json.Marshal(in)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "webhook.mjs")
-	cmd.Dir = jsDir
-	cmd.Env = append(os.Environ(), "PUSHER_APP_ID="+testApp.ID, "PUSHER_KEY="+testApp.Key, "PUSHER_SECRET="+testApp.Secret)
+	cmd := nodeCommand(t, ctx, "pusher", "webhook.mjs")
 	cmd.Stdin = bytes.NewReader(b)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

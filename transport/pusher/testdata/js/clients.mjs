@@ -179,6 +179,13 @@ scenarios.terminate = async function () {
   out({ step: 'done', status: res.status, body: await res.json() });
 };
 
+// Pusher's server SDK lists the users of the presence channel the Go test
+// names; the body is printed as the server wrote it.
+scenarios.users = async function () {
+  const res = await sdkFor().get({ path: `/channels/${env.CHANNEL}/users` });
+  out({ step: 'done', status: res.status, body: await res.text() });
+};
+
 // pusher-js signs in as ann, with the auth of the server SDK's
 // authenticateUser, and as bob with a wrong secret; the SDK then
 // terminates ann's connections.
