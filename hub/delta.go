@@ -92,7 +92,7 @@ func (ev *Event) Delta() []byte {
 	if !utf8.Valid(d) {
 		return nil
 	}
-	data := appendJSONString(make([]byte, 0, len(d)+16), d)
+	data := protocol.AppendJSONString(make([]byte, 0, len(d)+16), d)
 	if len(data) >= len(ev.cur) {
 		return nil
 	}
@@ -106,25 +106,4 @@ func (ev *Event) Delta() []byte {
 // broadcast and framer.
 func (ev *Event) FramedDelta(fr Framer) []byte {
 	return frameOnce(&ev.framedDelta, fr, ev.Delta)
-}
-
-// appendJSONString appends s, valid UTF-8, as a JSON string: quotes,
-// backslashes and control characters escaped, nothing else (a delta is
-// mostly JSON text already, whose quotes it must escape).
-func appendJSONString(dst, s []byte) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for _, c := range s {
-		switch {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-		case c == '\n':
-			dst = append(dst, '\\', 'n')
-		case c < 0x20:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return append(dst, '"')
 }

@@ -114,7 +114,7 @@ func TestDeltaNotCutThroughUTF8(t *testing.T) {
 func TestAppendJSONString(t *testing.T) {
 	for _, s := range []string{"", `a"b\c`, "line\nnext\ttab\x01", "日本 é", "<&>"} {
 		var got string
-		if err := json.Unmarshal(appendJSONString(nil, []byte(s)), &got); err != nil || got != s {
+		if err := json.Unmarshal(protocol.AppendJSONString(nil, []byte(s)), &got); err != nil || got != s {
 			t.Errorf("%q: got %q, %v", s, got, err)
 		}
 	}

@@ -40,10 +40,10 @@ const envelopeKey = "pusher_event"
 func publicationData(event string, data json.RawMessage, userID string) []byte {
 	b := make([]byte, 0, len(`{"pusher_event":,"user_id":,"data":}`)+len(event)+len(userID)+len(data)+8)
 	b = append(b, `{"`+envelopeKey+`":`...)
-	b = appendString(b, event)
+	b = protocol.AppendJSONString(b, event)
 	if userID != "" {
 		b = append(b, `,"user_id":`...)
-		b = appendString(b, userID)
+		b = protocol.AppendJSONString(b, userID)
 	}
 	if len(data) > 0 {
 		b = append(b, `,"data":`...)
@@ -82,14 +82,14 @@ func encodeEvent(ev *hub.Event) []byte {
 	if !ok {
 		b = append(b, `"`+DefaultEvent+`"`...) // no character to escape
 		b = append(b, `,"channel":`...)
-		b = appendString(b, ch)
+		b = protocol.AppendJSONString(b, ch)
 		b = append(b, `,"data":`...)
-		b = appendString(b, d)
+		b = protocol.AppendJSONString(b, d)
 		return append(b, '}')
 	}
 	b = append(b, event...)
 	b = append(b, `,"channel":`...)
-	b = appendString(b, ch)
+	b = protocol.AppendJSONString(b, ch)
 	if len(data) > 0 {
 		b = append(b, `,"data":`...)
 		b = append(b, data...)
@@ -218,57 +218,7 @@ func decodeEnvelope(d []byte) (event, user, data []byte, ok bool) {
 		return nil, nil, nil, false
 	}
 	if userID != "" {
-		user = appendString(nil, userID)
+		user = protocol.AppendJSONString(nil, userID)
 	}
-	return appendString(nil, name), user, data, true
-}
-
-// appendString appends s as a JSON string, as encoding/json writes it but
-// for <, > and &, which it leaves as they are: invalid UTF-8 becomes
-// U+FFFD.
-func appendString[S ~string | ~[]byte](b []byte, s S) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return protocol.AppendJSONString(nil, name), user, data, true
 }
