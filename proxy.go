@@ -265,7 +265,8 @@ func (c *Client) publishProxied(url, ch string, data json.RawMessage) (json.RawM
 	}
 	if res.Data != nil {
 		if err := c.node.checkData(res.Data); err != nil {
-			return nil, protocol.ErrBackendUnavailable.WithMessage("backend rewrote the data badly: %s", err.(*protocol.Error).Message)
+			perr, _ := ProtocolError(err)
+			return nil, protocol.ErrBackendUnavailable.WithMessage("backend rewrote the data badly: %s", perr.Message)
 		}
 		return res.Data, nil
 	}
