@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/redcast/redcast/protocol"
 )
@@ -57,7 +56,7 @@ func connectionEnded(err error) bool {
 func (s *Session) connOtherThan(ctx context.Context, old *Client) (*Client, error) {
 	for {
 		s.mu.Lock()
-		c, up, err := s.cur, s.up, s.err
+		c, up, down, err := s.cur, s.up, s.down, s.err
 		s.mu.Unlock()
 		switch {
 		case err != nil:
@@ -65,19 +64,9 @@ func (s *Session) connOtherThan(ctx context.Context, old *Client) (*Client, erro
 		case c != nil && c != old:
 			return c, nil
 		case c != nil:
-			// old ended but the session has not replaced it yet: wait for
-			// it to notice, a little at a time.
-			select {
-			case <-old.Done():
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-			select {
-			case <-time.After(10 * time.Millisecond):
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
+			// old ended but the session has not let go of it yet: wait
+			// until it does, then for the next connection.
+			up = down
 		}
 		select {
 		case <-up:

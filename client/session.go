@@ -40,6 +40,7 @@ type Session struct {
 	mu   sync.Mutex
 	cur  *Client       // the connection, nil while reconnecting
 	up   chan struct{} // closed when cur is set, for calls waiting for it
+	down chan struct{} // closed when cur is cleared, for calls waiting for a new one
 	subs map[string]*Subscription
 	err  error         // why the session ended; nil while it runs
 	over chan struct{} // closed when err is set
@@ -295,6 +296,7 @@ func (s *Session) attach(c *Client) {
 	defer s.mu.Unlock()
 	s.cur = c
 	close(s.up)
+	s.down = make(chan struct{})
 	for _, sub := range s.subs {
 		s.subscribeLocked(c, sub)
 	}
@@ -306,6 +308,7 @@ func (s *Session) detach() {
 	defer s.mu.Unlock()
 	s.cur = nil
 	s.up = make(chan struct{})
+	close(s.down)
 	for _, sub := range s.subs {
 		sub.conn, sub.live = nil, false
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/internal/testserver"
+	"github.com/redcast/redcast/internal/wait"
 	"github.com/redcast/redcast/protocol"
 	"github.com/redcast/redcast/server"
 )
@@ -110,13 +111,7 @@ func (r *recorder) waitSubscribed(t *testing.T, n int) []SubscribedEvent {
 // eventually polls cond until it holds, failing the test after 15s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	wait.Within(t, 15*time.Second, what, cond)
 }
 
 // checkOffsets fails unless pubs have the offsets from, from+1 … to.

@@ -45,14 +45,7 @@ func TestBatchedCommandsAreNotASlowConsumer(t *testing.T) {
 // what fits, the rest follows as pushes), not refused as a slow consumer.
 func TestBigHistoryReplyIsNotASlowConsumer(t *testing.T) {
 	base, _ := startServer(t, redcast.Config{Namespaces: namespaces(map[string]auth.Namespace{"big": {HistorySize: 200}})})
-	ctx := testContext(t)
-	pub := dial(t, base, "pub")
-	data := map[string]string{"text": strings.Repeat("x", 12<<10)}
-	for range 200 {
-		if _, err := pub.Publish(ctx, "big:room", data); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishMany(t, dial(t, base, "pub"), "big:room", 200, map[string]string{"text": strings.Repeat("x", 12<<10)})
 	c := dialRaw(t, protocolURL(base))
 	c.connect("reader")
 	var res protocol.SubscribeResult

@@ -16,6 +16,7 @@ import (
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/client"
 	"github.com/redcast/redcast/internal/testserver"
+	"github.com/redcast/redcast/internal/wait"
 	"github.com/redcast/redcast/protocol"
 	"github.com/redcast/redcast/server"
 )
@@ -144,13 +145,7 @@ func (r *recorder) waitPush(t *testing.T, typ, ch, id string) *protocol.Push {
 // waitTimeout.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	wait.Within(t, waitTimeout, what, cond)
 }
 
 // checkOffsets fails unless pubs have the consecutive offsets from, from+1 …

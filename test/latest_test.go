@@ -7,9 +7,7 @@ import (
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/client"
-	"github.com/redcast/redcast/internal/testredis"
 	"github.com/redcast/redcast/protocol"
-	"github.com/redcast/redcast/server"
 )
 
 // TestLatestOnSubscribe: in a namespace with latest_on_subscribe, a
@@ -23,15 +21,7 @@ func TestLatestOnSubscribe(t *testing.T) {
 		"feed":  {HistorySize: 10},
 	})
 	cfg := redcast.Config{Namespaces: ns}
-	t.Run("memory", func(t *testing.T) {
-		base, _ := startServer(t, cfg)
-		checkLatestOnSubscribe(t, base)
-	})
-	t.Run("redis", func(t *testing.T) {
-		rs := testredis.Start(t, testredis.Options{})
-		nodes := startRedisNodesWith(t, rs.URL(), 1, server.Config{Node: cfg})
-		checkLatestOnSubscribe(t, nodes[0].base)
-	})
+	onEachBroker(t, cfg, checkLatestOnSubscribe)
 }
 
 func checkLatestOnSubscribe(t *testing.T, base string) {

@@ -11,9 +11,7 @@ import (
 	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/auth"
 	"github.com/redcast/redcast/client"
-	"github.com/redcast/redcast/internal/testredis"
 	"github.com/redcast/redcast/protocol"
-	"github.com/redcast/redcast/server"
 )
 
 // lastPosition is the position a client keeps for recovery: the subscribe
@@ -276,15 +274,7 @@ func TestRecoveryFromEmptyChannel(t *testing.T) {
 func TestRecoveryDepth(t *testing.T) {
 	ns := namespaces(map[string]auth.Namespace{"deep": {HistorySize: 2500}})
 	cfg := redcast.Config{Namespaces: ns, PublishRate: -1}
-	t.Run("memory", func(t *testing.T) {
-		base, _ := startServer(t, cfg)
-		checkRecoveryDepth(t, base)
-	})
-	t.Run("redis", func(t *testing.T) {
-		rs := testredis.Start(t, testredis.Options{})
-		nodes := startRedisNodesWith(t, rs.URL(), 1, server.Config{Node: cfg})
-		checkRecoveryDepth(t, nodes[0].base)
-	})
+	onEachBroker(t, cfg, checkRecoveryDepth)
 }
 
 func checkRecoveryDepth(t *testing.T, base string) {

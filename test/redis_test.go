@@ -12,6 +12,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/redcast/redcast"
 	"github.com/redcast/redcast/broker/redis"
 	"github.com/redcast/redcast/client"
 	"github.com/redcast/redcast/internal/testredis"
@@ -50,6 +51,19 @@ func startRedisNodesWith(t *testing.T, url string, n int, cfg server.Config) []*
 		nodes[i] = &redisNode{base: "ws://" + addr, http: "http://" + addr, srv: srv}
 	}
 	return nodes
+}
+
+// onEachBroker runs check as two subtests: against a node with the memory
+// broker, and against a node on a Redis of its own, both configured by cfg.
+func onEachBroker(t *testing.T, cfg redcast.Config, check func(t *testing.T, base string)) {
+	t.Run("memory", func(t *testing.T) {
+		base, _ := startServer(t, cfg)
+		check(t, base)
+	})
+	t.Run("redis", func(t *testing.T) {
+		rs := testredis.Start(t, testredis.Options{})
+		check(t, startRedisNodesWith(t, rs.URL(), 1, server.Config{Node: cfg})[0].base)
+	})
 }
 
 func (n *redisNode) ready(t *testing.T) bool {

@@ -95,7 +95,7 @@ func pusherConfig(fc *auth.FileConfig, id, key, secret string) (pusher.Config, e
 		for _, a := range fc.PusherApps {
 			app := pusher.App{ID: a.ID, Key: a.Key, Secret: a.Secret, Namespace: a.Namespace, PresenceNamespace: a.PresenceNamespace,
 				MaxConnections: a.MaxConnections, ClientEventRate: a.ClientEventRate, MaxEventSize: a.MaxEventSize, MaxPresenceMembers: a.MaxPresenceMembers, WebhookURL: a.WebhookURL}
-			if err := checkWebhookURL(a.WebhookURL); err != nil {
+			if err := checkHTTPURL(a.WebhookURL); err != nil {
 				return pusher.Config{}, fmt.Errorf("pusher_apps: app %q: webhook_url: %w", a.ID, err)
 			}
 			if app.Namespace == "" {
@@ -151,14 +151,10 @@ func (p *proxyFlags) config(fc *auth.FileConfig) (redcast.ProxyConfig, error) {
 		{"proxy-connect-url", p.connect}, {"proxy-refresh-url", p.refresh}, {"proxy-subscribe-url", p.subscribe},
 		{"proxy-publish-url", p.publish}, {"proxy-rpc-url", p.rpc},
 	} {
-		if f.url == "" {
-			continue
+		if err := checkHTTPURL(f.url); err != nil {
+			return cfg, fmt.Errorf("--%s %w", f.name, err)
 		}
-		u, err := url.Parse(f.url)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return cfg, fmt.Errorf("--%s %q: want an http or https URL", f.name, f.url)
-		}
-		any = true
+		any = any || f.url != ""
 	}
 	if fc != nil {
 		for _, ns := range fc.Namespaces {
@@ -188,18 +184,15 @@ func (p *proxyFlags) config(fc *auth.FileConfig) (redcast.ProxyConfig, error) {
 	return cfg, nil
 }
 
-// checkWebhookURL accepts an empty URL (no webhooks) or an absolute http
-// or https URL.
-func checkWebhookURL(s string) error {
+// checkHTTPURL accepts an empty URL (the feature is off) or an absolute
+// http or https URL: a webhook's or a proxy's.
+func checkHTTPURL(s string) error {
 	if s == "" {
 		return nil
 	}
 	u, err := url.Parse(s)
-	if err != nil {
-		return err
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q: want an http:// or https:// URL", s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q: want an http or https URL", s)
 	}
 	return nil
 }
@@ -207,7 +200,7 @@ func checkWebhookURL(s string) error {
 // setWebhooks sets redcast's own webhook (URL and secret go together) and
 // that of the app of the --pusher-* flags, whose id is flagApp.
 func setWebhooks(scfg *server.Config, flagApp, pusherURL, nativeURL, secret string) error {
-	if err := checkWebhookURL(nativeURL); err != nil {
+	if err := checkHTTPURL(nativeURL); err != nil {
 		return fmt.Errorf("--webhook-url: %w", err)
 	}
 	if (nativeURL == "") != (secret == "") {
@@ -217,7 +210,7 @@ func setWebhooks(scfg *server.Config, flagApp, pusherURL, nativeURL, secret stri
 	if pusherURL == "" {
 		return nil
 	}
-	if err := checkWebhookURL(pusherURL); err != nil {
+	if err := checkHTTPURL(pusherURL); err != nil {
 		return fmt.Errorf("--pusher-webhook-url: %w", err)
 	}
 	for i, a := range scfg.Pusher.Apps {

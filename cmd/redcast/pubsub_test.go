@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/redcast/redcast/internal/testproxy"
+	"github.com/redcast/redcast/internal/wait"
 
 	"go.uber.org/goleak"
 
@@ -75,13 +76,7 @@ func (o *output) lines() []string {
 // waitUntil polls cond until it holds, failing the test after 15s.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	wait.Within(t, 15*time.Second, what, cond)
 }
 
 // pub runs the pub command and returns what it printed.

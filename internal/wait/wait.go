@@ -14,10 +14,17 @@ const Timeout = 10 * time.Second
 // what it waited for) when Timeout passes first.
 func For(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(Timeout)
+	Within(tb, Timeout, what, cond)
+}
+
+// Within is For with a timeout of its own, for the test packages that
+// wait longer (their processes, Redis servers and browsers).
+func Within(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", Timeout, what)
+			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(time.Millisecond)
 	}
