@@ -190,6 +190,22 @@ type PresenceChange struct {
 	// last to leave it. A client without a user is a user of its own.
 	// This is what Pusher-style member_added and member_removed follow.
 	User bool
+	// Seq numbers the changes of users of the channel (those with User
+	// set) in the order the presence manager made them, 1, 2, 3...,
+	// whichever nodes made them, when it is shared by nodes (Redis): a
+	// listener that hears them from several nodes can put them back in
+	// order. 0 when the presence manager does not number them (memory:
+	// one node, which hears them in order), or when User is false. The
+	// numbering may begin again at 1 once the channel's presence has
+	// been empty for long.
+	Seq uint64
+}
+
+// LogEntry is one entry of a log a broker keeps for the nodes: its ID,
+// which orders the log, and its data.
+type LogEntry struct {
+	ID   string
+	Data []byte
 }
 
 // PresenceExpirer is implemented by presence managers whose entries expire

@@ -39,6 +39,11 @@
 //	P:{C}:s    stream: the history, one entry per publication, ID "<offset>-0"
 //	P:{C}:p    hash: presence, client ID -> client info
 //	P:{C}:z    sorted set: presence expiry per client ID
+//	P:{C}:u    hash: presence, user -> how many of its clients are in P:{C}:p
+//	P:{C}:c    string: the number of the channel's last user change
+//
+// and for the whole deployment P:sweep (the sweep registry, sweep.go) and
+// the transition log (transitions.go): P:{!transitions}, :lead, :done.
 //
 // # Publishing
 //

@@ -12,14 +12,16 @@ import (
 
 var _ broker.PresenceExpirer = (*Broker)(nil)
 
-// The presence of a channel C under prefix P is three keys of C's hash
+// The presence of a channel C under prefix P is four keys of C's hash
 // slot (see scripts.go for the others):
 //
 //	P:{C}:p  hash: client ID -> encoded client info
 //	P:{C}:z  sorted set: client ID -> expiry (Unix ms, Redis clock)
 //	P:{C}:u  hash: user -> how many of its clients are in P:{C}:p
+//	P:{C}:c  string: how many users entered and left so far (the last
+//	         PresenceChange.Seq)
 //
-// Every add extends the three keys' TTL to PresenceKeyTTL (an hour past
+// Every add extends the keys' TTL to PresenceKeyTTL (an hour past
 // PresenceTTL by default), so they vanish together once nobody refreshes
 // or expires them: expired entries are hidden at once and removed by
 // ExpirePresence, and the keys' longer life lets a node that comes back
@@ -30,7 +32,8 @@ var _ broker.PresenceExpirer = (*Broker)(nil)
 // presenceLuaLib holds the helpers of the presence scripts: userOf reads
 // the user from an encoded client info (see appendInfo: uvarint length and
 // client ID, uvarint length and user, info), and forget removes a client,
-// returning its info and 1 when it was its user's last client.
+// returning its info and, when it was its user's last client, the
+// change's number (numbered), else 0.
 const presenceLuaLib = nowMs + `
 local function field(s, i)
 	local n, mul = 0, 1
@@ -47,32 +50,38 @@ local function userOf(info)
 	local _, i = field(info, 1)
 	return (field(info, i))
 end
-local function forget(p, z, u, id)
+local function numbered(s, ttl)
+	local n = redis.call('INCR', s)
+	if n == 1 then redis.call('PEXPIRE', s, ttl) end
+	return n
+end
+local function forget(p, z, u, s, ttl, id)
 	local info = redis.call('HGET', p, id)
 	redis.call('ZREM', z, id)
 	if not info then return nil, 0 end
 	redis.call('HDEL', p, id)
 	local user = userOf(info)
-	if user == '' then return info, 1 end
-	if redis.call('HINCRBY', u, user, -1) > 0 then return info, 0 end
-	redis.call('HDEL', u, user)
-	return info, 1
+	if user ~= '' then
+		if redis.call('HINCRBY', u, user, -1) > 0 then return info, 0 end
+		redis.call('HDEL', u, user)
+	end
+	return info, numbered(s, ttl)
 end
 `
 
 // presenceAddLua records or refreshes a client.
 //
-//	KEYS: presence hash, expiry set, user counts
+//	KEYS: presence hash, expiry set, user counts, change count
 //	ARGV: client ID, encoded info, user, lifetime (ms), key TTL (ms)
 //
-// It returns {entered, user entered}, each 0 or 1.
+// It returns {entered (0 or 1), the user's entry's number or 0}.
 const presenceAddLua = presenceLuaLib + `
-local p, z, u = KEYS[1], KEYS[2], KEYS[3]
+local p, z, u, s = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local entered = redis.call('HSET', p, ARGV[1], ARGV[2])
 redis.call('ZADD', z, now + tonumber(ARGV[4]), ARGV[1])
-local first = entered
-if entered == 1 and ARGV[3] ~= '' and redis.call('HINCRBY', u, ARGV[3], 1) > 1 then
-	first = 0
+local first = 0
+if entered == 1 and (ARGV[3] == '' or redis.call('HINCRBY', u, ARGV[3], 1) == 1) then
+	first = numbered(s, ARGV[5])
 end
 for _, k in ipairs(KEYS) do
 	redis.call('PEXPIRE', k, ARGV[5])
@@ -82,12 +91,13 @@ return {entered, first}
 
 // presenceRemoveLua forgets a client.
 //
-//	KEYS: presence hash, expiry set, user counts
-//	ARGV: client ID
+//	KEYS: presence hash, expiry set, user counts, change count
+//	ARGV: client ID, key TTL (ms)
 //
-// It returns {} when the client was not there, else {info, user left}.
+// It returns {} when the client was not there, else {info, the user's
+// leave's number or 0}.
 const presenceRemoveLua = presenceLuaLib + `
-local info, last = forget(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+local info, last = forget(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[1])
 if not info then return {} end
 return {info, last}
 `
@@ -95,10 +105,10 @@ return {info, last}
 // presenceExpireLua removes expired clients, the oldest first, at most
 // ARGV[1] of them.
 //
-//	KEYS: presence hash, expiry set, user counts
-//	ARGV: the most to remove
+//	KEYS: presence hash, expiry set, user counts, change count
+//	ARGV: the most to remove, key TTL (ms)
 //
-// It returns {n, info, user left, info, user left, ...}, n being how many
+// It returns {n, info, leave number or 0, info, leave number or 0, ...}, n being how many
 // expired entries it removed from the expiry set: an entry whose info is
 // gone from the presence hash (evicted) is removed unreported, so fewer
 // infos than n come back, and only n says whether more may be left.
@@ -106,7 +116,7 @@ const presenceExpireLua = presenceLuaLib + `
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local out = {#ids}
 for _, id in ipairs(ids) do
-	local info, last = forget(KEYS[1], KEYS[2], KEYS[3], id)
+	local info, last = forget(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], id)
 	if info then
 		out[#out + 1] = info
 		out[#out + 1] = last
@@ -144,7 +154,7 @@ const expireBatch = 500
 // presenceKeys returns the keys of the channel's presence.
 func (b *Broker) presenceKeys(channel string) []string {
 	tag := b.tag(channel)
-	return []string{tag + ":p", tag + ":z", tag + ":u"}
+	return []string{tag + ":p", tag + ":z", tag + ":u", tag + ":c"}
 }
 
 // PresenceTiming returns broker.NewPresenceTiming(Config.PresenceTTL).
@@ -177,7 +187,7 @@ func (b *Broker) AddPresence(ctx context.Context, channel string, info *protocol
 	if reply[0] == 0 {
 		return broker.PresenceChange{}, nil
 	}
-	return broker.PresenceChange{Client: info, User: reply[1] == 1}, nil
+	return broker.PresenceChange{Client: info, User: reply[1] > 0, Seq: uint64(reply[1])}, nil
 }
 
 // RemovePresence forgets the client in the channel. Forgetting a client
@@ -188,7 +198,7 @@ func (b *Broker) RemovePresence(ctx context.Context, channel, clientID string) (
 	}
 	octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	reply, err := presenceRemoveScript.Exec(octx, b.client, b.presenceKeys(channel), []string{clientID}).ToArray()
+	reply, err := presenceRemoveScript.Exec(octx, b.client, b.presenceKeys(channel), []string{clientID, ms(b.cfg.PresenceKeyTTL)}).ToArray()
 	if err != nil {
 		return broker.PresenceChange{}, b.wrap(ctx, "remove presence", err)
 	}
@@ -209,7 +219,7 @@ func (b *Broker) ExpirePresence(ctx context.Context, channel string) ([]broker.P
 	var out []broker.PresenceChange
 	for {
 		octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
-		reply, err := presenceExpireScript.Exec(octx, b.client, keys, []string{fmt.Sprint(expireBatch)}).ToArray()
+		reply, err := presenceExpireScript.Exec(octx, b.client, keys, []string{fmt.Sprint(expireBatch), ms(b.cfg.PresenceKeyTTL)}).ToArray()
 		cancel()
 		if err != nil {
 			// What earlier batches removed is returned: it is gone.
@@ -230,8 +240,8 @@ func (b *Broker) ExpirePresence(ctx context.Context, channel string) ([]broker.P
 	}
 }
 
-// decodeChanges reads the {info, user left, ...} replies of the presence
-// scripts.
+// decodeChanges reads the {info, leave number or 0, ...} replies of the
+// presence scripts.
 func decodeChanges(reply []rueidis.RedisMessage) ([]broker.PresenceChange, error) {
 	if len(reply)%2 != 0 {
 		return nil, fmt.Errorf("redis: presence: unexpected reply of %d elements", len(reply))
@@ -246,11 +256,11 @@ func decodeChanges(reply []rueidis.RedisMessage) ([]broker.PresenceChange, error
 		if err != nil {
 			return changes, err
 		}
-		last, err := reply[i+1].AsInt64()
+		seq, err := reply[i+1].AsInt64()
 		if err != nil {
 			return changes, err
 		}
-		changes = append(changes, broker.PresenceChange{Client: info, User: last == 1})
+		changes = append(changes, broker.PresenceChange{Client: info, User: seq > 0, Seq: uint64(seq)})
 	}
 	return changes, nil
 }

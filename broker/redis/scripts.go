@@ -19,7 +19,7 @@ import (
 //	         r = the term of the epoch (see termLua)
 //	P:{C}:s  stream: one entry per kept publication, ID "<offset>-0",
 //	         fields d = body, x = expiry (Unix ms, Redis clock)
-//	P:{C}:p, P:{C}:z, P:{C}:u  presence (see presence.go)
+//	P:{C}:p, P:{C}:z, P:{C}:u, P:{C}:c  presence (see presence.go)
 //	P:{C}:i:K  string "<offset>:<epoch>": the publication made with
 //	         idempotency key K, expiring after the key's TTL
 //
