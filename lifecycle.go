@@ -124,7 +124,17 @@ func (n *Node) tracked(ch string) bool {
 	return slices.ContainsFunc(*n.life.listeners.Load(), func(l Lifecycle) bool { return l.tracks(ch) })
 }
 
-func (n *Node) emitOccupancy(ch string, occupied bool) {
+// emitOccupancy tells listeners, or the transition log, that a tracked
+// channel was occupied or vacated: the change numbered seq of its
+// occupancy.
+func (n *Node) emitOccupancy(ch string, occupied bool, seq uint64) {
+	if !n.logged(transition{Channel: ch, Occupancy: true, In: occupied, Seq: seq}) {
+		n.hearOccupancy(ch, occupied)
+	}
+}
+
+// hearOccupancy tells listeners a tracked channel was occupied or vacated.
+func (n *Node) hearOccupancy(ch string, occupied bool) {
 	for _, l := range *n.life.listeners.Load() {
 		if l.tracks(ch) {
 			l.Occupancy(ch, occupied)
@@ -137,9 +147,19 @@ func (n *Node) emitOccupancy(ch string, occupied bool) {
 func (l Lifecycle) tracksOccupancy() bool { return l.Track != nil && l.Occupancy != nil }
 func (l Lifecycle) tracks(ch string) bool { return l.tracksOccupancy() && l.Track(ch) }
 
-// userChanged tells listeners a user entered or left ch (see
-// presenceChanged).
-func (n *Node) userChanged(ch string, entered bool, info *protocol.ClientInfo) {
+// userChanged tells listeners, or the transition log, that a user entered
+// or left ch (see presenceChanged): the change numbered seq of its users.
+func (n *Node) userChanged(ch string, entered bool, info *protocol.ClientInfo, seq uint64) {
+	if !slices.ContainsFunc(*n.life.listeners.Load(), func(l Lifecycle) bool { return l.User != nil }) {
+		return
+	}
+	if !n.logged(transition{Channel: ch, In: entered, Seq: seq, Info: info}) {
+		n.hearUser(ch, entered, info)
+	}
+}
+
+// hearUser tells listeners a user entered or left ch.
+func (n *Node) hearUser(ch string, entered bool, info *protocol.ClientInfo) {
 	for _, l := range *n.life.listeners.Load() {
 		if l.User != nil {
 			l.User(ch, entered, info)
@@ -196,7 +216,7 @@ func (n *Node) enterOccupancy(ctx context.Context, ch string) error {
 		}
 	}
 	if change.Client != nil && change.User {
-		n.emitOccupancy(ch, true)
+		n.emitOccupancy(ch, true, change.Seq)
 	}
 	return nil
 }
@@ -254,7 +274,7 @@ func (n *Node) settleOccupancy(ch string, s hub.Subscriber) {
 		return
 	}
 	if change.Client != nil && change.User {
-		n.emitOccupancy(ch, false)
+		n.emitOccupancy(ch, false, change.Seq)
 	}
 }
 
@@ -273,6 +293,9 @@ func (n *Node) occupiedList() []string {
 // the node's occupancy entries, expire those of the channels it serves,
 // and sweep the registry. They stop when ctx ends.
 func (n *Node) startLifecycle(ctx context.Context, pe broker.PresenceExpirer, timing broker.PresenceTiming) {
+	if tl, ok := pe.(transitionLog); ok {
+		n.startTransitions(ctx, tl)
+	}
 	n.wg.Go(func() { n.every(ctx, timing.Refresh, n.refreshOccupancy) })
 	n.wg.Go(func() {
 		n.every(ctx, timing.Expire, func(ctx context.Context) {
@@ -333,7 +356,7 @@ func (n *Node) expireOccupancyOf(ctx context.Context, pe broker.PresenceExpirer,
 	for _, c := range changes {
 		if c.User {
 			n.log.Debug("occupancy expired", "channel", ch, "node", c.Client.Client)
-			n.emitOccupancy(ch, false)
+			n.emitOccupancy(ch, false, c.Seq)
 		}
 	}
 	if err != nil && ctx.Err() == nil {
@@ -387,7 +410,7 @@ func (n *Node) sweepChannel(ctx context.Context, pe broker.PresenceExpirer, reg 
 	vacate := func(c broker.PresenceChange) {
 		if c.User {
 			n.log.Debug("occupancy swept", "channel", ch, "node", c.Client.Client)
-			n.emitOccupancy(ch, false)
+			n.emitOccupancy(ch, false, c.Seq)
 		}
 	}
 	if empty, err := drain(actx, pe, occupancyChannel(ch), vacate); err != nil || !empty {

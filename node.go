@@ -83,6 +83,9 @@ type Node struct {
 	userPresence func(ctx context.Context, ch string, entered bool, info *protocol.ClientInfo)
 	// life tells listeners the cluster's transitions (see lifecycle.go).
 	life *lifecycle
+	// trans hands transitions to listeners through the presence
+	// manager's transition log, when it keeps one (see transitions.go).
+	trans *transitions
 }
 
 // Deps are the parts a Node is built from. Nil fields mean the embedded
@@ -114,6 +117,7 @@ func NewNode(cfg Config, deps Deps) *Node {
 		gone:     make(chan struct{}, 1),
 		controls: make(chan []byte, controlQueueSize),
 		life:     newLifecycle(),
+		trans:    newTransitions(),
 	}
 	n.table = newNodeTable(n.cfg.NodeName)
 	n.outbox = outbox.Options{

@@ -142,7 +142,7 @@ func (n *Node) presenceChanged(ctx context.Context, ch string, opts auth.Namespa
 		if n.userPresence != nil {
 			n.userPresence(ctx, ch, entered, change.Client)
 		}
-		n.userChanged(ch, entered, change.Client)
+		n.userChanged(ch, entered, change.Client, change.Seq)
 	}
 	if !opts.JoinLeave {
 		return

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/redcast/redcast/auth"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -112,6 +113,13 @@ func TestWebhookMemory(t *testing.T) {
 // startHookNodes starts n servers on one Redis sending webhooks to r.
 func startHookNodes(t *testing.T, r *webhooktest.Receiver, n int, ttl time.Duration) []string {
 	t.Helper()
+	return startHookNodesWith(t, r, n, ttl, func(int, *server.Config) {})
+}
+
+// startHookNodesWith is startHookNodes with each server's configuration
+// changed by change, given the server's index.
+func startHookNodesWith(t *testing.T, r *webhooktest.Receiver, n int, ttl time.Duration, change func(int, *server.Config)) []string {
+	t.Helper()
 	rs := testredis.Start(t, testredis.Options{})
 	prefix := fmt.Sprintf("hook%d", time.Now().UnixNano())
 	bases := make([]string, n)
@@ -122,6 +130,7 @@ func startHookNodes(t *testing.T, r *webhooktest.Receiver, n int, ttl time.Durat
 		}
 		cfg := hookConfig(r)
 		cfg.Broker, cfg.Presence = rb, rb
+		change(i, &cfg)
 		addr, _ := testserver.Start(t, cfg)
 		bases[i] = "ws://" + addr
 	}
@@ -399,5 +408,75 @@ func TestWebhookNamespaceOff(t *testing.T) {
 	}
 	if n := r.Count("presence_join", "chat:room"); n != 1 {
 		t.Errorf("%d presence_join of chat:room, want 1", n)
+	}
+}
+
+// TestWebhookOrderAcrossNodes: a channel occupied and vacated again and
+// again, by a client of one node and then one of the other, each leaving
+// before the next arrives: its events arrive in the order they happened,
+// occupied and vacated, join and leave, taking turns, although the nodes
+// decided them in turn a moment apart. The first node batches its
+// webhooks for 300 ms, the other for 5: if each node sent what it decided,
+// the second's would overtake the first's.
+func TestWebhookOrderAcrossNodes(t *testing.T) {
+	r := startReceiver(t)
+	bases := startHookNodesWith(t, r, 2, 3*time.Second, func(i int, cfg *server.Config) {
+		if i == 0 {
+			cfg.Webhooks.Window = 300 * time.Millisecond
+		}
+	})
+	ctx := testContext(t)
+	const rounds = 30
+	conns := []*conn{dial(t, bases[0], ""), dial(t, bases[1], "")}
+	for i := range rounds {
+		c := conns[i%2]
+		if _, err := c.Subscribe(ctx, "chat:turns", client.SubscribeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Unsubscribe(ctx, "chat:turns"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The last leave: the channel ends vacated.
+	waitFor(t, "the last vacancy", func() bool {
+		evs := r.Of("chat:turns")
+		return len(evs) > 0 && evs[len(evs)-1].Name() == "channel_vacated" && r.Count("presence_leave", "chat:turns") == rounds
+	})
+	var got []string
+	for _, e := range r.Of("chat:turns") {
+		got = append(got, e.Name())
+	}
+	// A subscribe may come before the other node's removal of its
+	// occupancy entry (the removal follows the unsubscribe reply): then
+	// the channel stays occupied. So: occupied, then turns of joins and
+	// leaves, with vacated and occupied between a leave and a join.
+	next := map[string][]string{
+		"":                 {"channel_occupied"},
+		"channel_occupied": {"presence_join"},
+		"presence_join":    {"presence_leave"},
+		"presence_leave":   {"presence_join", "channel_vacated"},
+		"channel_vacated":  {"channel_occupied"},
+	}
+	prev := ""
+	for i, name := range got {
+		if want := next[prev]; !slices.Contains(want, name) {
+			t.Fatalf("event %d is %s, want one of %v; all: %v", i, name, want, got)
+		}
+		prev = name
+	}
+	// And the joins in the order of the rounds.
+	var joins []string
+	for _, e := range r.Of("chat:turns") {
+		if e.Name() == "presence_join" {
+			joins = append(joins, e["client"].(string))
+		}
+	}
+	if len(joins) != rounds {
+		t.Fatalf("%d joins, want %d", len(joins), rounds)
+	}
+	for i, id := range joins {
+		if want := conns[i%2].ID(); id != want {
+			t.Fatalf("join %d by %s, want %s (node %d's client)", i, id, want, i%2)
+		}
 	}
 }

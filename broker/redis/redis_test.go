@@ -226,7 +226,7 @@ func TestKeysAreNamespaced(t *testing.T) {
 	if _, err := b.AddPresence(t.Context(), "chat:room", &protocol.ClientInfo{Client: "c1"}); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"app:{chat:room}:s", "app:{chat:room}:m", "app:{chat:room}:p", "app:{chat:room}:z"} {
+	for _, key := range []string{"app:{chat:room}:s", "app:{chat:room}:m", "app:{chat:room}:p", "app:{chat:room}:z", "app:{chat:room}:c"} {
 		if n, err := srv.Do(t.Context(), "EXISTS", key); err != nil || n != "1" {
 			t.Errorf("EXISTS %s: %q, %v; want 1", key, n, err)
 		}
@@ -235,8 +235,8 @@ func TestKeysAreNamespaced(t *testing.T) {
 			t.Errorf("PTTL %s: %q, %v; want a TTL", key, pttl, err)
 		}
 	}
-	if n, err := srv.Do(t.Context(), "DBSIZE"); err != nil || n != "4" {
-		t.Errorf("DBSIZE: %q, %v; want the 4 keys of the channel", n, err)
+	if n, err := srv.Do(t.Context(), "DBSIZE"); err != nil || n != "5" {
+		t.Errorf("DBSIZE: %q, %v; want the 5 keys of the channel", n, err)
 	}
 }
 
