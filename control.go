@@ -39,6 +39,14 @@ type control struct {
 	Before int64  `json:"before,omitempty"`
 	// Node is the info of an opNode announcement.
 	Node *NodeInfo `json:"node,omitempty"`
+	// Survey names a survey (survey.go), From the node that sent the
+	// request or reply, To the node a reply is for; Channels are those
+	// to count, Counts the answer.
+	Survey   string         `json:"survey,omitempty"`
+	From     string         `json:"from,omitempty"`
+	To       string         `json:"to,omitempty"`
+	Channels []string       `json:"channels,omitempty"`
+	Counts   map[string]int `json:"counts,omitempty"`
 }
 
 // publishControl sends c to every node, this one included.
@@ -78,7 +86,7 @@ func (n *Node) handleControls(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case data := <-n.controls:
-			n.handleControl(data)
+			n.handleControl(ctx, data)
 			if len(n.controls) > 0 {
 				continue
 			}
@@ -90,7 +98,7 @@ func (n *Node) handleControls(ctx context.Context) {
 	}
 }
 
-func (n *Node) handleControl(data []byte) {
+func (n *Node) handleControl(ctx context.Context, data []byte) {
 	var c control
 	if err := json.Unmarshal(data, &c); err != nil {
 		n.log.Error("bad control request", "request", string(data), "err", err)
@@ -102,7 +110,7 @@ func (n *Node) handleControl(data []byte) {
 		}
 		return
 	}
-	if n.handleRevocation(c) {
+	if n.handleRevocation(c) || n.handleSurvey(ctx, c) {
 		return
 	}
 	if c.User == "" {

@@ -86,6 +86,8 @@ type Node struct {
 	// trans hands transitions to listeners through the presence
 	// manager's transition log, when it keeps one (see transitions.go).
 	trans *transitions
+	// surveys are the subscriber counts under way (survey.go).
+	surveys surveys
 }
 
 // Deps are the parts a Node is built from. Nil fields mean the embedded

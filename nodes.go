@@ -61,6 +61,9 @@ type nodeTable struct {
 	// publications and pushes count since start, for the rates.
 	publications, pushes atomic.Uint64
 
+	// newcomer asks the announcing goroutine to announce now.
+	newcomer chan struct{}
+
 	mu    sync.Mutex
 	nodes map[string]NodeInfo
 	// last counts and time, for the rates of the next announcement.
@@ -73,7 +76,7 @@ func newNodeTable(name string) *nodeTable {
 		name, _ = os.Hostname()
 	}
 	now := time.Now()
-	return &nodeTable{id: newClientID(), name: name, started: now, lastAt: now, nodes: make(map[string]NodeInfo)}
+	return &nodeTable{id: newClientID(), name: name, started: now, lastAt: now, nodes: make(map[string]NodeInfo), newcomer: make(chan struct{}, 1)}
 }
 
 // ID returns the node's random id.
@@ -138,14 +141,24 @@ func (n *Node) announce(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-n.table.newcomer:
 		}
 	}
 }
 
+// record notes a node's info. A node heard of for the first time makes
+// this one announce itself at once (newcomer), so that a node that starts
+// knows the others within a round trip, not an interval.
 func (t *nodeTable) record(info NodeInfo) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	info.Updated = time.Now().UnixMilli() // by our clock, for expiry
+	if _, known := t.nodes[info.ID]; !known && info.ID != t.id {
+		select {
+		case t.newcomer <- struct{}{}:
+		default: // an announcement is due already
+		}
+	}
 	t.nodes[info.ID] = info
 }
 

@@ -64,17 +64,17 @@ func queryInfo(w http.ResponseWriter, r *http.Request, presence bool) (userCount
 }
 
 // countInfo returns the info of a channel with the counts asked for,
-// answering the request and returning ok false when presence fails. Of a
-// presence channel, both count across nodes (from presence); of another,
-// subscription_count is this node's (Node.LocalSubscribers).
-func (h *Handler) countInfo(w http.ResponseWriter, r *http.Request, app *App, name string, userCount, subCount bool) (channelInfo, bool) {
+// answering the request and returning ok false when presence fails. Both
+// count across nodes: of a presence channel from presence, of another
+// from subs (see subscriptionCounts).
+func (h *Handler) countInfo(w http.ResponseWriter, r *http.Request, app *App, name string, userCount, subCount bool, subs map[string]int) (channelInfo, bool) {
 	var info channelInfo
 	if !userCount && !subCount {
 		return info, true
 	}
 	if !strings.HasPrefix(name, presencePrefix) {
 		if subCount {
-			info.SubscriptionCount = ptr(h.node.LocalSubscribers(app.channel(name)))
+			info.SubscriptionCount = ptr(subs[name])
 		}
 		return info, true
 	}
@@ -89,6 +89,34 @@ func (h *Handler) countInfo(w http.ResponseWriter, r *http.Request, app *App, na
 		info.SubscriptionCount = ptr(conns)
 	}
 	return info, true
+}
+
+// subscriptionCounts returns, when subCount, the subscription counts of
+// the channels among names that are not presence channels, by name: one
+// count of every node (Node.Subscribers). It answers the request and
+// returns ok false when the count fails.
+func (h *Handler) subscriptionCounts(w http.ResponseWriter, r *http.Request, app *App, names []string, subCount bool) (map[string]int, bool) {
+	if !subCount {
+		return nil, true
+	}
+	var chans []string
+	for _, name := range names {
+		if !strings.HasPrefix(name, presencePrefix) && !isServerToUser(name) {
+			chans = append(chans, app.channel(name))
+		}
+	}
+	counts, err := h.node.Subscribers(r.Context(), chans)
+	if err != nil {
+		h.failed(w, "Counting subscriptions", err)
+		return nil, false
+	}
+	out := make(map[string]int, len(counts))
+	for _, name := range names {
+		if k, ok := counts[app.channel(name)]; ok {
+			out[name] = k
+		}
+	}
+	return out, true
 }
 
 // presenceCounts returns the users and connections in a presence channel,
@@ -138,9 +166,13 @@ func (h *Handler) serveChannels(w http.ResponseWriter, r *http.Request) {
 		h.failed(w, "Listing channels", err)
 		return
 	}
+	subs, ok := h.subscriptionCounts(w, r, app, names, subCount)
+	if !ok {
+		return
+	}
 	channels := make(map[string]channelInfo, len(names))
 	for _, name := range names {
-		info, ok := h.countInfo(w, r, app, name, userCount, subCount)
+		info, ok := h.countInfo(w, r, app, name, userCount, subCount, subs)
 		if !ok {
 			return
 		}
@@ -189,7 +221,7 @@ func (h *Handler) serveChannel(w http.ResponseWriter, r *http.Request) {
 	var info channelInfo
 	if presence {
 		// Whether it is occupied is its subscription count.
-		if info, ok = h.countInfo(w, r, app, name, userCount, true); !ok {
+		if info, ok = h.countInfo(w, r, app, name, userCount, true, nil); !ok {
 			return
 		}
 		info.Occupied = ptr(*info.SubscriptionCount > 0)
@@ -202,7 +234,11 @@ func (h *Handler) serveChannel(w http.ResponseWriter, r *http.Request) {
 			h.failed(w, "Listing channels", err)
 			return
 		}
-		if info, ok = h.countInfo(w, r, app, name, false, subCount); !ok {
+		subs, ok := h.subscriptionCounts(w, r, app, []string{name}, subCount)
+		if !ok {
+			return
+		}
+		if info, ok = h.countInfo(w, r, app, name, false, subCount, subs); !ok {
 			return
 		}
 		info.Occupied = ptr(slices.Contains(names, name))
@@ -242,10 +278,14 @@ func ptr[T any](v T) *T { return &v }
 // countInfo), answering the request and returning ok false when presence
 // fails.
 func (h *Handler) eventInfo(w http.ResponseWriter, r *http.Request, app *App, channels []string, userCount, subCount bool) (map[string]channelInfo, bool) {
+	subs, ok := h.subscriptionCounts(w, r, app, channels, subCount)
+	if !ok {
+		return nil, false
+	}
 	infos := make(map[string]channelInfo, len(channels))
 	for _, name := range channels {
 		presence := strings.HasPrefix(name, presencePrefix)
-		info, ok := h.countInfo(w, r, app, name, userCount && presence, subCount && !isServerToUser(name))
+		info, ok := h.countInfo(w, r, app, name, userCount && presence, subCount && !isServerToUser(name), subs)
 		if !ok {
 			return nil, false
 		}

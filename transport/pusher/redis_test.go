@@ -81,9 +81,9 @@ func TestPresenceAcrossNodes(t *testing.T) {
 
 // Pusher's server SDK queries channels, a channel and a presence
 // channel's users on one node of two on Redis, and triggers asking for
-// info: the answers count the connections of both nodes, users once
-// however many connections they have, but subscription_count of a channel
-// without presence, which counts the node asked; a wrong secret gets 401.
+// info: the answers count the connections of both nodes (subscription
+// counts of channels with and without presence alike), users once however
+// many connections they have; a wrong secret gets 401.
 func TestPusherSDKQueryAcrossNodes(t *testing.T) {
 	addrs := startRedisNodes(t, 2)
 	for _, addr := range addrs { // a news subscriber on each node
@@ -106,10 +106,10 @@ func TestPusherSDKQueryAcrossNodes(t *testing.T) {
 		{"users", `{"body":{"users":[{"id":"ann"},{"id":"ben"}]},"status":200}`},
 		{"news_users", `{"body":"Users are listed for presence channels only, not \"news\"\n","status":400}`},
 		{"news_user_count", `{"body":"info=user_count is available for presence channels only\n","status":400}`},
-		// A channel without presence: the subscriptions of the node asked.
-		{"news_subscription_count", `{"body":{"occupied":true,"subscription_count":1},"status":200}`},
+		// A channel without presence: every node's subscriptions.
+		{"news_subscription_count", `{"body":{"occupied":true,"subscription_count":2},"status":200}`},
 		{"wrong_secret", `{"body":"invalid signature: expected the hex HMAC-SHA256 of \"GET\\n/apps/1/channels\\nauth_key=app-key\u0026auth_timestamp=`},
-		{"trigger_info", `{"body":{"channels":{"news":{"subscription_count":1},"presence-room":{"subscription_count":3,"user_count":2}}},"status":200}`},
+		{"trigger_info", `{"body":{"channels":{"news":{"subscription_count":2},"presence-room":{"subscription_count":3,"user_count":2}}},"status":200}`},
 		{"batch_info", `{"body":{"batch":[{"user_count":2},{}]},"status":200}`},
 	} {
 		m := s.step(want.step)
