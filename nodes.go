@@ -2,6 +2,7 @@ package redcast
 
 import (
 	"context"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -38,6 +39,9 @@ type NodeInfo struct {
 	// TopChannels are the node's channels with the most local
 	// subscribers, at most maxTopChannels, most first.
 	TopChannels []ChannelCount `json:"top_channels,omitempty"`
+	// Counts are what the node's components count by name (see
+	// Node.ReportCount): a Pusher app's connections, "pusher:{app id}".
+	Counts map[string]int `json:"counts,omitempty"`
 }
 
 // ChannelCount is a channel and its number of subscribers.
@@ -63,6 +67,8 @@ type nodeTable struct {
 
 	// newcomer asks the announcing goroutine to announce now.
 	newcomer chan struct{}
+	// counts are the counts the node announces (ReportCount).
+	counts atomic.Pointer[map[string]func() int]
 
 	mu    sync.Mutex
 	nodes map[string]NodeInfo
@@ -76,7 +82,36 @@ func newNodeTable(name string) *nodeTable {
 		name, _ = os.Hostname()
 	}
 	now := time.Now()
-	return &nodeTable{id: newClientID(), name: name, started: now, lastAt: now, nodes: make(map[string]NodeInfo), newcomer: make(chan struct{}, 1)}
+	t := &nodeTable{id: newClientID(), name: name, started: now, lastAt: now, nodes: make(map[string]NodeInfo), newcomer: make(chan struct{}, 1)}
+	t.counts.Store(&map[string]func() int{})
+	return t
+}
+
+// ReportCount makes the node announce, under name, what count returns
+// (called on each announcement, every 2 s): what a component of the node
+// counts and wants to know of the whole cluster (OtherNodesCount). Call it
+// before the node starts; count must be cheap and safe for concurrent use.
+func (n *Node) ReportCount(name string, count func() int) {
+	n.table.mu.Lock()
+	defer n.table.mu.Unlock()
+	m := maps.Clone(*n.table.counts.Load())
+	m[name] = count
+	n.table.counts.Store(&m)
+}
+
+// OtherNodesCount returns the sum of the counts named name that the other
+// nodes announced last (ReportCount): as of up to one announcement
+// interval ago.
+func (n *Node) OtherNodesCount(name string) int {
+	n.table.mu.Lock()
+	defer n.table.mu.Unlock()
+	sum := 0
+	for id, info := range n.table.nodes {
+		if id != n.table.id {
+			sum += info.Counts[name]
+		}
+	}
+	return sum
 }
 
 // ID returns the node's random id.
@@ -114,8 +149,16 @@ func (n *Node) info() NodeInfo {
 		}
 		return strings.Compare(a.Channel, b.Channel)
 	})
+	var counts map[string]int
+	if reported := *t.counts.Load(); len(reported) > 0 {
+		counts = make(map[string]int, len(reported))
+		for name, f := range reported {
+			counts[name] = f()
+		}
+	}
 	return NodeInfo{
-		ID: t.id, Name: t.name, Version: Version,
+		Counts: counts,
+		ID:     t.id, Name: t.name, Version: Version,
 		Started: t.started.UnixMilli(), Updated: now.UnixMilli(),
 		Connections: n.NumClients(), Subscriptions: subs, Channels: channels,
 		PublicationsPerSecond: pubRate, PushesPerSecond: pushRate,

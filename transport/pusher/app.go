@@ -30,9 +30,12 @@ type App struct {
 
 	// The app's limits. Zero means the Handler's (Config's) value.
 	//
-	// MaxConnections bounds the app's connections on each node: one more
-	// is refused with error 4004. Zero: no bound of the app's own (the
-	// node's --max-connections still applies).
+	// MaxConnections bounds the app's connections in the cluster: one
+	// more is refused with error 4004. A node counts its own at once and
+	// the others' as they announced them (every 2 s), so connections
+	// made on several nodes at the same moment may pass it by a little.
+	// Zero: no bound of the app's own (the node's --max-connections still
+	// applies).
 	MaxConnections int
 	// ClientEventRate is how many client events per second a connection
 	// may send (a negative rate: no limit); the burst is Config's

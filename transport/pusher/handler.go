@@ -29,7 +29,9 @@ type Handler struct {
 	byKey map[string]*App
 	// byPresenceNS are the apps by their presence namespace.
 	byPresenceNS map[string]*App
-	// conns counts the connections of each app with MaxConnections.
+	// conns counts the node's connections of each app with
+	// MaxConnections, which the node announces to the others
+	// (redcast.Node.ReportCount, as connectionsCount(app)).
 	conns map[*App]*atomic.Int64
 
 	// mu guards sessions, the open connections (which Drain closes). No
@@ -57,7 +59,11 @@ func NewHandler(node *redcast.Node, ws *websocket.Handler, cfg Config) (*Handler
 	for i := range h.cfg.Apps {
 		h.byKey[h.cfg.Apps[i].Key] = &h.cfg.Apps[i]
 		h.byPresenceNS[h.cfg.Apps[i].PresenceNamespace] = &h.cfg.Apps[i]
-		h.conns[&h.cfg.Apps[i]] = new(atomic.Int64)
+		count := new(atomic.Int64)
+		h.conns[&h.cfg.Apps[i]] = count
+		if h.cfg.Apps[i].MaxConnections > 0 {
+			node.ReportCount(connectionsCount(&h.cfg.Apps[i]), func() int { return int(count.Load()) })
+		}
 	}
 	node.OnUserPresence(h.userPresence)
 	if len(h.cfg.Apps) > 0 {
@@ -68,6 +74,10 @@ func NewHandler(node *redcast.Node, ws *websocket.Handler, cfg Config) (*Handler
 	}
 	return h, nil
 }
+
+// connectionsCount names the count of an app's connections the nodes
+// announce.
+func connectionsCount(app *App) string { return "pusher:" + app.ID }
 
 // Supported protocol versions: pusher-js speaks 7.
 const (
@@ -115,10 +125,12 @@ func (d *dialect) Open() (redcast.ClientOptions, func(*redcast.Client, *outbox.O
 		if d.refuse != nil {
 			return nil, *d.refuse
 		}
+		// The app's connections of the cluster: this node's now, the
+		// others' as they last announced them.
 		count := d.h.conns[d.app]
-		if max := d.app.MaxConnections; max > 0 && count.Add(1) > int64(max) {
+		if max := d.app.MaxConnections; max > 0 && count.Add(1)+int64(d.h.node.OtherNodesCount(connectionsCount(d.app))) > int64(max) {
 			count.Add(-1)
-			return nil, protocol.Disconnect{Code: codeOverQuota, Reason: fmt.Sprintf("Application is over connection quota (%d connections on this node)", max)}
+			return nil, protocol.Disconnect{Code: codeOverQuota, Reason: fmt.Sprintf("Application is over connection quota (%d connections)", max)}
 		}
 		s := newSession(d.h, d.app, c, out)
 		s.counted = d.app.MaxConnections > 0

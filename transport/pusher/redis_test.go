@@ -11,11 +11,18 @@ import (
 	"github.com/redcast/redcast/internal/testredis"
 	"github.com/redcast/redcast/internal/wait"
 	"github.com/redcast/redcast/server"
+	"github.com/redcast/redcast/transport/pusher"
 )
 
 // startRedisNodes starts n servers with testApp sharing one Redis under
 // a prefix of the test's own, and returns their addresses.
 func startRedisNodes(t *testing.T, n int) []string {
+	t.Helper()
+	return startRedisNodesOf(t, n, nil)
+}
+
+// startRedisNodesOf is startRedisNodes serving apps (nil: testApp).
+func startRedisNodesOf(t *testing.T, n int, apps []pusher.App) []string {
 	t.Helper()
 	rs := testredis.Start(t, testredis.Options{})
 	prefix := fmt.Sprintf("t%d", time.Now().UnixNano())
@@ -25,7 +32,7 @@ func startRedisNodes(t *testing.T, n int) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		addrs[i], _ = start(t, server.Config{Broker: rb, Presence: rb})
+		addrs[i], _ = start(t, server.Config{Broker: rb, Presence: rb, Pusher: pusher.Config{Apps: apps}})
 	}
 	return addrs
 }
@@ -145,4 +152,34 @@ func TestPusherSDKTerminateAcrossNodes(t *testing.T) {
 	if m := ben.Read(); m.Event != "pusher_internal:member_removed" || m.DataString(t) != `{"user_id":"ann"}` {
 		t.Errorf("ben got %+v, want ann removed", m)
 	}
+}
+
+// An app's max_connections holds across nodes: with one connection on
+// each of two nodes and a limit of 3, a fourth connection is refused with
+// 4004 on either node once the nodes announced their counts, and a slot
+// freed on one node is usable from the other.
+func TestPusherMaxConnectionsAcrossNodes(t *testing.T) {
+	app := testApp
+	app.MaxConnections = 3
+	addrs := startRedisNodesOf(t, 2, []pusher.App{app})
+	connect(t, addrs[0])
+	connect(t, addrs[1])
+	third, _ := connect(t, addrs[1])
+	// The first node hears of the second's two at its next announcement.
+	refused := func(addr string) bool {
+		c := dial(t, addr, app.Key, "protocol=7")
+		defer c.NC.Close()
+		m := c.Read()
+		if m.Event == "pusher:connection_established" {
+			return false
+		}
+		code, _ := errorData(t, m)
+		return code != nil && *code == 4004
+	}
+	wait.For(t, "a fourth connection refused on the first node", func() bool { return refused(addrs[0]) })
+	if !refused(addrs[1]) {
+		t.Fatal("a fourth connection accepted on the second node")
+	}
+	third.NC.Close()
+	wait.For(t, "a connection accepted on the first node again", func() bool { return !refused(addrs[0]) })
 }
