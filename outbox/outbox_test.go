@@ -150,14 +150,28 @@ func TestQueueBounds(t *testing.T) {
 		opts Options
 		msg  string
 		n    int
+		// written is what the writer took before the queue filled: a
+		// queue an eighth full wakes the writer even while held, so the
+		// first message of the bytes case goes to a writer that then
+		// blocks in Write, and the queue fills behind it.
+		written string
 	}{
-		{"messages", Options{MaxMessages: 4, MaxBytes: 1 << 20}, "x", 4},
-		{"bytes", Options{MaxMessages: 100, MaxBytes: 10}, "abc", 3},
+		{"messages", Options{MaxMessages: 4, MaxBytes: 1 << 20}, "x", 4, ""},
+		{"bytes", Options{MaxMessages: 100, MaxBytes: 10}, "abc", 3, "abc"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSink(false)
+			s.block = make(chan struct{})
 			o := New(s, tc.opts)
-			o.Hold() // nothing is written meanwhile
+			o.Hold() // nothing is written meanwhile, but what an eighth wakes
+			if tc.written != "" {
+				o.Push([]byte(tc.written))
+				wait.For(t, "the writer to take the first", func() bool {
+					o.mu.Lock()
+					defer o.mu.Unlock()
+					return o.writer == writerBusy && len(o.queue) == 0
+				})
+			}
 			for i := range tc.n {
 				if !o.Push([]byte(tc.msg)) {
 					t.Fatalf("push %d refused", i)
@@ -167,8 +181,13 @@ func TestQueueBounds(t *testing.T) {
 				t.Fatal("push past the bound accepted")
 			}
 			o.Close(protocol.DisconnectSlowConsumer)
+			close(s.block)
 			waitDone(t, o)
-			if got := s.all(); got != "|close 3002" {
+			want := "|close 3002"
+			if tc.written != "" {
+				want = tc.written + "/" + want
+			}
+			if got := s.all(); got != want {
 				t.Fatalf("writes %q: a slow consumer's queue must be dropped", got)
 			}
 			if !errors.Is(o.Err(), ErrSlowConsumer) || s.finished[0] != nil {

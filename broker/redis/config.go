@@ -65,6 +65,10 @@ type Config struct {
 	// round makes the broker replace that connection (see
 	// Broker.ProbeFailures). Default 1s.
 	ProbeInterval time.Duration
+	// TransitionLogSize is about how many entries the transition log
+	// keeps (see transitions.go): a reader away for longer than it takes
+	// the nodes to append them misses the oldest. Default 100000.
+	TransitionLogSize int
 }
 
 // Defaults, see Config.
@@ -80,6 +84,7 @@ const (
 	DefaultWorkerQueue       = 4096
 	DefaultSubscribeBatch    = 512
 	DefaultProbeInterval     = time.Second
+	DefaultTransitionLogSize = 100000
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -105,6 +110,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.WorkerQueue, DefaultWorkerQueue)
 	setDefault(&c.SubscribeBatch, DefaultSubscribeBatch)
 	setDefault(&c.ProbeInterval, DefaultProbeInterval)
+	setDefault(&c.TransitionLogSize, DefaultTransitionLogSize)
 	return c, nil
 }
 

@@ -18,7 +18,7 @@ import (
 // node's sender got to them. Three keys of one hash slot:
 //
 //	P:{!transitions}        stream: one entry per transition (field d),
-//	                        trimmed to about TransitionLogSize entries
+//	                        trimmed to about Config.TransitionLogSize entries
 //	P:{!transitions}:lead   string: the node that reads the log, with a TTL
 //	P:{!transitions}:done   string: the ID of the last entry the reader
 //	                        handed on, all before it handed on too
@@ -27,10 +27,6 @@ import (
 // and records its progress with one script (leadLua); another node takes
 // over once the lease lapsed and reads on from :done, so that an entry is
 // handed on at least once while the log keeps it.
-
-// transitionLogSize is about the most entries the log keeps: a reader
-// that is away for longer than it takes to append them misses the oldest.
-const transitionLogSize = 100000
 
 // leadLua takes or renews the lease of the log's reader and records its
 // progress.
@@ -76,7 +72,7 @@ func (b *Broker) AppendTransitions(ctx context.Context, entries [][]byte) error 
 	log, _, _ := b.transitionKeys()
 	cmds := make(rueidis.Commands, 0, len(entries))
 	for _, e := range entries {
-		cmds = append(cmds, b.client.B().Xadd().Key(log).Maxlen().Almost().Threshold(strconv.Itoa(transitionLogSize)).Id("*").
+		cmds = append(cmds, b.client.B().Xadd().Key(log).Maxlen().Almost().Threshold(strconv.Itoa(b.cfg.TransitionLogSize)).Id("*").
 			FieldValue().FieldValue("d", rueidis.BinaryString(e)).Build())
 	}
 	octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
