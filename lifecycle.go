@@ -294,7 +294,7 @@ func (n *Node) occupiedList() []string {
 // and sweep the registry. They stop when ctx ends.
 func (n *Node) startLifecycle(ctx context.Context, pe broker.PresenceExpirer, timing broker.PresenceTiming) {
 	if tl, ok := pe.(transitionLog); ok {
-		n.startTransitions(ctx, tl)
+		n.startTransitions(ctx, tl, timing.TTL)
 	}
 	n.wg.Go(func() { n.every(ctx, timing.Refresh, n.refreshOccupancy) })
 	n.wg.Go(func() {

@@ -35,7 +35,7 @@ import (
 // Redis broker; see package broker/redis).
 type transitionLog interface {
 	AppendTransitions(ctx context.Context, entries [][]byte) error
-	ReadTransitions(ctx context.Context, after string, count int) ([]broker.LogEntry, error)
+	ReadTransitions(ctx context.Context, after string, count int, block time.Duration) ([]broker.LogEntry, error)
 	LeadTransitions(ctx context.Context, node string, lease time.Duration, done string) (progress string, leading bool, err error)
 	ResignTransitions(ctx context.Context, node string) error
 }
@@ -47,11 +47,15 @@ const (
 	transitionQueue = 10000
 	// transitionBatch is the most transitions appended, or read, at once.
 	transitionBatch = 500
-	// transitionPoll is how often the reader reads the log.
-	transitionPoll = 50 * time.Millisecond
+	// transitionBlock is the longest the reader waits for the log to
+	// have something (a blocking read: it wakes when something is
+	// appended), so that what it holds is looked at again that often.
+	transitionBlock = 250 * time.Millisecond
 	// transitionLease is how long the reader's lease lasts unless renewed
 	// (every third of it): how long the cluster's transitions wait after
-	// the reader crashed.
+	// the reader crashed. A quarter of the presence TTL when that is
+	// shorter, so that a crashed reader's successor tells a crashed
+	// node's leaves within the TTL too.
 	transitionLease = 3 * time.Second
 	// transitionWait is how long a transition waits for lower numbers of
 	// its channel when the reader knows none yet; transitionGap how long
@@ -93,10 +97,14 @@ func newTransitions() *transitions {
 // startTransitions starts the appender and the reader of the log; they
 // stop when ctx ends, the appender after appending what is queued, the
 // reader after telling what was appended.
-func (n *Node) startTransitions(ctx context.Context, tl transitionLog) {
+func (n *Node) startTransitions(ctx context.Context, tl transitionLog, ttl time.Duration) {
 	n.trans.log.Store(&tl)
+	lease := transitionLease
+	if ttl > 0 {
+		lease = min(lease, max(ttl/4, 3*time.Millisecond))
+	}
 	n.wg.Go(func() { n.appendTransitions(ctx, tl) })
-	n.wg.Go(func() { n.readTransitions(ctx, tl) })
+	n.wg.Go(func() { n.readTransitions(ctx, tl, lease) })
 }
 
 // logged reports whether transitions go through a transition log (the
@@ -177,70 +185,78 @@ func (n *Node) appendBatch(ctx context.Context, tl transitionLog, batch [][]byte
 // readTransitions takes the lease of the log's reader when this node has
 // listeners and nobody holds it, and while it holds it reads the log and
 // tells its listeners, in order.
-func (n *Node) readTransitions(ctx context.Context, tl transitionLog) {
-	poll := time.NewTicker(transitionPoll)
-	defer poll.Stop()
+func (n *Node) readTransitions(ctx context.Context, tl transitionLog, lease time.Duration) {
 	var r *transitionReader
 	var renewed, held time.Time // the last try, and the last success
 	for {
-		select {
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			if r != nil {
 				<-n.trans.appended
-				r.finish(tl)
+				r.finish(tl, lease)
 			}
 			return
-		case <-poll.C:
 		}
 		if r == nil && len(*n.life.listeners.Load()) == 0 {
-			continue // nothing to tell: let a node that has listeners read
+			sleep(ctx, lease/3) // nothing to tell: let a node that has listeners read
+			continue
 		}
 		now := time.Now()
 		// The lease is asked for, and renewed, every third of it, and the
 		// progress recorded as soon as something was told, so that a
 		// reader that crashes leaves little to be told twice.
-		if now.Sub(renewed) >= transitionLease/3 || (r != nil && r.done != r.recorded) {
+		if now.Sub(renewed) >= lease/3 || (r != nil && r.done != r.recorded) {
 			renewed = now
 			done := ""
 			if r != nil {
 				done = r.done
 			}
-			progress, leading, err := tl.LeadTransitions(ctx, n.life.entry.Client, transitionLease, done)
+			progress, leading, err := tl.LeadTransitions(ctx, n.life.entry.Client, lease, done)
 			switch {
 			case err != nil:
 				if ctx.Err() == nil && r != nil {
 					n.log.Warn("renew transition log lease failed", "err", err)
 				}
-				if now.Sub(held) >= transitionLease {
+				if now.Sub(held) >= lease {
 					r = nil // another node may hold it by now
 				}
-				continue
 			case !leading:
 				if r != nil {
 					n.log.Info("transition log read by another node now")
 				}
 				r = nil
-				continue
 			case r == nil:
 				r = n.newTransitionReader(progress)
 				n.log.Debug("reading the transition log", "from", r.after)
+				fallthrough
+			default:
+				if done != "" {
+					r.recorded = done
+				}
+				held = now
 			}
-			if done != "" {
-				r.recorded = done
-			}
-			held = now
 		}
 		if r == nil {
+			sleep(ctx, lease/3)
 			continue
 		}
-		if err := r.read(ctx, tl); err != nil && ctx.Err() == nil && !errors.Is(err, broker.ErrUnavailable) {
-			n.log.Warn("read transition log failed", "err", err)
+		// Wait for new entries, but not past the moment something held
+		// may be due or the lease needs renewing.
+		if err := r.read(ctx, tl, min(transitionBlock, lease/3)); err != nil && ctx.Err() == nil {
+			if !errors.Is(err, broker.ErrUnavailable) {
+				n.log.Warn("read transition log failed", "err", err)
+			}
+			sleep(ctx, transitionBlock) // Redis is away: do not spin
 		}
-		if r.done != r.recorded {
-			poll.Reset(time.Millisecond) // record it now
-		} else {
-			poll.Reset(transitionPoll)
-		}
+	}
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
@@ -273,13 +289,15 @@ func (n *Node) newTransitionReader(progress string) *transitionReader {
 	}
 }
 
-// read reads what the log has after r.after and tells what is due.
-func (r *transitionReader) read(ctx context.Context, tl transitionLog) error {
+// read reads what the log has after r.after, waiting up to block for
+// something when it has nothing, and tells what is due.
+func (r *transitionReader) read(ctx context.Context, tl transitionLog, block time.Duration) error {
 	for {
-		entries, err := tl.ReadTransitions(ctx, r.after, transitionBatch)
+		entries, err := tl.ReadTransitions(ctx, r.after, transitionBatch, block)
 		if err != nil {
 			return err
 		}
+		block = 0
 		if h := r.n.trans.testHookRead; h != nil {
 			h(len(entries))
 		}
@@ -331,14 +349,14 @@ func (r *transitionReader) tell(events []reorder.Event[string]) {
 // finish, as the node stops, reads what is left (the node's own last
 // transitions, appended by now), tells everything held without waiting
 // for what is missing, records the progress and gives the lease up.
-func (r *transitionReader) finish(tl transitionLog) {
+func (r *transitionReader) finish(tl transitionLog, lease time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
-	if err := r.read(ctx, tl); err != nil {
+	if err := r.read(ctx, tl, 0); err != nil {
 		r.n.log.Warn("read transition log failed", "err", err)
 	}
 	r.tell(r.buf.Flush(time.Now()))
-	if _, _, err := tl.LeadTransitions(ctx, r.n.life.entry.Client, transitionLease, r.done); err != nil {
+	if _, _, err := tl.LeadTransitions(ctx, r.n.life.entry.Client, lease, r.done); err != nil {
 		r.n.log.Warn("record transition log progress failed", "err", err)
 	}
 	if err := tl.ResignTransitions(ctx, r.n.life.entry.Client); err != nil {

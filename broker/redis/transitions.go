@@ -86,15 +86,21 @@ func (b *Broker) AppendTransitions(ctx context.Context, entries [][]byte) error 
 }
 
 // ReadTransitions returns up to count entries of the log after the one
-// with ID after ("0" for the first), oldest first, without waiting.
-func (b *Broker) ReadTransitions(ctx context.Context, after string, count int) ([]broker.LogEntry, error) {
+// with ID after ("0" for the first), oldest first; when there is none yet,
+// it waits for one up to block (0: not at all), on a connection of its
+// own (rueidis gives blocking commands one).
+func (b *Broker) ReadTransitions(ctx context.Context, after string, count int, block time.Duration) ([]broker.LogEntry, error) {
 	if err := b.checkOp(ctx); err != nil {
 		return nil, err
 	}
 	log, _, _ := b.transitionKeys()
-	octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	octx, cancel := context.WithTimeout(ctx, b.cfg.Timeout+block)
 	defer cancel()
-	streams, err := b.client.Do(octx, b.client.B().Xread().Count(int64(count)).Streams().Key(log).Id(after).Build()).AsXRead()
+	cmd := b.client.B().Xread().Count(int64(count)).Streams().Key(log).Id(after).Build()
+	if block > 0 {
+		cmd = b.client.B().Xread().Count(int64(count)).Block(block.Milliseconds()).Streams().Key(log).Id(after).Build()
+	}
+	streams, err := b.client.Do(octx, cmd).AsXRead()
 	if rueidis.IsRedisNil(err) {
 		return nil, nil
 	}

@@ -35,7 +35,7 @@ func testTransitionLog(t *testing.T, url string) {
 	}
 	read := func(after string, count int) (ids []string, data string) {
 		t.Helper()
-		es, err := b.ReadTransitions(ctx, after, count)
+		es, err := b.ReadTransitions(ctx, after, count, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,6 +55,23 @@ func testTransitionLog(t *testing.T, url string) {
 	if ids, data := read(ids[2], 10); len(ids) != 0 {
 		t.Fatalf("after the last: %q, want nothing", data)
 	}
+	// A blocked read returns as soon as an entry is appended.
+	got := make(chan string, 1)
+	go func() {
+		es, err := b.ReadTransitions(ctx, ids[2], 10, time.Minute)
+		if err != nil || len(es) != 1 {
+			got <- fmt.Sprint(es, err)
+			return
+		}
+		got <- string(es[0].Data)
+	}()
+	if err := a.AppendTransitions(ctx, [][]byte{[]byte("a3")}); err != nil {
+		t.Fatal(err)
+	}
+	if g := <-got; g != "a3" {
+		t.Fatalf("blocked read: %s, want a3", g)
+	}
+	ids, _ = read("0", 10)
 
 	lead := func(br *Broker, node string, lease time.Duration, done string) (string, bool) {
 		t.Helper()
