@@ -65,8 +65,13 @@ func checkDeltaFeed(t *testing.T, addr string) {
 						t.Errorf("%s got %v deltas of 999", name, d)
 					}
 				case "reconnecting":
-					if d < 900 || l["recovered"] != true {
-						t.Errorf("reconnecting subscriber: %v deltas, recovered %v", d, l["recovered"])
+					// What it missed when its connection went comes back
+					// whole; so do the first publications after each
+					// subscribe.
+					missed, _ := l["missed"].(float64)
+					t.Logf("reconnecting subscriber: %v deltas, %v publications missed", d, missed)
+					if d+missed < 990 || l["recovered"] != true {
+						t.Errorf("reconnecting subscriber: %v deltas, %v publications missed, recovered %v", d, missed, l["recovered"])
 					}
 				}
 			}
