@@ -49,6 +49,7 @@ func checkDeltaFeed(t *testing.T, addr string) {
 			t.Logf("redcast.js applyDelta agreed with fossil-delta on %v cases", l["cases"])
 		case l["feed"] != nil:
 			feed = l["feed"].(float64)
+			t.Logf("the script ran for %vms", l["ms"])
 		case l["subscriber"] != nil:
 			name := l["subscriber"].(string)
 			if l["received"].(float64) != 1000 {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -30,6 +31,9 @@ func runNode(t *testing.T, script string, env ...string) []map[string]any {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, script)
+	// SIGTERM first, so that a script can say on stderr where it was.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Dir = jsDir
 	cmd.Env = append(os.Environ(), env...)
 	var stderr strings.Builder

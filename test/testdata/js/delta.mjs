@@ -77,6 +77,13 @@ function subscriber(name, { delta = false, deflate = false } = {}) {
     sub.ws = ws;
     ws.on('upgrade', (res) => { sub.socket = res.socket; });
     ws.on('error', reject);
+    // A connection the server closes fails the subscriber, instead of
+    // leaving the script waiting for publications until it is killed.
+    ws.on('close', (code, reason) => {
+      if (ws === sub.cut || sub.received >= N) return;
+      sub.errors.push(`connection closed by the server after ${sub.received} publications: ${code} ${reason}`);
+      sub.finish();
+    });
     ws.on('open', () => {
       const params = { channel };
       if (delta) params.delta = 'fossil';
@@ -129,6 +136,10 @@ pubWS.on('message', (buf) => {
   }
   if (waitReplies) waitReplies();
 });
+let published = false;
+pubWS.on('close', (code, reason) => {
+  if (!published) throw new Error(`the publisher's connection closed: ${code} ${reason}`);
+});
 pubWS.send(JSON.stringify({ id: 1, method: 'connect' }));
 
 const subs = {
@@ -145,6 +156,14 @@ const before = Object.fromEntries(Object.entries(subs).map(([k, s]) => [k, s.soc
 
 // redcast.js's Client over ws, with deltas.
 const js = { received: 0, errors: [] };
+
+// Killed by the Go test's timeout: say where the feed was.
+let at = 'subscribing redcast.js';
+process.on('SIGTERM', () => {
+  const state = Object.fromEntries(Object.entries(subs).map(([k, s]) => [k, { received: s.received, errors: s.errors.slice(0, 3) }]));
+  console.error(JSON.stringify({ at, ms: Math.round(performance.now()), replies, subscribers: state, js: { received: js.received, errors: js.errors.slice(0, 3) } }));
+  process.exit(1);
+});
 const client = new redcast.Client(url, { WebSocket });
 client.subscribe(channel, {
   delta: true,
@@ -159,6 +178,7 @@ client.connect();
 await new Promise((r) => { const t = setInterval(() => { if (js.subscribed) { clearInterval(t); r(); } }, 5); });
 
 for (let n = 1; n <= N; n++) {
+  at = `publishing ${n}`;
   // One space after the brace: the server sends data compacted, and
   // deltas go between the compacted forms.
   pubWS.send(`{"id":${n + 1},"method":"publish","params":{"channel":${JSON.stringify(channel)},"data":${JSON.stringify(match(n)).replace('{', '{ ')}}}`);
@@ -169,16 +189,21 @@ for (let n = 1; n <= N; n++) {
     // All n are acknowledged; those the subscriber has not received yet
     // (more on a busy machine) come back whole, from history.
     const r = subs.reconnecting;
+    r.cut = r.ws;
     r.ws.terminate();
     r.missed += n - (r.pos ? r.pos.offset - base : 0);
     await new Promise((res) => setTimeout(res, 10));
+    at = `reconnecting at ${n}`;
     await r.open(r.pos ?? { offset: base, epoch: r.result.epoch }); // recover from the last position, with deltas again
     // Publishing goes on once it has caught up, so that what it recovers
     // is only what it missed, and later publications come as deltas.
-    await new Promise((res) => { const t = setInterval(() => { if (r.pos && r.pos.offset - base >= n) { clearInterval(t); res(); } }, 5); });
+    at = `catching up at ${n}`;
+    await new Promise((res) => { const t = setInterval(() => { if ((r.pos && r.pos.offset - base >= n) || r.errors.length) { clearInterval(t); res(); } }, 5); });
   }
 }
+at = 'waiting for the subscribers';
 await Promise.all(Object.values(subs).map((s) => s.done));
+at = 'waiting for redcast.js';
 await new Promise((r) => { const t = setInterval(() => { if (js.received >= N) { clearInterval(t); r(); } }, 5); });
 
 for (const [k, s] of Object.entries(subs)) {
@@ -186,7 +211,8 @@ for (const [k, s] of Object.entries(subs)) {
     bytes: k === 'reconnecting' ? 0 : s.socket.bytesRead - before[k], recovered: s.result.recovered === true });
 }
 out({ subscriber: 'redcast.js', received: js.received, errors: js.errors.slice(0, 3) });
-out({ feed: N, data_bytes: JSON.stringify(match(N)).length });
+out({ feed: N, data_bytes: JSON.stringify(match(N)).length, ms: Math.round(performance.now()) });
 client.disconnect();
+published = true;
 pubWS.close();
 for (const s of Object.values(subs)) s.ws.close();
