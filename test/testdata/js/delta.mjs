@@ -119,6 +119,7 @@ function subscriber(name, { delta = false, deflate = false } = {}) {
     sub.prev = data;
     sub.pos = { offset: p.offset, epoch: sub.result?.epoch };
     sub.received++;
+    sub.last = Math.round(performance.now());
     if (sub.received === N) sub.finish();
   };
   return sub;
@@ -127,12 +128,13 @@ function subscriber(name, { delta = false, deflate = false } = {}) {
 const pubWS = new WebSocket(url);
 await new Promise((r) => pubWS.on('open', r));
 let replies = 0;
+let lastReply = 0; // ms since the start
 let waitReplies = null;
 pubWS.on('message', (buf) => {
   for (const line of buf.toString().split('\n')) {
     const m = JSON.parse(line);
     if (m.error) throw new Error(JSON.stringify(m.error));
-    if (m.id > 1) replies++;
+    if (m.id > 1) { replies++; lastReply = Math.round(performance.now()); }
   }
   if (waitReplies) waitReplies();
 });
@@ -160,8 +162,8 @@ const js = { received: 0, errors: [] };
 // Killed by the Go test's timeout: say where the feed was.
 let at = 'subscribing redcast.js';
 process.on('SIGTERM', () => {
-  const state = Object.fromEntries(Object.entries(subs).map(([k, s]) => [k, { received: s.received, errors: s.errors.slice(0, 3) }]));
-  console.error(JSON.stringify({ at, ms: Math.round(performance.now()), replies, subscribers: state, js: { received: js.received, errors: js.errors.slice(0, 3) } }));
+  const state = Object.fromEntries(Object.entries(subs).map(([k, s]) => [k, { received: s.received, last: s.last, errors: s.errors.slice(0, 3) }]));
+  console.error(JSON.stringify({ at, ms: Math.round(performance.now()), replies, lastReply, subscribers: state, js: { received: js.received, errors: js.errors.slice(0, 3) } }));
   process.exit(1);
 });
 const client = new redcast.Client(url, { WebSocket });
