@@ -51,8 +51,9 @@ type Client struct {
 
 	mu          sync.Mutex
 	connected   bool
-	creds       *auth.Credentials // nil for anonymous clients
-	tokens      tokenRefs         // what the client's tokens are revoked by (revoke.go)
+	creds       *auth.Credentials        // nil for anonymous clients
+	tokens      tokenRefs                // what the client's tokens are revoked by (revoke.go)
+	checks      map[*tokenCheck]struct{} // tokens admit is checking (revoke.go)
 	expiry      tokenExpiry
 	closed      bool
 	subs        map[string]*subscription

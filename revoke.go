@@ -24,7 +24,11 @@ import (
 // client (under Client.mu) before it reads the store, and the backend's
 // call writes the store before it sends the control request. So either
 // the read sees the revocation, or the control request, which comes after
-// it, finds the token in the client.
+// it, finds the token in the client. A control request that finds the
+// token still being checked marks the check instead of closing the
+// connection: a check that refuses the token leaves the connection open
+// (it was never admitted with it, and gets 114 or 107), one that admits it
+// closes the connection as the request would have.
 
 // Control operations of revocation (see control).
 const (
@@ -54,32 +58,45 @@ func (n *Node) initRevocations(store broker.RevocationStore) {
 // channel name for a subscription token. Guarded by Client.mu.
 type tokenRefs map[string]auth.TokenRef
 
+// tokenCheck is a token that admit is checking against the store. A
+// revocation control request that names it meanwhile sets revoked (under
+// Client.mu).
+type tokenCheck struct {
+	ref     auth.TokenRef
+	revoked *protocol.Disconnect
+}
+
 // admit checks the token ref of a client's credentials (key "") or of its
 // subscription token for a channel (key the channel) against the node's
-// revocations, and records it in the client, before it reads the store (see
-// the top of this file). A refused token is not kept. refused is the error
-// a revoked token gets (114 for connection tokens, 107 for subscription
-// tokens); an unreachable store gives 112.
+// revocations, and records it in the client as being checked before it
+// reads the store (see the top of this file); an admitted token replaces
+// the key's. A refused token is not kept. refused is the error a revoked
+// token gets (114 for connection tokens, 107 for subscription tokens); an
+// unreachable store gives 112. When a revocation control request named
+// the token during the check and the check still admitted it, the client
+// is closed as the request would have closed it.
 func (c *Client) admit(key string, ref auth.TokenRef, refused *protocol.Error) error {
+	check := &tokenCheck{ref: ref}
 	c.mu.Lock()
-	if c.tokens == nil {
-		c.tokens = make(tokenRefs)
+	if c.checks == nil {
+		c.checks = make(map[*tokenCheck]struct{})
 	}
-	prev, had := c.tokens[key]
-	c.pruneTokensLocked()
-	c.tokens[key] = ref
+	c.checks[check] = struct{}{}
 	c.mu.Unlock()
 	err := c.node.checkToken(c.ctx, ref, refused)
-	if err != nil {
-		c.mu.Lock()
-		if cur, ok := c.tokens[key]; ok && cur == ref {
-			if had {
-				c.tokens[key] = prev
-			} else {
-				delete(c.tokens, key)
-			}
+	c.mu.Lock()
+	delete(c.checks, check)
+	if err == nil {
+		if c.tokens == nil {
+			c.tokens = make(tokenRefs)
 		}
-		c.mu.Unlock()
+		c.pruneTokensLocked()
+		c.tokens[key] = ref
+	}
+	revoked := check.revoked
+	c.mu.Unlock()
+	if err == nil && revoked != nil {
+		c.Disconnect(*revoked)
 	}
 	return err
 }
@@ -140,18 +157,21 @@ func (n *Node) handleRevocation(c control) bool {
 			return true
 		}
 		match = func(cl *Client) (protocol.Disconnect, bool) {
-			return protocol.DisconnectTokenRevoked, cl.holdsToken(func(r auth.TokenRef) bool { return r.ID == c.JTI })
+			d := protocol.DisconnectTokenRevoked
+			return d, cl.holdsToken(d, func(r auth.TokenRef) bool { return r.ID == c.JTI })
 		}
 	case opInvalidate:
 		before := time.UnixMilli(c.Before)
 		match = func(cl *Client) (protocol.Disconnect, bool) {
-			return protocol.DisconnectTokenRevoked, cl.holdsToken(func(r auth.TokenRef) bool {
+			d := protocol.DisconnectTokenRevoked
+			return d, cl.holdsToken(d, func(r auth.TokenRef) bool {
 				return r.User == c.User && r.IssuedAt.Before(before)
 			})
 		}
 	case opBlock:
 		match = func(cl *Client) (protocol.Disconnect, bool) {
-			return protocol.DisconnectUserBlocked, cl.user() == c.User || cl.holdsToken(func(r auth.TokenRef) bool { return r.User == c.User })
+			d := protocol.DisconnectUserBlocked
+			return d, cl.user() == c.User || cl.holdsToken(d, func(r auth.TokenRef) bool { return r.User == c.User })
 		}
 	default:
 		return false
@@ -168,10 +188,16 @@ func (n *Node) handleRevocation(c control) bool {
 }
 
 // holdsToken reports whether the client was admitted with a token that
-// match accepts.
-func (c *Client) holdsToken(match func(auth.TokenRef) bool) bool {
+// match accepts; the checks still running of tokens that match accepts
+// are marked to close the client with d if they admit them (see admit).
+func (c *Client) holdsToken(d protocol.Disconnect, match func(auth.TokenRef) bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for check := range c.checks {
+		if match(check.ref) {
+			check.revoked = &d
+		}
+	}
 	for _, r := range c.tokens {
 		if match(r) {
 			return true
@@ -345,13 +371,17 @@ func (n *Node) recheckTokens(ctx context.Context) bool {
 	return complete
 }
 
-// tokenRefs returns the tokens the client was admitted with.
+// tokenRefs returns the tokens the client was admitted with, and those
+// it is being admitted with.
 func (c *Client) tokenRefs() []auth.TokenRef {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	refs := make([]auth.TokenRef, 0, len(c.tokens))
+	refs := make([]auth.TokenRef, 0, len(c.tokens)+len(c.checks))
 	for _, r := range c.tokens {
 		refs = append(refs, r)
+	}
+	for check := range c.checks {
+		refs = append(refs, check.ref)
 	}
 	return refs
 }

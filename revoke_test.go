@@ -2,6 +2,7 @@ package redcast
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -91,6 +92,83 @@ func TestRevocationOvertakesAdmission(t *testing.T) {
 	_, err := c2.Connect(protocol.ConnectParams{Token: token("j-1")})
 	if perr, ok := err.(*protocol.Error); !ok || perr.Code != protocol.ErrUnauthorized.Code {
 		t.Fatalf("connect with the revoked token: %v, want 114", err)
+	}
+}
+
+// TestRevocationDuringRefusedCheck: the control request of a revocation
+// that reaches a node while a refresh to the revoked token is being
+// checked (a second client presenting a token revoked a moment ago) does
+// not close the connection: the check refuses the token (114) and the
+// connection keeps the token it was admitted with, which a revocation
+// still closes. (Before, the token being checked counted as held, and the
+// connection was closed with 3510 instead: TestRevokeTokenAcrossNodes
+// failed so on a loaded machine, for a subscription token.)
+func TestRevocationDuringRefusedCheck(t *testing.T) {
+	store := &staleStore{Revocations: memory.NewRevocations(), called: make(chan struct{}), release: make(chan struct{})}
+	n := startRevocationNode(t, store)
+	token := func(jti string) string {
+		tok, err := auth.Mint(revocationSecret, auth.MintOptions{User: "u", ID: jti})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	connect := func(jti string) *fakeTransport {
+		tr := &fakeTransport{}
+		c, err := n.NewClient(outbox.New(tr, n.OutboxOptions()), hub.FormatProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Closed)
+		if _, err := c.Connect(protocol.ConnectParams{Token: token(jti)}); err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	witnessTr := connect("j-w")
+	tr := &fakeTransport{}
+	c, err := n.NewClient(outbox.New(tr, n.OutboxOptions()), hub.FormatProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Closed)
+	if _, err := c.Connect(protocol.ConnectParams{Token: token("j-ok")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Revocations.RevokeToken(t.Context(), "j-bad", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+
+	store.hold.Store(true)
+	refreshed := make(chan error, 1)
+	go func() {
+		_, err := c.Refresh(protocol.RefreshParams{Token: token("j-bad")})
+		refreshed <- err
+	}()
+	<-store.called // the check has read the store: j-bad is revoked
+	for _, jti := range []string{"j-bad", "j-w"} {
+		if err := n.RevokeToken(t.Context(), jti, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	witnessTr.closedWith(t) // j-bad's request was handled: the check is still out
+	close(store.release)
+	if err := <-refreshed; !errors.Is(err, protocol.ErrUnauthorized) {
+		t.Fatalf("refresh to a revoked token: %v, want 114", err)
+	}
+	tr.mu.Lock()
+	closed := tr.closed
+	tr.mu.Unlock()
+	if closed != nil {
+		t.Fatalf("a refused refresh closed the connection with %d", closed.Code)
+	}
+
+	store.hold.Store(false)
+	if err := n.RevokeToken(t.Context(), "j-ok", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if d := tr.closedWith(t); d.Code != protocol.DisconnectTokenRevoked.Code {
+		t.Fatalf("closed with %d, want %d (the token it was admitted with revoked)", d.Code, protocol.DisconnectTokenRevoked.Code)
 	}
 }
 

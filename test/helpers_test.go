@@ -51,6 +51,17 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
+// busyContext is testContext for the tests that make hundreds of round
+// trips under it (a publisher that keeps publishing while others
+// subscribe): they take 6-13s on a busy machine and more than
+// waitTimeout in all when it is busier, where no single call is
+// slow. A call that hangs still fails them.
+func busyContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 4*waitTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // conn is a client.Client with the pushes it received.
 type conn struct {
 	*client.Client

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -27,9 +28,14 @@ func runNode(t *testing.T, script string, env ...string) []map[string]any {
 	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "ws")); err != nil {
 		t.Fatalf("the npm packages are not installed: run npm ci in test/%s (scripts/test does)", jsDir)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	// delta.mjs takes 8s alone and up to 27s on a 2-core machine running
+	// two test suites; a script that hangs still fails, and says where.
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, script)
+	// SIGTERM first, so that a script can say on stderr where it was.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Dir = jsDir
 	cmd.Env = append(os.Environ(), env...)
 	var stderr strings.Builder

@@ -167,7 +167,7 @@ func TestSubscribeWhilePublishing(t *testing.T) {
 		subscribers = 12
 	)
 	base, _ := startServer(t, redcast.Config{})
-	ctx := testContext(t)
+	ctx := busyContext(t)
 	pub := dial(t, base, "pub")
 
 	var published atomic.Int64

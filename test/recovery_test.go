@@ -97,7 +97,7 @@ func TestRecoveryWhilePublishing(t *testing.T) {
 		during = 200 // publications during each resubscribe
 	)
 	base, _ := startServer(t, redcast.Config{Namespaces: namespaces(map[string]auth.Namespace{"": {HistorySize: 5000}})})
-	ctx := testContext(t)
+	ctx := busyContext(t)
 	pub := dial(t, base, "pub")
 
 	sub := dial(t, base, "sub")

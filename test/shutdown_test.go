@@ -78,12 +78,17 @@ func TestShutdownSpreadsReconnects(t *testing.T) {
 	base, srv := startServer(t, redcast.Config{ReconnectSpread: spread})
 	ctx := testContext(t)
 	const n = 8
-	events := make(chan client.DisconnectEvent, n)
+	// Each session's first disconnect: the shutdown's. A session that
+	// already waited its delay reports its failed reconnect next, which
+	// on a loaded machine can come before another session's first.
+	var firsts []chan client.DisconnectEvent
 	for range n {
+		first := make(chan client.DisconnectEvent, 1)
+		firsts = append(firsts, first)
 		s, err := client.Connect(ctx, protocolURL(base), client.SessionOptions{
 			OnDisconnect: func(e client.DisconnectEvent) {
 				select {
-				case events <- e:
+				case first <- e:
 				default:
 				}
 			},
@@ -97,10 +102,10 @@ func TestShutdownSpreadsReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	delays := map[time.Duration]bool{}
-	for range n {
+	for _, first := range firsts {
 		var e client.DisconnectEvent
 		select {
-		case e = <-events:
+		case e = <-first:
 		case <-ctx.Done():
 			t.Fatal("a session saw no disconnect")
 		}

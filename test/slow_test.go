@@ -73,8 +73,11 @@ func TestSlowConsumer(t *testing.T) {
 		}
 		for range batch {
 			// A held-up publisher would wait forever; 20 s leaves room
-			// for a loaded machine.
-			pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			// for a loaded machine. Each publish gets its own 20 s, not
+			// a share of ctx's 15 s for the whole test: the slow client
+			// takes ~1000 publications (its socket buffers) to overflow,
+			// which takes over 15 s on a loaded 2-core machine.
+			pctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 			_, err := pub.Publish(pctx, ch, data)
 			cancel()
 			if err != nil {

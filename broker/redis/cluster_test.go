@@ -532,7 +532,7 @@ func shardChannels(t *testing.T, s *testredis.Server) []string {
 // moment of not being ready.
 func TestClusterProbeSlotMigration(t *testing.T) {
 	c := testredis.StartCluster(t, testredis.ClusterOptions{})
-	cfg := Config{URL: c.URL(), Prefix: newPrefix(), ProbeInterval: 50 * time.Millisecond}
+	cfg := Config{URL: c.URL(), Prefix: newPrefix(), ProbeInterval: probeInterval}
 	b := startBrokerAt(t, cfg, brokertest.Discard{})
 	brokertest.WaitFor(t, "a probe round trip", func() bool { return b.probesBack.Load() > 0 })
 	b.subs.mu.Lock()

@@ -11,6 +11,13 @@ import (
 	"github.com/redcast/redcast/internal/testredis"
 )
 
+// probeInterval is the probe interval of the tests: a token that is not
+// back by the next round marks its connection deaf, so an interval shorter
+// than a round trip through Redis can take on a loaded 2-core machine under
+// -race (hundreds of milliseconds at worst) replaces healthy connections, and
+// makes Start fail when it happens before the first subscription is done.
+const probeInterval = 500 * time.Millisecond
+
 // TestProbeReplacesDeafConnection freezes the subscriber's pub/sub
 // connection (a proxy stops forwarding on it without closing it, as a
 // broken network path would): the probe notices within a couple of
@@ -20,7 +27,7 @@ func TestProbeReplacesDeafConnection(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
 	proxy := testproxy.New(t, srv.Addr())
 	cfg := fastReconnect(newPrefix())
-	cfg.ProbeInterval = 50 * time.Millisecond
+	cfg.ProbeInterval = probeInterval
 	cfg.URL = "redis://" + proxy.Addr() + "/0"
 	rec := brokertest.NewRecorder()
 	sub := newBrokerAt(t, cfg)

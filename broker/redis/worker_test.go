@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/redcast/redcast/broker/brokertest"
 	"github.com/redcast/redcast/internal/testredis"
@@ -42,7 +41,7 @@ func TestReadLoopNeverWaitsForHandler(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
 	h := &stuckHandler{Recorder: brokertest.NewRecorder(), entered: make(chan struct{}), release: make(chan struct{})}
 	prefix := newPrefix()
-	sub := startBroker(t, srv, Config{Prefix: prefix, Workers: 2, ProbeInterval: 20 * time.Millisecond}, h)
+	sub := startBroker(t, srv, Config{Prefix: prefix, Workers: 2, ProbeInterval: probeInterval}, h)
 	pub := startBroker(t, srv, Config{Prefix: prefix}, brokertest.Discard{})
 	// stuck and same on one worker, other on the other.
 	var stuck, same, other string

@@ -54,7 +54,14 @@ func runChaos(t *testing.T, want []string, flags ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"chaos", "-v", "--duration", "14s", "--fault-every", "3s",
+	// Faults run one after the other, a tick of --fault-every apart at the
+	// soonest, and none starts within --fault-downtime (1s) of the end of
+	// publishing: the Redis fault and three node kills need 3 ticks plus
+	// what the Redis fault lasts. A lossy Cluster failover lasts its 1s
+	// window, the 2s cluster-node-timeout and an election, and on a loaded
+	// 2-core machine (CI) it took over 6s, which left no tick for the
+	// third node in 14s. 20s leaves room for 10s.
+	args := append([]string{"chaos", "-v", "--duration", "20s", "--fault-every", "3s",
 		"--clients", "60", "--channels", "20", "--rate", "200", "--dir", t.TempDir()}, flags...)
 	out, err := exec.CommandContext(t.Context(), bin, args...).CombinedOutput()
 	t.Logf("redcast %s:\n%s", strings.Join(args, " "), out)

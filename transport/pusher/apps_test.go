@@ -133,7 +133,11 @@ func TestPusherUsersScopedPerApp(t *testing.T) {
 	if m := other42.Read(); m.Event != "pusher_internal:member_removed" || m.DataString(t) != `{"user_id":"ann"}` {
 		t.Fatalf("app 2's 42 got %+v, want ann removed and nothing else", m)
 	}
-	if err := native.Ping(ctx); err != nil {
+	// A context of its own: the one of the dials above may have run out
+	// while the scenarios ran (each starts Node.js).
+	pctx, pcancel := context.WithTimeout(context.Background(), pushertest.Timeout)
+	defer pcancel()
+	if err := native.Ping(pctx); err != nil {
 		t.Errorf("the redcast client of user 42: %v, want it connected", err)
 	}
 }

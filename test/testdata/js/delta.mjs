@@ -70,13 +70,20 @@ function raw(line) {
 
 // A subscriber on a raw ws socket, applying deltas with fossil-delta.
 function subscriber(name, { delta = false, deflate = false } = {}) {
-  const sub = { name, received: 0, deltas: 0, bytes: 0, prev: null, pos: null, errors: [], socket: null, ws: null };
+  const sub = { name, received: 0, deltas: 0, missed: 0, bytes: 0, prev: null, pos: null, errors: [], socket: null, ws: null };
   sub.done = new Promise((resolve) => { sub.finish = resolve; });
   sub.open = (since) => new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { perMessageDeflate: deflate });
     sub.ws = ws;
     ws.on('upgrade', (res) => { sub.socket = res.socket; });
     ws.on('error', reject);
+    // A connection the server closes fails the subscriber, instead of
+    // leaving the script waiting for publications until it is killed.
+    ws.on('close', (code, reason) => {
+      if (ws === sub.cut || sub.received >= N) return;
+      sub.errors.push(`connection closed by the server after ${sub.received} publications: ${code} ${reason}`);
+      sub.finish();
+    });
     ws.on('open', () => {
       const params = { channel };
       if (delta) params.delta = 'fossil';
@@ -112,6 +119,7 @@ function subscriber(name, { delta = false, deflate = false } = {}) {
     sub.prev = data;
     sub.pos = { offset: p.offset, epoch: sub.result?.epoch };
     sub.received++;
+    sub.last = Math.round(performance.now());
     if (sub.received === N) sub.finish();
   };
   return sub;
@@ -120,14 +128,19 @@ function subscriber(name, { delta = false, deflate = false } = {}) {
 const pubWS = new WebSocket(url);
 await new Promise((r) => pubWS.on('open', r));
 let replies = 0;
+let lastReply = 0; // ms since the start
 let waitReplies = null;
 pubWS.on('message', (buf) => {
   for (const line of buf.toString().split('\n')) {
     const m = JSON.parse(line);
     if (m.error) throw new Error(JSON.stringify(m.error));
-    if (m.id > 1) replies++;
+    if (m.id > 1) { replies++; lastReply = Math.round(performance.now()); }
   }
   if (waitReplies) waitReplies();
+});
+let published = false;
+pubWS.on('close', (code, reason) => {
+  if (!published) throw new Error(`the publisher's connection closed: ${code} ${reason}`);
 });
 pubWS.send(JSON.stringify({ id: 1, method: 'connect' }));
 
@@ -145,6 +158,14 @@ const before = Object.fromEntries(Object.entries(subs).map(([k, s]) => [k, s.soc
 
 // redcast.js's Client over ws, with deltas.
 const js = { received: 0, errors: [] };
+
+// Killed by the Go test's timeout: say where the feed was.
+let at = 'subscribing redcast.js';
+process.on('SIGTERM', () => {
+  const state = Object.fromEntries(Object.entries(subs).map(([k, s]) => [k, { received: s.received, last: s.last, errors: s.errors.slice(0, 3) }]));
+  console.error(JSON.stringify({ at, ms: Math.round(performance.now()), replies, lastReply, subscribers: state, js: { received: js.received, errors: js.errors.slice(0, 3) } }));
+  process.exit(1);
+});
 const client = new redcast.Client(url, { WebSocket });
 client.subscribe(channel, {
   delta: true,
@@ -159,6 +180,7 @@ client.connect();
 await new Promise((r) => { const t = setInterval(() => { if (js.subscribed) { clearInterval(t); r(); } }, 5); });
 
 for (let n = 1; n <= N; n++) {
+  at = `publishing ${n}`;
   // One space after the brace: the server sends data compacted, and
   // deltas go between the compacted forms.
   pubWS.send(`{"id":${n + 1},"method":"publish","params":{"channel":${JSON.stringify(channel)},"data":${JSON.stringify(match(n)).replace('{', '{ ')}}}`);
@@ -166,21 +188,39 @@ for (let n = 1; n <= N; n++) {
     while (replies < n) await new Promise((r) => { waitReplies = r; });
   }
   if (n === 300 || n === 700) {
+    // All n are acknowledged; those the subscriber has not received yet
+    // (more on a busy machine) come back whole, from history.
     const r = subs.reconnecting;
+    // The channel's history keeps 100 publications: the subscriber must
+    // not be further behind than that to recover (on a busy machine its
+    // deliveries trailed the acknowledgements by over 150).
+    at = `letting the subscriber come within 50 of ${n}`;
+    await new Promise((res) => { const t = setInterval(() => { if ((r.pos && r.pos.offset - base >= n - 50) || r.errors.length) { clearInterval(t); res(); } }, 5); });
+    r.cut = r.ws;
     r.ws.terminate();
+    r.missed += n - (r.pos ? r.pos.offset - base : 0);
     await new Promise((res) => setTimeout(res, 10));
-    await r.open(r.pos); // recover from the last position, with deltas again
+    at = `reconnecting at ${n}`;
+    await r.open(r.pos ?? { offset: base, epoch: r.result.epoch }); // recover from the last position, with deltas again
+    // Publishing goes on once it has caught up (or failed to recover, which
+    // the test reports), so that what it recovers is only what it missed,
+    // and later publications come as deltas.
+    at = `catching up at ${n}`;
+    await new Promise((res) => { const t = setInterval(() => { if ((r.pos && r.pos.offset - base >= n) || r.errors.length || r.result.recovered !== true) { clearInterval(t); res(); } }, 5); });
   }
 }
+at = 'waiting for the subscribers';
 await Promise.all(Object.values(subs).map((s) => s.done));
+at = 'waiting for redcast.js';
 await new Promise((r) => { const t = setInterval(() => { if (js.received >= N) { clearInterval(t); r(); } }, 5); });
 
 for (const [k, s] of Object.entries(subs)) {
-  out({ subscriber: s.name, received: s.received, deltas: s.deltas, errors: s.errors.slice(0, 3),
+  out({ subscriber: s.name, received: s.received, deltas: s.deltas, missed: s.missed, errors: s.errors.slice(0, 3),
     bytes: k === 'reconnecting' ? 0 : s.socket.bytesRead - before[k], recovered: s.result.recovered === true });
 }
 out({ subscriber: 'redcast.js', received: js.received, errors: js.errors.slice(0, 3) });
-out({ feed: N, data_bytes: JSON.stringify(match(N)).length });
+out({ feed: N, data_bytes: JSON.stringify(match(N)).length, ms: Math.round(performance.now()) });
 client.disconnect();
+published = true;
 pubWS.close();
 for (const s of Object.values(subs)) s.ws.close();
