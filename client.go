@@ -246,6 +246,7 @@ func (c *Client) handleCommand(cmd protocol.Command) {
 			var res *protocol.ConnectResult
 			if res, err = c.Connect(p); err == nil {
 				c.reply(cmd.ID, res)
+				c.ConnectReplied()
 				c.subscribeServerSide() // after the reply, which they follow
 				return
 			}

@@ -241,7 +241,7 @@ func (c *Client) refreshProxied(gen int) {
 	creds := *c.creds
 	creds.ExpiresAt = at
 	c.creds = &creds
-	c.armExpiryLocked(at)
+	c.armExpiryLocked(at, false)
 }
 
 // subscribeProxied asks the backend whether the client may subscribe.

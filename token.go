@@ -17,6 +17,10 @@ type tokenExpiry struct {
 	timer   *time.Timer
 	expired bool
 	gen     int // ignores timers of a replaced token
+	// atReply: the token is past its exp (accepted within the leeway),
+	// and the refresh push it calls for waits for the connect reply
+	// (ConnectReplied), which it must follow.
+	atReply bool
 }
 
 func (e *tokenExpiry) stop() {
@@ -100,7 +104,7 @@ func (c *Client) Connect(p protocol.ConnectParams) (*protocol.ConnectResult, err
 		c.creds = creds
 		c.info.User, c.info.Info = creds.User, creds.Info
 		res.User = creds.User
-		res.Expiry = c.armExpiryLocked(creds.ExpiresAt)
+		res.Expiry = c.armExpiryLocked(creds.ExpiresAt, true)
 	} else if px != nil && len(px.Info) > 0 {
 		c.info.Info = px.Info // an anonymous client the backend named
 	} else if p.Name != "" {
@@ -117,6 +121,19 @@ func (c *Client) Connect(p protocol.ConnectParams) (*protocol.ConnectResult, err
 		c.connectTime = nil // an idle connection keeps no timer it is done with
 	}
 	return res, nil
+}
+
+// ConnectReplied tells the client that the reply to its connect was
+// queued: what must follow the reply may go (the refresh push of a token
+// accepted past its exp within the verifier's leeway). Transports call it
+// right after queuing the reply.
+func (c *Client) ConnectReplied() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.expiry.atReply && c.expiry.timer != nil {
+		c.expiry.atReply = false
+		c.expiry.timer.Reset(0)
+	}
 }
 
 // Refresh replaces the client's connection token with a fresh one of the
@@ -137,15 +154,20 @@ func (c *Client) Refresh(p protocol.RefreshParams) (*protocol.RefreshResult, err
 	defer c.mu.Unlock()
 	c.creds = creds
 	c.px.proxied = false // the token's expiry rules from now on, not the backend's
-	exp := c.armExpiryLocked(creds.ExpiresAt)
+	exp := c.armExpiryLocked(creds.ExpiresAt, false)
 	return &exp, nil
 }
 
 // armExpiryLocked (re)starts the expiry timer for a token expiring at
 // (zero: never) and returns what the client is told about it.
-func (c *Client) armExpiryLocked(at time.Time) protocol.Expiry {
+//
+// connecting says the token comes with a connect, whose reply the refresh
+// push must follow: a token already past its exp (accepted within the
+// verifier's leeway) then waits for ConnectReplied, or a second should the
+// caller not call it.
+func (c *Client) armExpiryLocked(at time.Time, connecting bool) protocol.Expiry {
 	c.expiry.stop()
-	c.expiry.expired = false
+	c.expiry.expired, c.expiry.atReply = false, false
 	c.expiry.gen++
 	if at.IsZero() {
 		return protocol.Expiry{}
@@ -155,6 +177,9 @@ func (c *Client) armExpiryLocked(at time.Time) protocol.Expiry {
 	fire := ttl
 	if c.px.proxied && c.node.cfg.Proxy.RefreshURL != "" {
 		fire -= min(ttl/4, refreshLead) // the backend extends it before it expires
+	}
+	if fire <= 0 && connecting && !c.px.proxied {
+		c.expiry.atReply, fire = true, time.Second
 	}
 	c.expiry.timer = time.AfterFunc(max(fire, 0), func() { c.tokenTimer(gen) })
 	// Seconds left, rounded up: 0 (and omitted) only for a token already
@@ -180,7 +205,7 @@ func (c *Client) tokenTimer(gen int) {
 		c.Disconnect(protocol.DisconnectTokenExpired)
 		return
 	}
-	c.expiry.expired = true
+	c.expiry.expired, c.expiry.atReply = true, false
 	c.expiry.timer = time.AfterFunc(c.node.cfg.RefreshGrace, func() { c.tokenTimer(gen) })
 	c.mu.Unlock()
 	if push, err := protocol.AppendPush(nil, &protocol.Push{Type: protocol.PushRefresh, Reason: "token expired"}); err == nil {

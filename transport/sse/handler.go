@@ -177,6 +177,7 @@ func (h *Handler) start(client *redcast.Client, s *stream, req *request) error {
 	if !s.push(connectMessage(res)) {
 		client.Disconnect(protocol.DisconnectSlowConsumer)
 	}
+	client.ConnectReplied()
 	for _, ch := range req.channels {
 		if s.out.Closing() {
 			return nil // the stream ends with its disconnect event
