@@ -172,13 +172,25 @@ func (n *Node) takeTransitions(batch [][]byte, t transition) [][]byte {
 	}
 }
 
+// appendBatch appends batch, trying again while Redis is unavailable for
+// up to cleanupTimeout (a blip between a decision and its append loses
+// nothing); then the batch is dropped and logged.
 func (n *Node) appendBatch(ctx context.Context, tl transitionLog, batch [][]byte) {
 	if h := n.trans.testHookAppend; h != nil {
 		h()
 	}
-	if err := tl.AppendTransitions(ctx, batch); err != nil && ctx.Err() == nil {
-		n.trans.dropped.Add(uint64(len(batch)))
-		n.log.Warn("append to transition log failed: transitions lost", "transitions", len(batch), "err", err)
+	giveUp := time.Now().Add(cleanupTimeout)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		err := tl.AppendTransitions(ctx, batch)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		if !errors.Is(err, broker.ErrUnavailable) || time.Now().Add(wait).After(giveUp) {
+			n.trans.dropped.Add(uint64(len(batch)))
+			n.log.Warn("append to transition log failed: transitions lost", "transitions", len(batch), "err", err)
+			return
+		}
+		sleep(ctx, wait)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/redcast/redcast/auth"
+	"github.com/redcast/redcast/broker"
 	"github.com/redcast/redcast/broker/redis"
 	"github.com/redcast/redcast/internal/testredis"
 	"github.com/redcast/redcast/internal/wait"
@@ -172,5 +173,32 @@ func TestTransitionsHandedOver(t *testing.T) {
 	}
 	if tellers := h.tellers(); tellers["0"] != 4 && tellers["1"] != 4 {
 		t.Fatalf("told by %v, want 4 by the first reader, 2 by the second", tellers)
+	}
+}
+
+// flakyLog fails its first appends as an unreachable Redis does.
+type flakyLog struct {
+	transitionLog
+	failures int
+	appended [][]byte
+}
+
+func (l *flakyLog) AppendTransitions(_ context.Context, entries [][]byte) error {
+	if l.failures > 0 {
+		l.failures--
+		return fmt.Errorf("append: %w", broker.ErrUnavailable)
+	}
+	l.appended = append(l.appended, entries...)
+	return nil
+}
+
+// TestAppendRetried: an append that meets a moment of unavailability is
+// tried again, not lost.
+func TestAppendRetried(t *testing.T) {
+	n := NewNode(Config{}, Deps{})
+	l := &flakyLog{failures: 2}
+	n.appendBatch(t.Context(), l, [][]byte{[]byte("t1"), []byte("t2")})
+	if len(l.appended) != 2 || n.trans.dropped.Load() != 0 {
+		t.Fatalf("appended %q, dropped %d; want both appended", l.appended, n.trans.dropped.Load())
 	}
 }
