@@ -138,11 +138,13 @@ func (n *Node) expirePresence(ctx context.Context, pe broker.PresenceExpirer) {
 // the client's user entered or left too, for per-user events to come.
 func (n *Node) presenceChanged(ctx context.Context, ch string, opts auth.Namespace, kind string, change broker.PresenceChange) {
 	if change.User {
+		// Listeners (webhooks) first, then the clients: what a client
+		// does after it saw the change is told after the change.
 		entered := kind == protocol.PushJoin
+		n.userChanged(ch, entered, change.Client, change.Seq)
 		if n.userPresence != nil {
 			n.userPresence(ctx, ch, entered, change.Client)
 		}
-		n.userChanged(ch, entered, change.Client, change.Seq)
 	}
 	if !opts.JoinLeave {
 		return
