@@ -88,11 +88,14 @@ func (f *fakeTransport) closedWith(t *testing.T) protocol.Disconnect {
 
 func startNode(t testing.TB, cfg Config) *Node { return startNodeWith(t, cfg, Deps{}) }
 
-// startNodeWith starts a node of cfg and deps; the test shuts it down,
-// failing if the shutdown does.
-func startNodeWith(t testing.TB, cfg Config, deps Deps) *Node {
+// startNodeWith starts a node of cfg and deps, calling setup with it
+// before it starts; the test shuts it down, failing if the shutdown does.
+func startNodeWith(t testing.TB, cfg Config, deps Deps, setup ...func(*Node)) *Node {
 	t.Helper()
 	n := NewNode(cfg, deps)
+	for _, f := range setup {
+		f(n)
+	}
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -42,13 +42,7 @@ func (s *staleStore) TokenStatus(ctx context.Context, user, jti string) (broker.
 func TestRevocationOvertakesAdmission(t *testing.T) {
 	store := &staleStore{Revocations: memory.NewRevocations(), called: make(chan struct{}), release: make(chan struct{})}
 	n := startRevocationNode(t, store)
-	token := func(jti string) string {
-		tok, err := auth.Mint(revocationSecret, auth.MintOptions{User: "u", ID: jti})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	token := func(jti string) string { return revocable(t, "u", jti) }
 	newClient := func() (*Client, *fakeTransport) {
 		tr := &fakeTransport{}
 		c, err := n.NewClient(outbox.New(tr, n.OutboxOptions()), hub.FormatProtocol)
@@ -106,13 +100,7 @@ func TestRevocationOvertakesAdmission(t *testing.T) {
 func TestRevocationDuringRefusedCheck(t *testing.T) {
 	store := &staleStore{Revocations: memory.NewRevocations(), called: make(chan struct{}), release: make(chan struct{})}
 	n := startRevocationNode(t, store)
-	token := func(jti string) string {
-		tok, err := auth.Mint(revocationSecret, auth.MintOptions{User: "u", ID: jti})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	token := func(jti string) string { return revocable(t, "u", jti) }
 	connect := func(jti string) *fakeTransport {
 		tr := &fakeTransport{}
 		c, err := n.NewClient(outbox.New(tr, n.OutboxOptions()), hub.FormatProtocol)
@@ -178,23 +166,16 @@ func TestRevocationDuringRefusedCheck(t *testing.T) {
 // closes it.
 func TestSecondConnectLeavesTheTokenAlone(t *testing.T) {
 	n := startRevocationNode(t, memory.NewRevocations())
-	token := func(user, jti string) string {
-		tok, err := auth.Mint(revocationSecret, auth.MintOptions{User: user, ID: jti})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
 	tr := &fakeTransport{}
 	c, err := n.NewClient(outbox.New(tr, n.OutboxOptions()), hub.FormatProtocol)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Closed)
-	if _, err := c.Connect(protocol.ConnectParams{Token: token("u", "j-1")}); err != nil {
+	if _, err := c.Connect(protocol.ConnectParams{Token: revocable(t, "u", "j-1")}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Connect(protocol.ConnectParams{Token: token("other", "j-2")})
+	_, err = c.Connect(protocol.ConnectParams{Token: revocable(t, "other", "j-2")})
 	if perr, ok := err.(*protocol.Error); !ok || perr.Code != protocol.ErrAlreadyConnected.Code {
 		t.Fatalf("second connect: %v, want %v", err, protocol.ErrAlreadyConnected)
 	}
@@ -219,10 +200,7 @@ func TestDroppedControlRechecks(t *testing.T) {
 
 	store := memory.NewRevocations()
 	n := startRevocationNode(t, store)
-	tok, err := auth.Mint(revocationSecret, auth.MintOptions{User: "u", ID: "j-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := revocable(t, "u", "j-1")
 	tr := &fakeTransport{}
 	c, err := n.NewClient(outbox.New(tr, n.OutboxOptions()), hub.FormatProtocol)
 	if err != nil {
@@ -240,6 +218,17 @@ func TestDroppedControlRechecks(t *testing.T) {
 	if d := tr.closedWith(t); d.Code != protocol.DisconnectTokenRevoked.Code {
 		t.Fatalf("closed with %d, want %d", d.Code, protocol.DisconnectTokenRevoked.Code)
 	}
+}
+
+// revocable mints a token of user with id jti, signed for
+// startRevocationNode's verifier.
+func revocable(t *testing.T, user, jti string) string {
+	t.Helper()
+	tok, err := auth.Mint(revocationSecret, auth.MintOptions{User: user, ID: jti})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 // revocationSecret signs the tokens of startRevocationNode's verifier.

@@ -272,10 +272,16 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// readEntry is a transition read from the log, with its entry's ID.
+type readEntry struct {
+	id string
+	t  transition
+}
+
 // transitionReader reads the log for the node while it holds the lease.
 type transitionReader struct {
 	n   *Node
-	buf *reorder.Buffer[string] // values: the entries' IDs
+	buf *reorder.Buffer[readEntry]
 	// after is the ID of the last entry read; done that of the last
 	// entry before which (and including which) every entry was told;
 	// recorded the done last recorded in the log.
@@ -284,8 +290,6 @@ type transitionReader struct {
 	// says which of them were told.
 	unsettled []string
 	told      map[string]bool
-	// ts holds the transitions read and not yet told, by entry ID.
-	ts map[string]transition
 }
 
 func (n *Node) newTransitionReader(progress string) *transitionReader {
@@ -294,10 +298,9 @@ func (n *Node) newTransitionReader(progress string) *transitionReader {
 	}
 	return &transitionReader{
 		n:     n,
-		buf:   reorder.New[string](transitionWait, transitionGap, transitionForget),
+		buf:   reorder.New[readEntry](transitionWait, transitionGap, transitionForget),
 		after: progress, done: progress, recorded: progress,
 		told: make(map[string]bool),
-		ts:   make(map[string]transition),
 	}
 }
 
@@ -327,8 +330,7 @@ func (r *transitionReader) read(ctx context.Context, tl transitionLog, block tim
 			if t.Occupancy {
 				key = "o"
 			}
-			r.ts[e.ID] = t
-			r.buf.Add(reorder.Event[string]{Group: t.Channel, Key: key, Seq: t.Seq, Source: t.Node, Value: e.ID}, now)
+			r.buf.Add(reorder.Event[readEntry]{Group: t.Channel, Key: key, Seq: t.Seq, Source: t.Node, Value: readEntry{e.ID, t}}, now)
 		}
 		r.tell(r.buf.Ready(now))
 		if len(entries) < transitionBatch {
@@ -339,11 +341,10 @@ func (r *transitionReader) read(ctx context.Context, tl transitionLog, block tim
 
 // tell tells the listeners the transitions of events, in order, and
 // advances done past the entries told.
-func (r *transitionReader) tell(events []reorder.Event[string]) {
+func (r *transitionReader) tell(events []reorder.Event[readEntry]) {
 	for _, e := range events {
-		t := r.ts[e.Value]
-		delete(r.ts, e.Value)
-		r.told[e.Value] = true
+		t := e.Value.t
+		r.told[e.Value.id] = true
 		if t.Occupancy {
 			r.n.hearOccupancy(t.Channel, t.In)
 		} else {

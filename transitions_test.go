@@ -69,17 +69,10 @@ func startRedisNode(t *testing.T, url, prefix string, hookAppend func(), hookRea
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := NewNode(Config{Namespaces: map[string]auth.Namespace{"room": {Anonymous: true, Presence: true}}}, Deps{Broker: b, Presence: b})
-	n.trans.testHookAppend, n.trans.testHookRead = hookAppend, hookRead
-	if err := n.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := n.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
+	cfg := Config{Namespaces: map[string]auth.Namespace{"room": {Anonymous: true, Presence: true}}}
+	return startNodeWith(t, cfg, Deps{Broker: b, Presence: b}, func(n *Node) {
+		n.trans.testHookAppend, n.trans.testHookRead = hookAppend, hookRead
 	})
-	return n
 }
 
 // TestTransitionsInOrderAcrossNodes: node A decides that a channel's last

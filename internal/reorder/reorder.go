@@ -45,17 +45,15 @@ type Buffer[T any] struct {
 	// with no event.
 	Forget time.Duration
 
-	groups  map[string][]*pending[T]
-	last    map[string]handed // by group and key
-	n       int               // events held
-	arrived uint64            // count of Add calls
-	swept   time.Time
+	groups map[string][]*pending[T]
+	last   map[string]handed // by group and key
+	n      int               // events held
+	swept  time.Time
 }
 
 type pending[T any] struct {
 	Event[T]
-	at    time.Time
-	order uint64
+	at time.Time
 }
 
 type handed struct {
@@ -73,8 +71,7 @@ func (b *Buffer[T]) Len() int { return b.n }
 
 // Add adds an event that arrived at now.
 func (b *Buffer[T]) Add(e Event[T], now time.Time) {
-	b.arrived++
-	b.groups[e.Group] = append(b.groups[e.Group], &pending[T]{Event: e, at: now, order: b.arrived})
+	b.groups[e.Group] = append(b.groups[e.Group], &pending[T]{Event: e, at: now})
 	b.n++
 }
 
@@ -110,20 +107,6 @@ func (b *Buffer[T]) Flush(now time.Time) []Event[T] {
 		delete(b.groups, g)
 	}
 	return out
-}
-
-// Oldest returns the held event that was added first.
-func (b *Buffer[T]) Oldest() (Event[T], bool) {
-	var first *pending[T]
-	for _, q := range b.groups {
-		if first == nil || q[0].order < first.order {
-			first = q[0] // each group's queue is in the order of Add
-		}
-	}
-	if first == nil {
-		return Event[T]{}, false
-	}
-	return first.Event, true
 }
 
 // release appends to out the events of one group's queue q that may go,
