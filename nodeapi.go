@@ -96,8 +96,8 @@ func (n *Node) Channels(ctx context.Context) ([]string, error) {
 }
 
 // LocalSubscribers returns how many connections of this node, of any
-// protocol, are subscribed to a channel: a count of this node only, which
-// nothing shares across nodes.
+// protocol, are subscribed to a channel: a count of this node only
+// (Subscribers counts every node's).
 func (n *Node) LocalSubscribers(ch string) int { return n.hub.NumSubscribers(ch) }
 
 // DisconnectUser disconnects every connection of a user, on every node,

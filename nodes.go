@@ -2,7 +2,6 @@ package redcast
 
 import (
 	"context"
-	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -67,11 +66,11 @@ type nodeTable struct {
 
 	// newcomer asks the announcing goroutine to announce now.
 	newcomer chan struct{}
-	// counts are the counts the node announces (ReportCount).
-	counts atomic.Pointer[map[string]func() int]
 
 	mu    sync.Mutex
 	nodes map[string]NodeInfo
+	// counts are the counts the node announces (ReportCount).
+	counts map[string]func() int
 	// last counts and time, for the rates of the next announcement.
 	lastPubs, lastPushes uint64
 	lastAt               time.Time
@@ -82,21 +81,19 @@ func newNodeTable(name string) *nodeTable {
 		name, _ = os.Hostname()
 	}
 	now := time.Now()
-	t := &nodeTable{id: newClientID(), name: name, started: now, lastAt: now, nodes: make(map[string]NodeInfo), newcomer: make(chan struct{}, 1)}
-	t.counts.Store(&map[string]func() int{})
-	return t
+	return &nodeTable{id: newClientID(), name: name, started: now, lastAt: now, nodes: make(map[string]NodeInfo),
+		counts: make(map[string]func() int), newcomer: make(chan struct{}, 1)}
 }
 
 // ReportCount makes the node announce, under name, what count returns
 // (called on each announcement, every 2 s): what a component of the node
 // counts and wants to know of the whole cluster (OtherNodesCount). Call it
-// before the node starts; count must be cheap and safe for concurrent use.
+// before the node starts; count must be cheap, safe for concurrent use,
+// and take no lock of the node.
 func (n *Node) ReportCount(name string, count func() int) {
 	n.table.mu.Lock()
 	defer n.table.mu.Unlock()
-	m := maps.Clone(*n.table.counts.Load())
-	m[name] = count
-	n.table.counts.Store(&m)
+	n.table.counts[name] = count
 }
 
 // OtherNodesCount returns the sum of the counts named name that the other
@@ -130,6 +127,13 @@ func (n *Node) info() NodeInfo {
 		pushRate = float64(pushes-t.lastPushes) / secs
 	}
 	t.lastPubs, t.lastPushes, t.lastAt = pubs, pushes, now
+	var counts map[string]int
+	if len(t.counts) > 0 {
+		counts = make(map[string]int, len(t.counts))
+		for name, f := range t.counts {
+			counts[name] = f() // cheap, and takes no lock (ReportCount)
+		}
+	}
 	t.mu.Unlock()
 
 	var top []ChannelCount
@@ -149,13 +153,6 @@ func (n *Node) info() NodeInfo {
 		}
 		return strings.Compare(a.Channel, b.Channel)
 	})
-	var counts map[string]int
-	if reported := *t.counts.Load(); len(reported) > 0 {
-		counts = make(map[string]int, len(reported))
-		for name, f := range reported {
-			counts[name] = f()
-		}
-	}
 	return NodeInfo{
 		Counts: counts,
 		ID:     t.id, Name: t.name, Version: Version,
